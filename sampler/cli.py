@@ -1,0 +1,124 @@
+"""The ``sampler`` command line: a thin layer over the library.
+
+Every command parses its arguments, calls library functions a user could call from Python,
+and prints. Bad input becomes one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+import click
+
+from sampler.errors import InvalidInput
+
+__all__ = ["cli", "main"]
+
+
+class OneLineErrors(click.Group):
+    """A click group whose usage and input errors are a single ``error: ...`` line, exit 2."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102 - click's own signature
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except (click.ClickException, InvalidInput) as error:
+            message = error.format_message() if isinstance(error, click.ClickException) else error
+            click.echo(f"error: {message}", err=True)
+            sys.exit(2)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(130)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def parse_logit(text: str) -> float:
+    """One logit from the command line: a finite number or -inf."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidInput(
+            f"logit {text!r} is not a number: give numbers such as 3.0 -1.5 2e-3, or -inf"
+        ) from None
+    if math.isnan(value) or value == math.inf:
+        raise InvalidInput(
+            f"logit {text!r} is not allowed: logits must be finite numbers or -inf (masked)"
+        )
+    return value
+
+
+def parse_temperature(text: str) -> float:
+    """One temperature from the command line (validated by the core)."""
+    from sampler.softmax import check_temperature
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidInput(
+            f"temperature {text!r} is not a number: use a number >= 0 (0 means hardmax)"
+        ) from None
+    return check_temperature(value)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sampler")
+def cli() -> None:
+    """See and measure what decoding does to a next-token distribution."""
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("logits", nargs=-1)
+@click.option("-t", "--temperature", "temperatures", multiple=True, metavar="T",
+              help="Temperature >= 0 (repeatable; 0 = hardmax). Default: 0 0.1 0.5 1 2 5 10.")
+@click.option("--labels", metavar="A,B,C", help="Comma-separated token names, one per logit.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@click.option("--plot", "plot_path", metavar="FILE",
+              help="Also draw bars and entropy-vs-τ to FILE (.png or .svg).")
+def softmax(
+    logits: tuple[str, ...],
+    temperatures: tuple[str, ...],
+    labels: str | None,
+    as_json: bool,
+    plot_path: str | None,
+) -> None:
+    """Softmax of LOGITS at several temperatures: the cheat sheet.
+
+    With no LOGITS it shows the classic example, logits 3.0 1.0 0.2 labelled A, B, C.
+    Negative logits and -inf (a masked token) are fine: sampler softmax 2 -1.5 -inf
+    """
+    from sampler.cheatsheet import (
+        CHEAT_SHEET_LABELS,
+        CHEAT_SHEET_LOGITS,
+        CHEAT_SHEET_TEMPERATURES,
+        cheat_sheet,
+        format_cheat_sheet,
+    )
+
+    values = [parse_logit(text) for text in logits] or list(CHEAT_SHEET_LOGITS)
+    names = labels.split(",") if labels is not None else None
+    if names is None and not logits:
+        names = list(CHEAT_SHEET_LABELS)
+    temps = [parse_temperature(text) for text in temperatures] or list(CHEAT_SHEET_TEMPERATURES)
+    if plot_path is not None:
+        from sampler.plots.figures import check_figure_path
+
+        check_figure_path(plot_path)  # fail before any output, not after
+    sheet = cheat_sheet(values, temps, names)
+    if plot_path is not None:
+        from sampler.plots.cheatsheet import plot_cheat_sheet
+
+        plot_cheat_sheet(sheet, plot_path)
+    if as_json:
+        click.echo(json.dumps(sheet, allow_nan=False))
+    else:
+        click.echo(format_cheat_sheet(sheet))
+        if plot_path is not None:
+            click.echo(f"\nplot written to {plot_path}")
+
+
+def main() -> None:
+    """Console entry point."""
+    cli()

@@ -1,0 +1,1 @@
+"""Plots (matplotlib, imported only when a plot is drawn)."""

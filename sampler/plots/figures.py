@@ -1,0 +1,59 @@
+"""Shared figure plumbing: a headless matplotlib and a safe, atomic save."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sampler.errors import InvalidInput
+
+__all__ = ["FIGURE_FORMATS", "check_figure_path", "pyplot", "save_figure"]
+
+FIGURE_FORMATS = {".png": "png", ".svg": "svg"}
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (no display needed), imported on first use."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise InvalidInput(
+            "plots need matplotlib: pip install 'sampler[plot]' (or matplotlib)"
+        ) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def check_figure_path(path: str | os.PathLike[str]) -> Path:
+    """Validate a figure path before any work is done: known extension, existing folder."""
+    target = Path(path)
+    if target.suffix.lower() not in FIGURE_FORMATS:
+        allowed = ", ".join(FIGURE_FORMATS)
+        raise InvalidInput(f"plot file {str(target)!r} has an unknown extension: use {allowed}")
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise InvalidInput(f"plot folder {str(folder)!r} does not exist: create it first")
+    if target.is_dir():
+        raise InvalidInput(f"plot file {str(target)!r} is a folder: name a file")
+    return target
+
+
+def save_figure(figure: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``figure`` to ``path`` atomically: a failed write leaves any old file intact."""
+    target = check_figure_path(path)
+    fmt = FIGURE_FORMATS[target.suffix.lower()]
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent
+    )
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            figure.savefig(stream, format=fmt, dpi=110, bbox_inches="tight")
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
