@@ -1,0 +1,32 @@
+"""sampler: an LLM-style token-sampling simulator.
+
+The core needs only numpy; torch and transformers load only when a model is used.
+
+>>> import sampler
+>>> [round(p, 5) for p in sampler.softmax([3.0, 1.0, 0.2]).tolist()]
+[0.83602, 0.11314, 0.05084]
+"""
+
+from sampler.errors import InvalidInputError
+from sampler.softmax import (
+    argmax,
+    argmin,
+    entropy,
+    hardmax,
+    log_softmax,
+    softmax,
+    softmax_entropy,
+)
+
+__all__ = [
+    "InvalidInputError",
+    "argmax",
+    "argmin",
+    "entropy",
+    "hardmax",
+    "log_softmax",
+    "softmax",
+    "softmax_entropy",
+]
+
+__version__ = "0.1.0"

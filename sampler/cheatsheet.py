@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from sampler.errors import InvalidInput
+from sampler.errors import InvalidInputError
 from sampler.softmax import (
     argmax,
     argmin,
@@ -82,14 +82,14 @@ def cheat_sheet(
     """
     x = as_logits(np.asarray(logits, dtype=np.float64))
     if x.ndim != 1:
-        raise InvalidInput(f"the cheat sheet takes one row of logits, got shape {x.shape}")
+        raise InvalidInputError(f"the cheat sheet takes one row of logits, got shape {x.shape}")
     names = list(labels) if labels is not None else default_labels(x.size)
     if len(names) != x.size:
-        raise InvalidInput(
+        raise InvalidInputError(
             f"{len(names)} labels given for {x.size} logits: give exactly one label per logit"
         )
     if not temperatures:
-        raise InvalidInput("no temperature given: give at least one temperature >= 0")
+        raise InvalidInputError("no temperature given: give at least one temperature >= 0")
     rows = []
     for temperature in temperatures:
         temperature = check_temperature(temperature)
@@ -125,14 +125,20 @@ def cheat_sheet(
 
 
 def _fmt(value: float | None, digits: int = 6) -> str:
-    return "-inf" if value is None else f"{value:.{digits}f}"
+    if value is None:
+        return "-inf"
+    if value != 0 and abs(value) < 10 ** -(digits - 2):
+        return f"{value:.2e}"  # tiny but not zero: show it rather than print 0.000000
+    return f"{value:.{digits}f}"
 
 
 def _table(header: list[str], body: list[list[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
     lines = []
     for row in [header, *body]:
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
         lines.append("  ".join(cells).rstrip())
     return lines
 

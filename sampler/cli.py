@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from sampler.errors import InvalidInput
+from sampler.errors import InvalidInputError
 
 __all__ = ["cli", "main"]
 
@@ -21,11 +21,11 @@ __all__ = ["cli", "main"]
 class OneLineErrors(click.Group):
     """A click group whose usage and input errors are a single ``error: ...`` line, exit 2."""
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102 - click's own signature
+    def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         try:
             result = super().main(*args, **kwargs)
-        except (click.ClickException, InvalidInput) as error:
+        except (click.ClickException, InvalidInputError) as error:
             message = error.format_message() if isinstance(error, click.ClickException) else error
             click.echo(f"error: {message}", err=True)
             sys.exit(2)
@@ -40,11 +40,11 @@ def parse_logit(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise InvalidInput(
+        raise InvalidInputError(
             f"logit {text!r} is not a number: give numbers such as 3.0 -1.5 2e-3, or -inf"
         ) from None
     if math.isnan(value) or value == math.inf:
-        raise InvalidInput(
+        raise InvalidInputError(
             f"logit {text!r} is not allowed: logits must be finite numbers or -inf (masked)"
         )
     return value
@@ -57,7 +57,7 @@ def parse_temperature(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise InvalidInput(
+        raise InvalidInputError(
             f"temperature {text!r} is not a number: use a number >= 0 (0 means hardmax)"
         ) from None
     return check_temperature(value)
@@ -71,12 +71,22 @@ def cli() -> None:
 
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("logits", nargs=-1)
-@click.option("-t", "--temperature", "temperatures", multiple=True, metavar="T",
-              help="Temperature >= 0 (repeatable; 0 = hardmax). Default: 0 0.1 0.5 1 2 5 10.")
+@click.option(
+    "-t",
+    "--temperature",
+    "temperatures",
+    multiple=True,
+    metavar="T",
+    help="Temperature >= 0 (repeatable; 0 = hardmax). Default: 0 0.1 0.5 1 2 5 10.",
+)
 @click.option("--labels", metavar="A,B,C", help="Comma-separated token names, one per logit.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-@click.option("--plot", "plot_path", metavar="FILE",
-              help="Also draw bars and entropy-vs-τ to FILE (.png or .svg).")
+@click.option(
+    "--plot",
+    "plot_path",
+    metavar="FILE",
+    help="Also draw bars and entropy-vs-τ to FILE (.png or .svg).",
+)
 def softmax(
     logits: tuple[str, ...],
     temperatures: tuple[str, ...],

@@ -1,6 +1,6 @@
 """The one exception type for bad user input.
 
-Library functions raise :class:`InvalidInput` (a ``ValueError``) with a single-line message
+Library functions raise :class:`InvalidInputError` (a ``ValueError``) with a single-line message
 that names the bad value and what is allowed; the CLI prints that line and exits with code 2.
 Any other exception is a bug and keeps its traceback.
 """
@@ -8,5 +8,5 @@ Any other exception is a bug and keeps its traceback.
 from __future__ import annotations
 
 
-class InvalidInput(ValueError):
+class InvalidInputError(ValueError):
     """Bad input from a user: the message is one line naming the value and what is allowed."""

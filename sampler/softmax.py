@@ -3,7 +3,7 @@
 Everything here is pure numpy, batched over the last axis, and keeps float32 or float64 as
 given (other inputs become float64). Logits may be any finite number or ``-inf`` (a masked
 token); NaN, ``+inf`` and rows that are entirely ``-inf`` are rejected with
-:class:`~sampler.errors.InvalidInput`.
+:class:`~sampler.errors.InvalidInputError`.
 
 The two limits of temperature are handled exactly rather than approximately:
 
@@ -31,7 +31,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sampler.errors import InvalidInput
+from sampler.errors import InvalidInputError
 
 __all__ = [
     "argmax",
@@ -54,7 +54,7 @@ def as_logits(logits: ArrayLike) -> np.ndarray:
 
     Raises
     ------
-    InvalidInput
+    InvalidInputError
         If the array is empty, holds NaN or ``+inf``, or a row is entirely ``-inf``.
     """
     x = np.asarray(logits)
@@ -63,12 +63,12 @@ def as_logits(logits: ArrayLike) -> np.ndarray:
     if x.ndim == 0:
         x = x.reshape(1)
     if x.shape[-1] == 0:
-        raise InvalidInput("logits are empty: give at least one logit")
+        raise InvalidInputError("logits are empty: give at least one logit")
     # One reduction finds every bad case: NaN and +inf propagate to the row max, and a row of
     # only -inf has max -inf. The full scan for the culprit runs only on the error path.
     row_max = x.max(axis=-1)
     if not np.isfinite(row_max).all():
-        raise InvalidInput(_describe_bad_logits(x))
+        raise InvalidInputError(_describe_bad_logits(x))
     return x
 
 
@@ -90,11 +90,11 @@ def check_temperature(temperature: float) -> float:
     try:
         value = float(temperature)
     except (TypeError, ValueError):
-        raise InvalidInput(
+        raise InvalidInputError(
             f"temperature {temperature!r} is not a number: use a number >= 0"
         ) from None
     if math.isnan(value) or value < 0:
-        raise InvalidInput(
+        raise InvalidInputError(
             f"temperature {value:g} is invalid: use a number >= 0 (0 means greedy/hardmax)"
         )
     return value
@@ -106,7 +106,7 @@ def _temperature_array(temperature: float | ArrayLike, x: np.ndarray) -> float |
         return check_temperature(temperature)  # type: ignore[arg-type]
     temps = np.asarray(temperature, dtype=np.float64)
     if temps.shape != x.shape[:-1]:
-        raise InvalidInput(
+        raise InvalidInputError(
             f"temperature has shape {temps.shape}: give one number or one per row {x.shape[:-1]}"
         )
     for value in temps.ravel():
@@ -222,7 +222,7 @@ def entropy(probs: ArrayLike, base: EntropyBase = "nats") -> np.ndarray:
     """
     p = np.asarray(probs, dtype=np.result_type(np.asarray(probs).dtype, np.float32))
     if np.isnan(p).any() or (p < 0).any():
-        raise InvalidInput("probabilities must be non-negative numbers (found NaN or < 0)")
+        raise InvalidInputError("probabilities must be non-negative numbers (found NaN or < 0)")
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
     nats = -terms.sum(axis=-1)
@@ -232,4 +232,4 @@ def entropy(probs: ArrayLike, base: EntropyBase = "nats") -> np.ndarray:
         return nats / math.log(2)
     if isinstance(base, int | float) and base > 1:
         return nats / math.log(base)
-    raise InvalidInput(f"entropy base {base!r} is invalid: use 'nats', 'bits' or a number > 1")
+    raise InvalidInputError(f"entropy base {base!r} is invalid: use 'nats', 'bits' or a number > 1")

@@ -53,18 +53,32 @@ def plot_cheat_sheet(sheet: dict[str, Any], path: str | os.PathLike[str]) -> Pat
 
     low, high = _entropy_curve_range([row["temperature"] for row in rows])
     grid = np.geomspace(low, high, 400)
-    curve.plot(grid, softmax_entropy(np.broadcast_to(logits, (grid.size, logits.size)), grid),
-               color="black", linewidth=1.5, label="H(softmax(x / τ))")
+    curve.plot(
+        grid,
+        softmax_entropy(np.broadcast_to(logits, (grid.size, logits.size)), grid),
+        color="black",
+        linewidth=1.5,
+        label="H(softmax(x / τ))",
+    )
     for i, row in enumerate(rows):
         if 0 < row["temperature"] < math.inf:
-            curve.plot(row["temperature"], row["entropy_nats"], "o", color=colours[i],
-                       markeredgecolor="black", zorder=3)
+            curve.plot(
+                row["temperature"],
+                row["entropy_nats"],
+                "o",
+                color=colours[i],
+                markeredgecolor="black",
+                zorder=3,
+            )
     uniform = math.log(int(np.isfinite(logits).sum()))
     hard = float(softmax_entropy(logits, 0.0))
-    curve.axhline(uniform, linestyle="--", color="tab:red",
-                  label=f"τ → ∞: uniform, log {int(np.isfinite(logits).sum())} = {uniform:.3f}")
-    curve.axhline(hard, linestyle=":", color="tab:blue",
-                  label=f"τ → 0: hardmax, {hard:.3f}")
+    curve.axhline(
+        uniform,
+        linestyle="--",
+        color="tab:red",
+        label=f"τ → ∞: uniform, log {int(np.isfinite(logits).sum())} = {uniform:.3f}",
+    )
+    curve.axhline(hard, linestyle=":", color="tab:blue", label=f"τ → 0: hardmax, {hard:.3f}")
     curve.set_xscale("log")
     curve.set_xlabel("temperature τ (log scale)")
     curve.set_ylabel("entropy (nats)")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from sampler.errors import InvalidInput
+from sampler.errors import InvalidInputError
+from sampler.files import atomic_writer
 
 __all__ = ["FIGURE_FORMATS", "check_figure_path", "pyplot", "save_figure"]
 
@@ -19,7 +19,7 @@ def pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise InvalidInput(
+        raise InvalidInputError(
             "plots need matplotlib: pip install 'sampler[plot]' (or matplotlib)"
         ) from None
     matplotlib.use("Agg")
@@ -33,27 +33,22 @@ def check_figure_path(path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     if target.suffix.lower() not in FIGURE_FORMATS:
         allowed = ", ".join(FIGURE_FORMATS)
-        raise InvalidInput(f"plot file {str(target)!r} has an unknown extension: use {allowed}")
+        raise InvalidInputError(
+            f"plot file {str(target)!r} has an unknown extension: use {allowed}"
+        )
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
-        raise InvalidInput(f"plot folder {str(folder)!r} does not exist: create it first")
+        raise InvalidInputError(f"plot folder {str(folder)!r} does not exist: create it first")
     if target.is_dir():
-        raise InvalidInput(f"plot file {str(target)!r} is a folder: name a file")
+        raise InvalidInputError(f"plot file {str(target)!r} is a folder: name a file")
     return target
 
 
 def save_figure(figure: Any, path: str | os.PathLike[str]) -> Path:
     """Write ``figure`` to ``path`` atomically: a failed write leaves any old file intact."""
     target = check_figure_path(path)
-    fmt = FIGURE_FORMATS[target.suffix.lower()]
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent
-    )
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            figure.savefig(stream, format=fmt, dpi=110, bbox_inches="tight")
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_writer(target) as stream:
+        figure.savefig(
+            stream, format=FIGURE_FORMATS[target.suffix.lower()], dpi=110, bbox_inches="tight"
+        )
     return target
