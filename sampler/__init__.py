@@ -7,7 +7,9 @@ The core needs only numpy; torch and transformers load only when a model is used
 [0.83602, 0.11314, 0.05084]
 """
 
+from sampler.engine import Sampler, distribution
 from sampler.errors import InvalidInputError
+from sampler.params import PRESETS, SamplingParams
 from sampler.softmax import (
     argmax,
     argmin,
@@ -17,11 +19,17 @@ from sampler.softmax import (
     softmax,
     softmax_entropy,
 )
+from sampler.stats import StepStats
 
 __all__ = [
+    "PRESETS",
     "InvalidInputError",
+    "Sampler",
+    "SamplingParams",
+    "StepStats",
     "argmax",
     "argmin",
+    "distribution",
     "entropy",
     "hardmax",
     "log_softmax",

@@ -50,12 +50,29 @@ STAGES = (
 PRESETS: dict[str, tuple[str, ...]] = {
     # transformers' generate(): processors (bias, repetition penalty), then the warpers in the
     # order _get_logits_processor appends them.
-    "hf": ("logit_bias", "penalties", "temperature", "top_k", "top_p", "min_p", "typical_p",
-           "epsilon", "eta"),
+    "hf": (
+        "logit_bias",
+        "penalties",
+        "temperature",
+        "top_k",
+        "top_p",
+        "min_p",
+        "typical_p",
+        "epsilon",
+        "eta",
+    ),
     # llama.cpp common_params_sampling.samplers: penalties, (DRY), top-n-sigma, top-k, typical,
     # top-p, min-p, (XTC), temperature; logit bias is put in front by common_sampler_init.
-    "llama.cpp": ("logit_bias", "penalties", "top_n_sigma", "top_k", "typical_p", "top_p",
-                  "min_p", "temperature"),
+    "llama.cpp": (
+        "logit_bias",
+        "penalties",
+        "top_n_sigma",
+        "top_k",
+        "typical_p",
+        "top_p",
+        "min_p",
+        "temperature",
+    ),
     # vLLM v1 Sampler: logits processors (bias), penalties, temperature, min-p, top-k/top-p.
     "vllm": ("logit_bias", "penalties", "temperature", "min_p", "top_k", "top_p"),
 }
@@ -146,14 +163,23 @@ class SamplingParams:
         self._check_int("top_k", self.top_k, -1, "-1, 0 (off) or a positive integer")
         self._check("top_p", self.top_p, lambda v: 0 < v <= 1, "0 < top_p <= 1 (1 = off)")
         self._check("min_p", self.min_p, lambda v: 0 <= v <= 1, "0 <= min_p <= 1 (0 = off)")
-        self._check("typical_p", self.typical_p, lambda v: 0 < v <= 1,
-                    "0 < typical_p <= 1 (1 = off)")
+        self._check(
+            "typical_p", self.typical_p, lambda v: 0 < v <= 1, "0 < typical_p <= 1 (1 = off)"
+        )
         self._check("epsilon", self.epsilon, lambda v: 0 <= v < 1, "0 <= epsilon < 1 (0 = off)")
         self._check("eta", self.eta, lambda v: 0 <= v < 1, "0 <= eta < 1 (0 = off)")
-        self._check("top_n_sigma", self.top_n_sigma, lambda v: 0 <= v < math.inf,
-                    "0 <= top_n_sigma, finite (0 = off)")
-        self._check("repetition_penalty", self.repetition_penalty, lambda v: 0 < v < math.inf,
-                    "repetition_penalty > 0, finite (1 = off)")
+        self._check(
+            "top_n_sigma",
+            self.top_n_sigma,
+            lambda v: 0 <= v < math.inf,
+            "0 <= top_n_sigma, finite (0 = off)",
+        )
+        self._check(
+            "repetition_penalty",
+            self.repetition_penalty,
+            lambda v: 0 < v < math.inf,
+            "repetition_penalty > 0, finite (1 = off)",
+        )
         for name in ("frequency_penalty", "presence_penalty"):
             self._check(name, getattr(self, name), lambda v: -2 <= v <= 2, f"-2 <= {name} <= 2")
         self._check_int("penalty_last_n", self.penalty_last_n, 0, "0 (all) or a positive integer")
@@ -202,8 +228,9 @@ class SamplingParams:
             if order in PRESETS:
                 return PRESETS[order]
             names = ", ".join(PRESETS)
-            raise InvalidInputError(f"order={order!r} is not a preset: use one of {names}, "
-                                    "or a list of stages")
+            raise InvalidInputError(
+                f"order={order!r} is not a preset: use one of {names}, or a list of stages"
+            )
         stages = tuple(order)
         for name in stages:
             if name not in STAGES:
@@ -215,8 +242,13 @@ class SamplingParams:
         return stages
 
     def __hash__(self) -> int:
-        return hash((self.stages, tuple(sorted(self.logit_bias.items())),
-                     *(getattr(self, name) for name in self._scalar_fields())))
+        return hash(
+            (
+                self.stages,
+                tuple(sorted(self.logit_bias.items())),
+                *(getattr(self, name) for name in self._scalar_fields()),
+            )
+        )
 
     @classmethod
     def _scalar_fields(cls) -> tuple[str, ...]:
@@ -237,7 +269,8 @@ class SamplingParams:
         """The stages whose parameters are not neutral (temperature is always active)."""
         active = {
             "logit_bias": bool(self.logit_bias),
-            "penalties": self.repetition_penalty != 1 or self.frequency_penalty != 0
+            "penalties": self.repetition_penalty != 1
+            or self.frequency_penalty != 0
             or self.presence_penalty != 0,
             "temperature": True,
             "top_k": self.top_k > 0,

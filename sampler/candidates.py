@@ -1,0 +1,133 @@
+"""`Candidates`: the rows of logits a filter chain works on, dense or compacted.
+
+A batch starts *dense*: column ``j`` is token ``j`` of the vocabulary. A filter that keeps only
+a few tokens (top-k, top-p) may *compact* the batch to the few columns it kept, with their token
+ids alongside, as llama.cpp's candidate arrays do; the filters after it then cost almost
+nothing. Dropped tokens are ``-inf`` in either form. Nothing here modifies its input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "Candidates",
+    "cut_head",
+    "keep_at_least",
+    "log_normalizer",
+    "normalizer_and_entropy",
+    "sorted_head",
+]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Logits ``[B, N]`` and, when compacted, the token id of every column ``[B, N]``."""
+
+    logits: np.ndarray
+    ids: np.ndarray | None
+    vocab_size: int
+
+    @classmethod
+    def dense(cls, logits: np.ndarray) -> Candidates:
+        """All tokens of a ``[B, V]`` array, column ``j`` being token ``j``."""
+        return cls(logits, None, logits.shape[-1])
+
+    @property
+    def is_dense(self) -> bool:
+        return self.ids is None
+
+    def with_logits(self, logits: np.ndarray) -> Candidates:
+        """The same tokens with new logits."""
+        return Candidates(logits, self.ids, self.vocab_size)
+
+    def token_ids(self) -> np.ndarray:
+        """Token ids ``[B, N]`` of the columns (materialised for a dense batch)."""
+        if self.ids is not None:
+            return self.ids
+        rows, width = self.logits.shape
+        return np.broadcast_to(np.arange(width), (rows, width))
+
+    def to_dense(self) -> np.ndarray:
+        """``[B, V]`` logits with every token that is not a candidate at ``-inf``."""
+        if self.ids is None:
+            return self.logits
+        out = np.full((self.logits.shape[0], self.vocab_size), -np.inf, self.logits.dtype)
+        np.put_along_axis(out, self.ids, self.logits, axis=1)
+        return out
+
+    def take_rows(self, rows: np.ndarray) -> Candidates:
+        ids = None if self.ids is None else self.ids[rows]
+        return Candidates(self.logits[rows], ids, self.vocab_size)
+
+
+def log_normalizer(logits: np.ndarray) -> np.ndarray:
+    """``log Σ exp(logits)`` per row ``[B]``, stable; rows need one finite logit."""
+    peak = logits.max(axis=1)
+    weights = np.exp(logits - peak[:, None])
+    return peak + np.log(weights.sum(axis=1, dtype=np.float64)).astype(logits.dtype)
+
+
+def normalizer_and_entropy(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(log Z, H)`` per row in one exponential pass: ``H = log Z - Σ p_i x_i``."""
+    peak = logits.max(axis=1, keepdims=True)
+    shifted = logits - peak
+    weights = np.exp(shifted)
+    total = weights.sum(axis=1, dtype=np.float64)
+    # Masked tokens have weight 0 and shift -inf; by 0·log 0 = 0 they add nothing.
+    terms = np.multiply(weights, shifted, out=np.zeros_like(weights), where=weights > 0)
+    entropy = np.log(total) - terms.sum(axis=1, dtype=np.float64) / total
+    log_z = peak[:, 0] + np.log(total).astype(logits.dtype)
+    return log_z, entropy
+
+
+def sorted_head(candidates: Candidates, size: int) -> Candidates:
+    """The ``size`` largest candidates of each row, sorted by logit descending.
+
+    Ties are ordered by token id, so the head of a row does not depend on the other rows.
+    A partition finds the head first; only the head is sorted.
+    """
+    logits = candidates.logits
+    width = logits.shape[1]
+    if size < width:
+        columns = np.argpartition(-logits, size - 1, axis=1)[:, :size]
+        values = np.take_along_axis(logits, columns, axis=1)
+    else:
+        columns = np.broadcast_to(np.arange(width), logits.shape)
+        values = logits
+    ids = np.take_along_axis(candidates.token_ids(), columns, axis=1)
+    order = np.lexsort((ids, -values), axis=1)
+    return Candidates(
+        np.take_along_axis(values, order, axis=1),
+        np.take_along_axis(ids, order, axis=1),
+        candidates.vocab_size,
+    )
+
+
+def keep_at_least(candidates: Candidates, threshold: np.ndarray) -> Candidates:
+    """Drop every logit below its row's ``threshold`` ``[B]`` (``-inf`` keeps the row whole)."""
+    logits = candidates.logits
+    if np.isneginf(threshold).all():
+        return candidates
+    kept = np.full_like(logits, -np.inf)
+    np.copyto(kept, logits, where=logits >= threshold[:, None].astype(logits.dtype))
+    return candidates.with_logits(kept)
+
+
+def cut_head(candidates: Candidates, head: Candidates, threshold: np.ndarray) -> Candidates:
+    """Keep logits ``>= threshold`` per row, as the compact ``head`` when that is exact.
+
+    ``head`` must be a :func:`sorted_head` of ``candidates`` and every row's threshold must be
+    met inside it. When a threshold equals the smallest logit of a head that is narrower than
+    the row, tokens tied with it may lie outside the head: then the dense cut is taken, so ties
+    are always kept together.
+    """
+    if head.logits.shape[1] < candidates.logits.shape[1]:
+        smallest = head.logits[:, -1]
+        tie_risk = (threshold == smallest) & np.isfinite(smallest)
+        row_off = np.isneginf(threshold)  # an inactive row keeps every token, not just a head
+        if (tie_risk | row_off).any():
+            return keep_at_least(candidates, threshold)
+    return keep_at_least(head, threshold)

@@ -1,0 +1,87 @@
+"""Truncation by information content: locally typical, epsilon and eta sampling.
+
+Pure functions ``(Candidates, RowParams) -> Candidates``, each matching the transformers warper
+of the same name (``TypicalLogitsWarper``, ``EpsilonLogitsWarper``, ``EtaLogitsWarper``), with
+the ``min_keep`` most likely tokens always kept.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sampler.candidates import Candidates, keep_at_least, normalizer_and_entropy, sorted_head
+from sampler.rows import RowParams
+
+__all__ = ["epsilon", "eta", "typical_p"]
+
+
+def _protected_floor(candidates: Candidates, rows: RowParams, active: np.ndarray) -> np.ndarray:
+    """Per row, the logit of the ``min_keep``-th most likely token (kept whatever happens)."""
+    logits = candidates.logits
+    if (rows.min_keep[active] <= 1).all():
+        return logits.max(axis=1)
+    needed = min(int(rows.min_keep[active].max()), logits.shape[1])
+    head = sorted_head(candidates, needed)
+    columns = np.minimum(rows.min_keep, needed) - 1
+    return head.logits[np.arange(len(columns)), columns]
+
+
+def _probability_floor(
+    candidates: Candidates,
+    rows: RowParams,
+    active: np.ndarray,
+    log_floor: np.ndarray,
+    log_z: np.ndarray,
+) -> Candidates:
+    """Drop tokens with ``log p < log_floor`` unless they are among the ``min_keep`` best."""
+    floor = np.minimum(log_z + log_floor, _protected_floor(candidates, rows, active))
+    return keep_at_least(candidates, np.where(active, floor, -np.inf))
+
+
+def epsilon(candidates: Candidates, rows: RowParams) -> Candidates:
+    """Epsilon sampling (Hewitt et al. 2022): drop tokens with probability below ``epsilon``."""
+    eps = rows.epsilon
+    active = eps > 0
+    if not active.any():
+        return candidates
+    log_z, _ = normalizer_and_entropy(candidates.logits)
+    log_floor = np.log(np.where(active, eps, 1.0))
+    return _probability_floor(candidates, rows, active, log_floor, log_z)
+
+
+def eta(candidates: Candidates, rows: RowParams) -> Candidates:
+    """Eta sampling (Hewitt et al. 2022): the floor is ``min(eta, sqrt(eta) * exp(-H))``."""
+    value = rows.eta
+    active = value > 0
+    if not active.any():
+        return candidates
+    log_z, entropy = normalizer_and_entropy(candidates.logits)
+    safe = np.where(active, value, 1.0)
+    log_floor = np.log(np.minimum(safe, np.sqrt(safe) * np.exp(-entropy)))
+    return _probability_floor(candidates, rows, active, log_floor, log_z)
+
+
+def typical_p(candidates: Candidates, rows: RowParams) -> Candidates:
+    """Locally typical sampling (Meister et al. 2023) with mass ``typical_p``.
+
+    Tokens are ranked by ``|-log p_i - H|``; the shortest run of that ranking whose mass
+    reaches ``typical_p`` is kept (the crossing token included, ties in the score kept).
+    """
+    mass = rows.typical_p
+    active = mass < 1
+    if not active.any():
+        return candidates
+    logits = candidates.logits
+    log_z, entropy = normalizer_and_entropy(logits)
+    log_probs = logits - log_z[:, None]
+    score = np.abs(-log_probs - entropy[:, None].astype(logits.dtype))
+    order = np.argsort(score, axis=1, kind="stable")
+    ranked_score = np.take_along_axis(score, order, axis=1)
+    cumulative = np.cumsum(
+        np.exp(np.take_along_axis(log_probs, order, axis=1)), axis=1, dtype=np.float64
+    )
+    last = np.minimum((cumulative < mass[:, None]).sum(axis=1), logits.shape[1] - 1)
+    last = np.maximum(last, np.minimum(rows.min_keep, logits.shape[1]) - 1)
+    limit = ranked_score[np.arange(len(last)), last]
+    keep = (score <= limit[:, None]) | ~active[:, None]
+    return candidates.with_logits(np.where(keep, logits, -np.inf).astype(logits.dtype))
