@@ -83,16 +83,43 @@ def normalizer_and_entropy(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return log_z, entropy
 
 
+# Rows are cut into blocks of this many logits when looking for a head (see _top_columns).
+_BLOCK = 128
+
+
+def _top_columns(logits: np.ndarray, size: int) -> np.ndarray:
+    """Columns ``[B, size]`` of the ``size`` largest logits per row, in no particular order.
+
+    Over a long row, the head lies in the ``size`` blocks of ``_BLOCK`` logits whose maxima
+    are largest (if a head logit's block were not among them, those blocks' maxima would be
+    ``size`` logits at least as large). So one cheap pass takes block maxima, and the
+    partition runs on ``size`` blocks instead of the whole row.
+    """
+    rows, width = logits.shape
+    blocks = width // _BLOCK
+    if blocks < 4 * size:
+        return np.argpartition(-logits, size - 1, axis=1)[:, :size]
+    block_max = logits[:, : blocks * _BLOCK].reshape(rows, blocks, _BLOCK).max(axis=2)
+    best_blocks = np.argpartition(-block_max, size - 1, axis=1)[:, :size]
+    pool = (best_blocks[:, :, None] * _BLOCK + np.arange(_BLOCK)).reshape(rows, -1)
+    tail = np.arange(blocks * _BLOCK, width)  # the last, partial block is always searched
+    if tail.size:
+        pool = np.concatenate([pool, np.broadcast_to(tail, (rows, tail.size))], axis=1)
+    values = np.take_along_axis(logits, pool, axis=1)
+    picked = np.argpartition(-values, size - 1, axis=1)[:, :size]
+    return np.take_along_axis(pool, picked, axis=1)
+
+
 def sorted_head(candidates: Candidates, size: int) -> Candidates:
     """The ``size`` largest candidates of each row, sorted by logit descending.
 
     Ties are ordered by token id, so the head of a row does not depend on the other rows.
-    A partition finds the head first; only the head is sorted.
+    The head is found without sorting the row; only the head is sorted.
     """
     logits = candidates.logits
     width = logits.shape[1]
     if size < width:
-        columns = np.argpartition(-logits, size - 1, axis=1)[:, :size]
+        columns = _top_columns(logits, size)
         values = np.take_along_axis(logits, columns, axis=1)
     else:
         columns = np.broadcast_to(np.arange(width), logits.shape)
@@ -120,9 +147,10 @@ def cut_head(candidates: Candidates, head: Candidates, threshold: np.ndarray) ->
     """Keep logits ``>= threshold`` per row, as the compact ``head`` when that is exact.
 
     ``head`` must be a :func:`sorted_head` of ``candidates`` and every row's threshold must be
-    met inside it. When a threshold equals the smallest logit of a head that is narrower than
-    the row, tokens tied with it may lie outside the head: then the dense cut is taken, so ties
-    are always kept together.
+    met inside it; take the head one wider than needed, so that its last logit is below the
+    threshold. When a threshold equals the smallest logit of a head that is narrower than the
+    row, tokens tied with it may lie outside the head: then the dense cut is taken, so ties are
+    always kept together.
     """
     if head.logits.shape[1] < candidates.logits.shape[1]:
         smallest = head.logits[:, -1]

@@ -33,7 +33,7 @@ from sampler.filters import STAGE_FUNCTIONS
 from sampler.final import FinalDistribution
 from sampler.params import SamplingParams
 from sampler.rows import RowParams
-from sampler.softmax import as_logits
+from sampler.softmax import validated_logits
 from sampler.stats import StepStats, step_stats
 
 __all__ = ["Sampler", "distribution"]
@@ -42,12 +42,14 @@ _SHAPING = ("logit_bias", "penalties")
 History = Sequence[ArrayLike] | None
 
 
-def _as_batch(logits: ArrayLike) -> tuple[np.ndarray, bool]:
+def _as_batch(logits: ArrayLike) -> tuple[np.ndarray, bool, np.ndarray]:
+    """``[B, V]`` validated logits, whether a single row was given, and the row maxima."""
     x = np.asarray(logits)
     if x.ndim not in (1, 2):
         raise InvalidInputError(f"logits have shape {x.shape}: give [vocab] or [batch, vocab]")
     single = x.ndim == 1
-    return as_logits(x[None, :] if single else x), single
+    raw, peak = validated_logits(x[None, :] if single else x)
+    return raw, single, peak
 
 
 def _as_params(
@@ -109,32 +111,30 @@ def _group_inputs(
 
 def run_chain(
     raw: np.ndarray, rows: RowParams, stages: Sequence[str]
-) -> tuple[Candidates, Candidates]:
-    """Run ``stages`` in order; return ``(final candidates, dense logits after shaping)``.
+) -> tuple[Candidates, np.ndarray]:
+    """Run ``stages`` in order; return the final candidates and the *tempered* logits.
 
-    The second value (logit bias and penalties applied, nothing dropped) is what
-    ``entropy_temp`` is measured on.
+    The tempered logits are the dense logits after bias, penalties and temperature with
+    nothing dropped: what ``entropy_temp`` measures. When the chain computes them on its way
+    (shaping stages first, as in every preset) they are taken from it, not computed again.
     """
+    shaping = [name for name in stages if name in _SHAPING]
     candidates = Candidates.dense(raw)
-    leading = 0
-    while leading < len(stages) and stages[leading] in _SHAPING:
-        candidates = STAGE_FUNCTIONS[stages[leading]](candidates, rows)
-        leading += 1
-    shaped = candidates
-    if any(name in _SHAPING for name in stages[leading:]):
-        shaped = Candidates.dense(raw)
-        for name in (n for n in stages if n in _SHAPING):
-            shaped = STAGE_FUNCTIONS[name](shaped, rows)
-    for name in stages[leading:]:
+    shaped = candidates if stages[: len(shaping)] == tuple(shaping) else None
+    tempered = None
+    for name in stages:
+        before = candidates
         candidates = STAGE_FUNCTIONS[name](candidates, rows)
-    return candidates, shaped
-
-
-def _final(
-    raw: np.ndarray, rows: RowParams, stages: Sequence[str]
-) -> tuple[FinalDistribution, Candidates]:
-    candidates, shaped = run_chain(raw, rows, stages)
-    return FinalDistribution.from_candidates(candidates, rows), shaped
+        if name == "temperature" and shaped is not None and before is shaped:
+            tempered = candidates.logits
+        if shaped is not None and name in _SHAPING:
+            shaped = candidates
+    if tempered is None:
+        dense = Candidates.dense(raw)
+        for name in shaping:
+            dense = STAGE_FUNCTIONS[name](dense, rows)
+        tempered = STAGE_FUNCTIONS["temperature"](dense, rows).logits
+    return candidates, tempered
 
 
 def distribution(
@@ -164,15 +164,16 @@ def distribution(
     >>> distribution([3.0, 1.0, 0.2], SamplingParams(top_k=2)).round(4).tolist()
     [0.8808, 0.1192, 0.0]
     """
-    raw, single = _as_batch(logits)
+    raw, single, _ = _as_batch(logits)
     all_params = _as_params(params, raw.shape[0])
     rows = RowParams.from_params(all_params).with_history(
         _as_history(history, raw.shape[0], raw.shape[1])
     )
     out = np.empty_like(raw)
     for stages, members in _groups(all_params):
-        final, _ = _final(*_group_inputs(raw, rows, members), stages)
-        out[members] = final.to_dense()
+        group_raw, group_rows = _group_inputs(raw, rows, members)
+        candidates, _ = run_chain(group_raw, group_rows, stages)
+        out[members] = FinalDistribution.from_candidates(candidates, group_rows).to_dense()
     return out[0] if single else out
 
 
@@ -237,7 +238,7 @@ class Sampler:
         stats : StepStats or None
             Per-row statistics (``None`` when the sampler was made with ``stats=False``).
         """
-        raw, _ = _as_batch(logits)
+        raw, _, peak = _as_batch(logits)
         if self._streams is None:
             self._setup(raw.shape[0])
         assert self._rows is not None and self._streams is not None and self._params
@@ -252,14 +253,13 @@ class Sampler:
         parts = []
         for stages, members in _groups(self._params):
             group_raw, group_rows = _group_inputs(raw, rows, members)
-            final, shaped = _final(group_raw, group_rows, stages)
+            candidates, tempered = run_chain(group_raw, group_rows, stages)
+            final = FinalDistribution.from_candidates(candidates, group_rows)
             columns = final.draw(uniforms[members])
             tokens[members] = final.token_ids(columns)
             if self.stats:
-                parts.append(
-                    (
-                        members,
-                        step_stats(group_raw, shaped, group_rows, final, columns, tokens[members]),
-                    )
+                stats = step_stats(
+                    group_raw, peak[members], tempered, final, columns, tokens[members]
                 )
+                parts.append((members, stats))
         return tokens, StepStats.concatenate(parts, raw.shape[0]) if self.stats else None

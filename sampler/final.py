@@ -1,10 +1,14 @@
 """The distribution a draw uses, and the draw itself.
 
 After the chain, each row's candidates are put in token-id order, and the draw is an inverse
-CDF over them: the first token at which the running sum of ``exp(x_i - max)`` (float64,
-sequential) exceeds ``u`` times the total, ``u`` being one uniform number from the row's own
-stream. Dropped tokens add exactly 0 to that sum, so a row draws the same token whether its
-candidates were compacted or not, alone or in any batch.
+CDF over them: the first token at which the running sum of ``w_i = exp(x_i - max)`` exceeds
+``u`` times the total, ``u`` being one uniform number from the row's own stream. The weights
+are the same float32/float64 numbers whether a row's candidates were compacted or not, and
+dropped tokens weigh exactly 0, so a row draws the same token alone or in any batch (sums are
+float64; a rounding difference could only matter within ~1e-16 of a boundary).
+
+Wide rows are searched in two levels: block sums first, then one block, so no full-row
+cumulative sum is ever built.
 """
 
 from __future__ import annotations
@@ -18,15 +22,39 @@ from sampler.rows import RowParams
 
 __all__ = ["FinalDistribution"]
 
+_BLOCK = 128
+
+
+def _block_sums(weights: np.ndarray) -> np.ndarray:
+    """Float64 sums of consecutive blocks of ``_BLOCK`` columns, the last one partial."""
+    rows, width = weights.shape
+    whole = width // _BLOCK
+    sums = weights[:, : whole * _BLOCK].reshape(rows, whole, _BLOCK).sum(axis=2, dtype=np.float64)
+    if whole * _BLOCK < width:
+        tail = weights[:, whole * _BLOCK :].sum(axis=1, dtype=np.float64)
+        sums = np.concatenate([sums, tail[:, None]], axis=1)
+    return sums
+
+
+def _search(running: np.ndarray, target: float, weights: np.ndarray) -> int:
+    """First column whose running sum exceeds ``target``, never a zero-weight column."""
+    column = int(np.searchsorted(running, target, side="right"))
+    if column >= len(running) or weights[column] == 0:
+        # Only float rounding gets here (target at the very end): take the last positive one.
+        column = int(np.flatnonzero(weights[: min(column, len(weights) - 1) + 1] > 0)[-1])
+    return column
+
 
 @dataclass(frozen=True)
 class FinalDistribution:
-    """Candidates in token-id order with their unnormalised weights and running sums."""
+    """Candidates in token-id order with their unnormalised weights."""
 
     ids: np.ndarray | None  # [B, N] token ids, or None: column j is token j
     logits: np.ndarray  # [B, N] final logits, -inf where dropped
-    weights: np.ndarray  # [B, N] exp(logits - row max)
-    running: np.ndarray  # [B, N] float64 sequential cumulative sum of weights
+    peak: np.ndarray  # [B] row maxima of the logits
+    weights: np.ndarray  # [B, N] exp(logits - peak)
+    block_sums: np.ndarray  # [B, ceil(N / _BLOCK)] float64
+    total: np.ndarray  # [B] float64 sum of weights
     greedy: np.ndarray  # [B] bool: take the first maximum instead of drawing
     vocab_size: int
 
@@ -38,16 +66,20 @@ class FinalDistribution:
             order = np.argsort(ids, axis=1)
             ids = np.take_along_axis(ids, order, axis=1)
             logits = np.take_along_axis(logits, order, axis=1)
-        peak = logits.max(axis=1, keepdims=True)
+        peak = logits.max(axis=1)
         frozen = rows.greedy | rows.hardmax
         if frozen.any():
             # Stages after temperature may have moved the tied maxima apart; the τ → 0 limit
             # of what is left is uniform over its maxima.
-            logits = np.where(frozen[:, None] & (logits < peak), -np.inf, logits)
-            logits = logits.astype(candidates.logits.dtype, copy=False)
-        weights = np.exp(logits - peak)
-        running = np.cumsum(weights, axis=1, dtype=np.float64)
-        return cls(ids, logits, weights, running, rows.greedy.copy(), candidates.vocab_size)
+            below = frozen[:, None] & (logits < peak[:, None])
+            logits = np.where(below, -np.inf, logits).astype(candidates.logits.dtype)
+        weights = logits - peak[:, None].astype(logits.dtype)
+        np.exp(weights, out=weights)
+        block_sums = _block_sums(weights)
+        total = block_sums.sum(axis=1)
+        return cls(
+            ids, logits, peak, weights, block_sums, total, rows.greedy.copy(), candidates.vocab_size
+        )
 
     def token_ids(self, columns: np.ndarray) -> np.ndarray:
         """Token ids of one column per row."""
@@ -59,22 +91,29 @@ class FinalDistribution:
         """Columns drawn by inverse CDF at ``uniforms`` ``[B]`` (first maximum if greedy)."""
         columns = np.empty(len(uniforms), dtype=np.int64)
         for row, u in enumerate(uniforms):
+            weights = self.weights[row]
             if self.greedy[row]:
-                columns[row] = int(np.argmax(self.weights[row]))  # first max: lowest id
-            else:
-                target = u * self.running[row, -1]
-                columns[row] = int(np.searchsorted(self.running[row], target, side="right"))
+                columns[row] = int(np.argmax(weights))  # first maximum: the lowest token id
+                continue
+            block_running = np.cumsum(self.block_sums[row])
+            target = u * block_running[-1]
+            block = _search(block_running, target, self.block_sums[row])
+            start = block * _BLOCK
+            inside = weights[start : start + _BLOCK]
+            before = block_running[block - 1] if block else 0.0
+            running = np.cumsum(inside, dtype=np.float64)
+            columns[row] = start + _search(running, target - before, inside)
         return columns
 
     def probabilities(self) -> np.ndarray:
         """Normalised probabilities ``[B, N]`` of the columns (one-hot on greedy rows)."""
-        probs = self.weights / self.running[:, -1:]
+        probs = (self.weights / self.total[:, None]).astype(self.logits.dtype)
         if self.greedy.any():
             first = np.argmax(self.weights, axis=1)
             one_hot = np.zeros_like(probs)
             one_hot[np.arange(len(first)), first] = 1.0
             probs = np.where(self.greedy[:, None], one_hot, probs)
-        return probs.astype(self.logits.dtype, copy=False)
+        return probs
 
     def to_dense(self) -> np.ndarray:
         """Probabilities over the whole vocabulary ``[B, V]``."""

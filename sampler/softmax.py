@@ -44,6 +44,7 @@ __all__ = [
     "scaled_logits",
     "softmax",
     "softmax_entropy",
+    "validated_logits",
 ]
 
 EntropyBase = Literal["nats", "bits"] | float
@@ -57,6 +58,11 @@ def as_logits(logits: ArrayLike) -> np.ndarray:
     InvalidInputError
         If the array is empty, holds NaN or ``+inf``, or a row is entirely ``-inf``.
     """
+    return validated_logits(logits)[0]
+
+
+def validated_logits(logits: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`as_logits` and the row maxima it found on the way (``[...]``)."""
     x = np.asarray(logits)
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float64)
@@ -69,7 +75,7 @@ def as_logits(logits: ArrayLike) -> np.ndarray:
     row_max = x.max(axis=-1)
     if not np.isfinite(row_max).all():
         raise InvalidInputError(_describe_bad_logits(x))
-    return x
+    return x, row_max
 
 
 def _describe_bad_logits(x: np.ndarray) -> str:

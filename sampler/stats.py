@@ -11,6 +11,9 @@ Definitions (nats throughout):
 * ``top1_prob``: the largest final probability; ``kept_tokens``: how many tokens the final
   distribution allows; ``kept_mass``: the base probability of those tokens;
 * ``kl_final_base``: ``KL(final || base) = Σ q_i log(q_i / p_i)``.
+
+Each full-vocabulary quantity costs one exponential pass; the final distribution's weights
+are shared with the draw, and nothing is computed twice when stages leave logits unchanged.
 """
 
 from __future__ import annotations
@@ -19,10 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from sampler.candidates import Candidates, normalizer_and_entropy
-from sampler.filters import temperature
 from sampler.final import FinalDistribution
-from sampler.rows import RowParams
 
 __all__ = ["StepStats", "step_stats"]
 
@@ -50,74 +50,102 @@ class StepStats:
         """Scatter per-group statistics (with their row indices) back into batch order."""
         fields = {}
         for name in cls.__dataclass_fields__:
-            first = getattr(parts[0][1], name)
-            out = np.empty(size, dtype=first.dtype)
+            out = np.empty(size, dtype=getattr(parts[0][1], name).dtype)
             for rows, stats in parts:
                 out[rows] = getattr(stats, name)
             fields[name] = out
         return cls(**fields)
 
 
-def _final_entropy(final: FinalDistribution) -> tuple[np.ndarray, np.ndarray]:
-    """``(log Z relative to the row max, entropy)`` of the final distribution."""
-    total = final.running[:, -1]
-    peak = final.logits.max(axis=1, keepdims=True)
-    shifted = final.logits - peak
-    terms = np.multiply(
-        final.weights, shifted, out=np.zeros_like(final.weights), where=final.weights > 0
-    )
-    entropy = np.log(total) - terms.sum(axis=1, dtype=np.float64) / total
-    return np.log(total), np.where(final.greedy, 0.0, entropy)
+def _weighted_sums(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``Σ_j w_ij v_ij`` per row in float64, with ``0 · (-inf) = 0``."""
+    with np.errstate(invalid="ignore"):  # 0 · (-inf) is NaN here; those rows are redone
+        sums = (weights * values).sum(axis=1, dtype=np.float64)
+    bad = np.isnan(sums)
+    if bad.any():  # only rows with masked tokens: redo them with the 0·log 0 convention
+        masked = np.multiply(
+            weights[bad], values[bad], out=np.zeros_like(weights[bad]), where=weights[bad] > 0
+        )
+        sums[bad] = masked.sum(axis=1, dtype=np.float64)
+    return sums
+
+
+@dataclass(frozen=True)
+class Normalised:
+    """A row-wise softmax held as ``shifted = x - max``, weights, ``log Z`` and entropy."""
+
+    shifted: np.ndarray
+    log_z: np.ndarray
+    entropy: np.ndarray
+
+    @classmethod
+    def of(cls, logits: np.ndarray, peak: np.ndarray | None = None) -> Normalised:
+        peak = logits.max(axis=1) if peak is None else peak
+        shifted = logits - peak[:, None].astype(logits.dtype)
+        weights = np.exp(shifted)
+        total = weights.sum(axis=1, dtype=np.float64)
+        entropy = np.log(total) - _weighted_sums(weights, shifted) / total
+        return cls(shifted, np.log(total), entropy)
 
 
 def step_stats(
     raw: np.ndarray,
-    shaped: Candidates,
-    rows: RowParams,
+    raw_peak: np.ndarray,
+    tempered: np.ndarray,
     final: FinalDistribution,
     columns: np.ndarray,
     tokens: np.ndarray,
 ) -> StepStats:
     """Statistics of one step for one group of rows.
 
-    ``raw`` are the model's logits ``[B, V]``, ``shaped`` the dense logits after bias and
-    penalties, ``final`` the distribution drawn from, ``columns`` / ``tokens`` the draw.
+    Parameters
+    ----------
+    raw, raw_peak
+        The model's logits ``[B, V]`` and their row maxima.
+    tempered
+        The dense logits after bias, penalties and temperature, nothing dropped. When it is
+        ``raw`` itself or ``final.logits`` itself, its entropy is not computed again.
+    final
+        The distribution the tokens were drawn from; ``columns`` and ``tokens`` the draw.
     """
     batch = np.arange(raw.shape[0])
-    log_z_base, entropy_base = normalizer_and_entropy(raw)
-    if shaped.logits is raw and (rows.temperature == 1).all():
-        entropy_temp = entropy_base
+    base = Normalised.of(raw, raw_peak)  # log p_base = base.shifted - base.log_z
+    log_z_final = np.log(final.total)
+    shifted_final = final.logits - final.peak[:, None].astype(final.logits.dtype)
+    sum_final = _weighted_sums(final.weights, shifted_final) / final.total
+    entropy_final = np.where(final.greedy, 0.0, log_z_final - sum_final)
+    if tempered is raw:
+        entropy_temp = base.entropy
+    elif tempered is final.logits:
+        entropy_temp = log_z_final - sum_final
     else:
-        entropy_temp = normalizer_and_entropy(temperature(shaped, rows).logits)[1]
+        entropy_temp = Normalised.of(tempered).entropy
 
-    log_z_final, entropy_final = _final_entropy(final)
     finite = np.isfinite(final.logits)
-    peak = final.logits.max(axis=1)
-    chosen = final.logits[batch, columns]
-    surprisal = np.where(final.greedy, 0.0, log_z_final - (chosen - peak))
-    top1 = np.where(final.greedy, 1.0, 1.0 / final.running[:, -1])
-    kept = np.where(final.greedy, 1, finite.sum(axis=1))
+    if final.ids is None:
+        base_log_probs = base.shifted  # minus log Z, below
+    else:
+        base_log_probs = np.take_along_axis(base.shifted, final.ids, axis=1)
+    # Σ_kept q_i log p_i, and the base mass of the kept set.
+    cross = _weighted_sums(final.weights, base_log_probs) / final.total - base.log_z
+    if final.ids is None and finite.all():
+        kept_mass = np.ones(len(batch))  # nothing dropped: all the base mass is kept
+    else:
+        kept_base = np.where(finite, np.exp(base_log_probs), 0.0)
+        kept_mass = np.minimum(kept_base.sum(axis=1, dtype=np.float64) / np.exp(base.log_z), 1)
 
-    # Base log-probabilities of the kept tokens, for kept mass and KL.
-    base_at = raw if final.ids is None else np.take_along_axis(raw, final.ids, axis=1)
-    base_log_probs = base_at - log_z_base[:, None]
-    base_probs = np.where(finite, np.exp(base_log_probs), 0.0)
-    probs = final.probabilities()
-    log_probs = np.where(probs > 0, final.logits - peak[:, None] - log_z_final[:, None], 0.0)
-    kl_terms = np.where(probs > 0, probs * (log_probs - base_log_probs), 0.0)
-    greedy_kept = np.exp(base_log_probs[batch, columns])
+    chosen_base = (base.shifted[batch, tokens] - base.log_z).astype(np.float64)
+    chosen_final = final.logits[batch, columns] - final.peak
+    greedy = final.greedy
     return StepStats(
-        entropy_base=entropy_base.astype(np.float64),
-        entropy_temp=entropy_temp.astype(np.float64),
-        entropy_final=entropy_final.astype(np.float64),
-        surprisal=surprisal.astype(np.float64),
-        surprisal_base=(log_z_base - raw[batch, tokens]).astype(np.float64),
-        top1_prob=top1.astype(np.float64),
-        kept_tokens=kept.astype(np.int64),
-        kept_mass=np.where(final.greedy, greedy_kept, base_probs.sum(axis=1, dtype=np.float64)),
-        kl_final_base=np.where(
-            final.greedy,
-            -base_log_probs[batch, columns],  # KL of a one-hot q is the token's base surprisal
-            np.maximum(kl_terms.sum(axis=1, dtype=np.float64), 0.0),
-        ),
+        entropy_base=base.entropy,
+        entropy_temp=np.asarray(entropy_temp, dtype=np.float64),
+        entropy_final=entropy_final,
+        surprisal=np.where(greedy, 0.0, log_z_final - chosen_final),
+        surprisal_base=-chosen_base,
+        top1_prob=np.where(greedy, 1.0, 1.0 / final.total),
+        kept_tokens=np.where(greedy, 1, finite.sum(axis=1)).astype(np.int64),
+        kept_mass=np.where(greedy, np.exp(chosen_base), kept_mass),
+        # KL(q || p) = Σ q log q - Σ q log p = -H(q) - cross; a one-hot q gives -log p(token).
+        kl_final_base=np.where(greedy, -chosen_base, np.maximum(-entropy_final - cross, 0.0)),
     )

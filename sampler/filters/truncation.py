@@ -33,7 +33,9 @@ def top_k(candidates: Candidates, rows: RowParams) -> Candidates:
     active = (k > 0) & (k < width)
     if not active.any():
         return candidates
-    head = sorted_head(candidates, int(k[active].max()))
+    # One wider than the largest k: a head whose last logit is below the k-th shows that no
+    # token outside it ties with the k-th.
+    head = sorted_head(candidates, min(width, int(k[active].max()) + 1))
     kth = _row_pick(head.logits, np.clip(k - 1, 0, head.logits.shape[1] - 1))
     return cut_head(candidates, head, np.where(active, kth, -np.inf))
 
@@ -57,11 +59,11 @@ def top_p(candidates: Candidates, rows: RowParams) -> Candidates:
     while True:
         head = sorted_head(candidates, size)
         probs = np.exp(head.logits - log_z[:, None])
-        mass = np.cumsum(probs, axis=1, dtype=np.float64)
-        if size == width or ((mass[:, -1] >= p) | ~active).all():
+        mass_above = np.cumsum(probs, axis=1, dtype=np.float64) - probs
+        # Done when every row's nucleus ends before the head's last column (see cut_head).
+        if size == width or ((mass_above[:, -1] >= p) | ~active).all():
             break
         size = min(width, size * 8)
-    mass_above = mass - probs
     kept = np.maximum((mass_above < p[:, None]).sum(axis=1), rows.min_keep)
     last = _row_pick(head.logits, np.minimum(kept, size) - 1)
     return cut_head(candidates, head, np.where(active, last, -np.inf))
