@@ -132,3 +132,58 @@ def softmax(
 def main() -> None:
     """Console entry point."""
     cli()
+
+
+@cli.command()
+@click.option("--draws", default=20_000, show_default=True, help="Tokens drawn per case.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the draws.")
+@click.option(
+    "--alpha",
+    default=1e-4,
+    show_default=True,
+    help="Significance level per case (false alarms per case at a correct sampler).",
+)
+@click.option("--case", "cases", multiple=True, metavar="NAME", help="Run only this case.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def verify(draws: int, seed: int, alpha: float, cases: tuple[str, ...], as_json: bool) -> int:
+    """Chi-square test that the engine's draws follow distribution(), case by case.
+
+    Exit code 1 if any case is rejected at --alpha.
+    """
+    from dataclasses import asdict
+
+    from sampler.verify import run_cases
+
+    if not 0 < alpha < 1:
+        raise InvalidInputError(f"alpha={alpha} is out of range: use 0 < alpha < 1")
+    results = run_cases(draws=draws, seed=seed, names=cases or None)
+    failed = [r.name for r in results if r.p_value < alpha]
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "alpha": alpha,
+                    "seed": seed,
+                    "failed": failed,
+                    "cases": [asdict(r) for r in results],
+                }
+            )
+        )
+    else:
+        width = max(len(r.name) for r in results)
+        click.echo(
+            f"{'case':<{width}}  {'V':>5} {'kept':>5} {'draws':>7} {'bins':>5} "
+            f"{'chi2':>9} {'p-value':>8} {'max|f-p|':>9}  verdict"
+        )
+        for r in results:
+            verdict = "REJECTED" if r.p_value < alpha else "ok"
+            click.echo(
+                f"{r.name:<{width}}  {r.vocab:>5} {r.support:>5} {r.draws:>7} "
+                f"{r.bins:>5} {r.statistic:>9.2f} {r.p_value:>8.4f} "
+                f"{r.max_abs_error:>9.5f}  {verdict}"
+            )
+        click.echo(
+            f"\n{len(results) - len(failed)} of {len(results)} cases consistent with "
+            f"distribution() at alpha={alpha:g} per case"
+        )
+    return 1 if failed else 0

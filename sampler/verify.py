@@ -1,0 +1,153 @@
+"""Statistical verification: do the engine's draws follow `distribution()`?
+
+For each case (logits and params), draws ``draws`` tokens with :class:`~sampler.Sampler`
+(rows with distinct row keys, several steps), counts them, and runs Pearson's chi-square
+goodness-of-fit test against ``draws * distribution(logits, params)``. Tokens are pooled, in
+order of expected count, into bins expecting at least 5 draws (the usual validity rule). A
+token drawn where the distribution says probability 0 fails the case outright (p = 0).
+
+Examples
+--------
+>>> results = run_cases(draws=2000, seed=0, names=["cheat-sheet τ=1"])
+>>> results[0].name, results[0].p_value > 1e-4
+('cheat-sheet τ=1', True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sampler.engine import Sampler, distribution
+from sampler.errors import InvalidInputError
+from sampler.params import SamplingParams
+
+__all__ = ["CASES", "CaseResult", "chi_square", "run_cases"]
+
+
+def _cases() -> dict[str, tuple[np.ndarray, SamplingParams]]:
+    rng = np.random.default_rng(20240501)
+    cheat = np.array([3.0, 1.0, 0.2])
+    zipf = -1.1 * np.log(np.arange(1, 201))
+    ties = np.array([4.0, 1.0, 4.0, 0.5, 4.0, -1.0, 2.0])
+    peaked = rng.normal(0, 1, 300)
+    peaked[17] = 9.0
+    flat = rng.normal(0, 0.3, 3000)
+    masked = rng.normal(0, 1, 60)
+    masked[::4] = -np.inf
+    normal = rng.normal(0, 2, 400)
+    return {
+        "cheat-sheet τ=1": (cheat, SamplingParams()),
+        "cheat-sheet τ=0.5": (cheat, SamplingParams(temperature=0.5)),
+        "cheat-sheet τ=2": (cheat, SamplingParams(temperature=2.0)),
+        "zipf top-p 0.9": (zipf, SamplingParams(top_p=0.9)),
+        "tied maxima, hardmax": (ties, SamplingParams(mode="hardmax")),
+        "tied maxima, τ=1": (ties, SamplingParams()),
+        "near-degenerate": (peaked, SamplingParams()),
+        "flat long tail, 3000 tokens": (flat, SamplingParams(temperature=1.5)),
+        "masked tokens": (masked, SamplingParams(temperature=0.8)),
+        "top-k 5, τ=0.8": (normal, SamplingParams(top_k=5, temperature=0.8)),
+        "min-p 0.1, τ=1.5": (normal, SamplingParams(min_p=0.1, temperature=1.5)),
+        "typical 0.8": (normal, SamplingParams(typical_p=0.8)),
+        "llama.cpp defaults": (
+            normal,
+            SamplingParams(temperature=0.8, top_k=40, top_p=0.95, min_p=0.05, order="llama.cpp"),
+        ),
+        "vllm order, same settings": (
+            normal,
+            SamplingParams(temperature=0.8, top_k=40, top_p=0.95, min_p=0.05, order="vllm"),
+        ),
+    }
+
+
+CASES = _cases()
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """One case's outcome."""
+
+    name: str
+    draws: int
+    vocab: int
+    support: int  # tokens with probability > 0
+    bins: int
+    statistic: float
+    p_value: float
+    max_abs_error: float  # largest |observed frequency - probability| over tokens
+
+
+def chi_square(counts: np.ndarray, probs: np.ndarray) -> tuple[float, float, int]:
+    """Pearson's chi-square of ``counts`` against ``probs``; returns (statistic, p, bins)."""
+    from scipy.stats import chi2
+
+    draws = counts.sum()
+    if (counts[probs == 0] > 0).any():
+        return float("inf"), 0.0, 0
+    order = np.argsort(probs)
+    expected, observed = probs[order] * draws, counts[order]
+    observed, expected = observed[expected > 0], expected[expected > 0]
+    pooled_obs, pooled_exp, acc_obs, acc_exp = [], [], 0.0, 0.0
+    for obs, exp in zip(observed, expected, strict=True):
+        acc_obs, acc_exp = acc_obs + obs, acc_exp + exp
+        if acc_exp >= 5:
+            pooled_obs.append(acc_obs)
+            pooled_exp.append(acc_exp)
+            acc_obs = acc_exp = 0.0
+    if acc_exp > 0 and pooled_exp:  # leftovers join the last (largest) bin
+        pooled_obs[-1] += acc_obs
+        pooled_exp[-1] += acc_exp
+    if len(pooled_exp) < 2:
+        return 0.0, 1.0, len(pooled_exp)
+    obs, exp = np.array(pooled_obs), np.array(pooled_exp)
+    statistic = float(((obs - exp) ** 2 / exp).sum())
+    return statistic, float(chi2.sf(statistic, len(exp) - 1)), len(exp)
+
+
+def sample_counts(
+    logits: np.ndarray, params: SamplingParams, draws: int, seed: int, rows: int = 250
+) -> np.ndarray:
+    """Token counts of ``draws`` draws: ``rows`` independent streams, enough steps."""
+    steps = -(-draws // rows)
+    seeded = SamplingParams(**{**_fields(params), "seed": seed})
+    sampler = Sampler(seeded, row_keys=[(row,) for row in range(rows)], stats=False)
+    batch = np.broadcast_to(logits, (rows, logits.size))
+    tokens = np.concatenate([sampler.step(batch)[0] for _ in range(steps)])[:draws]
+    return np.bincount(tokens, minlength=logits.size)
+
+
+def _fields(params: SamplingParams) -> dict:
+    return {name: getattr(params, name) for name in params.__dataclass_fields__}
+
+
+def run_cases(
+    draws: int = 20_000, seed: int = 0, names: Sequence[str] | None = None
+) -> list[CaseResult]:
+    """Run the named cases (default: all of :data:`CASES`)."""
+    if draws < 100:
+        raise InvalidInputError(f"draws={draws} is too few: use at least 100")
+    chosen = list(CASES) if names is None else list(names)
+    unknown = [name for name in chosen if name not in CASES]
+    if unknown:
+        raise InvalidInputError(f"case {unknown[0]!r} is unknown: use one of {', '.join(CASES)}")
+    results = []
+    for name in chosen:
+        logits, params = CASES[name]
+        probs = distribution(logits, params).astype(np.float64)
+        counts = sample_counts(logits, params, draws, seed)
+        statistic, p_value, bins = chi_square(counts, probs)
+        results.append(
+            CaseResult(
+                name=name,
+                draws=draws,
+                vocab=logits.size,
+                support=int((probs > 0).sum()),
+                bins=bins,
+                statistic=statistic,
+                p_value=p_value,
+                max_abs_error=float(np.abs(counts / draws - probs).max()),
+            )
+        )
+    return results
