@@ -32,6 +32,7 @@ from sampler.softmax import (
     softmax,
     softmax_entropy,
 )
+from sampler.tables import aligned_table, format_number
 
 __all__ = ["CHEAT_SHEET_LOGITS", "CHEAT_SHEET_TEMPERATURES", "cheat_sheet", "format_cheat_sheet"]
 
@@ -124,51 +125,32 @@ def cheat_sheet(
     }
 
 
-def _fmt(value: float | None, digits: int = 6) -> str:
-    if value is None:
-        return "-inf"
-    if value != 0 and abs(value) < 10 ** -(digits - 2):
-        return f"{value:.2e}"  # tiny but not zero: show it rather than print 0.000000
-    return f"{value:.{digits}f}"
-
-
-def _table(header: list[str], body: list[list[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-    lines = []
-    for row in [header, *body]:
-        cells = [row[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
-        ]
-        lines.append("  ".join(cells).rstrip())
-    return lines
-
-
 def format_cheat_sheet(sheet: dict[str, Any]) -> str:
     """Render a :func:`cheat_sheet` dict as aligned plain text."""
     labels = sheet["labels"]
-    logits = ", ".join(_fmt(v, 4).rstrip("0").rstrip(".") for v in sheet["logits"])
+    logits = ", ".join(format_number(v, 4).rstrip("0").rstrip(".") for v in sheet["logits"])
     out = [f"softmax(x / τ) for logits x = [{logits}], labels {', '.join(labels)}", ""]
     header = ["τ", *(f"P({name})" for name in labels), "H nats", "H bits", "argmax"]
     body = []
     for row in sheet["rows"]:
         tau = row["temperature"]
         name = "0 (hardmax)" if tau == 0 else f"{tau:g}"
-        probs = [_fmt(p) for p in row["probs"]]
-        entropy = [_fmt(row["entropy_nats"]), _fmt(row["entropy_bits"])]
+        probs = [format_number(p) for p in row["probs"]]
+        entropy = [format_number(row["entropy_nats"]), format_number(row["entropy_bits"])]
         body.append([name, *probs, *entropy, row["argmax_label"]])
-    out += _table(header, body)
+    out += aligned_table(header, body)
     out += ["", "at τ = 1:"]
     per_token = [
-        ["logit", *(_fmt(v, 4) for v in sheet["logits"])],
-        ["softmax", *(_fmt(v) for v in sheet["softmax"])],
-        ["log-softmax", *(_fmt(v) for v in sheet["log_softmax"])],
-        ["hardmax", *(_fmt(v, 4) for v in sheet["hardmax"])],
+        ["logit", *(format_number(v, 4) for v in sheet["logits"])],
+        ["softmax", *(format_number(v) for v in sheet["softmax"])],
+        ["log-softmax", *(format_number(v) for v in sheet["log_softmax"])],
+        ["hardmax", *(format_number(v, 4) for v in sheet["hardmax"])],
     ]
-    out += ["  " + line for line in _table(["", *labels], per_token)]
+    out += ["  " + line for line in aligned_table(["", *labels], per_token)]
     out += [
         "",
-        f"  max     {_fmt(sheet['max'], 4)} ({sheet['argmax_label']})",
-        f"  min     {_fmt(sheet['min'], 4)} ({sheet['argmin_label']})",
+        f"  max     {format_number(sheet['max'], 4)} ({sheet['argmax_label']})",
+        f"  min     {format_number(sheet['min'], 4)} ({sheet['argmin_label']})",
         f"  argmax  {sheet['argmax']} ({sheet['argmax_label']})  greedy: lowest index on ties",
         f"  argmin  {sheet['argmin']} ({sheet['argmin_label']})",
     ]

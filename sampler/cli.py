@@ -187,3 +187,84 @@ def verify(draws: int, seed: int, alpha: float, cases: tuple[str, ...], as_json:
             f"distribution() at alpha={alpha:g} per case"
         )
     return 1 if failed else 0
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("logits", nargs=-1)
+@click.option("--labels", metavar="A,B,C", help="Comma-separated token names, one per logit.")
+@click.option("-t", "--temperature", default="1.0", show_default=True, metavar="T")
+@click.option("--top-k", default=0, show_default=True, help="0 = off.")
+@click.option("--top-p", default=1.0, show_default=True, help="1 = off.")
+@click.option("--min-p", default=0.0, show_default=True, help="0 = off.")
+@click.option("--typical-p", default=1.0, show_default=True, help="1 = off.")
+@click.option("--epsilon", default=0.0, show_default=True, help="0 = off.")
+@click.option("--eta", default=0.0, show_default=True, help="0 = off.")
+@click.option("--top-n-sigma", default=0.0, show_default=True, help="0 = off.")
+@click.option(
+    "--mode",
+    type=click.Choice(["sample", "greedy", "hardmax"]),
+    default="sample",
+    show_default=True,
+)
+@click.option(
+    "--order",
+    default="hf",
+    show_default=True,
+    metavar="PRESET|a,b,c|all",
+    help="hf, llama.cpp, vllm, a comma-separated stage list, or all three presets.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def chain(
+    logits: tuple[str, ...],
+    labels: str | None,
+    temperature: str,
+    order: str,
+    as_json: bool,
+    **filters: float | int | str,
+) -> None:
+    """Show what each stage of a sampling chain does to one row of LOGITS.
+
+    With no LOGITS it uses the cheat sheet's 3.0 1.0 0.2. Example, the three peers' orders on
+    the same settings: sampler chain 3 2.5 1 0.2 -t 2 --min-p 0.2 --top-k 3 --order all
+    """
+    from dataclasses import asdict
+
+    from sampler.cheatsheet import CHEAT_SHEET_LABELS, CHEAT_SHEET_LOGITS, default_labels
+    from sampler.params import PRESETS, SamplingParams
+    from sampler.trace import format_trace, trace_chain
+
+    values = [parse_logit(text) for text in logits] or list(CHEAT_SHEET_LOGITS)
+    names = (
+        labels.split(",")
+        if labels
+        else (default_labels(len(values)) if logits else list(CHEAT_SHEET_LABELS))
+    )
+    if len(names) != len(values):
+        raise InvalidInputError(
+            f"{len(names)} labels given for {len(values)} logits: give exactly one label per logit"
+        )
+    orders = list(PRESETS) if order == "all" else [order]
+    traces = {}
+    for name in orders:
+        stages: str | list[str] = name if name in PRESETS else name.split(",")
+        params = SamplingParams(temperature=parse_temperature(temperature), order=stages, **filters)  # type: ignore[arg-type]
+        traces[name] = trace_chain(values, params)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "labels": names,
+                    "chains": {
+                        name: [asdict(step) for step in steps] for name, steps in traces.items()
+                    },
+                }
+            )
+        )
+        return
+    for index, (name, steps) in enumerate(traces.items()):
+        stages_text = " → ".join(
+            SamplingParams(order=name if name in PRESETS else name.split(",")).stages
+        )
+        click.echo(
+            ("\n" if index else "") + format_trace(steps, names, f"order {name}: {stages_text}")
+        )

@@ -27,114 +27,14 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sampler.candidates import Candidates
+from sampler.chain import run_groups
 from sampler.errors import InvalidInputError
-from sampler.filters import STAGE_FUNCTIONS
-from sampler.final import FinalDistribution
+from sampler.inputs import History, as_batch, as_history, as_params
 from sampler.params import SamplingParams
 from sampler.rows import RowParams
-from sampler.softmax import validated_logits
 from sampler.stats import StepStats, step_stats
 
 __all__ = ["Sampler", "distribution"]
-
-_SHAPING = ("logit_bias", "penalties")
-History = Sequence[ArrayLike] | None
-
-
-def _as_batch(logits: ArrayLike) -> tuple[np.ndarray, bool, np.ndarray]:
-    """``[B, V]`` validated logits, whether a single row was given, and the row maxima."""
-    x = np.asarray(logits)
-    if x.ndim not in (1, 2):
-        raise InvalidInputError(f"logits have shape {x.shape}: give [vocab] or [batch, vocab]")
-    single = x.ndim == 1
-    raw, peak = validated_logits(x[None, :] if single else x)
-    return raw, single, peak
-
-
-def _as_params(
-    params: SamplingParams | Sequence[SamplingParams], rows: int
-) -> list[SamplingParams]:
-    if isinstance(params, SamplingParams):
-        return [params] * rows
-    params = list(params)
-    if len(params) != rows:
-        raise InvalidInputError(
-            f"{len(params)} SamplingParams for a batch of {rows} rows: give one per row, "
-            "or a single one for all"
-        )
-    for item in params:
-        if not isinstance(item, SamplingParams):
-            raise InvalidInputError(f"{item!r} is not a SamplingParams")
-    return params
-
-
-def _as_history(history: History, rows: int, vocab: int) -> tuple[np.ndarray, ...] | None:
-    if history is None:
-        return None
-    if len(history) != rows:
-        raise InvalidInputError(
-            f"history has {len(history)} rows for a batch of {rows}: give one token list per row"
-        )
-    checked = []
-    for row, tokens in enumerate(history):
-        ids = np.asarray(tokens)
-        if ids.size == 0:
-            checked.append(np.zeros(0, dtype=np.int64))
-            continue
-        if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
-            raise InvalidInputError(f"history[{row}] must be a flat list of integer token ids")
-        if ids.min() < 0 or ids.max() >= vocab:
-            bad = int(ids[(ids < 0) | (ids >= vocab)][0])
-            raise InvalidInputError(
-                f"history[{row}] holds token {bad}, outside the vocabulary 0..{vocab - 1}"
-            )
-        checked.append(ids.astype(np.int64, copy=False))
-    return tuple(checked)
-
-
-def _groups(params: list[SamplingParams]) -> list[tuple[tuple[str, ...], np.ndarray]]:
-    """Rows that share a chain order, so each group runs its chain once, batched."""
-    by_order: dict[tuple[str, ...], list[int]] = {}
-    for row, item in enumerate(params):
-        by_order.setdefault(item.stages, []).append(row)
-    return [(order, np.array(rows)) for order, rows in by_order.items()]
-
-
-def _group_inputs(
-    raw: np.ndarray, rows: RowParams, members: np.ndarray
-) -> tuple[np.ndarray, RowParams]:
-    if len(members) == raw.shape[0] and (members == np.arange(len(members))).all():
-        return raw, rows  # the usual case, one order for the batch: no copy
-    return raw[members], rows.take(members)
-
-
-def run_chain(
-    raw: np.ndarray, rows: RowParams, stages: Sequence[str]
-) -> tuple[Candidates, np.ndarray]:
-    """Run ``stages`` in order; return the final candidates and the *tempered* logits.
-
-    The tempered logits are the dense logits after bias, penalties and temperature with
-    nothing dropped: what ``entropy_temp`` measures. When the chain computes them on its way
-    (shaping stages first, as in every preset) they are taken from it, not computed again.
-    """
-    shaping = [name for name in stages if name in _SHAPING]
-    candidates = Candidates.dense(raw)
-    shaped = candidates if stages[: len(shaping)] == tuple(shaping) else None
-    tempered = None
-    for name in stages:
-        before = candidates
-        candidates = STAGE_FUNCTIONS[name](candidates, rows)
-        if name == "temperature" and shaped is not None and before is shaped:
-            tempered = candidates.logits
-        if shaped is not None and name in _SHAPING:
-            shaped = candidates
-    if tempered is None:
-        dense = Candidates.dense(raw)
-        for name in shaping:
-            dense = STAGE_FUNCTIONS[name](dense, rows)
-        tempered = STAGE_FUNCTIONS["temperature"](dense, rows).logits
-    return candidates, tempered
 
 
 def distribution(
@@ -164,16 +64,14 @@ def distribution(
     >>> distribution([3.0, 1.0, 0.2], SamplingParams(top_k=2)).round(4).tolist()
     [0.8808, 0.1192, 0.0]
     """
-    raw, single, _ = _as_batch(logits)
-    all_params = _as_params(params, raw.shape[0])
+    raw, single, _ = as_batch(logits)
+    all_params = as_params(params, raw.shape[0])
     rows = RowParams.from_params(all_params).with_history(
-        _as_history(history, raw.shape[0], raw.shape[1])
+        as_history(history, raw.shape[0], raw.shape[1])
     )
     out = np.empty_like(raw)
-    for stages, members in _groups(all_params):
-        group_raw, group_rows = _group_inputs(raw, rows, members)
-        candidates, _ = run_chain(group_raw, group_rows, stages)
-        out[members] = FinalDistribution.from_candidates(candidates, group_rows).to_dense()
+    for group in run_groups(raw, all_params, rows):
+        out[group.members] = group.final.to_dense()
     return out[0] if single else out
 
 
@@ -200,7 +98,7 @@ class Sampler:
         stats: bool = True,
     ) -> None:
         self._shared = params if isinstance(params, SamplingParams) else None
-        self._params = None if self._shared else _as_params(params, len(list(params)))
+        self._params = None if self._shared else as_params(params, len(list(params)))
         self._row_keys = None if row_keys is None else [tuple(key) for key in row_keys]
         self.stats = stats
         self._streams: list[np.random.Generator] | None = None
@@ -238,7 +136,7 @@ class Sampler:
         stats : StepStats or None
             Per-row statistics (``None`` when the sampler was made with ``stats=False``).
         """
-        raw, _, peak = _as_batch(logits)
+        raw, _, peak = as_batch(logits)
         if self._streams is None:
             self._setup(raw.shape[0])
         assert self._rows is not None and self._streams is not None and self._params
@@ -246,20 +144,22 @@ class Sampler:
             raise InvalidInputError(
                 f"logits have {raw.shape[0]} rows but the sampler has {len(self._streams)}"
             )
-        rows = self._rows.with_history(_as_history(history, raw.shape[0], raw.shape[1]))
+        rows = self._rows.with_history(as_history(history, raw.shape[0], raw.shape[1]))
         # Every row consumes one number per step, greedy or not, so streams stay aligned.
         uniforms = np.array([stream.random() for stream in self._streams])
         tokens = np.empty(raw.shape[0], dtype=np.int64)
         parts = []
-        for stages, members in _groups(self._params):
-            group_raw, group_rows = _group_inputs(raw, rows, members)
-            candidates, tempered = run_chain(group_raw, group_rows, stages)
-            final = FinalDistribution.from_candidates(candidates, group_rows)
-            columns = final.draw(uniforms[members])
-            tokens[members] = final.token_ids(columns)
+        for group in run_groups(raw, self._params, rows):
+            columns = group.final.draw(uniforms[group.members])
+            tokens[group.members] = group.final.token_ids(columns)
             if self.stats:
                 stats = step_stats(
-                    group_raw, peak[members], tempered, final, columns, tokens[members]
+                    group.raw,
+                    peak[group.members],
+                    group.tempered,
+                    group.final,
+                    columns,
+                    tokens[group.members],
                 )
-                parts.append((members, stats))
+                parts.append((group.members, stats))
         return tokens, StepStats.concatenate(parts, raw.shape[0]) if self.stats else None

@@ -115,6 +115,22 @@ class FinalDistribution:
             probs = np.where(self.greedy[:, None], one_hot, probs)
         return probs
 
+    def to_dense_logits(self) -> np.ndarray:
+        """Final logits over the whole vocabulary ``[B, V]``, ``-inf`` where dropped.
+
+        Their softmax is :meth:`to_dense`: a greedy row keeps only its first maximum.
+        """
+        kept = self.logits
+        if self.greedy.any():
+            first = np.argmax(self.weights, axis=1)[:, None]  # columns are in token-id order
+            others = np.arange(kept.shape[1])[None, :] != first
+            kept = np.where(self.greedy[:, None] & others, -np.inf, kept).astype(kept.dtype)
+        if self.ids is None:
+            return kept
+        out = np.full((kept.shape[0], self.vocab_size), -np.inf, dtype=kept.dtype)
+        np.put_along_axis(out, self.ids, kept, axis=1)
+        return out
+
     def to_dense(self) -> np.ndarray:
         """Probabilities over the whole vocabulary ``[B, V]``."""
         probs = self.probabilities()

@@ -25,27 +25,15 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor
 
-from sampler.engine import run_chain
+from sampler.chain import run_groups
 from sampler.errors import InvalidInputError
-from sampler.final import FinalDistribution
+from sampler.inputs import as_batch, as_history, as_params
 from sampler.params import SamplingParams
 from sampler.rows import RowParams
-from sampler.softmax import validated_logits
 
 __all__ = ["SamplerLogitsProcessor", "final_logits", "logits_processor"]
 
 Params = SamplingParams | Sequence[SamplingParams]
-
-
-def _params_list(params: Params, rows: int) -> list[SamplingParams]:
-    if isinstance(params, SamplingParams):
-        return [params] * rows
-    if len(params) != rows:
-        raise InvalidInputError(
-            f"{len(params)} SamplingParams for a batch of {rows} rows: give one per row, "
-            "or a single one for all"
-        )
-    return list(params)
 
 
 def final_logits(
@@ -70,33 +58,16 @@ def final_logits(
     >>> final_logits(np.array([[2.0, 2.0, 1.0]]), SamplingParams(temperature=0)).tolist()
     [[2.0, -inf, -inf]]
     """
-    raw, _ = validated_logits(logits)
-    if raw.ndim != 2:
-        raise InvalidInputError(f"logits have shape {raw.shape}: give [batch, vocab]")
-    all_params = _params_list(params, raw.shape[0])
-    rows = RowParams.from_params(all_params)
-    if history is not None:
-        rows = rows.with_history(tuple(np.asarray(ids, dtype=np.int64) for ids in history))
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for row, item in enumerate(all_params):
-        groups.setdefault(item.stages, []).append(row)
-    out = np.full(raw.shape, -np.inf, dtype=raw.dtype)
-    for stages, members in groups.items():
-        index = np.array(members)
-        group_rows = rows.take(index)
-        candidates, _ = run_chain(raw[index], group_rows, stages)
-        final = FinalDistribution.from_candidates(candidates, group_rows)
-        kept = final.logits
-        if final.greedy.any():
-            first = np.argmax(final.weights, axis=1)[:, None]  # columns are in token-id order
-            others = np.arange(kept.shape[1])[None, :] != first
-            kept = np.where(final.greedy[:, None] & others, -np.inf, kept).astype(kept.dtype)
-        block = np.full((len(index), raw.shape[1]), -np.inf, dtype=raw.dtype)
-        if final.ids is None:
-            block[:] = kept
-        else:
-            np.put_along_axis(block, final.ids, kept, axis=1)
-        out[index] = block
+    raw, single, _ = as_batch(logits)
+    if single:
+        raise InvalidInputError(f"logits have shape {raw.shape[1:]}: give [batch, vocab]")
+    all_params = as_params(params, raw.shape[0])
+    rows = RowParams.from_params(all_params).with_history(
+        as_history(history, raw.shape[0], raw.shape[1])
+    )
+    out = np.empty_like(raw)
+    for group in run_groups(raw, all_params, rows):
+        out[group.members] = group.final.to_dense_logits()
     return out
 
 

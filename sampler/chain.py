@@ -1,0 +1,84 @@
+"""Running the filter chain over a batch: rows grouped by chain order, each group batched."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sampler.candidates import Candidates
+from sampler.filters import STAGE_FUNCTIONS
+from sampler.final import FinalDistribution
+from sampler.params import SamplingParams
+from sampler.rows import RowParams
+
+__all__ = ["GroupResult", "run_chain", "run_groups"]
+
+_SHAPING = ("logit_bias", "penalties")
+
+
+def _groups(params: list[SamplingParams]) -> list[tuple[tuple[str, ...], np.ndarray]]:
+    """Rows that share a chain order, so each group runs its chain once, batched."""
+    by_order: dict[tuple[str, ...], list[int]] = {}
+    for row, item in enumerate(params):
+        by_order.setdefault(item.stages, []).append(row)
+    return [(order, np.array(rows)) for order, rows in by_order.items()]
+
+
+def _group_inputs(
+    raw: np.ndarray, rows: RowParams, members: np.ndarray
+) -> tuple[np.ndarray, RowParams]:
+    if len(members) == raw.shape[0] and (members == np.arange(len(members))).all():
+        return raw, rows  # the usual case, one order for the batch: no copy
+    return raw[members], rows.take(members)
+
+
+def run_chain(
+    raw: np.ndarray, rows: RowParams, stages: Sequence[str]
+) -> tuple[Candidates, np.ndarray]:
+    """Run ``stages`` in order; return the final candidates and the *tempered* logits.
+
+    The tempered logits are the dense logits after bias, penalties and temperature with
+    nothing dropped: what ``entropy_temp`` measures. When the chain computes them on its way
+    (shaping stages first, as in every preset) they are taken from it, not computed again.
+    """
+    shaping = [name for name in stages if name in _SHAPING]
+    candidates = Candidates.dense(raw)
+    shaped = candidates if stages[: len(shaping)] == tuple(shaping) else None
+    tempered = None
+    for name in stages:
+        before = candidates
+        candidates = STAGE_FUNCTIONS[name](candidates, rows)
+        if name == "temperature" and shaped is not None and before is shaped:
+            tempered = candidates.logits
+        if shaped is not None and name in _SHAPING:
+            shaped = candidates
+    if tempered is None:
+        dense = Candidates.dense(raw)
+        for name in shaping:
+            dense = STAGE_FUNCTIONS[name](dense, rows)
+        tempered = STAGE_FUNCTIONS["temperature"](dense, rows).logits
+    return candidates, tempered
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """One group of rows (same chain order) after its chain: what a draw and stats need."""
+
+    members: np.ndarray  # row indices in the batch
+    raw: np.ndarray  # the group's raw logits
+    rows: RowParams
+    final: FinalDistribution
+    tempered: np.ndarray  # dense logits after bias, penalties and temperature
+
+
+def run_groups(
+    raw: np.ndarray, params: list[SamplingParams], rows: RowParams
+) -> Iterator[GroupResult]:
+    """Run each row's chain, batched over the rows that share a chain order."""
+    for stages, members in _groups(params):
+        group_raw, group_rows = _group_inputs(raw, rows, members)
+        candidates, tempered = run_chain(group_raw, group_rows, stages)
+        final = FinalDistribution.from_candidates(candidates, group_rows)
+        yield GroupResult(members, group_raw, group_rows, final, tempered)

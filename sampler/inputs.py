@@ -1,0 +1,65 @@
+"""Checking what users pass to the engine: logits, per-row params, history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from sampler.errors import InvalidInputError
+from sampler.params import SamplingParams
+from sampler.softmax import validated_logits
+
+__all__ = ["History", "as_batch", "as_history", "as_params"]
+
+History = Sequence[ArrayLike] | None
+
+
+def as_batch(logits: ArrayLike) -> tuple[np.ndarray, bool, np.ndarray]:
+    """``[B, V]`` validated logits, whether a single row was given, and the row maxima."""
+    x = np.asarray(logits)
+    if x.ndim not in (1, 2):
+        raise InvalidInputError(f"logits have shape {x.shape}: give [vocab] or [batch, vocab]")
+    single = x.ndim == 1
+    raw, peak = validated_logits(x[None, :] if single else x)
+    return raw, single, peak
+
+
+def as_params(params: SamplingParams | Sequence[SamplingParams], rows: int) -> list[SamplingParams]:
+    if isinstance(params, SamplingParams):
+        return [params] * rows
+    params = list(params)
+    if len(params) != rows:
+        raise InvalidInputError(
+            f"{len(params)} SamplingParams for a batch of {rows} rows: give one per row, "
+            "or a single one for all"
+        )
+    for item in params:
+        if not isinstance(item, SamplingParams):
+            raise InvalidInputError(f"{item!r} is not a SamplingParams")
+    return params
+
+
+def as_history(history: History, rows: int, vocab: int) -> tuple[np.ndarray, ...] | None:
+    if history is None:
+        return None
+    if len(history) != rows:
+        raise InvalidInputError(
+            f"history has {len(history)} rows for a batch of {rows}: give one token list per row"
+        )
+    checked = []
+    for row, tokens in enumerate(history):
+        ids = np.asarray(tokens)
+        if ids.size == 0:
+            checked.append(np.zeros(0, dtype=np.int64))
+            continue
+        if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+            raise InvalidInputError(f"history[{row}] must be a flat list of integer token ids")
+        if ids.min() < 0 or ids.max() >= vocab:
+            bad = int(ids[(ids < 0) | (ids >= vocab)][0])
+            raise InvalidInputError(
+                f"history[{row}] holds token {bad}, outside the vocabulary 0..{vocab - 1}"
+            )
+        checked.append(ids.astype(np.int64, copy=False))
+    return tuple(checked)

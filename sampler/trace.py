@@ -1,0 +1,106 @@
+"""Stage by stage: what each filter of a chain does to one row's distribution.
+
+Examples
+--------
+>>> from sampler import SamplingParams
+>>> steps = trace_chain([3.0, 1.0, 0.2], SamplingParams(temperature=2.0, top_k=2))
+>>> [(s.stage, s.kept_tokens) for s in steps]
+[('input', 3), ('temperature', 3), ('top_k', 2), ('final', 2)]
+>>> round(steps[-1].probs[0], 4)
+0.7311
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from sampler.candidates import Candidates
+from sampler.errors import InvalidInputError
+from sampler.filters import STAGE_FUNCTIONS
+from sampler.final import FinalDistribution
+from sampler.inputs import as_batch, as_history
+from sampler.params import SamplingParams
+from sampler.rows import RowParams
+from sampler.softmax import softmax, softmax_entropy
+from sampler.tables import aligned_table, format_number
+
+__all__ = ["StageTrace", "format_trace", "trace_chain"]
+
+
+@dataclass(frozen=True)
+class StageTrace:
+    """The distribution after one stage (softmax of the logits at that point)."""
+
+    stage: str
+    logits: list[float | None]  # None where the token is dropped (-inf)
+    probs: list[float]
+    entropy: float  # nats
+    kept_tokens: int
+    kept_mass: float  # base (τ = 1, unfiltered) probability of the kept tokens
+
+
+def trace_chain(
+    logits: ArrayLike, params: SamplingParams, history: Sequence[int] | None = None
+) -> list[StageTrace]:
+    """Run ``params``' chain on one row of logits and record the distribution after each stage.
+
+    Active stages are listed (temperature always; a neutral stage changes nothing), framed by
+    ``input`` (the raw softmax) and ``final`` (what a draw uses, including greedy/hardmax).
+    """
+    raw, _, _ = as_batch(logits)
+    if raw.shape[0] != 1:
+        raise InvalidInputError(f"a trace takes one row of logits, got shape {raw.shape}")
+    rows = RowParams.from_params([params]).with_history(
+        as_history(None if history is None else [history], 1, raw.shape[1])
+    )
+    base = softmax(raw[0])
+    steps = [_record("input", raw[0], base)]
+    candidates = Candidates.dense(raw)
+    for name in params.stages:
+        candidates = STAGE_FUNCTIONS[name](candidates, rows)
+        if name in params.active_stages:
+            steps.append(_record(name, candidates.to_dense()[0], base))
+    final = FinalDistribution.from_candidates(candidates, rows).to_dense()[0]
+    steps.append(_record("final", np.where(final > 0, raw[0], -np.inf), base, final))
+    return steps
+
+
+def _record(
+    stage: str, logits: np.ndarray, base: np.ndarray, probs: np.ndarray | None = None
+) -> StageTrace:
+    kept = np.isfinite(logits)
+    if probs is None:
+        probs = softmax(logits)
+        entropy = float(softmax_entropy(logits))
+    else:
+        nonzero = probs[probs > 0]
+        entropy = float(-(nonzero * np.log(nonzero)).sum())
+    return StageTrace(
+        stage=stage,
+        logits=[float(v) if np.isfinite(v) else None for v in logits],
+        probs=[float(p) for p in probs],
+        entropy=entropy,
+        kept_tokens=int(kept.sum()),
+        kept_mass=float(base[kept].sum()),
+    )
+
+
+def format_trace(steps: list[StageTrace], labels: Sequence[str], title: str = "") -> str:
+    """An aligned table: one row per stage, token probabilities, kept count, entropy."""
+    header = ["stage", *(f"P({name})" for name in labels), "kept", "H nats", "kept mass"]
+    body = [
+        [
+            step.stage,
+            *(format_number(p, 4) for p in step.probs),
+            str(step.kept_tokens),
+            format_number(step.entropy, 4),
+            format_number(step.kept_mass, 4),
+        ]
+        for step in steps
+    ]
+    lines = [title] if title else []
+    return "\n".join(lines + aligned_table(header, body))
