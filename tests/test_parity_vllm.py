@@ -1,0 +1,201 @@
+"""`distribution()` under the `vllm` order against a transcription of vLLM v1's sampler.
+
+The reference follows ``vllm/v1/sample/sampler.py`` (``Sampler.forward`` / ``sample``):
+
+1. logits processors that can change the argmax: ``LogitBiasLogitsProcessor`` adds the bias;
+2. ``apply_penalties`` (``vllm/model_executor/layers/utils.py``): the repetition penalty on
+   tokens seen in prompt *or* output (``logits > 0`` scaled by ``1 / r``, others by ``r``),
+   then ``logits -= frequency * output_counts`` and ``logits -= presence * (output_counts > 0)``;
+3. greedy rows (``temperature < 1e-5``) take the argmax of those logits;
+4. ``logits / temperature``;
+5. argmax-invariant processors: ``MinPLogitsProcessor`` drops ``probs < min_p * max(probs)``;
+6. ``apply_top_k_top_p`` (``vllm/v1/sample/ops/topk_topp_sampler.py``): sort ascending, mask
+   logits below the k-th largest, softmax, cumulative sum, mask ``cumsum <= 1 - p`` except the
+   last (largest) entry; then the draw uses the softmax of what is left.
+
+vLLM computes in float32, the reference in float64; the tolerance is 1e-6 and the logits are
+continuous random numbers, so no tie or boundary case is involved. vLLM applies frequency and
+presence penalties to output tokens only and repetition to prompt + output; our ``history``
+is a single list, so the reference gets that list as both prompt and output.
+"""
+
+import numpy as np
+import pytest
+
+from sampler import SamplingParams, distribution
+
+SAMPLING_EPS = 1e-5
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    weights = np.exp(x - x.max())
+    return weights / weights.sum()
+
+
+def apply_top_k_top_p(logits: np.ndarray, k: int | None, p: float | None) -> np.ndarray:
+    """vLLM's ``apply_top_k_top_p`` for one row (``k``/``p`` of ``None`` = off)."""
+    order = np.argsort(logits, kind="stable")  # ascending, like logits.sort(descending=False)
+    ranked = logits[order]
+    if k is not None:
+        kth = ranked[len(ranked) - k]
+        ranked = np.where(ranked < kth, -np.inf, ranked)  # ties with the k-th are kept
+    if p is not None:
+        cumulative = np.cumsum(_softmax(ranked))
+        mask = cumulative <= 1 - p
+        mask[-1] = False  # at least one
+        ranked = np.where(mask, -np.inf, ranked)
+    out = np.empty_like(logits)
+    out[order] = ranked
+    return out
+
+
+def vllm_reference(logits, prompt, output, params: SamplingParams) -> np.ndarray:
+    """The probabilities vLLM v1 draws one row's token from."""
+    x = np.array(logits, dtype=np.float64)
+    for token, bias in params.logit_bias.items():
+        x[token] += bias
+    vocab = len(x)
+    prompt_mask = np.bincount(np.asarray(prompt, dtype=np.int64), minlength=vocab) > 0
+    output_counts = np.bincount(np.asarray(output, dtype=np.int64), minlength=vocab)
+    rep = params.repetition_penalty
+    seen = prompt_mask | (output_counts > 0)
+    x = np.where(seen, x * np.where(x > 0, 1.0 / rep, rep), x)
+    x -= params.frequency_penalty * output_counts
+    x -= params.presence_penalty * (output_counts > 0)
+    if params.temperature < SAMPLING_EPS:
+        return np.eye(vocab)[np.argmax(x)]  # torch's argmax: the first maximum
+    x = x / params.temperature
+    if params.min_p > 0:
+        probs = _softmax(x)
+        x = np.where(probs < params.min_p * probs.max(), -np.inf, x)
+    k = params.top_k if params.top_k > 0 else None
+    p = params.top_p if params.top_p < 1 else None
+    if k is not None or p is not None:
+        x = apply_top_k_top_p(x, k, p)
+    return _softmax(x)
+
+
+def _logits(vocab: int) -> np.ndarray:
+    rng = np.random.default_rng([vocab, 11])
+    rows = rng.normal(0, 2.5, (3, vocab))
+    rows[1] *= 1.6
+    rows[2, rng.choice(vocab, 4, replace=False)] += 8.0  # a few dominant tokens
+    return rows
+
+
+def _history(logits: np.ndarray) -> list[np.ndarray]:
+    """Per row, 150 tokens, mostly among the 60 most likely so the penalties bite."""
+    rng = np.random.default_rng(3)
+    history = []
+    for row in logits:
+        likely = np.argsort(-row)[:60]
+        tokens = np.concatenate([rng.choice(likely, 110), rng.integers(0, len(row), 40)])
+        history.append(rng.permutation(tokens))
+    return history
+
+
+LOGITS = {vocab: _logits(vocab) for vocab in (1000, 3000)}
+BIAS = {3: 8.0, 10: -4.0, 77: 2.5, 500: 6.0}
+PENALTIES = dict(repetition_penalty=1.1, frequency_penalty=0.2, presence_penalty=0.3)
+CASES = {
+    "temperature": {"temperature": 0.7},
+    "greedy": {"temperature": 0.0},
+    "top_k_50": {"top_k": 50},
+    "top_k_1": {"top_k": 1, "temperature": 1.5},
+    "top_k_off": {"top_k": -1, "temperature": 0.9},
+    "top_p_0.9": {"top_p": 0.9},
+    "top_p_0.2_cold": {"top_p": 0.2, "temperature": 0.5},
+    "min_p_0.1": {"min_p": 0.1},
+    "min_p_0.05_hot": {"min_p": 0.05, "temperature": 2.0},
+    "top_k_top_p": {"top_k": 50, "top_p": 0.8, "temperature": 0.7},
+    "min_p_top_k_top_p": {"min_p": 0.05, "top_k": 100, "top_p": 0.9, "temperature": 1.3},
+    "logit_bias": {"logit_bias": BIAS},
+    "repetition_1.2": {"repetition_penalty": 1.2},
+    "frequency_presence": {"frequency_penalty": 0.5, "presence_penalty": 0.5},
+    "negative_penalties": dict(repetition_penalty=0.9, frequency_penalty=-0.3, presence_penalty=-1),
+    "everything": dict(
+        PENALTIES, logit_bias=BIAS, temperature=0.8, min_p=0.05, top_k=40, top_p=0.95
+    ),
+    "greedy_penalties": dict(PENALTIES, logit_bias=BIAS, temperature=0.0, top_k=5, top_p=0.5),
+}
+
+
+def test_random_logits_have_no_ties():
+    """Ties at a cut would make the comparison depend on sort stability; there are none."""
+    for vocab, rows in LOGITS.items():
+        assert all(len(np.unique(row)) == vocab for row in rows.astype(np.float32))
+
+
+def test_reference_on_a_hand_computed_example():
+    logits = np.array([1.0, 3.0, -2.0, 0.0])
+    params = SamplingParams(repetition_penalty=2.0, frequency_penalty=0.5, top_p=0.5)
+    # Token 1 seen twice: 3 / 2 - 2 * 0.5 = 0.5; token 2 once: -2 * 2 - 0.5 = -4.5. Then
+    # token 0 (logit 1.0) holds 0.505 of the mass: it alone covers top_p = 0.5.
+    ref = vllm_reference(logits, [1, 2, 1], [1, 2, 1], params)
+    np.testing.assert_array_equal(ref, [1.0, 0.0, 0.0, 0.0])
+    # Top-p alone: token 1 holds 0.839, token 0 0.114: both needed for 0.85. After top-k=2
+    # the mass is renormalised (token 1: 0.881) and token 1 alone reaches 0.85.
+    only_p = vllm_reference(logits, [], [], SamplingParams(top_p=0.85))
+    np.testing.assert_allclose(only_p[:2], np.exp([1, 3]) / np.exp([1, 3]).sum())
+    assert only_p[2:].tolist() == [0, 0]
+    both = vllm_reference(logits, [], [], SamplingParams(top_k=2, top_p=0.85))
+    np.testing.assert_array_equal(both, [0.0, 1.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("vocab", sorted(LOGITS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matches_vllm_sampler(case, vocab, dtype):
+    logits = LOGITS[vocab].astype(dtype)
+    history = _history(logits)
+    params = SamplingParams(**CASES[case], order="vllm")
+    ours = distribution(logits, params, history=history)
+    assert ours.dtype == dtype
+    rows = zip(logits, history, strict=True)
+    theirs = np.array([vllm_reference(row, ids, ids, params) for row, ids in rows])
+    np.testing.assert_allclose(ours, theirs, atol=1e-6, rtol=0)
+    assert ((ours > 0) == (theirs > 0)).all(), "kept sets differ"
+    if params.is_greedy or set(params.active_stages) - {"logit_bias", "penalties", "temperature"}:
+        assert ((theirs > 0).sum(axis=1) < vocab).all(), "the filters should drop tokens"
+
+
+@pytest.mark.parametrize("case", ["everything", "greedy_penalties", "min_p_top_k_top_p"])
+def test_matches_vllm_sampler_with_masked_logits(case):
+    """-inf input logits (allowed_token_ids or bad words in vLLM) stay out of every stage."""
+    logits = LOGITS[1000].copy()
+    logits[:, 1::3] = -np.inf
+    history = _history(np.where(np.isfinite(logits), logits, -100.0))
+    params = SamplingParams(**CASES[case], order="vllm")
+    ours = distribution(logits, params, history=history)
+    for row, ids, probs in zip(logits, history, ours, strict=True):
+        theirs = vllm_reference(row, ids, ids, params)
+        np.testing.assert_allclose(probs, theirs, atol=1e-6, rtol=0)
+        assert ((probs > 0) == (theirs > 0)).all()
+
+
+def test_min_p_runs_before_top_p_unlike_transformers():
+    """vLLM: min-p, then top-p over the renormalised survivors; transformers: top-p, min-p."""
+    logits = np.log([0.4, 0.3, 0.2, 0.1])
+    params = {"min_p": 0.3, "top_p": 0.75}
+    vllm = distribution(logits, SamplingParams(**params, order="vllm"))
+    # min-p (floor 0.12) drops 0.1; the rest renormalise to 0.44, 0.33, 0.22 and the first
+    # two already hold 0.78 >= 0.75. Under transformers' order top-p sees 0.4 + 0.3 = 0.7
+    # < 0.75, so it keeps the third token too, which min-p then keeps as well.
+    assert np.flatnonzero(vllm).tolist() == [0, 1]
+    np.testing.assert_allclose(vllm, vllm_reference(logits, [], [], SamplingParams(**params)))
+    hf = distribution(logits, SamplingParams(**params, order="hf"))
+    assert np.flatnonzero(hf).tolist() == [0, 1, 2]
+
+
+def test_penalties_use_history_as_prompt_and_output():
+    """Our history counts for all three penalties, as vLLM's output tokens do (as output only,
+    the result is the same: repetition looks at prompt ∪ output). As prompt only it is not:
+    vLLM applies frequency and presence penalties to generated tokens alone."""
+    logits = LOGITS[1000][0]
+    history = _history(LOGITS[1000])[0]
+    params = SamplingParams(**PENALTIES, order="vllm")
+    ours = distribution(logits, params, history=[history])
+    np.testing.assert_allclose(ours, vllm_reference(logits, history, history, params), atol=1e-9)
+    np.testing.assert_allclose(ours, vllm_reference(logits, [], history, params), atol=1e-9)
+    prompt_only = vllm_reference(logits, history, [], params)
+    assert np.abs(ours - prompt_only).max() > 1e-3
