@@ -1,0 +1,176 @@
+"""The generation loop: any logit source + the engine → completions with per-step statistics.
+
+Every row is a prompt with its own :class:`~sampler.params.SamplingParams`; all rows run as one
+batch (one forward pass per step serves every temperature of a sweep). A row ends at an EOS
+token, at a stop string, or after ``max_new_tokens``. Statistics are kept per step; full logits
+never are.
+
+A row's random stream is ``(seed, sample)``: sample ``s`` at τ = 0.7 and sample ``s`` at
+τ = 1.0 use the same uniform numbers, so what differs between them is the temperature alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sampler.engine import Sampler
+from sampler.errors import InvalidInputError
+from sampler.params import SamplingParams
+from sampler.sources.base import LogitSource
+
+__all__ = ["Completion", "GenerationRow", "generate"]
+
+TextCallback = Callable[[int, str], None]
+
+
+@dataclass(frozen=True)
+class GenerationRow:
+    """One completion to produce: a prompt, its decoding settings, and a sample index."""
+
+    prompt: str
+    params: SamplingParams
+    sample: int = 0
+
+
+@dataclass
+class Completion:
+    """A finished row: its tokens, text, why it stopped, and the statistics of every step."""
+
+    row: GenerationRow
+    prompt_ids: list[int]
+    token_ids: list[int] = field(default_factory=list)
+    text: str = ""
+    finish_reason: str = "length"  # "eos", "stop" or "length"
+    steps: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (params as their fields)."""
+        params = {
+            name: getattr(self.row.params, name) for name in self.row.params.__dataclass_fields__
+        }
+        params["order"] = list(params["order"])
+        params["logit_bias"] = {str(k): v for k, v in params["logit_bias"].items()}
+        return {
+            "prompt": self.row.prompt,
+            "sample": self.row.sample,
+            "temperature": self.row.params.temperature,
+            "mode": self.row.params.mode,
+            "params": params,
+            "text": self.text,
+            "token_ids": self.token_ids,
+            "prompt_tokens": len(self.prompt_ids),
+            "finish_reason": self.finish_reason,
+            "steps": self.steps,
+        }
+
+
+def encode_prompts(
+    source: LogitSource, rows: Sequence[GenerationRow], chat: bool, max_new_tokens: int
+) -> list[list[int]]:
+    """Token ids of each row's prompt, checked against the source's context length."""
+    if max_new_tokens < 1:
+        raise InvalidInputError(f"max_new_tokens={max_new_tokens} is invalid: use 1 or more")
+    encoded: dict[str, list[int]] = {}
+    for row in rows:
+        if row.prompt not in encoded:
+            ids = source.encode(row.prompt, chat)
+            limit = source.context_limit
+            if limit is not None and len(ids) + max_new_tokens > limit:
+                raise InvalidInputError(
+                    f"the prompt is {len(ids)} tokens; with max_new_tokens={max_new_tokens} it "
+                    f"exceeds the model's context of {limit} tokens"
+                )
+            encoded[row.prompt] = ids
+    return [encoded[row.prompt] for row in rows]
+
+
+def _stop_at(text: str, stop: Sequence[str]) -> int | None:
+    hits = [text.find(s) for s in stop if s and s in text]
+    return min(hits) if hits else None
+
+
+def generate(
+    source: LogitSource,
+    rows: Sequence[GenerationRow],
+    max_new_tokens: int = 64,
+    stop: Sequence[str] = (),
+    chat: bool | None = None,
+    on_text: TextCallback | None = None,
+    stats: bool = True,
+) -> list[Completion]:
+    """Generate one completion per row, all rows batched.
+
+    Parameters
+    ----------
+    source
+        Any :class:`~sampler.sources.base.LogitSource`.
+    rows
+        Prompt, params and sample index of each completion.
+    max_new_tokens
+        Upper bound on generated tokens per row.
+    stop
+        Strings that end a row (the text is cut before them).
+    chat
+        Send prompts through the chat template; default: when the source has one.
+    on_text
+        Called with ``(row index, new text)`` as text appears, for streaming.
+    stats
+        Record :class:`~sampler.stats.StepStats` of each step in ``Completion.steps``.
+    """
+    if not rows:
+        raise InvalidInputError("no rows to generate: give at least one prompt")
+    chat = source.is_chat if chat is None else chat
+    prompt_ids = encode_prompts(source, rows, chat, max_new_tokens)
+    completions = [Completion(row, ids) for row, ids in zip(rows, prompt_ids, strict=True)]
+    sampler = Sampler(
+        [row.params for row in rows], row_keys=[(row.sample,) for row in rows], stats=stats
+    )
+    penalised = any("penalties" in row.params.active_stages for row in rows)
+    watch_text = bool(stop) or on_text is not None
+    live = np.ones(len(rows), dtype=bool)
+    filler = min(source.eos_token_ids) if source.eos_token_ids else 0
+    logits, session = source.start(prompt_ids)
+    for step in range(max_new_tokens):
+        history = [c.prompt_ids + c.token_ids for c in completions] if penalised else None
+        tokens, step_stats = sampler.step(logits, history=history)
+        for index in np.flatnonzero(live):
+            completion, token = completions[index], int(tokens[index])
+            if step_stats is not None:
+                completion.steps.append({"token": token, **step_stats.row(index)})
+            if token in source.eos_token_ids:
+                completion.finish_reason, live[index] = "eos", False
+                continue
+            completion.token_ids.append(token)
+            if watch_text:
+                _update_text(source, completion, stop, index, on_text)
+                live[index] = completion.finish_reason != "stop"
+        if not live.any() or step == max_new_tokens - 1:
+            break
+        logits = session.advance(np.where(live, tokens, filler))
+    for completion in completions:
+        if not watch_text:
+            completion.text = source.decode(completion.token_ids)
+    return completions
+
+
+def _update_text(
+    source: LogitSource,
+    completion: Completion,
+    stop: Sequence[str],
+    index: int,
+    on_text: TextCallback | None,
+) -> None:
+    text = source.decode(completion.token_ids)
+    cut = _stop_at(text, stop)
+    if cut is not None:
+        text, completion.finish_reason = text[:cut], "stop"
+    if (
+        on_text is not None
+        and text.startswith(completion.text)
+        and len(text) > len(completion.text)
+    ):
+        on_text(index, text[len(completion.text) :])
+    completion.text = text

@@ -1,0 +1,31 @@
+"""Logit sources: a real Hugging Face causal LM, or synthetic vocabularies (numpy only).
+
+:func:`load_source` takes ``synthetic:KIND?key=value&...``, a model alias (see
+``sampler models``), a local Hugging Face folder, or a hub id. Only the model paths import
+torch and transformers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sampler.sources.base import LogitSource
+
+__all__ = ["DEFAULT_MODEL", "LogitSource", "load_source"]
+
+DEFAULT_MODEL = "smollm2-135m"
+
+
+def load_source(
+    spec: str = DEFAULT_MODEL,
+    cache_dir: str | None = None,
+    progress: Callable[[str], None] = lambda message: None,
+) -> LogitSource:
+    """The logit source named by ``spec`` (see the module docstring)."""
+    if spec.startswith("synthetic:"):
+        from sampler.sources.synthetic import parse_synthetic
+
+        return parse_synthetic(spec)
+    from sampler.sources.hf_model import load_hf_source
+
+    return load_hf_source(spec, cache_dir=cache_dir, progress=progress)

