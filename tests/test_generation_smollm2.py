@@ -11,11 +11,11 @@ import pytest
 
 pytest.importorskip("torch")
 
-from conftest import hf_greedy  # noqa: E402
+from conftest import hf_greedy
 
-from sampler import SamplingParams  # noqa: E402
-from sampler.generate import GenerationRow, generate  # noqa: E402
-from sampler.sources.model_cache import cache_root, model_folder  # noqa: E402
+from sampler import SamplingParams
+from sampler.generate import GenerationRow, generate
+from sampler.sources.model_cache import cache_root, model_folder
 
 PROMPTS = [
     "What is the capital of France?",

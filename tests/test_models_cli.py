@@ -8,11 +8,11 @@ from click.testing import CliRunner
 
 pytest.importorskip("torch")
 
-from conftest import build_tiny_llama  # noqa: E402
+from conftest import build_tiny_llama
 
-from sampler.cli import cli  # noqa: E402
-from sampler.sources import hf_model, model_cache  # noqa: E402
-from sampler.sources.model_cache import ModelAlias, write_manifest  # noqa: E402
+from sampler.cli import cli
+from sampler.sources import hf_model, model_cache
+from sampler.sources.model_cache import ModelAlias, write_manifest
 
 
 @pytest.fixture
