@@ -100,6 +100,7 @@ def generate(
     chat: bool | None = None,
     on_text: TextCallback | None = None,
     stats: bool = True,
+    ignore_eos: bool = False,
 ) -> list[Completion]:
     """Generate one completion per row, all rows batched.
 
@@ -119,6 +120,8 @@ def generate(
         Called with ``(row index, new text)`` as text appears, for streaming.
     stats
         Record :class:`~sampler.stats.StepStats` of each step in ``Completion.steps``.
+    ignore_eos
+        Keep going past EOS tokens (fixed-length runs, benchmarks).
     """
     if not rows:
         raise InvalidInputError("no rows to generate: give at least one prompt")
@@ -140,7 +143,7 @@ def generate(
             completion, token = completions[index], int(tokens[index])
             if step_stats is not None:
                 completion.steps.append({"token": token, **step_stats.row(index)})
-            if token in source.eos_token_ids:
+            if token in source.eos_token_ids and not ignore_eos:
                 completion.finish_reason, live[index] = "eos", False
                 continue
             completion.token_ids.append(token)

@@ -31,6 +31,9 @@ def load_source(
         from sampler.sources.synthetic import parse_synthetic
 
         return parse_synthetic(spec)
+    from sampler.sources.cpu import tune_math_libraries
+
+    tune_math_libraries()  # must run before torch is first imported
     from sampler.sources.hf_model import load_hf_source, quiet_transformers
 
     if quiet:

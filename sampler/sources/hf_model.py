@@ -16,7 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, LlamaForCausalLM
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    DynamicCache,
+    LlamaForCausalLM,
+)
 
 from sampler.errors import InvalidInputError
 from sampler.sources.model_cache import (
@@ -51,13 +56,19 @@ def quiet_transformers() -> None:
 
 
 class HFSession:
-    """Extends a left-padded batch one token per row, reusing the KV cache."""
+    """Extends a left-padded batch one token per row, reusing the KV cache.
+
+    Rows with the same prompt (a sweep's temperatures and samples) share one prefill: each
+    distinct prompt is run once and its cache rows are copied to every row that uses it.
+    """
 
     def __init__(self, model: torch.nn.Module, prompts: Sequence[Sequence[int]], pad_id: int):
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
+        distinct: dict[tuple[int, ...], int] = {}
+        source_row = [distinct.setdefault(tuple(p), len(distinct)) for p in prompts]
+        width = max(len(p) for p in distinct)
+        ids = torch.full((len(distinct), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(distinct), width), dtype=torch.long)
+        for row, prompt in enumerate(distinct):
             ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
             mask[row, width - len(prompt) :] = 1
         self.model = model
@@ -65,8 +76,13 @@ class HFSession:
         self.cache = DynamicCache()
         # Positions count real tokens only, so a padded row sees the positions it would alone.
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-        self.first_logits = self._forward(ids, positions)
-        self.next_position = positions[:, -1:] + 1
+        logits = self._forward(ids, positions)
+        spread = torch.tensor(source_row)
+        if len(distinct) < len(prompts):
+            self.cache.reorder_cache(spread)
+        self.mask = mask[spread]
+        self.first_logits = logits[source_row]
+        self.next_position = positions[spread, -1:] + 1
 
     @torch.inference_mode()
     def _forward(self, ids: torch.Tensor, positions: torch.Tensor) -> np.ndarray:
