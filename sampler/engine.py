@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sampler.chain import run_groups
+from sampler.chain import GroupResult, run_groups
 from sampler.errors import InvalidInputError
 from sampler.inputs import History, as_batch, as_history, as_params
 from sampler.params import SamplingParams
@@ -64,15 +64,23 @@ def distribution(
     >>> distribution([3.0, 1.0, 0.2], SamplingParams(top_k=2)).round(4).tolist()
     [0.8808, 0.1192, 0.0]
     """
+    raw, single, groups = final_groups(logits, params, history)
+    out = np.empty_like(raw)
+    for group in groups:
+        out[group.members] = group.final.to_dense()
+    return out[0] if single else out
+
+
+def final_groups(
+    logits: ArrayLike, params: SamplingParams | Sequence[SamplingParams], history: History = None
+) -> tuple[np.ndarray, bool, list[GroupResult]]:
+    """Validate, run every row's chain; ``(raw [B, V], single row given, groups)``."""
     raw, single, _ = as_batch(logits)
     all_params = as_params(params, raw.shape[0])
     rows = RowParams.from_params(all_params).with_history(
         as_history(history, raw.shape[0], raw.shape[1])
     )
-    out = np.empty_like(raw)
-    for group in run_groups(raw, all_params, rows):
-        out[group.members] = group.final.to_dense()
-    return out[0] if single else out
+    return raw, single, list(run_groups(raw, all_params, rows))
 
 
 class Sampler:

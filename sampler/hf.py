@@ -25,11 +25,9 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor
 
-from sampler.chain import run_groups
+from sampler.engine import final_groups
 from sampler.errors import InvalidInputError
-from sampler.inputs import as_batch, as_history, as_params
 from sampler.params import SamplingParams
-from sampler.rows import RowParams
 
 __all__ = ["SamplerLogitsProcessor", "final_logits", "logits_processor"]
 
@@ -58,15 +56,11 @@ def final_logits(
     >>> final_logits(np.array([[2.0, 2.0, 1.0]]), SamplingParams(temperature=0)).tolist()
     [[2.0, -inf, -inf]]
     """
-    raw, single, _ = as_batch(logits)
-    if single:
-        raise InvalidInputError(f"logits have shape {raw.shape[1:]}: give [batch, vocab]")
-    all_params = as_params(params, raw.shape[0])
-    rows = RowParams.from_params(all_params).with_history(
-        as_history(history, raw.shape[0], raw.shape[1])
-    )
+    if np.ndim(logits) != 2:
+        raise InvalidInputError(f"logits have shape {np.shape(logits)}: give [batch, vocab]")
+    raw, _, groups = final_groups(logits, params, history)
     out = np.empty_like(raw)
-    for group in run_groups(raw, all_params, rows):
+    for group in groups:
         out[group.members] = group.final.to_dense_logits()
     return out
 

@@ -1,0 +1,195 @@
+"""Commands on logits alone (numpy only): softmax cheat sheet, chain trace, verification."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from sampler.cli import cli
+from sampler.cli.options import parse_logit, parse_temperature, sampling_options
+from sampler.errors import InvalidInputError
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("logits", nargs=-1)
+@click.option(
+    "-t",
+    "--temperature",
+    "temperatures",
+    multiple=True,
+    metavar="T",
+    help="Temperature >= 0 (repeatable; 0 = hardmax). Default: 0 0.1 0.5 1 2 5 10.",
+)
+@click.option("--labels", metavar="A,B,C", help="Comma-separated token names, one per logit.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@click.option(
+    "--plot",
+    "plot_path",
+    metavar="FILE",
+    help="Also draw bars and entropy-vs-τ to FILE (.png or .svg).",
+)
+def softmax(
+    logits: tuple[str, ...],
+    temperatures: tuple[str, ...],
+    labels: str | None,
+    as_json: bool,
+    plot_path: str | None,
+) -> None:
+    """Softmax of LOGITS at several temperatures: the cheat sheet.
+
+    With no LOGITS it shows the classic example, logits 3.0 1.0 0.2 labelled A, B, C.
+    Negative logits and -inf (a masked token) are fine: sampler softmax 2 -1.5 -inf
+    """
+    from sampler.cheatsheet import (
+        CHEAT_SHEET_LABELS,
+        CHEAT_SHEET_LOGITS,
+        CHEAT_SHEET_TEMPERATURES,
+        cheat_sheet,
+        format_cheat_sheet,
+    )
+
+    values = [parse_logit(text) for text in logits] or list(CHEAT_SHEET_LOGITS)
+    names = labels.split(",") if labels is not None else None
+    if names is None and not logits:
+        names = list(CHEAT_SHEET_LABELS)
+    temps = [parse_temperature(text) for text in temperatures] or list(CHEAT_SHEET_TEMPERATURES)
+    if plot_path is not None:
+        from sampler.plots.figures import check_figure_path
+
+        check_figure_path(plot_path)  # fail before any output, not after
+    sheet = cheat_sheet(values, temps, names)
+    if plot_path is not None:
+        from sampler.plots.cheatsheet import plot_cheat_sheet
+
+        plot_cheat_sheet(sheet, plot_path)
+    if as_json:
+        click.echo(json.dumps(sheet, allow_nan=False))
+    else:
+        click.echo(format_cheat_sheet(sheet))
+        if plot_path is not None:
+            click.echo(f"\nplot written to {plot_path}")
+
+
+@cli.command()
+@click.option("--draws", default=20_000, show_default=True, help="Tokens drawn per case.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the draws.")
+@click.option(
+    "--alpha",
+    default=1e-4,
+    show_default=True,
+    help="Significance level per case (false alarms per case at a correct sampler).",
+)
+@click.option("--case", "cases", multiple=True, metavar="NAME", help="Run only this case.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def verify(draws: int, seed: int, alpha: float, cases: tuple[str, ...], as_json: bool) -> int:
+    """Chi-square test that the engine's draws follow distribution(), case by case.
+
+    Exit code 1 if any case is rejected at --alpha.
+    """
+    from dataclasses import asdict
+
+    from sampler.verify import run_cases
+
+    if not 0 < alpha < 1:
+        raise InvalidInputError(f"alpha={alpha} is out of range: use 0 < alpha < 1")
+    results = run_cases(draws=draws, seed=seed, names=cases or None)
+    failed = [r.name for r in results if r.p_value < alpha]
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "alpha": alpha,
+                    "seed": seed,
+                    "failed": failed,
+                    "cases": [asdict(r) for r in results],
+                }
+            )
+        )
+    else:
+        width = max(len(r.name) for r in results)
+        click.echo(
+            f"{'case':<{width}}  {'V':>5} {'kept':>5} {'draws':>7} {'bins':>5} "
+            f"{'chi2':>9} {'p-value':>8} {'max|f-p|':>9}  verdict"
+        )
+        for r in results:
+            verdict = "REJECTED" if r.p_value < alpha else "ok"
+            click.echo(
+                f"{r.name:<{width}}  {r.vocab:>5} {r.support:>5} {r.draws:>7} "
+                f"{r.bins:>5} {r.statistic:>9.2f} {r.p_value:>8.4f} "
+                f"{r.max_abs_error:>9.5f}  {verdict}"
+            )
+        click.echo(
+            f"\n{len(results) - len(failed)} of {len(results)} cases consistent with "
+            f"distribution() at alpha={alpha:g} per case"
+        )
+    return 1 if failed else 0
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("logits", nargs=-1)
+@click.option("--labels", metavar="A,B,C", help="Comma-separated token names, one per logit.")
+@click.option("-t", "--temperature", default="1.0", show_default=True, metavar="T")
+@sampling_options
+@click.option(
+    "--order",
+    default="hf",
+    show_default=True,
+    metavar="PRESET|a,b,c|all",
+    help="hf, llama.cpp, vllm, a comma-separated stage list, or all three presets.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def chain(
+    logits: tuple[str, ...],
+    labels: str | None,
+    temperature: str,
+    order: str,
+    as_json: bool,
+    **filters: float | int | str,
+) -> None:
+    """Show what each stage of a sampling chain does to one row of LOGITS.
+
+    With no LOGITS it uses the cheat sheet's 3.0 1.0 0.2. Example, the three peers' orders on
+    the same settings: sampler chain 3 2.5 1 0.2 -t 2 --min-p 0.2 --top-k 3 --order all
+    """
+    from dataclasses import asdict
+
+    from sampler.cheatsheet import CHEAT_SHEET_LABELS, CHEAT_SHEET_LOGITS, default_labels
+    from sampler.params import PRESETS, SamplingParams
+    from sampler.trace import format_trace, trace_chain
+
+    values = [parse_logit(text) for text in logits] or list(CHEAT_SHEET_LOGITS)
+    names = (
+        labels.split(",")
+        if labels
+        else (default_labels(len(values)) if logits else list(CHEAT_SHEET_LABELS))
+    )
+    if len(names) != len(values):
+        raise InvalidInputError(
+            f"{len(names)} labels given for {len(values)} logits: give exactly one label per logit"
+        )
+    orders = list(PRESETS) if order == "all" else [order]
+    traces = {}
+    for name in orders:
+        stages: str | list[str] = name if name in PRESETS else name.split(",")
+        params = SamplingParams(temperature=parse_temperature(temperature), order=stages, **filters)  # type: ignore[arg-type]
+        traces[name] = trace_chain(values, params)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "labels": names,
+                    "chains": {
+                        name: [asdict(step) for step in steps] for name, steps in traces.items()
+                    },
+                }
+            )
+        )
+        return
+    for index, (name, steps) in enumerate(traces.items()):
+        stages_text = " → ".join(
+            SamplingParams(order=name if name in PRESETS else name.split(",")).stages
+        )
+        click.echo(
+            ("\n" if index else "") + format_trace(steps, names, f"order {name}: {stages_text}")
+        )
