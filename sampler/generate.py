@@ -101,6 +101,8 @@ def generate(
     on_text: TextCallback | None = None,
     stats: bool = True,
     ignore_eos: bool = False,
+    on_step: Callable[[int, int], None] | None = None,
+    on_finish: Callable[[int, Completion], None] | None = None,
 ) -> list[Completion]:
     """Generate one completion per row, all rows batched.
 
@@ -122,6 +124,11 @@ def generate(
         Record :class:`~sampler.stats.StepStats` of each step in ``Completion.steps``.
     ignore_eos
         Keep going past EOS tokens (fixed-length runs, benchmarks).
+    on_step
+        Called after each step with ``(step, rows still running before it)``: progress bars.
+    on_finish
+        Called with ``(row index, completion)`` as soon as a row ends, so callers can save
+        each finished row at once (the run log commits it then).
     """
     if not rows:
         raise InvalidInputError("no rows to generate: give at least one prompt")
@@ -139,7 +146,8 @@ def generate(
     for step in range(max_new_tokens):
         history = [c.prompt_ids + c.token_ids for c in completions] if penalised else None
         tokens, step_stats = sampler.step(logits, history=history)
-        for index in np.flatnonzero(live):
+        running = np.flatnonzero(live)
+        for index in running:
             completion, token = completions[index], int(tokens[index])
             if step_stats is not None:
                 completion.steps.append({"token": token, **step_stats.row(index)})
@@ -150,13 +158,24 @@ def generate(
             if watch_text:
                 _update_text(source, completion, stop, index, on_text)
                 live[index] = completion.finish_reason != "stop"
-        if not live.any() or step == max_new_tokens - 1:
+        last = not live.any() or step == max_new_tokens - 1
+        for index in running:
+            if not live[index] or last:
+                _finish(source, completions[index], watch_text, index, on_finish)
+        if on_step is not None:
+            on_step(step, len(running))
+        if last:
             break
         logits = session.advance(np.where(live, tokens, filler))
-    for completion in completions:
-        if not watch_text:
-            completion.text = source.decode(completion.token_ids)
     return completions
+
+
+def _finish(source: LogitSource, completion: Completion, text_is_current: bool, index: int,
+            on_finish: Callable[[int, Completion], None] | None) -> None:
+    if not text_is_current:
+        completion.text = source.decode(completion.token_ids)
+    if on_finish is not None:
+        on_finish(index, completion)
 
 
 def _update_text(

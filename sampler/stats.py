@@ -10,7 +10,9 @@ Definitions (nats throughout):
   distribution;
 * ``top1_prob``: the largest final probability; ``kept_tokens``: how many tokens the final
   distribution allows; ``kept_mass``: the base probability of those tokens;
-* ``kl_final_base``: ``KL(final || base) = Σ q_i log(q_i / p_i)``.
+* ``kl_final_base``: ``KL(final || base) = Σ q_i log(q_i / p_i)``;
+* ``base_argmax``: the base distribution's most likely token (lowest id on ties), so that
+  "did sampling pick what greedy would have" is one comparison.
 
 Each full-vocabulary quantity costs one exponential pass; the final distribution's weights
 are shared with the draw, and nothing is computed twice when stages leave logits unchanged.
@@ -40,6 +42,7 @@ class StepStats:
     kept_tokens: np.ndarray
     kept_mass: np.ndarray
     kl_final_base: np.ndarray
+    base_argmax: np.ndarray
 
     def row(self, index: int) -> dict[str, float]:
         """One row's statistics as plain numbers."""
@@ -148,4 +151,5 @@ def step_stats(
         kept_mass=np.where(greedy, np.exp(chosen_base), kept_mass),
         # KL(q || p) = Σ q log q - Σ q log p = -H(q) - cross; a one-hot q gives -log p(token).
         kl_final_base=np.where(greedy, -chosen_base, np.maximum(-entropy_final - cross, 0.0)),
+        base_argmax=np.argmax(raw, axis=1).astype(np.int64),
     )

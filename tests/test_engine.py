@@ -271,3 +271,12 @@ def test_a_filter_missing_from_the_chosen_order_is_an_error():
         SamplingParams(top_n_sigma=1.0, order="hf")
     with pytest.raises(InvalidInputError, match="epsilon is set"):
         SamplingParams(epsilon=0.01, order="llama.cpp")
+
+
+def test_base_argmax_is_the_greedy_token_of_the_raw_logits():
+    raw = _logits(5, 300, seed=2)
+    raw[0, [4, 9]] = raw[0].max() + 1  # a tie: the lowest id is greedy's choice
+    greedy, _ = Sampler(SamplingParams(temperature=0)).step(raw)
+    _, stats = Sampler(SamplingParams(temperature=1.3, seed=0)).step(raw)
+    np.testing.assert_array_equal(stats.base_argmax, greedy)
+    assert stats.base_argmax[0] == 4

@@ -1,0 +1,1 @@
+"""Reports on logged runs: per-temperature summaries, plots, Markdown and HTML pages."""
