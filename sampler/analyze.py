@@ -45,8 +45,12 @@ class Analysis:
         return self.surprisal.mean(axis=0)
 
 
-def analyze_tokens(source: LogitSource, context: Sequence[int], targets: Sequence[int],
-                   temperatures: Sequence[float]) -> Analysis:
+def analyze_tokens(
+    source: LogitSource,
+    context: Sequence[int],
+    targets: Sequence[int],
+    temperatures: Sequence[float],
+) -> Analysis:
     """Entropies of the distributions that predict each of ``targets`` after ``context``."""
     if not context:
         raise InvalidInputError("the context is empty: teacher forcing needs a first token")
@@ -62,12 +66,12 @@ def analyze_tokens(source: LogitSource, context: Sequence[int], targets: Sequenc
         surprisal[position] = -log_softmax(row, temps)[:, token]
         if position + 1 < len(targets):
             logits = session.advance(np.array([token]))
-    return Analysis([source.token_label(t) for t in targets], [float(t) for t in temps],
-                    entropy, surprisal)
+    return Analysis(
+        [source.token_label(t) for t in targets], [float(t) for t in temps], entropy, surprisal
+    )
 
 
-def analyze_text(source: LogitSource, text: str,
-                 temperatures: Sequence[float]) -> Analysis:
+def analyze_text(source: LogitSource, text: str, temperatures: Sequence[float]) -> Analysis:
     """Teacher-forced analysis of ``text`` as a raw continuation (no chat template)."""
     ids = source.encode(text, chat=False)
     if len(ids) < 2:
@@ -78,13 +82,18 @@ def analyze_text(source: LogitSource, text: str,
 def format_analysis(result: Analysis, per_token: bool = True) -> str:
     """Mean entropy and surprisal per temperature, then (optionally) every position."""
     header = ["τ", "mean entropy (nats)", "mean surprisal (nats)"]
-    body = [[f"{t:g}", f"{h:.4f}", f"{s:.4f}"] for t, h, s in
-            zip(result.temperatures, result.mean_entropy(), result.mean_surprisal(),
-                strict=True)]
+    body = [
+        [f"{t:g}", f"{h:.4f}", f"{s:.4f}"]
+        for t, h, s in zip(
+            result.temperatures, result.mean_entropy(), result.mean_surprisal(), strict=True
+        )
+    ]
     lines = aligned_table(header, body)
     if per_token:
         header = ["pos", "next token", *(f"H τ={t:g}" for t in result.temperatures)]
-        body = [[str(i), repr(label), *(f"{h:.3f}" for h in result.entropy[i])]
-                for i, label in enumerate(result.labels)]
+        body = [
+            [str(i), repr(label), *(f"{h:.3f}" for h in result.entropy[i])]
+            for i, label in enumerate(result.labels)
+        ]
         lines += ["", *aligned_table(header, body)]
     return "\n".join(lines)

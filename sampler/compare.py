@@ -40,9 +40,14 @@ class SampleComparison:
     argmax_rate: float  # share of the sample's steps whose token was the base argmax
 
 
-def compare(source: LogitSource, prompt: str, params: SamplingParams, samples: int,
-            max_new_tokens: int, chat: bool | None = None
-            ) -> tuple[Completion, list[SampleComparison]]:
+def compare(
+    source: LogitSource,
+    prompt: str,
+    params: SamplingParams,
+    samples: int,
+    max_new_tokens: int,
+    chat: bool | None = None,
+) -> tuple[Completion, list[SampleComparison]]:
     """Run greedy and ``samples`` sampled rows in one batch and compare each with greedy."""
     greedy_params = SamplingParams(temperature=0.0, order=params.order)
     rows = [GenerationRow(prompt, greedy_params)] + [
@@ -56,8 +61,7 @@ def _tokens(completion: Completion) -> list[int]:
     return [step["token"] for step in completion.steps]
 
 
-def _against(greedy: Completion, completion: Completion,
-             source: LogitSource) -> SampleComparison:
+def _against(greedy: Completion, completion: Completion, source: LogitSource) -> SampleComparison:
     step = first_divergence(_tokens(greedy), _tokens(completion))
     steps = completion.steps
     agreement = [s["token"] == s["base_argmax"] for s in steps]

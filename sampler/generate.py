@@ -24,6 +24,9 @@ from sampler.sources.base import LogitSource
 __all__ = ["Completion", "GenerationRow", "generate"]
 
 TextCallback = Callable[[int, str], None]
+# A 32-row, 512-token SmolLM2 batch would hold ~800 MB of float32 KV cache; past this budget
+# the rows run as consecutive batches instead, so memory stays bounded whatever the sweep.
+DEFAULT_CACHE_BUDGET_MB = 200.0
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,9 @@ def generate(
     ignore_eos: bool = False,
     on_step: Callable[[int, int], None] | None = None,
     on_finish: Callable[[int, Completion], None] | None = None,
+    cache_budget_mb: float | None = DEFAULT_CACHE_BUDGET_MB,
 ) -> list[Completion]:
-    """Generate one completion per row, all rows batched.
+    """Generate one completion per row, the rows batched.
 
     Parameters
     ----------
@@ -129,21 +133,61 @@ def generate(
     on_finish
         Called with ``(row index, completion)`` as soon as a row ends, so callers can save
         each finished row at once (the run log commits it then).
+    cache_budget_mb
+        Largest KV cache one batch may grow to; more rows than fit run as several batches one
+        after another (same tokens: a row does not depend on its batch). ``None``: one batch.
     """
     if not rows:
         raise InvalidInputError("no rows to generate: give at least one prompt")
     chat = source.is_chat if chat is None else chat
     prompt_ids = encode_prompts(source, rows, chat, max_new_tokens)
     completions = [Completion(row, ids) for row, ids in zip(rows, prompt_ids, strict=True)]
+    plan = _Plan(max_new_tokens, tuple(stop), on_text, stats, ignore_eos, on_step, on_finish)
+    size = batch_rows(source, prompt_ids, max_new_tokens, cache_budget_mb)
+    for start in range(0, len(completions), size):
+        _run_batch(source, completions[start : start + size], start, plan)
+    return completions
+
+
+def batch_rows(
+    source: LogitSource,
+    prompt_ids: Sequence[Sequence[int]],
+    max_new_tokens: int,
+    cache_budget_mb: float | None,
+) -> int:
+    """How many rows fit in one batch under the KV-cache budget (at least one)."""
+    per_token = getattr(source, "cache_bytes_per_token", 0)
+    if cache_budget_mb is None or per_token == 0:
+        return len(prompt_ids)
+    longest = max(len(ids) for ids in prompt_ids) + max_new_tokens
+    return max(1, min(len(prompt_ids), int(cache_budget_mb * 2**20 // (per_token * longest))))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    max_new_tokens: int
+    stop: tuple[str, ...]
+    on_text: TextCallback | None
+    stats: bool
+    ignore_eos: bool
+    on_step: Callable[[int, int], None] | None
+    on_finish: Callable[[int, Completion], None] | None
+
+
+def _run_batch(
+    source: LogitSource, completions: list[Completion], offset: int, plan: _Plan
+) -> None:
+    """Extend one batch of rows to the end; callbacks get indices ``offset + i``."""
+    rows = [c.row for c in completions]
     sampler = Sampler(
-        [row.params for row in rows], row_keys=[(row.sample,) for row in rows], stats=stats
+        [row.params for row in rows], row_keys=[(row.sample,) for row in rows], stats=plan.stats
     )
     penalised = any("penalties" in row.params.active_stages for row in rows)
-    watch_text = bool(stop) or on_text is not None
+    watch_text = bool(plan.stop) or plan.on_text is not None
     live = np.ones(len(rows), dtype=bool)
     filler = min(source.eos_token_ids) if source.eos_token_ids else 0
-    logits, session = source.start(prompt_ids)
-    for step in range(max_new_tokens):
+    logits, session = source.start([c.prompt_ids for c in completions])
+    for step in range(plan.max_new_tokens):
         history = [c.prompt_ids + c.token_ids for c in completions] if penalised else None
         tokens, step_stats = sampler.step(logits, history=history)
         running = np.flatnonzero(live)
@@ -151,27 +195,31 @@ def generate(
             completion, token = completions[index], int(tokens[index])
             if step_stats is not None:
                 completion.steps.append({"token": token, **step_stats.row(index)})
-            if token in source.eos_token_ids and not ignore_eos:
+            if token in source.eos_token_ids and not plan.ignore_eos:
                 completion.finish_reason, live[index] = "eos", False
                 continue
             completion.token_ids.append(token)
             if watch_text:
-                _update_text(source, completion, stop, index, on_text)
+                _update_text(source, completion, plan.stop, offset + index, plan.on_text)
                 live[index] = completion.finish_reason != "stop"
-        last = not live.any() or step == max_new_tokens - 1
+        last = not live.any() or step == plan.max_new_tokens - 1
         for index in running:
             if not live[index] or last:
-                _finish(source, completions[index], watch_text, index, on_finish)
-        if on_step is not None:
-            on_step(step, len(running))
+                _finish(source, completions[index], watch_text, offset + index, plan.on_finish)
+        if plan.on_step is not None:
+            plan.on_step(step, len(running))
         if last:
             break
         logits = session.advance(np.where(live, tokens, filler))
-    return completions
 
 
-def _finish(source: LogitSource, completion: Completion, text_is_current: bool, index: int,
-            on_finish: Callable[[int, Completion], None] | None) -> None:
+def _finish(
+    source: LogitSource,
+    completion: Completion,
+    text_is_current: bool,
+    index: int,
+    on_finish: Callable[[int, Completion], None] | None,
+) -> None:
     if not text_is_current:
         completion.text = source.decode(completion.token_ids)
     if on_finish is not None:

@@ -24,8 +24,7 @@ from sampler.sources.base import LogitSource
 from sampler.store import RunStore
 from sampler.sweep_config import SweepConfig
 
-__all__ = ["completion_record", "first_step_tops", "package_versions", "run_rows",
-           "start_sweep"]
+__all__ = ["completion_record", "first_step_tops", "package_versions", "run_rows", "start_sweep"]
 
 FIRST_STEP_TOP = 10  # tokens kept per (prompt, temperature) for the first-step bar plot
 
@@ -44,13 +43,26 @@ def package_versions() -> dict[str, str]:
 def completion_record(completion: Completion, extra: dict[str, Any] | None = None) -> dict:
     """What the run log stores for one finished row."""
     data = completion.to_dict()
-    return {key: data[key] for key in ("prompt", "sample", "temperature", "mode", "params",
-                                       "text", "token_ids", "finish_reason", "prompt_tokens",
-                                       "steps")} | {"extra": extra or {}}
+    return {
+        key: data[key]
+        for key in (
+            "prompt",
+            "sample",
+            "temperature",
+            "mode",
+            "params",
+            "text",
+            "token_ids",
+            "finish_reason",
+            "prompt_tokens",
+            "steps",
+        )
+    } | {"extra": extra or {}}
 
 
-def first_step_tops(source: LogitSource, rows: Sequence[GenerationRow], chat: bool,
-                    top: int = FIRST_STEP_TOP) -> dict[tuple[str, float], list[dict]]:
+def first_step_tops(
+    source: LogitSource, rows: Sequence[GenerationRow], chat: bool, top: int = FIRST_STEP_TOP
+) -> dict[tuple[str, float], list[dict]]:
     """Per (prompt, temperature), the first step's most likely tokens under the final chain.
 
     One forward pass per distinct prompt; every temperature reuses its logits.
@@ -66,17 +78,25 @@ def first_step_tops(source: LogitSource, rows: Sequence[GenerationRow], chat: bo
             logits_by_prompt[row.prompt] = logits[0]
         probs = distribution(logits_by_prompt[row.prompt], row.params)
         best = np.argsort(-probs, kind="stable")[:top]
-        tops[key] = [{"token": int(t), "label": source.token_label(int(t)),
-                      "prob": float(probs[t])} for t in best]
+        tops[key] = [
+            {"token": int(t), "label": source.token_label(int(t)), "prob": float(probs[t])}
+            for t in best
+        ]
     return tops
 
 
-def start_sweep(config: SweepConfig, store: RunStore, source: LogitSource,
-                kind: str = "sweep") -> str:
+def start_sweep(
+    config: SweepConfig, store: RunStore, source: LogitSource, kind: str = "sweep"
+) -> str:
     """Record a new run (config, model, fingerprint, versions) and return its id."""
-    return store.create_run(kind=kind, model=source.name, fingerprint=source.fingerprint,
-                            config=config.to_dict(), versions=package_versions(),
-                            total_rows=len(config.rows()))
+    return store.create_run(
+        kind=kind,
+        model=source.name,
+        fingerprint=source.fingerprint,
+        config=config.to_dict(),
+        versions=package_versions(),
+        total_rows=len(config.rows()),
+    )
 
 
 def resume_config(store: RunStore, run_id: str, source: LogitSource) -> SweepConfig:
@@ -90,8 +110,13 @@ def resume_config(store: RunStore, run_id: str, source: LogitSource) -> SweepCon
     return SweepConfig.from_dict(run["config"], origin=f"run {run['id']}")
 
 
-def run_rows(config: SweepConfig, store: RunStore, run_id: str, source: LogitSource,
-             on_step: Callable[[int, int], None] | None = None) -> int:
+def run_rows(
+    config: SweepConfig,
+    store: RunStore,
+    run_id: str,
+    source: LogitSource,
+    on_step: Callable[[int, int], None] | None = None,
+) -> int:
     """Generate every row of the run not stored yet, committing each as it finishes.
 
     Returns how many rows were generated now.
@@ -103,15 +128,25 @@ def run_rows(config: SweepConfig, store: RunStore, run_id: str, source: LogitSou
     use_chat = source.is_chat if chat is None else chat
     tops = first_step_tops(source, [rows[i] for i in todo if rows[i].sample == 0], use_chat)
     for start in range(0, len(todo), config.batch_size):
-        chunk = todo[start:start + config.batch_size]
+        chunk = todo[start : start + config.batch_size]
 
         def save(position: int, completion: Completion, chunk: list[int] = chunk) -> None:
             row = completion.row
-            extra = {"first_step_top": tops[(row.prompt, row.params.temperature)]} \
-                if row.sample == 0 else {}
+            extra = (
+                {"first_step_top": tops[(row.prompt, row.params.temperature)]}
+                if row.sample == 0
+                else {}
+            )
             store.add_completion(run_id, chunk[position], completion_record(completion, extra))
 
-        generate(source, [rows[i] for i in chunk], max_new_tokens=config.max_new_tokens,
-                 stop=config.stop, chat=chat, on_step=on_step, on_finish=save)
+        generate(
+            source,
+            [rows[i] for i in chunk],
+            max_new_tokens=config.max_new_tokens,
+            stop=config.stop,
+            chat=chat,
+            on_step=on_step,
+            on_finish=save,
+        )
     store.finish_run(run_id)
     return len(todo)

@@ -74,18 +74,28 @@ class SweepConfig:
     def params(self, temperature: float) -> SamplingParams:
         """The sampling settings of one temperature's rows."""
         return SamplingParams(
-            temperature=temperature, seed=self.seed, order=self.order, top_k=self.top_k,
-            top_p=self.top_p, min_p=self.min_p, typical_p=self.typical_p, epsilon=self.epsilon,
-            eta=self.eta, top_n_sigma=self.top_n_sigma,
+            temperature=temperature,
+            seed=self.seed,
+            order=self.order,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            min_p=self.min_p,
+            typical_p=self.typical_p,
+            epsilon=self.epsilon,
+            eta=self.eta,
+            top_n_sigma=self.top_n_sigma,
             repetition_penalty=self.repetition_penalty,
         )
 
     def rows(self) -> list[GenerationRow]:
         """Every prompt x temperature x sample, in a fixed order (a row's index is its id)."""
         by_temperature = {tau: self.params(tau) for tau in self.temperatures}
-        return [GenerationRow(prompt, by_temperature[tau], sample)
-                for prompt in self.prompts for tau in self.temperatures
-                for sample in range(self.samples)]
+        return [
+            GenerationRow(prompt, by_temperature[tau], sample)
+            for prompt in self.prompts
+            for tau in self.temperatures
+            for sample in range(self.samples)
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -98,8 +108,9 @@ class SweepConfig:
         values: dict[str, Any] = {}
         for key, value in data.items():
             if key not in known:
-                raise InvalidInputError(f"{origin}: unknown key {key!r}; allowed keys are "
-                                        f"{', '.join(known)}")
+                raise InvalidInputError(
+                    f"{origin}: unknown key {key!r}; allowed keys are {', '.join(known)}"
+                )
             values[key] = _checked(key, value, cls.__dataclass_fields__[key].default, origin)
         return cls(**values)
 
@@ -119,8 +130,9 @@ def _checked(key: str, value: Any, default: Any, origin: str) -> Any:
         return value
     if isinstance(default, int) and (isinstance(value, bool) or not isinstance(value, int)):
         raise InvalidInputError(f"{origin}: {key} must be an integer, got {value!r}")
-    if isinstance(default, float) and (isinstance(value, bool)
-                                       or not isinstance(value, int | float)):
+    if isinstance(default, float) and (
+        isinstance(value, bool) or not isinstance(value, int | float)
+    ):
         raise InvalidInputError(f"{origin}: {key} must be a number, got {value!r}")
     if isinstance(default, str) and not isinstance(value, str):
         raise InvalidInputError(f"{origin}: {key} must be a string, got {value!r}")
@@ -134,11 +146,14 @@ def parse_temperatures(text: str) -> list[float]:
         try:
             value = float(item)
         except ValueError:
-            raise InvalidInputError(f"temperature {item!r} in {text!r} is not a number: give "
-                                    "comma-separated numbers >= 0, e.g. 0,0.7,1.0") from None
+            raise InvalidInputError(
+                f"temperature {item!r} in {text!r} is not a number: give "
+                "comma-separated numbers >= 0, e.g. 0,0.7,1.0"
+            ) from None
         if math.isnan(value) or value < 0 or math.isinf(value):
-            raise InvalidInputError(f"temperature {item} in {text!r} is invalid: use finite "
-                                    "numbers >= 0 (0 = greedy)")
+            raise InvalidInputError(
+                f"temperature {item} in {text!r} is invalid: use finite numbers >= 0 (0 = greedy)"
+            )
         if value in values:
             raise InvalidInputError(f"temperature {item} appears twice in {text!r}")
         values.append(value)
@@ -176,10 +191,11 @@ def read_prompts(path: str | Path) -> list[str]:
             try:
                 prompt = json.loads(line)["prompt"]
             except (ValueError, KeyError, TypeError):
-                raise InvalidInputError(f"{file}:{number}: a JSON line needs a \"prompt\" "
-                                        "string") from None
+                raise InvalidInputError(
+                    f'{file}:{number}: a JSON line needs a "prompt" string'
+                ) from None
             if not isinstance(prompt, str):
-                raise InvalidInputError(f"{file}:{number}: \"prompt\" must be a string")
+                raise InvalidInputError(f'{file}:{number}: "prompt" must be a string')
             prompts.append(prompt)
         else:
             prompts.append(line)

@@ -124,3 +124,19 @@ def test_outputs_are_numpy_float32(tiny_model_dir):
     logits, session = source.start([[3, 4, 5], [6]])
     assert logits.dtype == np.float32 and logits.shape == (2, source.vocab_size)
     assert session.advance(np.array([7, 8])).shape == (2, source.vocab_size)
+
+
+def test_a_small_cache_budget_splits_the_batch_without_changing_tokens(tiny_model_dir):
+    from sampler.generate import batch_rows
+
+    source = load_source(str(tiny_model_dir))
+    rows = [GenerationRow(p, SamplingParams(temperature=1.0, seed=4), s)
+            for p in PROMPTS for s in range(2)]
+    budget = source.cache_bytes_per_token * 3 * (7 + 10) / 2**20  # room for three rows
+    assert batch_rows(source, [[0] * 7] * len(rows), 10, budget) == 3
+    finished: list[int] = []
+    split = generate(source, rows, 10, chat=False, cache_budget_mb=budget,
+                     on_finish=lambda index, _c: finished.append(index))
+    whole = generate(source, rows, 10, chat=False, cache_budget_mb=None)
+    assert [c.token_ids for c in split] == [c.token_ids for c in whole]
+    assert sorted(finished) == list(range(len(rows)))

@@ -47,4 +47,4 @@ def main() -> None:
 
 
 # Registering the commands needs `cli` above.
-from sampler.cli import math_commands, model_commands  # noqa: E402, F401
+from sampler.cli import math_commands, model_commands, run_commands  # noqa: E402, F401

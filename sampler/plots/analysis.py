@@ -22,11 +22,21 @@ def plot_analysis(result: Analysis, path: str | os.PathLike[str]) -> Path:
     positions = np.arange(len(result.labels))
     for column, (tau, colour) in enumerate(zip(result.temperatures, colours, strict=True)):
         mean = result.entropy[:, column].mean()
-        axes.plot(positions, result.entropy[:, column], color=colour, marker=".",
-                  label=f"τ = {tau:g} (mean {mean:.2f})")
+        axes.plot(
+            positions,
+            result.entropy[:, column],
+            color=colour,
+            marker=".",
+            label=f"τ = {tau:g} (mean {mean:.2f})",
+        )
     if len(positions) <= 40:
-        axes.set_xticks(positions, [repr(label)[1:-1] for label in result.labels],
-                        rotation=60, ha="right", fontsize="small")
+        axes.set_xticks(
+            positions,
+            [repr(label)[1:-1] for label in result.labels],
+            rotation=60,
+            ha="right",
+            fontsize="small",
+        )
         axes.set_xlabel("next token (teacher-forced)")
     else:
         axes.set_xlabel("position")

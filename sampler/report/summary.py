@@ -28,14 +28,23 @@ import numpy as np
 from sampler.metrics import distinct_n, perplexity, repetition_rate, self_bleu
 from sampler.tables import aligned_table
 
-__all__ = ["COLUMNS", "format_summary", "markdown_summary", "summarize"]
+__all__ = ["COLUMNS", "cell", "format_summary", "markdown_summary", "summarize"]
 
 COLUMNS = (
-    ("temperature", "τ"), ("rows", "rows"), ("length", "length"),
-    ("entropy_final", "H final"), ("entropy_final_sd", "±"), ("entropy_base", "H base"),
-    ("entropy_base_sd", "±"), ("surprisal", "surprisal"), ("ppl_base", "PPL base"),
-    ("distinct_1", "dist-1"), ("distinct_2", "dist-2"), ("distinct_3", "dist-3"),
-    ("self_bleu4", "self-BLEU4"), ("repetition", "rep-4"),
+    ("temperature", "τ"),
+    ("rows", "rows"),
+    ("length", "length"),
+    ("entropy_final", "H final"),
+    ("entropy_final_sd", "±"),
+    ("entropy_base", "H base"),
+    ("entropy_base_sd", "±"),
+    ("surprisal", "surprisal"),
+    ("ppl_base", "PPL base"),
+    ("distinct_1", "dist-1"),
+    ("distinct_2", "dist-2"),
+    ("distinct_3", "dist-3"),
+    ("self_bleu4", "self-BLEU4"),
+    ("repetition", "rep-4"),
     ("greedy_agreement", "greedy agr."),
 )
 
@@ -64,25 +73,29 @@ def summarize(completions: Sequence[dict]) -> list[dict[str, Any]]:
         final, final_sd = _mean_and_spread(rows, "entropy_final")
         base, base_sd = _mean_and_spread(rows, "entropy_base")
         agreement = [s["token"] == s["base_argmax"] for s in steps if "base_argmax" in s]
-        summary.append({
-            "temperature": temperature,
-            "rows": len(rows),
-            "length": float(np.mean([len(s) for s in sequences])),
-            "entropy_final": final, "entropy_final_sd": final_sd,
-            "entropy_base": base, "entropy_base_sd": base_sd,
-            "surprisal": float(np.mean([s["surprisal"] for s in steps])) if steps else math.nan,
-            "ppl_base": perplexity([s["surprisal_base"] for s in steps]),
-            "distinct_1": distinct_n(sequences, 1),
-            "distinct_2": distinct_n(sequences, 2),
-            "distinct_3": distinct_n(sequences, 3),
-            "self_bleu4": float(np.nanmean(bleus)) if bleus else math.nan,
-            "repetition": repetition_rate(sequences, 4),
-            "greedy_agreement": float(np.mean(agreement)) if agreement else math.nan,
-        })
+        summary.append(
+            {
+                "temperature": temperature,
+                "rows": len(rows),
+                "length": float(np.mean([len(s) for s in sequences])),
+                "entropy_final": final,
+                "entropy_final_sd": final_sd,
+                "entropy_base": base,
+                "entropy_base_sd": base_sd,
+                "surprisal": float(np.mean([s["surprisal"] for s in steps])) if steps else math.nan,
+                "ppl_base": perplexity([s["surprisal_base"] for s in steps]),
+                "distinct_1": distinct_n(sequences, 1),
+                "distinct_2": distinct_n(sequences, 2),
+                "distinct_3": distinct_n(sequences, 3),
+                "self_bleu4": float(np.nanmean(bleus)) if bleus else math.nan,
+                "repetition": repetition_rate(sequences, 4),
+                "greedy_agreement": float(np.mean(agreement)) if agreement else math.nan,
+            }
+        )
     return summary
 
 
-def _cell(key: str, value: Any) -> str:
+def cell(key: str, value: Any) -> str:
     if key == "temperature":
         return "0 (greedy)" if value == 0 else f"{value:g}"
     if key == "rows":
@@ -95,7 +108,7 @@ def _cell(key: str, value: Any) -> str:
 def format_summary(summary: Sequence[dict[str, Any]]) -> str:
     """The summary as an aligned terminal table."""
     header = [title for _, title in COLUMNS]
-    body = [[_cell(key, row[key]) for key, _ in COLUMNS] for row in summary]
+    body = [[cell(key, row[key]) for key, _ in COLUMNS] for row in summary]
     return "\n".join(aligned_table(header, body))
 
 
@@ -103,6 +116,5 @@ def markdown_summary(summary: Sequence[dict[str, Any]]) -> str:
     """The summary as a Markdown table."""
     header = "| " + " | ".join(title for _, title in COLUMNS) + " |"
     rule = "|" + "|".join(" --- " for _ in COLUMNS) + "|"
-    body = ["| " + " | ".join(_cell(key, row[key]) for key, _ in COLUMNS) + " |"
-            for row in summary]
+    body = ["| " + " | ".join(cell(key, row[key]) for key, _ in COLUMNS) + " |" for row in summary]
     return "\n".join([header, rule, *body])

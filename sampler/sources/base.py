@@ -35,6 +35,9 @@ class LogitSource(Protocol):
         Longest sequence (prompt + generated) the source accepts, or ``None``.
     is_chat
         Whether prompts go through a chat template by default.
+    cache_bytes_per_token
+        Memory one token of one row holds while generating (KV cache); 0 if none. Optional:
+        the generation loop treats a missing attribute as 0.
     """
 
     name: str

@@ -136,6 +136,7 @@ class HFSource:
         if self.pad_id is None:
             self.pad_id = min(self.eos_token_ids) if self.eos_token_ids else 0
         self.context_limit = getattr(self.model.config, "max_position_embeddings", None)
+        self.cache_bytes_per_token = _cache_bytes_per_token(self.model.config)
         self.is_chat = bool(getattr(self.tokenizer, "chat_template", None))
 
     def encode(self, prompt: str, chat: bool) -> list[int]:
@@ -166,6 +167,16 @@ class HFSource:
     def start(self, prompts: Sequence[Sequence[int]]) -> tuple[np.ndarray, HFSession]:
         session = HFSession(self.model, prompts, self.pad_id)
         return session.first_logits, session
+
+
+def _cache_bytes_per_token(config: object) -> int:
+    """KV-cache bytes one token of one row costs: keys and values of every layer, float32."""
+    heads = getattr(config, "num_attention_heads", 0)
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or (
+        getattr(config, "hidden_size", 0) // max(heads, 1)
+    )
+    return 2 * getattr(config, "num_hidden_layers", 0) * kv_heads * head_dim * 4
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
