@@ -1,0 +1,227 @@
+"""`sampler sweep`, `compare`, `runs`, `export`, `report`, `analyze` on the synthetic source.
+
+Synthetic Markov logits are a pure function of the context, so every expectation here is
+exact; the same code paths serve the real model.
+"""
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sampler.cli import cli
+from sampler.store import RunStore
+
+MARKOV = "synthetic:markov?vocab=300&sharpness=2.0&seed=1"
+
+
+def sweep_args(db: Path, *extra: str) -> list[str]:
+    return ["sweep", "--model", MARKOV, "--prompt", "kalo mesu", "--prompt", "puzo hena",
+            "--temperatures", "0,0.7,1.5", "--samples", "3", "--max-new-tokens", "12",
+            "--seed", "5", "--db", str(db), *extra]
+
+
+def run_cli(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def rows_of(db: Path, run_id: str) -> list[tuple]:
+    with RunStore(db) as store:
+        return [(c["row_index"], c["temperature"], c["sample"], tuple(c["token_ids"]), c["text"],
+                 tuple(s["token"] for s in c["steps"])) for c in store.completions(run_id)]
+
+
+def test_sweep_logs_every_row_and_prints_the_table(tmp_path):
+    result = run_cli(*sweep_args(tmp_path / "log.db"))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["τ", "rows", "length"]
+    assert [line.split()[0] for line in lines[1:4]] == ["0", "0.7", "1.5"]
+    run_id = lines[-1].split()[2]
+    stored = rows_of(tmp_path / "log.db", run_id)
+    assert len(stored) == 2 * 3 * 3 and [r[0] for r in stored] == list(range(18))
+    with RunStore(tmp_path / "log.db") as store:
+        run = store.get_run(run_id)
+        assert run["status"] == "complete" and run["config"]["seed"] == 5
+        assert run["versions"]["numpy"] and run["fingerprint"] == run["model"]
+
+
+def test_config_file_and_overrides(tmp_path):
+    config = tmp_path / "sweep.toml"
+    config.write_text(f'model = "{MARKOV}"\nprompts = ["kalo"]\ntemperatures = [0.5, 1.0]\n'
+                      "samples = 2\nmax_new_tokens = 5\n")
+    result = run_cli("sweep", "--config", str(config), "--samples", "3", "--db",
+                     str(tmp_path / "log.db"))
+    assert result.exit_code == 0, result.output
+    with RunStore(tmp_path / "log.db") as store:
+        run = store.get_run("latest")
+        assert run["config"]["samples"] == 3 and run["config"]["temperatures"] == [0.5, 1.0]
+        assert run["total_rows"] == 6
+
+
+def test_resume_after_sigkill_ends_with_the_uninterrupted_rows(tmp_path):
+    reference = tmp_path / "reference.db"
+    # Many one-row batches: the sweep takes seconds, so the kill lands in its middle.
+    extra = ["--batch-size", "1", "--max-new-tokens", "40", "--samples", "20"]
+    assert run_cli(*sweep_args(reference, *extra)).exit_code == 0
+    with RunStore(reference) as store:
+        expected = rows_of(reference, store.get_run("latest")["id"])
+
+    killed = tmp_path / "killed.db"
+    command = [sys.executable, "-m", "sampler", *sweep_args(killed, *extra)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    done = 0
+    while time.monotonic() < deadline and done < 4:
+        time.sleep(0.05)
+        if killed.exists():
+            try:
+                with sqlite3.connect(killed) as conn:
+                    done = conn.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
+            except sqlite3.Error:
+                continue
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    with RunStore(killed) as store:
+        run = store.get_run("latest")
+        partial = len(store.done_rows(run["id"]))
+    assert 0 < partial < len(expected), "the kill should land in the middle of the sweep"
+    assert run["status"] == "running"
+
+    resumed = run_cli("sweep", "--resume", run["id"], "--db", str(killed))
+    assert resumed.exit_code == 0, resumed.output
+    after = rows_of(killed, run["id"])
+    assert [r[1:] for r in after] == [r[1:] for r in expected]  # same rows, same tokens
+    assert len({r[0] for r in after}) == len(after)  # no duplicates
+    with RunStore(killed) as store:
+        assert store.get_run(run["id"])["status"] == "complete"
+
+
+def test_compare_reports_divergence_and_agreement(tmp_path):
+    result = run_cli("compare", "--model", MARKOV, "--prompt", "kalo mesu", "-t", "1.2",
+                     "--samples", "3", "--max-new-tokens", "15", "--db", str(tmp_path / "c.db"))
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("greedy (τ=0)")
+    assert result.output.count("── sample") == 3
+    assert "leaves the greedy path at step" in result.output and "were the argmax" in result.output
+    with RunStore(tmp_path / "c.db") as store:
+        run = store.get_run("latest")
+        assert run["kind"] == "compare" and len(store.done_rows(run["id"])) == 4
+
+
+def test_runs_export_and_report(tmp_path):
+    db = tmp_path / "log.db"
+    assert run_cli(*sweep_args(db)).exit_code == 0
+    listing = run_cli("runs", "--db", str(db))
+    assert "complete" in listing.output and "18/18" in listing.output
+    jsonl = run_cli("export", "latest", "--format", "jsonl", "--db", str(db))
+    records = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    assert len(records) == 18 and records[0]["steps"][0]["entropy_final"] >= 0
+    csv = run_cli("export", "latest", "--format", "csv", "--db", str(db))
+    assert csv.stdout.splitlines()[0].startswith("run_id,row_index")
+    table = run_cli("report", "latest", "--db", str(db))
+    assert table.exit_code == 0 and "self-BLEU4" in table.output
+    out = tmp_path / "out"
+    page = run_cli("report", "latest", "--format", "html", "--out", str(out), "--db", str(db))
+    assert page.exit_code == 0, page.output
+    assert [p.name for p in out.iterdir()] == ["report.html"]
+
+
+def test_analyze_text_and_run(tmp_path):
+    db = tmp_path / "log.db"
+    assert run_cli(*sweep_args(db)).exit_code == 0
+    text = run_cli("analyze", "--model", MARKOV, "--text", "kalo mesu puzo hena",
+                   "--temperatures", "0.5,1,2", "--json")
+    data = json.loads(text.output)
+    means = data["mean_entropy"]
+    assert len(data["tokens"]) == 3 and means[0] < means[1] < means[2]
+    from_run = run_cli("analyze", "--run", "latest", "--row", "4", "--db", str(db),
+                       "--plot", str(tmp_path / "a.png"))
+    assert from_run.exit_code == 0, from_run.output
+    assert (tmp_path / "a.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--temperatures", "0,abc"], "temperature 'abc' in '0,abc' is not a number"),
+        (["--temperatures", "0,-1"], "temperature -1 in '0,-1' is invalid"),
+        (["--temperatures", "0.5,0.5"], "appears twice"),
+        (["--samples", "0"], "samples=0 is invalid"),
+        (["--top-p", "2"], "top_p=2.0 is out of range"),
+        (["--resume", "nope"], "--resume takes the run's own settings"),
+        (["--mode", "greedy"], "temperature 0 is its greedy row"),
+    ],
+)
+def test_sweep_bad_input(tmp_path, args, message):
+    result = run_cli(*sweep_args(tmp_path / "log.db"), *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("temperatures = [0.5, 1.0\n", "is not valid TOML"),
+        ("colour = 'red'\n", "unknown key 'colour'"),
+        ("samples = 'four'\n", "samples must be an integer"),
+        ("prompts = 'one'\n", "prompts must be a list"),
+        ("temperatures = [0.5, -2]\n", "temperature -2"),
+    ],
+)
+def test_bad_config_names_the_key_or_line(tmp_path, content, message):
+    config = tmp_path / "bad.toml"
+    config.write_text(content)
+    result = run_cli("sweep", "--config", str(config), "--model", MARKOV, "--db",
+                     str(tmp_path / "log.db"))
+    assert result.exit_code == 2 and message in result.stderr, result.output
+
+
+def test_toml_errors_give_the_line(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text('model = "x"\nsamples = = 3\n')
+    result = run_cli("sweep", "--config", str(config), "--db", str(tmp_path / "log.db"))
+    assert "line 2" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["missing-folder", "read-only"])
+def test_bad_database_paths(tmp_path, where):
+    if where == "missing-folder":
+        db = tmp_path / "no" / "such" / "log.db"
+    else:
+        db = tmp_path / "ro.db"
+        RunStore(db).close()
+        db.chmod(0o444)
+    result = run_cli(*sweep_args(db))
+    assert result.exit_code == 2 and result.stderr.startswith("error: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_run_in_resume_report_and_export(tmp_path):
+    db = tmp_path / "log.db"
+    RunStore(db).close()
+    for command in (["report", "zzz"], ["export", "zzz"], ["sweep", "--resume", "zzz"]):
+        result = run_cli(*command, "--db", str(db))
+        assert result.exit_code == 2 and "run 'zzz' is not in" in result.stderr
+
+
+def test_two_sweeps_writing_to_one_database_at_once(tmp_path):
+    db = tmp_path / "shared.db"
+    RunStore(db).close()
+    commands = [[sys.executable, "-m", "sampler", *sweep_args(db, "--seed", str(seed))]
+                for seed in (1, 2)]
+    processes = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                 for c in commands]
+    for process in processes:
+        assert process.wait(timeout=120) == 0, process.stderr.read()
+    with RunStore(db) as store:
+        runs = store.list_runs()
+        assert len(runs) == 2 and all(r["rows_done"] == 18 for r in runs)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
