@@ -20,9 +20,7 @@ complete {0}
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
-import os
 import secrets
 import sqlite3
 import time
@@ -32,6 +30,17 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sampler.errors import InvalidInputError
+from sampler.store_checks import NOT_SQLITE, READ_ONLY, check_database_path
+from sampler.store_schema import (
+    COMPLETION_FIELDS,
+    CSV_COLUMNS,
+    EXPORT_FORMATS,
+    MIGRATIONS,
+    STEP_STATS,
+    insert_rows,
+    sql_statements,
+    step_dict,
+)
 
 __all__ = [
     "CSV_COLUMNS",
@@ -42,75 +51,13 @@ __all__ = [
     "default_db_path",
 ]
 
-STEP_STATS = (
-    "entropy_base",
-    "entropy_temp",
-    "entropy_final",
-    "surprisal",
-    "surprisal_base",
-    "top1_prob",
-    "kept_tokens",
-    "kept_mass",
-    "kl_final_base",
-)
-COMPLETION_FIELDS = (
-    "prompt",
-    "sample",
-    "temperature",
-    "mode",
-    "params",
-    "text",
-    "token_ids",
-    "finish_reason",
-    "prompt_tokens",
-)
-_CSV_OF_COMPLETION = ("run_id", "row_index", "prompt", "sample", "temperature", "mode")
-_CSV_OF_STEP = ("step", "token", *STEP_STATS, "base_argmax")
-CSV_COLUMNS = (*_CSV_OF_COMPLETION, *_CSV_OF_STEP)
-EXPORT_FORMATS = ("jsonl", "csv")
 BUSY_TIMEOUT_S = 30
 _ROWS_DONE = "(SELECT count(*) FROM completions c WHERE c.run_id = r.id) AS rows_done"
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 _UNKNOWN_RUN = "run '{}' is not in DB; `sampler runs` lists the runs"
-_READ_ONLY = "database {} is read-only; make it writable (chmod u+w) or choose another path"
 _LOCKED = (
     f"database {{}} stayed locked by another process for {BUSY_TIMEOUT_S} s; "
     "wait for it to finish or choose another path"
 )
-_NOT_SQLITE = "database {} is not a SQLite database; choose another path for the run log"
-
-# Append-only: a released migration is never edited, a change is a new (name, script) at the end.
-MIGRATIONS: list[tuple[str, str]] = [
-    (
-        "001_runs",
-        """
-CREATE TABLE runs (
-    id TEXT PRIMARY KEY, created_at TEXT NOT NULL, kind TEXT NOT NULL, model TEXT NOT NULL,
-    fingerprint TEXT NOT NULL, config TEXT NOT NULL, versions TEXT NOT NULL,
-    total_rows INTEGER NOT NULL,
-    status TEXT NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'complete'))
-);
-CREATE INDEX runs_by_created_at ON runs (created_at);
-CREATE TABLE completions (
-    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    row_index INTEGER NOT NULL, prompt TEXT, sample INTEGER, temperature REAL, mode TEXT,
-    params TEXT, text TEXT, token_ids TEXT, finish_reason TEXT, prompt_tokens INTEGER,
-    extra TEXT,
-    PRIMARY KEY (run_id, row_index)
-);
-CREATE TABLE steps (
-    run_id TEXT NOT NULL, row_index INTEGER NOT NULL, step INTEGER NOT NULL, token INTEGER,
-    entropy_base REAL, entropy_temp REAL, entropy_final REAL, surprisal REAL,
-    surprisal_base REAL, top1_prob REAL, kept_tokens INTEGER, kept_mass REAL,
-    kl_final_base REAL,
-    PRIMARY KEY (run_id, row_index, step),
-    FOREIGN KEY (run_id, row_index) REFERENCES completions (run_id, row_index) ON DELETE CASCADE
-) WITHOUT ROWID;
-""",
-    ),
-    # generate.py records the base distribution's argmax per step; summaries use it for agreement
-    ("002_steps_base_argmax", "ALTER TABLE steps ADD COLUMN base_argmax INTEGER;"),
-]
 
 
 def default_db_path() -> Path:
@@ -135,26 +82,6 @@ def _opt(kind: type, value: Any) -> Any:
     return None if value is None else kind(value)
 
 
-def _read_only(path: Path) -> bool:
-    # root passes os.access() whatever the mode bits say, so a file or folder with every write
-    # bit removed counts as read-only too: that is how a user protects a finished log
-    return not os.access(path, os.W_OK) or os.stat(path).st_mode & 0o222 == 0
-
-
-def _statements(script: str) -> Iterator[str]:
-    """Split a script into statements (sqlite3.complete_statement keeps trigger bodies whole).
-
-    executescript() is not used because it commits first, breaking the migration transaction.
-    """
-    buffer = ""
-    for piece in script.split(";"):
-        buffer += piece + ";"
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip(" \t\n;"):
-                yield buffer
-            buffer = ""
-
-
 class RunStore:
     """A run log in the SQLite file ``path``, whose folder must exist.
 
@@ -164,30 +91,7 @@ class RunStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        folder = self.path.parent
-        if not folder.is_dir():
-            raise InvalidInputError(
-                f"folder {folder} for database {self.path} does not exist; "
-                "create it or choose another database path"
-            )
-        if self.path.exists():
-            if _read_only(self.path):
-                raise InvalidInputError(_READ_ONLY.format(self.path))
-            try:
-                with self.path.open("rb") as file:
-                    head = file.read(len(_SQLITE_MAGIC))
-            except OSError as exc:
-                raise InvalidInputError(
-                    f"database {self.path} cannot be read ({exc.strerror}); "
-                    "give a readable database file"
-                ) from exc
-            if head and head != _SQLITE_MAGIC:
-                raise InvalidInputError(_NOT_SQLITE.format(self.path))
-        if _read_only(folder):
-            raise InvalidInputError(
-                f"database {self.path} is read-only: its folder {folder} is not writable and "
-                "SQLite keeps its WAL files there; make the folder writable or choose another path"
-            )
+        check_database_path(self.path)
         self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         try:
@@ -202,9 +106,9 @@ class RunStore:
             self._conn.close()
             message = str(exc).lower()
             if "readonly" in message:
-                raise InvalidInputError(_READ_ONLY.format(self.path)) from exc
+                raise InvalidInputError(READ_ONLY.format(self.path)) from exc
             if "not a database" in message or "encrypted" in message:
-                raise InvalidInputError(_NOT_SQLITE.format(self.path)) from exc
+                raise InvalidInputError(NOT_SQLITE.format(self.path)) from exc
             raise
         except BaseException:
             self._conn.close()
@@ -291,7 +195,7 @@ class RunStore:
             applied = self._applied()  # again under the lock: another process may have migrated
             for name, script in MIGRATIONS:
                 if name not in applied:
-                    for statement in _statements(script):
+                    for statement in sql_statements(script):
                         conn.execute(statement)
                     conn.execute(
                         "INSERT INTO schema_migrations VALUES (?, ?)", (name, _now().isoformat())
@@ -309,7 +213,7 @@ class RunStore:
             run_id = f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
             try:
                 with self._write() as conn:
-                    _insert(
+                    insert_rows(
                         conn,
                         "runs",
                         [
@@ -372,8 +276,8 @@ class RunStore:
         ]
         try:
             with self._write() as conn:
-                if _insert(conn, "completions", [row], "INSERT OR IGNORE") and steps:
-                    _insert(conn, "steps", steps)
+                if insert_rows(conn, "completions", [row], "INSERT OR IGNORE") and steps:
+                    insert_rows(conn, "steps", steps)
         except sqlite3.IntegrityError as exc:
             if "FOREIGN KEY" not in str(exc):
                 raise
@@ -456,9 +360,9 @@ class RunStore:
         Each also has ``row_index``; ``extra`` is ``{}`` when none was given; each step also
         has ``step``, and ``base_argmax`` when it was stored.
         """
-        return list(self._iter_completions(self.resolve(run_id), with_steps))
+        return list(self.iter_completions(self.resolve(run_id), with_steps))
 
-    def _iter_completions(self, run_id: str, with_steps: bool) -> Iterator[dict]:
+    def iter_completions(self, run_id: str, with_steps: bool) -> Iterator[dict]:
         # a stored completion never changes and came with all its steps in one transaction, so
         # reading its steps by a second query is consistent without a long read transaction
         for row in self._conn.execute(
@@ -471,7 +375,7 @@ class RunStore:
             }
             if with_steps:
                 record["steps"] = [
-                    _step_dict(step)
+                    step_dict(step)
                     for step in self._conn.execute(
                         "SELECT * FROM steps WHERE run_id = ? AND row_index = ? ORDER BY step",
                         (run_id, row["row_index"]),
@@ -481,45 +385,15 @@ class RunStore:
             yield record
 
     def export(self, run_id: str, fmt: str, stream: TextIO) -> int:
-        """Write a run to ``stream``; return how many records (completions or steps) were written.
+        """Write a run to ``stream`` as ``jsonl`` or ``csv``; see :func:`export_run`."""
+        from sampler.store_export import export_run
 
-        ``jsonl``: one completion a line, steps included. ``csv``: a header, then one line a step
-        (:data:`CSV_COLUMNS`).
-        """
-        if fmt not in EXPORT_FORMATS:
-            raise InvalidInputError(
-                f"export format '{fmt}' is unknown; use one of {', '.join(EXPORT_FORMATS)}"
-            )
-        run_id, count = self.resolve(run_id), 0
-        if fmt == "jsonl":
-            for record in self._iter_completions(run_id, with_steps=True):
-                stream.write(_dumps({"run_id": run_id} | record) + "\n")
-                count += 1
-            return count
-        writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
-        columns = ", ".join(
-            [*(f"c.{name}" for name in _CSV_OF_COMPLETION), *(f"s.{name}" for name in _CSV_OF_STEP)]
-        )
-        for row in self._conn.execute(
+        return export_run(self, self.resolve(run_id), fmt, stream)
+
+    def rows_for_export(self, run_id: str, columns: str) -> Iterator[sqlite3.Row]:
+        """Completion and step columns joined, one row a step, in row and step order."""
+        return self._conn.execute(
             f"SELECT {columns} FROM completions c JOIN steps s USING (run_id, row_index) "
             "WHERE c.run_id = ? ORDER BY c.row_index, s.step",
             (run_id,),
-        ):
-            writer.writerow(tuple(row))
-            count += 1
-        return count
-
-
-def _insert(conn: sqlite3.Connection, table: str, rows: list[dict], verb: str = "INSERT") -> int:
-    # named columns, never positional VALUES: a later migration may add columns to any table
-    columns = ", ".join(rows[0])
-    marks = ", ".join(f":{name}" for name in rows[0])
-    return conn.executemany(f"{verb} INTO {table} ({columns}) VALUES ({marks})", rows).rowcount
-
-
-def _step_dict(row: sqlite3.Row) -> dict:
-    step = {"step": row["step"], "token": row["token"]} | {k: row[k] for k in STEP_STATS}
-    if row["base_argmax"] is not None:
-        step["base_argmax"] = row["base_argmax"]
-    return step
+        )

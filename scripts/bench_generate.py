@@ -101,24 +101,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no memory case")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--cases", default="abcd", help="which cases to run, e.g. abc or d")
     args = parser.parse_args()
     source = load_source("smollm2-135m", quiet=True)
     prompt_ids = source.encode(PROMPT, chat=True)
     repeats = 1 if args.quick else args.repeats
-    results = [
-        case("a. batch 1 greedy, 128 tokens",
+    cases = [
+        ("a. batch 1 greedy, 128 tokens",
              lambda: ours(source, [0.0], 1, 128),
              lambda: hf_generate(source, prompt_ids, 128, 0.0), repeats, 1.0),
-        case("b. 8 temperatures x 64 tokens",
+        ("b. 8 temperatures x 64 tokens",
              lambda: ours(source, TEMPERATURES, 1, 64),
              lambda: [hf_generate(source, prompt_ids, 64, t) for t in TEMPERATURES],
              repeats, 5.0),
-        case("c. 8 temperatures x 4 samples x 64",
+        ("c. 8 temperatures x 4 samples x 64",
              lambda: ours(source, TEMPERATURES, 4, 64),
              lambda: [hf_generate(source, prompt_ids, 64, t, copies=4 if t else 1)
                       for t in TEMPERATURES], repeats, 3.0),
     ]
-    if not args.quick:
+    results = [case(*spec) for letter, spec in zip("abc", cases, strict=True)
+               if letter in args.cases]
+    if "d" in args.cases and not args.quick:
         results.append(memory_case())
     for row in results:
         if "speedup" in row:

@@ -1,0 +1,46 @@
+"""What a run-log path must satisfy before SQLite opens it, each failure one clear line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sampler.errors import InvalidInputError
+
+__all__ = ["NOT_SQLITE", "READ_ONLY", "check_database_path"]
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+READ_ONLY = "database {} is read-only; make it writable (chmod u+w) or choose another path"
+NOT_SQLITE = "database {} is not a SQLite database; choose another path for the run log"
+
+
+def read_only(path: Path) -> bool:
+    # Root ignores permission bits, so os.access alone says "writable"; the bits decide too.
+    return not os.access(path, os.W_OK) or (path.stat().st_mode & 0o222) == 0
+
+
+def check_database_path(path: Path) -> None:
+    """Refuse a missing folder, a read-only file or folder, or a file that is not SQLite."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise InvalidInputError(
+            f"folder {folder} for database {path} does not exist; "
+            "create it or choose another database path"
+        )
+    if path.exists():
+        if read_only(path):
+            raise InvalidInputError(READ_ONLY.format(path))
+        try:
+            with path.open("rb") as file:
+                head = file.read(len(SQLITE_MAGIC))
+        except OSError as exc:
+            raise InvalidInputError(
+                f"database {path} cannot be read ({exc.strerror}); give a readable database file"
+            ) from exc
+        if head and head != SQLITE_MAGIC:
+            raise InvalidInputError(NOT_SQLITE.format(path))
+    if read_only(folder):
+        raise InvalidInputError(
+            f"database {path} is read-only: its folder {folder} is not writable and "
+            "SQLite keeps its WAL files there; make the folder writable or choose another path"
+        )

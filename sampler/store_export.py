@@ -1,0 +1,42 @@
+"""Writing a logged run out: JSONL (one completion a line) or CSV (one step a line)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import TYPE_CHECKING, TextIO
+
+from sampler.errors import InvalidInputError
+from sampler.store_schema import CSV_COLUMNS, CSV_OF_COMPLETION, CSV_OF_STEP, EXPORT_FORMATS
+
+if TYPE_CHECKING:
+    from sampler.store import RunStore
+
+__all__ = ["export_run"]
+
+
+def export_run(store: RunStore, run_id: str, fmt: str, stream: TextIO) -> int:
+    """Write run ``run_id`` (a resolved id) to ``stream``; return the number of records.
+
+    ``jsonl``: one completion a line, steps included. ``csv``: a header, then one line a step
+    (:data:`~sampler.store_schema.CSV_COLUMNS`).
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise InvalidInputError(
+            f"export format '{fmt}' is unknown; use one of {', '.join(EXPORT_FORMATS)}"
+        )
+    count = 0
+    if fmt == "jsonl":
+        for record in store.iter_completions(run_id, with_steps=True):
+            stream.write(json.dumps({"run_id": run_id} | record, ensure_ascii=False) + "\n")
+            count += 1
+        return count
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    columns = ", ".join(
+        [*(f"c.{name}" for name in CSV_OF_COMPLETION), *(f"s.{name}" for name in CSV_OF_STEP)]
+    )
+    for row in store.rows_for_export(run_id, columns):
+        writer.writerow(tuple(row))
+        count += 1
+    return count

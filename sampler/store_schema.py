@@ -1,0 +1,106 @@
+"""The run log's schema: column groups, the append-only named migrations, SQL helpers."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+
+__all__ = [
+    "COMPLETION_FIELDS",
+    "CSV_COLUMNS",
+    "EXPORT_FORMATS",
+    "MIGRATIONS",
+    "STEP_STATS",
+    "insert_rows",
+    "sql_statements",
+    "step_dict",
+]
+
+STEP_STATS = (
+    "entropy_base",
+    "entropy_temp",
+    "entropy_final",
+    "surprisal",
+    "surprisal_base",
+    "top1_prob",
+    "kept_tokens",
+    "kept_mass",
+    "kl_final_base",
+)
+COMPLETION_FIELDS = (
+    "prompt",
+    "sample",
+    "temperature",
+    "mode",
+    "params",
+    "text",
+    "token_ids",
+    "finish_reason",
+    "prompt_tokens",
+)
+CSV_OF_COMPLETION = ("run_id", "row_index", "prompt", "sample", "temperature", "mode")
+CSV_OF_STEP = ("step", "token", *STEP_STATS, "base_argmax")
+CSV_COLUMNS = (*CSV_OF_COMPLETION, *CSV_OF_STEP)
+EXPORT_FORMATS = ("jsonl", "csv")
+# Append-only: a released migration is never edited, a change is a new (name, script) at the end.
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "001_runs",
+        """
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY, created_at TEXT NOT NULL, kind TEXT NOT NULL, model TEXT NOT NULL,
+    fingerprint TEXT NOT NULL, config TEXT NOT NULL, versions TEXT NOT NULL,
+    total_rows INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'complete'))
+);
+CREATE INDEX runs_by_created_at ON runs (created_at);
+CREATE TABLE completions (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    row_index INTEGER NOT NULL, prompt TEXT, sample INTEGER, temperature REAL, mode TEXT,
+    params TEXT, text TEXT, token_ids TEXT, finish_reason TEXT, prompt_tokens INTEGER,
+    extra TEXT,
+    PRIMARY KEY (run_id, row_index)
+);
+CREATE TABLE steps (
+    run_id TEXT NOT NULL, row_index INTEGER NOT NULL, step INTEGER NOT NULL, token INTEGER,
+    entropy_base REAL, entropy_temp REAL, entropy_final REAL, surprisal REAL,
+    surprisal_base REAL, top1_prob REAL, kept_tokens INTEGER, kept_mass REAL,
+    kl_final_base REAL,
+    PRIMARY KEY (run_id, row_index, step),
+    FOREIGN KEY (run_id, row_index) REFERENCES completions (run_id, row_index) ON DELETE CASCADE
+) WITHOUT ROWID;
+""",
+    ),
+    # generate.py records the base distribution's argmax per step; summaries use it for agreement
+    ("002_steps_base_argmax", "ALTER TABLE steps ADD COLUMN base_argmax INTEGER;"),
+]
+
+
+def sql_statements(script: str) -> Iterator[str]:
+    """Split a script into statements (sqlite3.complete_statement keeps trigger bodies whole).
+
+    executescript() is not used because it commits first, breaking the migration transaction.
+    """
+    buffer = ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \t\n;"):
+                yield buffer
+            buffer = ""
+
+
+def insert_rows(
+    conn: sqlite3.Connection, table: str, rows: list[dict], verb: str = "INSERT"
+) -> int:
+    # named columns, never positional VALUES: a later migration may add columns to any table
+    columns = ", ".join(rows[0])
+    marks = ", ".join(f":{name}" for name in rows[0])
+    return conn.executemany(f"{verb} INTO {table} ({columns}) VALUES ({marks})", rows).rowcount
+
+
+def step_dict(row: sqlite3.Row) -> dict:
+    step = {"step": row["step"], "token": row["token"]} | {k: row[k] for k in STEP_STATS}
+    if row["base_argmax"] is not None:
+        step["base_argmax"] = row["base_argmax"]
+    return step
