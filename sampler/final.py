@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sampler.candidates import Candidates
+from sampler.candidates import Candidates, sorted_head
 from sampler.rows import RowParams
 
 __all__ = ["FinalDistribution"]
@@ -45,6 +45,13 @@ def _search(running: np.ndarray, target: float, weights: np.ndarray) -> int:
     return column
 
 
+def _maxima(candidates: Candidates) -> Candidates:
+    """Only each row's tied maxima, compacted: greedy rows then cost nothing to draw from."""
+    logits = candidates.logits
+    ties = int((logits == logits.max(axis=1, keepdims=True)).sum(axis=1).max())
+    return sorted_head(candidates, ties)
+
+
 @dataclass(frozen=True)
 class FinalDistribution:
     """Candidates in token-id order with their unnormalised weights."""
@@ -56,18 +63,21 @@ class FinalDistribution:
     block_sums: np.ndarray  # [B, ceil(N / _BLOCK)] float64
     total: np.ndarray  # [B] float64 sum of weights
     greedy: np.ndarray  # [B] bool: take the first maximum instead of drawing
+    frozen: np.ndarray  # [B] bool: greedy or hardmax, temperature 0
     vocab_size: int
 
     @classmethod
     def from_candidates(cls, candidates: Candidates, rows: RowParams) -> FinalDistribution:
         """Order the candidates by token id; greedy and hardmax rows keep only their maxima."""
+        frozen = rows.greedy | rows.hardmax
+        if frozen.all() and candidates.ids is None:
+            candidates = _maxima(candidates)
         logits, ids = candidates.logits, candidates.ids
         if ids is not None:
             order = np.argsort(ids, axis=1)
             ids = np.take_along_axis(ids, order, axis=1)
             logits = np.take_along_axis(logits, order, axis=1)
         peak = logits.max(axis=1)
-        frozen = rows.greedy | rows.hardmax
         if frozen.any():
             # Stages after temperature may have moved the tied maxima apart; the τ → 0 limit
             # of what is left is uniform over its maxima.
@@ -78,7 +88,15 @@ class FinalDistribution:
         block_sums = _block_sums(weights)
         total = block_sums.sum(axis=1)
         return cls(
-            ids, logits, peak, weights, block_sums, total, rows.greedy.copy(), candidates.vocab_size
+            ids,
+            logits,
+            peak,
+            weights,
+            block_sums,
+            total,
+            rows.greedy.copy(),
+            frozen,
+            candidates.vocab_size,
         )
 
     def token_ids(self, columns: np.ndarray) -> np.ndarray:

@@ -121,6 +121,9 @@ def step_stats(
         entropy_temp = base.entropy
     elif tempered is final.logits:
         entropy_temp = log_z_final - sum_final
+    elif final.frozen.all():
+        # Temperature 0 leaves only the tied maxima: the entropy of a uniform over them.
+        entropy_temp = np.log(np.isfinite(tempered).sum(axis=1))
     else:
         entropy_temp = Normalised.of(tempered).entropy
 

@@ -55,6 +55,7 @@ class SweepConfig:
     top_n_sigma: float = 0.0
     repetition_penalty: float = 1.0
     order: str = "hf"
+    mode: str = "sample"
     raw: bool = False
     stop: tuple[str, ...] = ()
     batch_size: int = 64
@@ -77,6 +78,7 @@ class SweepConfig:
             temperature=temperature,
             seed=self.seed,
             order=self.order,
+            mode=self.mode,
             top_k=self.top_k,
             top_p=self.top_p,
             min_p=self.min_p,

@@ -85,3 +85,9 @@ def hf_greedy(source, prompt_ids: list[list[int]], max_new_tokens: int) -> list[
         ended = [i for i, t in enumerate(row) if t in source.eos_token_ids]
         rows.append(row[: ended[0]] if ended else row)
     return rows
+
+
+@pytest.fixture(autouse=True)
+def isolated_working_folder(tmp_path, monkeypatch):
+    """Every test runs in its own empty folder, so a default run log lands there."""
+    monkeypatch.chdir(tmp_path)

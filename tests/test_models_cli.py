@@ -193,3 +193,16 @@ def test_generate_bad_input(tmp_path, monkeypatch, tiny_model_dir, args, message
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: ") and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_generate_logs_the_run_unless_told_not_to(tiny_model_dir, tmp_path):
+    from sampler.store import RunStore
+
+    args = ["generate", "--model", str(tiny_model_dir), "--prompt", "w5", "-t", "0.5", "-t",
+            "1", "--raw", "--max-new-tokens", "3", "--seed", "2"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    with RunStore(tmp_path / "runs" / "sampler.db") as store:  # the default log, in the cwd
+        run = store.get_run("latest")
+        assert run["kind"] == "generate" and run["status"] == "complete"
+        assert [c["temperature"] for c in store.completions(run["id"])] == [0.5, 1.0]
+    assert CliRunner().invoke(cli, [*args, "--no-log", "--db", "/no/such/x.db"]).exit_code == 0

@@ -156,7 +156,6 @@ def test_analyze_text_and_run(tmp_path):
         (["--samples", "0"], "samples=0 is invalid"),
         (["--top-p", "2"], "top_p=2.0 is out of range"),
         (["--resume", "nope"], "--resume takes the run's own settings"),
-        (["--mode", "greedy"], "temperature 0 is its greedy row"),
     ],
 )
 def test_sweep_bad_input(tmp_path, args, message):

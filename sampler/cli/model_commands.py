@@ -7,7 +7,7 @@ import json
 import click
 
 from sampler.cli import cli
-from sampler.cli.options import parse_temperature, sampling_options
+from sampler.cli.options import DB_HELP, open_store, parse_temperature, sampling_options
 from sampler.errors import InvalidInputError
 
 
@@ -47,6 +47,8 @@ def _progress(message: str) -> None:
 @click.option("--seed", type=int, default=None, help="Seed (default: a random one, reported).")
 @click.option("--raw", is_flag=True, help="Send the prompt as is, without the chat template.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--db", default=None, metavar="PATH", help=DB_HELP)
+@click.option("--no-log", is_flag=True, help="Do not record the run in the run log.")
 @click.option("--cache-dir", default=None, metavar="DIR", help="Model cache folder.")
 def generate(
     prompts: tuple[str, ...],
@@ -60,34 +62,47 @@ def generate(
     seed: int | None,
     raw: bool,
     as_json: bool,
+    db: str | None,
+    no_log: bool,
     cache_dir: str | None,
     **filters: float,
 ) -> None:
     """Generate text, streaming it; several -t values and --samples run as one batch."""
     import secrets
 
-    from sampler.generate import GenerationRow
     from sampler.generate import generate as run_generation
-    from sampler.params import SamplingParams
     from sampler.sources import load_source
+    from sampler.sweep import completion_record, start_sweep
+    from sampler.sweep_config import SweepConfig
 
     if samples < 1:
         raise InvalidInputError(f"--samples {samples} is invalid: use 1 or more")
     if max_new_tokens < 1:
         raise InvalidInputError(f"--max-new-tokens {max_new_tokens} is invalid: use 1 or more")
     seed = secrets.randbelow(2**31) if seed is None else seed
-    temps = [parse_temperature(text) for text in temperatures] or [1.0]
-    rows = [
-        GenerationRow(
-            prompt,
-            SamplingParams(temperature=tau, mode=mode, order=order, seed=seed, **filters),
-            sample,
-        )  # type: ignore[arg-type]
-        for prompt in prompts
-        for tau in temps
-        for sample in range(samples)
-    ]
+    temps = tuple(parse_temperature(text) for text in temperatures) or (1.0,)
+    config = SweepConfig(
+        model=model,
+        prompts=prompts,
+        temperatures=temps,
+        samples=samples,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        order=order,
+        raw=raw,
+        stop=stops,
+        mode=mode,
+        **filters,
+    )  # type: ignore[arg-type]
+    rows = config.rows()
+    store = None if no_log else open_store(db)
     source = load_source(model, cache_dir=cache_dir, progress=_progress, quiet=True)
+    run_id = None if store is None else start_sweep(config, store, source, kind="generate")
+
+    def log(index: int, completion: object) -> None:
+        if store is not None:
+            store.add_completion(run_id, index, completion_record(completion))  # type: ignore
+
     stream = len(rows) == 1 and not as_json
     completions = run_generation(
         source,
@@ -96,10 +111,19 @@ def generate(
         stop=stops,
         chat=False if raw else None,
         on_text=(lambda _row, text: click.echo(text, nl=False)) if stream else None,
+        on_finish=log,
     )
+    if store is not None:
+        store.finish_run(run_id)
     if as_json:
         items = [
-            {"model": source.name, "fingerprint": source.fingerprint, "seed": seed, **c.to_dict()}
+            {
+                "model": source.name,
+                "fingerprint": source.fingerprint,
+                "seed": seed,
+                "run_id": run_id,
+                **c.to_dict(),
+            }
             for c in completions
         ]
         click.echo(json.dumps(items[0] if len(items) == 1 else items))

@@ -10,7 +10,16 @@ import click
 
 from sampler.errors import InvalidInputError
 
-__all__ = ["parse_logit", "parse_temperature", "sampling_options"]
+__all__ = ["DB_HELP", "open_store", "parse_logit", "parse_temperature", "sampling_options"]
+
+DB_HELP = "Run log (SQLite). Default: runs/sampler.db under the working folder."
+
+
+def open_store(db: str | None) -> Any:
+    """The run log at ``db``, or the default ``runs/sampler.db`` (its folder created)."""
+    from sampler.store import RunStore
+
+    return RunStore.open_default() if db is None else RunStore(db)
 
 
 def parse_logit(text: str) -> float:

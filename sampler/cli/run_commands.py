@@ -9,16 +9,8 @@ import click
 from click.core import ParameterSource
 
 from sampler.cli import cli
-from sampler.cli.options import parse_temperature, sampling_options
+from sampler.cli.options import DB_HELP, open_store, parse_temperature, sampling_options
 from sampler.errors import InvalidInputError
-
-DB_HELP = "Run log (SQLite). Default: runs/sampler.db under the working folder."
-
-
-def open_store(db: str | None) -> Any:
-    from sampler.store import RunStore
-
-    return RunStore.open_default() if db is None else RunStore(db)
 
 
 def _progress(message: str) -> None:
@@ -73,8 +65,6 @@ def sweep(
         )
     if "temperatures" in overrides:
         overrides["temperatures"] = parse_temperatures(settings["temperatures"])
-    if "mode" in overrides:
-        raise InvalidInputError("sweep runs sampling rows; temperature 0 is its greedy row")
     store = open_store(db)
     if resume_id is not None:
         if overrides or config_path:
