@@ -20,7 +20,7 @@ are shared with the draw, and nothing is computed twice when stages leave logits
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,7 +46,8 @@ class StepStats:
 
     def row(self, index: int) -> dict[str, float]:
         """One row's statistics as plain numbers."""
-        return {name: values[index].item() for name, values in asdict(self).items()}
+        # Not dataclasses.asdict: it deep-copies every array, once per row per step.
+        return {name: getattr(self, name)[index].item() for name in self.__dataclass_fields__}
 
     @classmethod
     def concatenate(cls, parts: list[tuple[np.ndarray, StepStats]], size: int) -> StepStats:

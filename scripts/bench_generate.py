@@ -63,9 +63,13 @@ def timed(run) -> float:
 
 def case(name: str, ours_run, peer_run, repeats: int, target: float) -> dict:
     mine, theirs = [], []
-    for _ in range(repeats):  # interleaved
-        mine.append(timed(ours_run))
-        theirs.append(timed(peer_run))
+    for repeat in range(repeats):  # interleaved, alternating which side goes first
+        if repeat % 2:
+            theirs.append(timed(peer_run))
+            mine.append(timed(ours_run))
+        else:
+            mine.append(timed(ours_run))
+            theirs.append(timed(peer_run))
     ours_s, peer_s = min(mine), min(theirs)
     return {"case": name, "ours_s": round(ours_s, 2), "generate_s": round(peer_s, 2),
             "speedup": round(peer_s / ours_s, 2), "target": target,

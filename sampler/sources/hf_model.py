@@ -73,6 +73,9 @@ class HFSession:
             mask[row, width - len(prompt) :] = 1
         self.model = model
         self.mask = mask
+        # Without padding the mask is all ones: leaving it out spares the model building a
+        # 4-D attention mask at every step (plain causal attention is then exact).
+        self.padded = bool((mask == 0).any())
         self.cache = DynamicCache()
         # Positions count real tokens only, so a padded row sees the positions it would alone.
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
@@ -89,7 +92,7 @@ class HFSession:
         # The cache is updated in place; transformers 5 renamed the argument to `cache`.
         out = self.model(
             input_ids=ids,
-            attention_mask=self.mask,
+            attention_mask=self.mask if self.padded else None,
             position_ids=positions,
             use_cache=True,
             logits_to_keep=1,
