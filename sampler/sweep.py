@@ -22,6 +22,7 @@ from sampler.errors import InvalidInputError
 from sampler.generate import Completion, GenerationRow, generate
 from sampler.sources.base import LogitSource
 from sampler.store import RunStore
+from sampler.store_schema import COMPLETION_FIELDS
 from sampler.sweep_config import SweepConfig
 
 __all__ = ["completion_record", "first_step_tops", "package_versions", "run_rows", "start_sweep"]
@@ -43,21 +44,7 @@ def package_versions() -> dict[str, str]:
 def completion_record(completion: Completion, extra: dict[str, Any] | None = None) -> dict:
     """What the run log stores for one finished row."""
     data = completion.to_dict()
-    return {
-        key: data[key]
-        for key in (
-            "prompt",
-            "sample",
-            "temperature",
-            "mode",
-            "params",
-            "text",
-            "token_ids",
-            "finish_reason",
-            "prompt_tokens",
-            "steps",
-        )
-    } | {"extra": extra or {}}
+    return {key: data[key] for key in (*COMPLETION_FIELDS, "steps")} | {"extra": extra or {}}
 
 
 def first_step_tops(
