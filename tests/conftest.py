@@ -91,3 +91,29 @@ def hf_greedy(source, prompt_ids: list[list[int]], max_new_tokens: int) -> list[
 def isolated_working_folder(tmp_path, monkeypatch):
     """Every test runs in its own empty folder, so a default run log lands there."""
     monkeypatch.chdir(tmp_path)
+
+
+def parity_logits(vocab: int, seed: int, boost: float = 9.0):
+    """Three rows of continuous random logits without ties (even in float32), for parity tests."""
+    import numpy as np
+
+    rng = np.random.default_rng([vocab, seed])
+    rows = rng.normal(0, 2.5, (3, vocab))
+    rows[1] *= 1.6
+    rows[2, rng.choice(vocab, 4, replace=False)] += boost  # a few dominant tokens
+    if any(len(np.unique(row)) < vocab for row in rows.astype(np.float32)):
+        return parity_logits(vocab, seed + 1, boost)
+    return rows
+
+
+def penalty_history(logits, seed: int):
+    """Per row, 150 tokens, mostly among the 60 most likely so the penalties bite."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    history = []
+    for row in logits:
+        likely = np.argsort(-row)[:60]
+        tokens = np.concatenate([rng.choice(likely, 110), rng.integers(0, len(row), 40)])
+        history.append(rng.permutation(tokens))
+    return history

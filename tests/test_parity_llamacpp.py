@@ -22,6 +22,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from conftest import parity_logits, penalty_history
 
 from sampler import SamplingParams, distribution
 
@@ -146,29 +147,8 @@ def llamacpp_reference(logits, history, params: SamplingParams) -> np.ndarray:
     return out
 
 
-def _logits(vocab: int, seed: int = 0) -> np.ndarray:
-    """Three rows of continuous random logits without ties, even in float32."""
-    rng = np.random.default_rng([vocab, seed])
-    rows = rng.normal(0, 2.5, (3, vocab))
-    rows[1] *= 1.6
-    rows[2, rng.choice(vocab, 4, replace=False)] += 9.0  # a few dominant tokens
-    if any(len(np.unique(row)) < vocab for row in rows.astype(np.float32)):
-        return _logits(vocab, seed + 1)
-    return rows
-
-
-def _history(logits: np.ndarray) -> list[np.ndarray]:
-    """Per row, 150 tokens, mostly among the 60 most likely so the penalties bite."""
-    rng = np.random.default_rng(7)
-    history = []
-    for row in logits:
-        likely = np.argsort(-row)[:60]
-        tokens = np.concatenate([rng.choice(likely, 110), rng.integers(0, len(row), 40)])
-        history.append(rng.permutation(tokens))
-    return history
-
-
-LOGITS = {vocab: _logits(vocab) for vocab in (1000, 3000)}
+LOGITS = {vocab: parity_logits(vocab, 0) for vocab in (1000, 3000)}
+HISTORY_SEED = 7
 BIAS = {3: 8.0, 10: -4.0, 77: 2.5, 500: 6.0}
 DEFAULTS = {"top_k": 40, "top_p": 0.95, "min_p": 0.05, "temperature": 0.8}
 PENALTIES = dict(repetition_penalty=1.1, frequency_penalty=0.3, presence_penalty=0.2)
@@ -223,7 +203,7 @@ def test_reference_on_a_hand_computed_example():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_matches_llamacpp_chain(case, vocab, dtype):
     logits = LOGITS[vocab].astype(dtype)
-    history = _history(logits)
+    history = penalty_history(logits, HISTORY_SEED)
     params = SamplingParams(**CASES[case], order="llama.cpp")
     ours = distribution(logits, params, history=history)
     assert ours.dtype == dtype
@@ -243,7 +223,7 @@ def test_matches_llamacpp_chain_with_masked_logits(case):
     """-inf input logits (a grammar or a ban): σ's statistics skip them, as llama.cpp's do."""
     logits = LOGITS[1000].copy()
     logits[:, ::3] = -np.inf
-    history = _history(np.where(np.isfinite(logits), logits, -100.0))
+    history = penalty_history(np.where(np.isfinite(logits), logits, -100.0), HISTORY_SEED)
     params = SamplingParams(**CASES[case], order="llama.cpp")
     ours = distribution(logits, params, history=history)
     for row, ids, probs in zip(logits, history, ours, strict=True):

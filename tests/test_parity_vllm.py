@@ -21,6 +21,7 @@ is a single list, so the reference gets that list as both prompt and output.
 
 import numpy as np
 import pytest
+from conftest import parity_logits, penalty_history
 
 from sampler import SamplingParams, distribution
 
@@ -75,26 +76,8 @@ def vllm_reference(logits, prompt, output, params: SamplingParams) -> np.ndarray
     return _softmax(x)
 
 
-def _logits(vocab: int) -> np.ndarray:
-    rng = np.random.default_rng([vocab, 11])
-    rows = rng.normal(0, 2.5, (3, vocab))
-    rows[1] *= 1.6
-    rows[2, rng.choice(vocab, 4, replace=False)] += 8.0  # a few dominant tokens
-    return rows
-
-
-def _history(logits: np.ndarray) -> list[np.ndarray]:
-    """Per row, 150 tokens, mostly among the 60 most likely so the penalties bite."""
-    rng = np.random.default_rng(3)
-    history = []
-    for row in logits:
-        likely = np.argsort(-row)[:60]
-        tokens = np.concatenate([rng.choice(likely, 110), rng.integers(0, len(row), 40)])
-        history.append(rng.permutation(tokens))
-    return history
-
-
-LOGITS = {vocab: _logits(vocab) for vocab in (1000, 3000)}
+LOGITS = {vocab: parity_logits(vocab, 11, boost=8.0) for vocab in (1000, 3000)}
+HISTORY_SEED = 3
 BIAS = {3: 8.0, 10: -4.0, 77: 2.5, 500: 6.0}
 PENALTIES = dict(repetition_penalty=1.1, frequency_penalty=0.2, presence_penalty=0.3)
 CASES = {
@@ -147,7 +130,7 @@ def test_reference_on_a_hand_computed_example():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_matches_vllm_sampler(case, vocab, dtype):
     logits = LOGITS[vocab].astype(dtype)
-    history = _history(logits)
+    history = penalty_history(logits, HISTORY_SEED)
     params = SamplingParams(**CASES[case], order="vllm")
     ours = distribution(logits, params, history=history)
     assert ours.dtype == dtype
@@ -164,7 +147,7 @@ def test_matches_vllm_sampler_with_masked_logits(case):
     """-inf input logits (allowed_token_ids or bad words in vLLM) stay out of every stage."""
     logits = LOGITS[1000].copy()
     logits[:, 1::3] = -np.inf
-    history = _history(np.where(np.isfinite(logits), logits, -100.0))
+    history = penalty_history(np.where(np.isfinite(logits), logits, -100.0), HISTORY_SEED)
     params = SamplingParams(**CASES[case], order="vllm")
     ours = distribution(logits, params, history=history)
     for row, ids, probs in zip(logits, history, ours, strict=True):
@@ -192,7 +175,7 @@ def test_penalties_use_history_as_prompt_and_output():
     the result is the same: repetition looks at prompt ∪ output). As prompt only it is not:
     vLLM applies frequency and presence penalties to generated tokens alone."""
     logits = LOGITS[1000][0]
-    history = _history(LOGITS[1000])[0]
+    history = penalty_history(LOGITS[1000], HISTORY_SEED)[0]
     params = SamplingParams(**PENALTIES, order="vllm")
     ours = distribution(logits, params, history=[history])
     np.testing.assert_allclose(ours, vllm_reference(logits, history, history, params), atol=1e-9)
