@@ -11,16 +11,11 @@ from sampler.params import SamplingParams
 
 __all__ = ["RowParams"]
 
-_FLOAT_FIELDS = (
-    "top_p",
-    "min_p",
-    "typical_p",
-    "epsilon",
-    "eta",
-    "top_n_sigma",
-    "repetition_penalty",
-    "frequency_penalty",
-    "presence_penalty",
+# The float-valued filter and penalty settings, read off SamplingParams itself.
+_FLOAT_FIELDS = tuple(
+    name
+    for name, spec in SamplingParams.__dataclass_fields__.items()
+    if spec.default.__class__ is float and name != "temperature"
 )
 
 

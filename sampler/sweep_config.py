@@ -74,20 +74,9 @@ class SweepConfig:
 
     def params(self, temperature: float) -> SamplingParams:
         """The sampling settings of one temperature's rows."""
-        return SamplingParams(
-            temperature=temperature,
-            seed=self.seed,
-            order=self.order,
-            mode=self.mode,
-            top_k=self.top_k,
-            top_p=self.top_p,
-            min_p=self.min_p,
-            typical_p=self.typical_p,
-            epsilon=self.epsilon,
-            eta=self.eta,
-            top_n_sigma=self.top_n_sigma,
-            repetition_penalty=self.repetition_penalty,
-        )
+        # Every field the sweep shares with SamplingParams passes straight through.
+        shared = {name: getattr(self, name) for name in _SHARED_WITH_PARAMS}
+        return SamplingParams(temperature=temperature, **shared)
 
     def rows(self) -> list[GenerationRow]:
         """Every prompt x temperature x sample, in a fixed order (a row's index is its id)."""
@@ -115,6 +104,11 @@ class SweepConfig:
                 )
             values[key] = _checked(key, value, cls.__dataclass_fields__[key].default, origin)
         return cls(**values)
+
+
+_SHARED_WITH_PARAMS = tuple(
+    f.name for f in fields(SweepConfig) if f.name in SamplingParams.__dataclass_fields__
+)
 
 
 def _checked(key: str, value: Any, default: Any, origin: str) -> Any:
