@@ -7,9 +7,10 @@ The core needs only numpy; torch and transformers load only when a model is used
 [0.83602, 0.11314, 0.05084]
 """
 
-from sampler.engine import Sampler, distribution
+from sampler.engine.params import PRESETS, SamplingParams
+from sampler.engine.sampling import Sampler, distribution
+from sampler.engine.stats import StepStats
 from sampler.errors import InvalidInputError
-from sampler.params import PRESETS, SamplingParams
 from sampler.softmax import (
     argmax,
     argmin,
@@ -19,7 +20,6 @@ from sampler.softmax import (
     softmax,
     softmax_entropy,
 )
-from sampler.stats import StepStats
 
 __all__ = [
     "PRESETS",

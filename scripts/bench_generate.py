@@ -31,7 +31,7 @@ tune_math_libraries()  # the same MKL settings for both sides, before torch load
 import torch  # noqa: E402
 
 from sampler import SamplingParams  # noqa: E402
-from sampler.generate import GenerationRow, generate  # noqa: E402
+from sampler.generation.loop import GenerationRow, generate  # noqa: E402
 from sampler.sources import load_source  # noqa: E402
 
 PROMPT = "Write a long story about a dragon who learns to bake bread."
@@ -82,7 +82,7 @@ def memory_case() -> dict:
         "import json, resource\n"
         "from sampler.sources.cpu import tune_math_libraries; tune_math_libraries()\n"
         "from sampler import SamplingParams\n"
-        "from sampler.generate import GenerationRow, generate\n"
+        "from sampler.generation.loop import GenerationRow, generate\n"
         "from sampler.sources import load_source\n"
         "source = load_source('smollm2-135m', quiet=True)\n"
         "source.start([[1, 2, 3]])\n"

@@ -13,7 +13,7 @@ from conftest import hf_greedy  # noqa: E402
 
 from sampler import SamplingParams  # noqa: E402
 from sampler.errors import InvalidInputError  # noqa: E402
-from sampler.generate import GenerationRow, generate  # noqa: E402
+from sampler.generation.loop import GenerationRow, generate  # noqa: E402
 from sampler.sources import load_source  # noqa: E402
 
 PROMPTS = ["w5 w9 w3", "w17", "w40 w41 w42 w43 w44 w45 w46", "w8 w8 w8 w8"]
@@ -127,7 +127,7 @@ def test_outputs_are_numpy_float32(tiny_model_dir):
 
 
 def test_a_small_cache_budget_splits_the_batch_without_changing_tokens(tiny_model_dir):
-    from sampler.generate import batch_rows
+    from sampler.generation.loop import batch_rows
 
     source = load_source(str(tiny_model_dir))
     rows = [GenerationRow(p, SamplingParams(temperature=1.0, seed=4), s)

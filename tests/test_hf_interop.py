@@ -1,4 +1,4 @@
-"""`sampler.hf.logits_processor`: our chain inside transformers' `generate()`."""
+"""`sampler.interop.hf_processor.logits_processor`: our chain inside transformers' `generate()`."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from sampler import InvalidInputError, SamplingParams, distribution  # noqa: E402
-from sampler.hf import SamplerLogitsProcessor, logits_processor  # noqa: E402
+from sampler.interop.hf_processor import SamplerLogitsProcessor, logits_processor  # noqa: E402
 
 VOCAB = 128
 

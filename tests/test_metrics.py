@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sampler.errors import InvalidInputError
-from sampler.metrics import (
+from sampler.report.metrics import (
     bleu,
     distinct_n,
     ngrams,

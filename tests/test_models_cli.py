@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 from conftest import build_tiny_llama
 
 from sampler.cli import cli
-from sampler.sources import hf_model, model_cache
+from sampler.sources import model_cache, torch_model
 from sampler.sources.model_cache import ModelAlias, write_manifest
 
 
@@ -35,7 +35,7 @@ def tiny_alias(monkeypatch, tmp_path):
 
 def _load(cache, messages=None):
     sink = [] if messages is None else messages
-    return hf_model.load_hf_source("tiny-test", cache_dir=str(cache), progress=sink.append)
+    return torch_model.load_hf_source("tiny-test", cache_dir=str(cache), progress=sink.append)
 
 
 def test_first_use_builds_then_the_cache_is_reused(tiny_alias):
@@ -179,7 +179,7 @@ def test_generate_streams_text(tiny_model_dir):
     ],
 )
 def test_generate_bad_input(tmp_path, monkeypatch, tiny_model_dir, args, message):
-    monkeypatch.setattr(hf_model, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(torch_model, "_hub_reachable", lambda timeout=3.0: False)
     not_a_model = tmp_path / "empty"
     not_a_model.mkdir()
     tiny = tmp_path / "tiny"
@@ -196,7 +196,7 @@ def test_generate_bad_input(tmp_path, monkeypatch, tiny_model_dir, args, message
 
 
 def test_generate_logs_the_run_unless_told_not_to(tiny_model_dir, tmp_path):
-    from sampler.store import RunStore
+    from sampler.runlog.store import RunStore
 
     args = ["generate", "--model", str(tiny_model_dir), "--prompt", "w5", "-t", "0.5", "-t",
             "1", "--raw", "--max-new-tokens", "3", "--seed", "2"]

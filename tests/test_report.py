@@ -13,8 +13,9 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from sampler.errors import InvalidInputError
-from sampler.plots.figures import pyplot
-from sampler.plots.run_plots import (
+from sampler.report.pages import html_report, markdown_report, write_report
+from sampler.report.plots.figures import pyplot
+from sampler.report.plots.run_plots import (
     PLOT_FILES,
     distinct_vs_temperature,
     entropy_traces,
@@ -23,7 +24,6 @@ from sampler.plots.run_plots import (
     printable_label,
     save_run_plots,
 )
-from sampler.report.pages import html_report, markdown_report, write_report
 from sampler.report.summary import markdown_summary, summarize
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from sampler import SamplingParams, distribution
 from sampler.cli import cli
-from sampler.verify import CASES, chi_square, run_cases, sample_counts
+from sampler.engine.verify import CASES, chi_square, run_cases, sample_counts
 
 ALPHA = 1e-4
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sampler import store as store_module
 from sampler.errors import InvalidInputError
-from sampler.store import CSV_COLUMNS, MIGRATIONS, STEP_STATS, RunStore, default_db_path
+from sampler.runlog import store as store_module
+from sampler.runlog.store import CSV_COLUMNS, MIGRATIONS, STEP_STATS, RunStore, default_db_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -296,7 +296,7 @@ def test_closed_by_context_manager(tmp_path):
 WRITER = """
 import sys, time
 sys.path.insert(0, sys.argv[5])
-from sampler.store import STEP_STATS, RunStore
+from sampler.runlog.store import STEP_STATS, RunStore
 path, run, first, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 time.sleep(max(0.0, start_at - time.time()))
 with RunStore(path) as store:

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from sampler.cli import cli
-from sampler.store import RunStore
+from sampler.runlog.store import RunStore
 
 MARKOV = "synthetic:markov?vocab=300&sharpness=2.0&seed=1"
 

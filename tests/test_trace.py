@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from sampler import SamplingParams, distribution
 from sampler.cli import cli
-from sampler.trace import trace_chain
+from sampler.engine.trace import trace_chain
 
 LOGITS = [3.0, 2.5, 1.0, 0.2]
 

@@ -55,12 +55,12 @@ def softmax(
         names = list(CHEAT_SHEET_LABELS)
     temps = [parse_temperature(text) for text in temperatures] or list(CHEAT_SHEET_TEMPERATURES)
     if plot_path is not None:
-        from sampler.plots.figures import check_figure_path
+        from sampler.report.plots.figures import check_figure_path
 
         check_figure_path(plot_path)  # fail before any output, not after
     sheet = cheat_sheet(values, temps, names)
     if plot_path is not None:
-        from sampler.plots.cheatsheet import plot_cheat_sheet
+        from sampler.report.plots.cheatsheet_plot import plot_cheat_sheet
 
         plot_cheat_sheet(sheet, plot_path)
     if as_json:
@@ -89,7 +89,7 @@ def verify(draws: int, seed: int, alpha: float, cases: tuple[str, ...], as_json:
     """
     from dataclasses import asdict
 
-    from sampler.verify import run_cases
+    from sampler.engine.verify import run_cases
 
     if not 0 < alpha < 1:
         raise InvalidInputError(f"alpha={alpha} is out of range: use 0 < alpha < 1")
@@ -155,8 +155,8 @@ def chain(
     from dataclasses import asdict
 
     from sampler.cheatsheet import CHEAT_SHEET_LABELS, CHEAT_SHEET_LOGITS, default_labels
-    from sampler.params import PRESETS, SamplingParams
-    from sampler.trace import format_trace, trace_chain
+    from sampler.engine.params import PRESETS, SamplingParams
+    from sampler.engine.trace import format_trace, trace_chain
 
     values = [parse_logit(text) for text in logits] or list(CHEAT_SHEET_LOGITS)
     names = (

@@ -70,10 +70,10 @@ def generate(
     """Generate text, streaming it; several -t values and --samples run as one batch."""
     import secrets
 
-    from sampler.generate import generate as run_generation
+    from sampler.experiments.config import SweepConfig
+    from sampler.experiments.sweep import completion_record, start_sweep
+    from sampler.generation.loop import generate as run_generation
     from sampler.sources import load_source
-    from sampler.sweep import completion_record, start_sweep
-    from sampler.sweep_config import SweepConfig
 
     if samples < 1:
         raise InvalidInputError(f"--samples {samples} is invalid: use 1 or more")

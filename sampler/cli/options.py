@@ -17,7 +17,7 @@ DB_HELP = "Run log (SQLite). Default: runs/sampler.db under the working folder."
 
 def open_store(db: str | None) -> Any:
     """The run log at ``db``, or the default ``runs/sampler.db`` (its folder created)."""
-    from sampler.store import RunStore
+    from sampler.runlog.store import RunStore
 
     return RunStore.open_default() if db is None else RunStore(db)
 

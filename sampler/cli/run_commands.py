@@ -53,10 +53,15 @@ def sweep(
     **settings: Any,
 ) -> None:
     """Generate at many temperatures in one batch, log every row, print the summary table."""
+    from sampler.experiments.config import (
+        SweepConfig,
+        load_config,
+        parse_temperatures,
+        read_prompts,
+    )
+    from sampler.experiments.sweep import resume_config, run_rows, start_sweep
     from sampler.report.summary import format_summary, summarize
     from sampler.sources import load_source
-    from sampler.sweep import resume_config, run_rows, start_sweep
-    from sampler.sweep_config import SweepConfig, load_config, parse_temperatures, read_prompts
 
     overrides = {name: value for name, value in settings.items() if _given(ctx, name)}
     if "prompts" in overrides or prompts_file:
@@ -127,11 +132,11 @@ def compare(
     cache_dir: str | None,
 ) -> None:
     """Greedy against N samples: where each leaves the greedy path, and how often it agrees."""
-    from sampler.compare import compare as run_compare
-    from sampler.params import SamplingParams
+    from sampler.engine.params import SamplingParams
+    from sampler.experiments.config import SweepConfig
+    from sampler.experiments.sweep import completion_record, start_sweep
+    from sampler.generation.compare import compare as run_compare
     from sampler.sources import load_source
-    from sampler.sweep import completion_record, start_sweep
-    from sampler.sweep_config import SweepConfig
 
     temperature = parse_temperature(temperature_text)
     if samples < 1 or max_new_tokens < 1:
@@ -246,15 +251,15 @@ def analyze(
     """Teacher-forced: the exact entropy at every token under each temperature, no sampling."""
     import json
 
-    from sampler.analyze import analyze_text, analyze_tokens, format_analysis
+    from sampler.experiments.config import parse_temperatures
+    from sampler.generation.teacher_forced import analyze_text, analyze_tokens, format_analysis
     from sampler.sources import load_source
-    from sampler.sweep_config import parse_temperatures
 
     if (text is None) == (run_id is None):
         raise InvalidInputError("give exactly one of --text TEXT or --run RUN")
     temps = parse_temperatures(temperatures)
     if plot_path is not None:
-        from sampler.plots.figures import check_figure_path
+        from sampler.report.plots.figures import check_figure_path
 
         check_figure_path(plot_path)
     if text is not None:
@@ -280,7 +285,7 @@ def analyze(
             source, source.encode(chosen["prompt"], chat), chosen["token_ids"], temps
         )
     if plot_path is not None:
-        from sampler.plots.analysis import plot_analysis
+        from sampler.report.plots.teacher_forced_plot import plot_analysis
 
         plot_analysis(result, plot_path)
     if as_json:

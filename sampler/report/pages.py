@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from sampler.errors import InvalidInputError
 from sampler.files import atomic_writer
-from sampler.plots.run_plots import PLOT_FILES, render_run_plots, save_run_plots
+from sampler.report.plots.run_plots import PLOT_FILES, render_run_plots, save_run_plots
 from sampler.report.summary import COLUMNS, cell, format_summary, markdown_summary, summarize
 
 __all__ = ["REPORT_FORMATS", "html_report", "markdown_report", "write_report"]

@@ -1,6 +1,6 @@
 """Per-temperature summary of a run: entropies, perplexity, diversity, repetition, agreement.
 
-Definitions (see also ``sampler.metrics``):
+Definitions (see also ``sampler.report.metrics``):
 
 * entropy columns: mean over every generated step of every row at that temperature, with the
   standard deviation of the per-row means as the spread;
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from sampler.metrics import distinct_n, perplexity, repetition_rate, self_bleu
+from sampler.report.metrics import distinct_n, perplexity, repetition_rate, self_bleu
 from sampler.tables import aligned_table
 
 __all__ = ["COLUMNS", "cell", "format_summary", "markdown_summary", "summarize"]

@@ -34,7 +34,7 @@ def load_source(
     from sampler.sources.cpu import tune_math_libraries
 
     tune_math_libraries()  # must run before torch is first imported
-    from sampler.sources.hf_model import load_hf_source, quiet_transformers
+    from sampler.sources.torch_model import load_hf_source, quiet_transformers
 
     if quiet:
         quiet_transformers()

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sampler.candidates import Candidates
+from sampler.engine.candidates import Candidates
+from sampler.engine.filters import STAGE_FUNCTIONS
+from sampler.engine.final_distribution import FinalDistribution
+from sampler.engine.inputs import as_batch, as_history
+from sampler.engine.params import SamplingParams
+from sampler.engine.rows import RowParams
 from sampler.errors import InvalidInputError
-from sampler.filters import STAGE_FUNCTIONS
-from sampler.final import FinalDistribution
-from sampler.inputs import as_batch, as_history
-from sampler.params import SamplingParams
-from sampler.rows import RowParams
 from sampler.softmax import softmax, softmax_entropy
 from sampler.tables import aligned_table, format_number
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sampler.candidates import Candidates
-from sampler.filters import STAGE_FUNCTIONS
-from sampler.final import FinalDistribution
-from sampler.params import SamplingParams
-from sampler.rows import RowParams
+from sampler.engine.candidates import Candidates
+from sampler.engine.filters import STAGE_FUNCTIONS
+from sampler.engine.final_distribution import FinalDistribution
+from sampler.engine.params import SamplingParams
+from sampler.engine.rows import RowParams
 
 __all__ = ["GroupResult", "run_chain", "run_groups"]
 

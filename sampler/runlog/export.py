@@ -7,10 +7,10 @@ import json
 from typing import TYPE_CHECKING, TextIO
 
 from sampler.errors import InvalidInputError
-from sampler.store_schema import CSV_COLUMNS, CSV_OF_COMPLETION, CSV_OF_STEP, EXPORT_FORMATS
+from sampler.runlog.schema import CSV_COLUMNS, CSV_OF_COMPLETION, CSV_OF_STEP, EXPORT_FORMATS
 
 if TYPE_CHECKING:
-    from sampler.store import RunStore
+    from sampler.runlog.store import RunStore
 
 __all__ = ["export_run"]
 
@@ -19,7 +19,7 @@ def export_run(store: RunStore, run_id: str, fmt: str, stream: TextIO) -> int:
     """Write run ``run_id`` (a resolved id) to ``stream``; return the number of records.
 
     ``jsonl``: one completion a line, steps included. ``csv``: a header, then one line a step
-    (:data:`~sampler.store_schema.CSV_COLUMNS`).
+    (:data:`~sampler.runlog.schema.CSV_COLUMNS`).
     """
     if fmt not in EXPORT_FORMATS:
         raise InvalidInputError(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sampler.final import FinalDistribution
+from sampler.engine.final_distribution import FinalDistribution
 
 __all__ = ["StepStats", "step_stats"]
 

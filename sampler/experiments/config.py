@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from sampler.engine.params import SamplingParams
 from sampler.errors import InvalidInputError
-from sampler.generate import GenerationRow
-from sampler.params import SamplingParams
+from sampler.generation.loop import GenerationRow
 
 __all__ = ["SweepConfig", "load_config", "parse_temperatures", "read_prompts"]
 

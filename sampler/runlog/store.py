@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sampler.errors import InvalidInputError
-from sampler.store_checks import NOT_SQLITE, READ_ONLY, check_database_path
-from sampler.store_schema import (
+from sampler.runlog.paths import NOT_SQLITE, READ_ONLY, check_database_path
+from sampler.runlog.schema import (
     COMPLETION_FIELDS,
     CSV_COLUMNS,
     EXPORT_FORMATS,
@@ -386,7 +386,7 @@ class RunStore:
 
     def export(self, run_id: str, fmt: str, stream: TextIO) -> int:
         """Write a run to ``stream`` as ``jsonl`` or ``csv``; see :func:`export_run`."""
-        from sampler.store_export import export_run
+        from sampler.runlog.export import export_run
 
         return export_run(self, self.resolve(run_id), fmt, stream)
 

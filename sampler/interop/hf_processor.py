@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor
 
-from sampler.engine import final_groups
+from sampler.engine.params import SamplingParams
+from sampler.engine.sampling import final_groups
 from sampler.errors import InvalidInputError
-from sampler.params import SamplingParams
 
 __all__ = ["SamplerLogitsProcessor", "final_logits", "logits_processor"]
 

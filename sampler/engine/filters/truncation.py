@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from sampler.candidates import Candidates, cut_head, keep_at_least, log_normalizer, sorted_head
-from sampler.rows import RowParams
+from sampler.engine.candidates import (
+    Candidates,
+    cut_head,
+    keep_at_least,
+    log_normalizer,
+    sorted_head,
+)
+from sampler.engine.rows import RowParams
 
 __all__ = ["min_p", "top_k", "top_n_sigma", "top_p"]
 

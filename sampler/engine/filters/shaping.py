@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sampler.candidates import Candidates
+from sampler.engine.candidates import Candidates
+from sampler.engine.rows import RowParams
 from sampler.errors import InvalidInputError
-from sampler.rows import RowParams
 
 __all__ = ["logit_bias", "penalties", "temperature"]
 

@@ -6,7 +6,7 @@ undefined for its input (no n-gram to count, fewer than two sequences, ...) retu
 
 Examples
 --------
->>> from sampler.metrics import distinct_n, self_bleu
+>>> from sampler.report.metrics import distinct_n, self_bleu
 >>> samples = [[1, 2, 3, 4, 5], [1, 2, 3, 4, 6]]
 >>> distinct_n(samples, 2), round(self_bleu(samples), 6)
 (0.625, 0.66874)

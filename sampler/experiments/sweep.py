@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from sampler.engine import distribution
+from sampler.engine.sampling import distribution
 from sampler.errors import InvalidInputError
-from sampler.generate import Completion, GenerationRow, generate
+from sampler.experiments.config import SweepConfig
+from sampler.generation.loop import Completion, GenerationRow, generate
+from sampler.runlog.schema import COMPLETION_FIELDS
+from sampler.runlog.store import RunStore
 from sampler.sources.base import LogitSource
-from sampler.store import RunStore
-from sampler.store_schema import COMPLETION_FIELDS
-from sampler.sweep_config import SweepConfig
 
 __all__ = ["completion_record", "first_step_tops", "package_versions", "run_rows", "start_sweep"]
 

@@ -2,11 +2,11 @@
 
 from collections.abc import Callable
 
-from sampler.candidates import Candidates
-from sampler.filters.information import epsilon, eta, typical_p
-from sampler.filters.shaping import logit_bias, penalties, temperature
-from sampler.filters.truncation import min_p, top_k, top_n_sigma, top_p
-from sampler.rows import RowParams
+from sampler.engine.candidates import Candidates
+from sampler.engine.filters.information import epsilon, eta, typical_p
+from sampler.engine.filters.shaping import logit_bias, penalties, temperature
+from sampler.engine.filters.truncation import min_p, top_k, top_n_sigma, top_p
+from sampler.engine.rows import RowParams
 
 __all__ = ["STAGE_FUNCTIONS", "Stage"]
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
+from sampler.engine.params import SamplingParams
 from sampler.errors import InvalidInputError
-from sampler.params import SamplingParams
 from sampler.softmax import validated_logits
 
 __all__ = ["History", "as_batch", "as_history", "as_params"]

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sampler.candidates import Candidates, sorted_head
-from sampler.rows import RowParams
+from sampler.engine.candidates import Candidates, sorted_head
+from sampler.engine.rows import RowParams
 
 __all__ = ["FinalDistribution"]
 

@@ -8,7 +8,7 @@ One step, for every group of rows that share a chain order:
 3. greedy and hardmax rows keep only their maxima (the τ → 0 limit);
 4. put the candidates in token-id order and draw by inverse CDF with one uniform number
    from the row's own random stream (greedy rows take the lowest-id maximum);
-5. optionally compute :class:`~sampler.stats.StepStats`.
+5. optionally compute :class:`~sampler.engine.stats.StepStats`.
 
 Examples
 --------
@@ -27,12 +27,12 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sampler.chain import GroupResult, run_groups
+from sampler.engine.chain import GroupResult, run_groups
+from sampler.engine.inputs import History, as_batch, as_history, as_params
+from sampler.engine.params import SamplingParams
+from sampler.engine.rows import RowParams
+from sampler.engine.stats import StepStats, step_stats
 from sampler.errors import InvalidInputError
-from sampler.inputs import History, as_batch, as_history, as_params
-from sampler.params import SamplingParams
-from sampler.rows import RowParams
-from sampler.stats import StepStats, step_stats
 
 __all__ = ["Sampler", "distribution"]
 

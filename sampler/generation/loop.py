@@ -1,8 +1,8 @@
 """The generation loop: any logit source + the engine → completions with per-step statistics.
 
-Every row is a prompt with its own :class:`~sampler.params.SamplingParams`; all rows run as one
-batch (one forward pass per step serves every temperature of a sweep). A row ends at an EOS
-token, at a stop string, or after ``max_new_tokens``. Statistics are kept per step; full logits
+Every row is a prompt with its own :class:`~sampler.engine.params.SamplingParams`; all rows run
+as one batch (one forward pass per step serves every temperature of a sweep). A row ends at an
+EOS token, at a stop string, or after ``max_new_tokens``. Statistics are kept per step; full logits
 never are.
 
 A row's random stream is ``(seed, sample)``: sample ``s`` at τ = 0.7 and sample ``s`` at
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sampler.engine import Sampler
+from sampler.engine.params import SamplingParams
+from sampler.engine.sampling import Sampler
 from sampler.errors import InvalidInputError
-from sampler.params import SamplingParams
 from sampler.sources.base import LogitSource
 
 __all__ = ["Completion", "GenerationRow", "generate"]
@@ -125,7 +125,7 @@ def generate(
     on_text
         Called with ``(row index, new text)`` as text appears, for streaming.
     stats
-        Record :class:`~sampler.stats.StepStats` of each step in ``Completion.steps``.
+        Record :class:`~sampler.engine.stats.StepStats` of each step in ``Completion.steps``.
     ignore_eos
         Keep going past EOS tokens (fixed-length runs, benchmarks).
     on_step

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from sampler.plots.figures import check_figure_path, pyplot, save_figure
+from sampler.report.plots.figures import check_figure_path, pyplot, save_figure
 from sampler.softmax import softmax_entropy
 
 __all__ = ["plot_cheat_sheet"]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sampler.candidates import Candidates, keep_at_least, normalizer_and_entropy, sorted_head
-from sampler.rows import RowParams
+from sampler.engine.candidates import Candidates, keep_at_least, normalizer_and_entropy, sorted_head
+from sampler.engine.rows import RowParams
 
 __all__ = ["epsilon", "eta", "typical_p"]
 

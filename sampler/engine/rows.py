@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from sampler.params import SamplingParams
+from sampler.engine.params import SamplingParams
 
 __all__ = ["RowParams"]
 

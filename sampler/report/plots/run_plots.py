@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from sampler.errors import InvalidInputError
-from sampler.plots.figures import pyplot, save_figure
+from sampler.report.plots.figures import pyplot, save_figure
 
 __all__ = [
     "PLOT_FILES",

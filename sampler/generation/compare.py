@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sampler.generate import Completion, GenerationRow, generate
-from sampler.params import SamplingParams
+from sampler.engine.params import SamplingParams
+from sampler.generation.loop import Completion, GenerationRow, generate
 from sampler.sources.base import LogitSource
 
 __all__ = ["SampleComparison", "compare", "first_divergence"]

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sampler.engine import Sampler, distribution
+from sampler.engine.params import SamplingParams
+from sampler.engine.sampling import Sampler, distribution
 from sampler.errors import InvalidInputError
-from sampler.params import SamplingParams
 
 __all__ = ["CASES", "CaseResult", "chi_square", "run_cases"]
 

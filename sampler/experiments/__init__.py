@@ -1,0 +1,1 @@
+"""Experiments that users run and log: sweep configs and the resumable sweep."""

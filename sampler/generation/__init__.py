@@ -1,0 +1,1 @@
+"""A logit source through the engine: generation loop, greedy vs sampled, teacher forcing."""

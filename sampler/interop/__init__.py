@@ -1,0 +1,1 @@
+"""Our sampling chain inside other libraries: a transformers ``LogitsProcessor``."""

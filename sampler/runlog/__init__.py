@@ -1,0 +1,1 @@
+"""The run log: a SQLite store, its schema and migrations, path checks and export."""
