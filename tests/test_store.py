@@ -16,6 +16,7 @@ import pytest
 
 from sampler.errors import InvalidInputError
 from sampler.runlog import store as store_module
+from sampler.runlog.export import export_run
 from sampler.runlog.store import CSV_COLUMNS, MIGRATIONS, STEP_STATS, RunStore, default_db_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +106,7 @@ def test_export_jsonl_and_csv_round_trip(store):
         store.add_completion(run, row, completion)
 
     out = io.StringIO()
-    assert store.export(run, "jsonl", out) == 3
+    assert export_run(store, run, "jsonl", out) == 3
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [line["run_id"] for line in lines] == [run] * 3
     for row, line in enumerate(lines):
@@ -113,7 +114,7 @@ def test_export_jsonl_and_csv_round_trip(store):
             "run_id": run, "row_index": row, "extra": {}}
 
     out = io.StringIO()
-    assert store.export(run, "csv", out) == 1 + 2 + 3
+    assert export_run(store, run, "csv", out) == 1 + 2 + 3
     records = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert tuple(records[0]) == CSV_COLUMNS
     expected = [(row, step_index, step) for row, c in enumerate(given)
@@ -132,7 +133,7 @@ def test_export_jsonl_and_csv_round_trip(store):
 def test_export_unknown_format(store):
     run = new_run(store)
     with pytest.raises(InvalidInputError, match=r"export format 'xml' is unknown; .*jsonl, csv"):
-        store.export(run, "xml", io.StringIO())
+        export_run(store, run, "xml", io.StringIO())
 
 
 def test_numpy_values_and_nan_are_stored(store):
@@ -170,6 +171,25 @@ def test_completion_for_unknown_run_or_missing_fields(store):
         store.add_completion(run, 0, broken)
     with pytest.raises(InvalidInputError, match="run 'nope' is not in DB"):
         store.finish_run("nope")
+
+
+def test_runlog_imports_point_one_way():
+    """store never imports export, and the run log imports nothing from the layers above it."""
+    import ast
+
+    above = ("sampler.generation", "sampler.experiments", "sampler.report", "sampler.cli")
+    imported = {}
+    for path in (ROOT / "sampler" / "runlog").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported[path.stem] = {
+            node.module if isinstance(node, ast.ImportFrom) else alias.name
+            for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in node.names
+        }
+    assert "sampler.runlog.export" not in imported["store"]
+    assert "sampler.runlog.store" in imported["export"]
+    for module, names in imported.items():
+        assert not [n for n in names if n and n.startswith(above)], module
 
 
 def test_migrations_recorded_and_reopen_applies_nothing(tmp_path):
@@ -231,7 +251,7 @@ def test_unknown_run_message(store):
         store.get_run("latest")
     new_run(store)
     with pytest.raises(InvalidInputError, match="run 'x' is not in DB"):
-        store.export("x", "jsonl", io.StringIO())
+        export_run(store, "x", "jsonl", io.StringIO())
 
 
 def test_missing_folder_is_not_created(tmp_path):

@@ -222,8 +222,9 @@ def runs(db: str | None, limit: int) -> None:
 @click.option("--db", default=None, metavar="PATH", help=DB_HELP)
 def export(run_id: str, fmt: str, db: str | None) -> None:
     """Write a run to stdout: JSONL (one completion a line) or CSV (one step a line)."""
-    store = open_store(db)
-    count = store.export(store.get_run(run_id)["id"], fmt, sys.stdout)
+    from sampler.runlog.export import export_run
+
+    count = export_run(open_store(db), run_id, fmt, sys.stdout)
     click.echo(f"{count} records", err=True)
 
 

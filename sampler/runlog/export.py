@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from sampler.errors import InvalidInputError
 from sampler.runlog.schema import CSV_COLUMNS, CSV_OF_COMPLETION, CSV_OF_STEP, EXPORT_FORMATS
-
-if TYPE_CHECKING:
-    from sampler.runlog.store import RunStore
+from sampler.runlog.store import RunStore
 
 __all__ = ["export_run"]
 
 
 def export_run(store: RunStore, run_id: str, fmt: str, stream: TextIO) -> int:
-    """Write run ``run_id`` (a resolved id) to ``stream``; return the number of records.
+    """Write run ``run_id`` (an id, a unique prefix or ``latest``) to ``stream``.
+
+    Returns the number of records written.
 
     ``jsonl``: one completion a line, steps included. ``csv``: a header, then one line a step
     (:data:`~sampler.runlog.schema.CSV_COLUMNS`).
@@ -25,6 +25,7 @@ def export_run(store: RunStore, run_id: str, fmt: str, stream: TextIO) -> int:
         raise InvalidInputError(
             f"export format '{fmt}' is unknown; use one of {', '.join(EXPORT_FORMATS)}"
         )
+    run_id = store.resolve(run_id)
     count = 0
     if fmt == "jsonl":
         for record in store.iter_completions(run_id, with_steps=True):

@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from sampler.errors import InvalidInputError
 from sampler.runlog.paths import NOT_SQLITE, READ_ONLY, check_database_path
@@ -383,12 +383,6 @@ class RunStore:
                 ]
             record["extra"] = json.loads(row["extra"]) if row["extra"] else {}
             yield record
-
-    def export(self, run_id: str, fmt: str, stream: TextIO) -> int:
-        """Write a run to ``stream`` as ``jsonl`` or ``csv``; see :func:`export_run`."""
-        from sampler.runlog.export import export_run
-
-        return export_run(self, self.resolve(run_id), fmt, stream)
 
     def rows_for_export(self, run_id: str, columns: str) -> Iterator[sqlite3.Row]:
         """Completion and step columns joined, one row a step, in row and step order."""
