@@ -173,6 +173,17 @@ def test_completion_for_unknown_run_or_missing_fields(store):
         store.finish_run("nope")
 
 
+def test_steps_table_has_a_column_for_every_step_statistic(store):
+    from dataclasses import fields
+
+    from sampler.engine.stats import StepStats
+
+    columns = [row["name"] for row in store._conn.execute("PRAGMA table_info(steps)")]
+    names = [f.name for f in fields(StepStats)]
+    assert set(names) <= set(columns), set(names) - set(columns)
+    assert set(names) <= set(CSV_COLUMNS)  # and the CSV export writes every one
+
+
 def test_runlog_imports_point_one_way():
     """store never imports export, and the run log imports nothing from the layers above it."""
     import ast

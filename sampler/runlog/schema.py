@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import fields
+
+from sampler.engine.stats import StepStats
 
 __all__ = [
     "COMPLETION_FIELDS",
@@ -16,17 +19,9 @@ __all__ = [
     "step_dict",
 ]
 
-STEP_STATS = (
-    "entropy_base",
-    "entropy_temp",
-    "entropy_final",
-    "surprisal",
-    "surprisal_base",
-    "top1_prob",
-    "kept_tokens",
-    "kept_mass",
-    "kl_final_base",
-)
+# One column per StepStats field, in its order; base_argmax (an optional token id, added by
+# migration 002) is stored and read apart from the float-like statistics.
+STEP_STATS = tuple(f.name for f in fields(StepStats) if f.name != "base_argmax")
 COMPLETION_FIELDS = (
     "prompt",
     "sample",
