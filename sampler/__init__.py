@@ -10,16 +10,9 @@ The core needs only numpy; torch and transformers load only when a model is used
 from sampler.engine.params import PRESETS, SamplingParams
 from sampler.engine.sampling import Sampler, distribution
 from sampler.engine.stats import StepStats
+from sampler.entropy import entropy, softmax_entropy
 from sampler.errors import InvalidInputError
-from sampler.softmax import (
-    argmax,
-    argmin,
-    entropy,
-    hardmax,
-    log_softmax,
-    softmax,
-    softmax_entropy,
-)
+from sampler.softmax import argmax, argmin, hardmax, log_softmax, softmax
 
 __all__ = [
     "PRESETS",

@@ -21,16 +21,16 @@ from typing import Any
 
 import numpy as np
 
+from sampler.entropy import softmax_entropy
 from sampler.errors import InvalidInputError
 from sampler.softmax import (
     argmax,
     argmin,
     as_logits,
-    check_temperature,
+    check_temperatures,
     hardmax,
     log_softmax,
     softmax,
-    softmax_entropy,
 )
 from sampler.tables import aligned_table, format_number
 
@@ -92,8 +92,7 @@ def cheat_sheet(
     if not temperatures:
         raise InvalidInputError("no temperature given: give at least one temperature >= 0")
     rows = []
-    for temperature in temperatures:
-        temperature = check_temperature(temperature)
+    for temperature in check_temperatures(temperatures):
         nats = float(softmax_entropy(x, temperature))
         probs = softmax(x, temperature)
         best = int(np.argmax(probs))  # lowest index among ties, like greedy decoding

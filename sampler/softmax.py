@@ -13,7 +13,8 @@ The two limits of temperature are handled exactly rather than approximately:
 Examples
 --------
 >>> import numpy as np
->>> from sampler.softmax import softmax, log_softmax, entropy
+>>> from sampler.softmax import softmax, log_softmax
+>>> from sampler.entropy import entropy
 >>> p = softmax([3.0, 1.0, 0.2])
 >>> np.round(p, 5).tolist()
 [0.83602, 0.11314, 0.05084]
@@ -26,7 +27,7 @@ Examples
 from __future__ import annotations
 
 import math
-from typing import Literal
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -34,20 +35,21 @@ from numpy.typing import ArrayLike
 from sampler.errors import InvalidInputError
 
 __all__ = [
+    "TEMPERATURE_RULE",
     "argmax",
     "argmin",
     "as_logits",
     "check_temperature",
-    "entropy",
+    "check_temperatures",
+    "divide_by_temperature",
     "hardmax",
     "log_softmax",
     "scaled_logits",
     "softmax",
-    "softmax_entropy",
     "validated_logits",
 ]
 
-EntropyBase = Literal["nats", "bits"] | float
+TEMPERATURE_RULE = "temperature >= 0 (0 = greedy/hardmax, inf = uniform)"
 
 
 def as_logits(logits: ArrayLike) -> np.ndarray:
@@ -91,33 +93,83 @@ def _describe_bad_logits(x: np.ndarray) -> str:
     return f"{where} is -inf, so no token is allowed: at least one logit must be finite"
 
 
-def check_temperature(temperature: float) -> float:
-    """Validate one temperature: any number >= 0 (0 is the hardmax limit, inf is uniform)."""
+def check_temperature(temperature: object) -> float:
+    """The one temperature rule: a number ``τ >= 0``, or ``inf``; returns it as a float.
+
+    ``τ = 0`` is the greedy/hardmax limit and ``τ = inf`` the uniform limit over the tokens still
+    allowed; every function, class and command that takes a temperature checks it here.
+
+    Examples
+    --------
+    >>> check_temperature("0.7"), check_temperature(float("inf"))
+    (0.7, inf)
+    >>> check_temperature(-1)
+    Traceback (most recent call last):
+    ...
+    sampler.errors.InvalidInputError: temperature=-1 is out of range: allowed temperature >= 0 \
+(0 = greedy/hardmax, inf = uniform)
+    """
+    if isinstance(temperature, bool):
+        raise InvalidInputError(f"temperature={temperature!r} is not a number: {TEMPERATURE_RULE}")
     try:
-        value = float(temperature)
+        value = float(temperature)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise InvalidInputError(
-            f"temperature {temperature!r} is not a number: use a number >= 0"
+            f"temperature={temperature!r} is not a number: {TEMPERATURE_RULE}"
         ) from None
     if math.isnan(value) or value < 0:
         raise InvalidInputError(
-            f"temperature {value:g} is invalid: use a number >= 0 (0 means greedy/hardmax)"
+            f"temperature={value:g} is out of range: allowed {TEMPERATURE_RULE}"
         )
     return value
 
 
-def _temperature_array(temperature: float | ArrayLike, x: np.ndarray) -> float | np.ndarray:
-    """A scalar, or per-row temperatures shaped to broadcast against ``x`` ([..., 1])."""
+def check_temperatures(temperatures: Sequence[object]) -> list[float]:
+    """Several temperatures: each by :func:`check_temperature`, none given twice.
+
+    A repeated temperature would only repeat rows (same settings, same random stream), so a
+    list with one is refused wherever lists of temperatures are taken.
+    """
+    values: list[float] = []
+    for item in temperatures:
+        value = check_temperature(item)
+        if value in values:
+            raise InvalidInputError(f"temperature {value:g} is given twice: give each once")
+        values.append(value)
+    return values
+
+
+def _temperature_array(temperature: float | ArrayLike, x: np.ndarray) -> np.ndarray:
+    """Temperatures shaped to broadcast against ``x`` (``[..., 1]``), each checked."""
     if np.ndim(temperature) == 0:
-        return check_temperature(temperature)  # type: ignore[arg-type]
+        return np.array([check_temperature(temperature)])
     temps = np.asarray(temperature, dtype=np.float64)
-    if temps.shape != x.shape[:-1]:
+    if temps.ndim and temps.shape != x.shape[:-1]:
         raise InvalidInputError(
             f"temperature has shape {temps.shape}: give one number or one per row {x.shape[:-1]}"
         )
     for value in temps.ravel():
         check_temperature(value)
     return temps[..., None]
+
+
+def divide_by_temperature(shifted: np.ndarray, temperature: ArrayLike) -> np.ndarray:
+    """``shifted / τ`` for logits whose row maximum is 0, exact at both limits, never NaN.
+
+    ``temperature`` broadcasts against ``shifted`` (one number, or ``[..., 1]``). Rows at
+    ``τ = 0`` (or a τ so small that it is 0 in the logits' dtype) keep 0 on their tied maxima
+    and ``-inf`` elsewhere; rows at ``τ = inf`` get 0 on every unmasked token. A quotient too
+    large for the dtype is ``-inf``: that token's probability is 0 at that temperature anyway.
+    """
+    divisor = np.asarray(temperature).astype(shifted.dtype)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        y = shifted / divisor
+    frozen, hot = divisor == 0, np.isinf(divisor)
+    if frozen.any():
+        y = np.where(frozen, np.where(shifted == 0, 0.0, -np.inf), y)
+    if hot.any():
+        y = np.where(hot, np.where(np.isneginf(shifted), -np.inf, 0.0), y)
+    return y.astype(shifted.dtype, copy=False)
 
 
 def scaled_logits(logits: ArrayLike, temperature: float | ArrayLike = 1.0) -> np.ndarray:
@@ -128,20 +180,12 @@ def scaled_logits(logits: ArrayLike, temperature: float | ArrayLike = 1.0) -> np
     hardmax limit); temperature ``inf`` gives 0 on every unmasked token (the uniform limit).
     ``temperature`` is one number or one per row (shape ``logits.shape[:-1]``).
     """
-    x = as_logits(logits)
+    x, peak = validated_logits(logits)
     temps = _temperature_array(temperature, x)
-    shifted = x - x.max(axis=-1, keepdims=True)
-    if np.ndim(temps) == 0:
-        if temps == 0:
-            return np.where(shifted == 0, 0.0, -np.inf).astype(x.dtype)
-        if math.isinf(temps):
-            return np.where(np.isneginf(x), -np.inf, 0.0).astype(x.dtype)
-        return shifted if temps == 1 else shifted / x.dtype.type(temps)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        y = shifted / temps.astype(x.dtype)
-    y = np.where(temps == 0, np.where(shifted == 0, 0.0, -np.inf), y)
-    y = np.where(np.isinf(temps), np.where(np.isneginf(x), -np.inf, 0.0), y)
-    return y.astype(x.dtype, copy=False)
+    shifted = x - peak[..., None]
+    if temps.size == 1 and temps.flat[0] == 1:
+        return shifted
+    return divide_by_temperature(shifted, temps)
 
 
 def softmax(logits: ArrayLike, temperature: float | ArrayLike = 1.0) -> np.ndarray:
@@ -169,21 +213,6 @@ def log_softmax(logits: ArrayLike, temperature: float | ArrayLike = 1.0) -> np.n
     return y - np.log(np.exp(y).sum(axis=-1, keepdims=True))
 
 
-def softmax_entropy(logits: ArrayLike, temperature: float | ArrayLike = 1.0) -> np.ndarray:
-    """Entropy in nats of ``softmax(logits, temperature)``, as ``log Z - Σ p_i y_i``.
-
-    This needs no logarithm of probabilities, so tokens whose probability underflows still
-    contribute exactly (their ``p_i y_i`` is 0 to working precision).
-    """
-    y = scaled_logits(logits, temperature)
-    weights = np.exp(y)
-    total = weights.sum(axis=-1)
-    # Masked tokens have weight 0 and y = -inf; their term is 0 by the 0·log 0 = 0 convention.
-    terms = np.multiply(weights, y, out=np.zeros_like(weights), where=weights > 0)
-    weighted = terms.sum(axis=-1)
-    return np.log(total) - weighted / total
-
-
 def hardmax(logits: ArrayLike) -> np.ndarray:
     """One-hot on the maximum; ties share the mass evenly (softmax's τ → 0 limit).
 
@@ -209,33 +238,3 @@ def argmin(logits: ArrayLike) -> np.ndarray | int:
     x = as_logits(logits)
     index = np.argmin(x, axis=-1)
     return int(index) if index.ndim == 0 else index
-
-
-def entropy(probs: ArrayLike, base: EntropyBase = "nats") -> np.ndarray:
-    """Shannon entropy ``-Σ p_i log p_i`` over the last axis, with ``0 · log 0 = 0``.
-
-    Parameters
-    ----------
-    probs
-        Probabilities (each row should sum to 1; this is not renormalised).
-    base
-        ``"nats"`` (natural log), ``"bits"`` (log base 2), or a positive number as log base.
-
-    Examples
-    --------
-    >>> float(entropy([0.5, 0.5], base="bits"))
-    1.0
-    """
-    p = np.asarray(probs, dtype=np.result_type(np.asarray(probs).dtype, np.float32))
-    if np.isnan(p).any() or (p < 0).any():
-        raise InvalidInputError("probabilities must be non-negative numbers (found NaN or < 0)")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
-    nats = -terms.sum(axis=-1)
-    if base == "nats":
-        return nats
-    if base == "bits":
-        return nats / math.log(2)
-    if isinstance(base, int | float) and base > 1:
-        return nats / math.log(base)
-    raise InvalidInputError(f"entropy base {base!r} is invalid: use 'nats', 'bits' or a number > 1")

@@ -174,7 +174,7 @@ def test_generate_streams_text(tiny_model_dir):
         (["--model", "TINY", "--samples", "0"], "--samples 0 is invalid"),
         (["--model", "synthetic:markov?vocab=1"], "vocab"),
         (["--model", "synthetic:wave"], "wave"),
-        (["--model", "TINY", "-t", "-1"], "temperature -1 is invalid"),
+        (["--model", "TINY", "-t", "-1"], "temperature=-1 is out of range"),
         (["--model", "TINY", "--top-p", "0"], "top_p=0.0 is out of range"),
     ],
 )

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from sampler import InvalidInputError, argmax, argmin, entropy, hardmax, log_softmax, softmax
-from sampler.softmax import softmax_entropy
+from sampler.entropy import softmax_entropy
 
 CHEAT = [3.0, 1.0, 0.2]
 

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sampler.entropy import softmax_entropy
 from sampler.errors import InvalidInputError
-from sampler.softmax import softmax, softmax_entropy
+from sampler.softmax import softmax
 from sampler.sources.synthetic import (
     SYNTHETIC_KINDS,
     SyntheticSource,

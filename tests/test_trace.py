@@ -54,7 +54,7 @@ def test_chain_command_all_orders_and_json():
         (["--top-k", "x"], "'x' is not a valid integer"),
         (["--order", "hf,foo"], "stage 'hf' is unknown"),
         (["1", "2", "--labels", "a"], "1 labels given for 2 logits"),
-        (["-t", "-1"], "temperature -1 is invalid"),
+        (["-t", "-1"], "temperature=-1 is out of range"),
         (["--top-n-sigma", "1"], "top_n_sigma is set but the chain"),
     ],
 )

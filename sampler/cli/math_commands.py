@@ -7,7 +7,14 @@ import json
 import click
 
 from sampler.cli import cli
-from sampler.cli.options import parse_logit, parse_temperature, sampling_options
+from sampler.cli.options import (
+    parse_logit,
+    parse_temperature,
+    parse_temperatures,
+    sampling_options,
+)
+from sampler.engine.params import DEFAULT_ORDER
+from sampler.engine.stages import PRESETS
 from sampler.errors import InvalidInputError
 
 
@@ -53,7 +60,7 @@ def softmax(
     names = labels.split(",") if labels is not None else None
     if names is None and not logits:
         names = list(CHEAT_SHEET_LABELS)
-    temps = [parse_temperature(text) for text in temperatures] or list(CHEAT_SHEET_TEMPERATURES)
+    temps = parse_temperatures(temperatures) or list(CHEAT_SHEET_TEMPERATURES)
     if plot_path is not None:
         from sampler.report.plots.figures import check_figure_path
 
@@ -89,7 +96,7 @@ def verify(draws: int, seed: int, alpha: float, cases: tuple[str, ...], as_json:
     """
     from dataclasses import asdict
 
-    from sampler.engine.verify import run_cases
+    from sampler.engine.verify import format_results, run_cases
 
     if not 0 < alpha < 1:
         raise InvalidInputError(f"alpha={alpha} is out of range: use 0 < alpha < 1")
@@ -107,22 +114,7 @@ def verify(draws: int, seed: int, alpha: float, cases: tuple[str, ...], as_json:
             )
         )
     else:
-        width = max(len(r.name) for r in results)
-        click.echo(
-            f"{'case':<{width}}  {'V':>5} {'kept':>5} {'draws':>7} {'bins':>5} "
-            f"{'chi2':>9} {'p-value':>8} {'max|f-p|':>9}  verdict"
-        )
-        for r in results:
-            verdict = "REJECTED" if r.p_value < alpha else "ok"
-            click.echo(
-                f"{r.name:<{width}}  {r.vocab:>5} {r.support:>5} {r.draws:>7} "
-                f"{r.bins:>5} {r.statistic:>9.2f} {r.p_value:>8.4f} "
-                f"{r.max_abs_error:>9.5f}  {verdict}"
-            )
-        click.echo(
-            f"\n{len(results) - len(failed)} of {len(results)} cases consistent with "
-            f"distribution() at alpha={alpha:g} per case"
-        )
+        click.echo(format_results(results, alpha))
     return 1 if failed else 0
 
 
@@ -133,10 +125,10 @@ def verify(draws: int, seed: int, alpha: float, cases: tuple[str, ...], as_json:
 @sampling_options
 @click.option(
     "--order",
-    default="hf",
+    default=DEFAULT_ORDER,
     show_default=True,
     metavar="PRESET|a,b,c|all",
-    help="hf, llama.cpp, vllm, a comma-separated stage list, or all three presets.",
+    help=f"{', '.join(PRESETS)}, a comma-separated stage list, or all: every preset.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def chain(
@@ -155,7 +147,7 @@ def chain(
     from dataclasses import asdict
 
     from sampler.cheatsheet import CHEAT_SHEET_LABELS, CHEAT_SHEET_LOGITS, default_labels
-    from sampler.engine.params import PRESETS, SamplingParams
+    from sampler.engine.params import SamplingParams
     from sampler.engine.trace import format_trace, trace_chain
 
     values = [parse_logit(text) for text in logits] or list(CHEAT_SHEET_LOGITS)
@@ -172,7 +164,7 @@ def chain(
     traces = {}
     for name in orders:
         stages: str | list[str] = name if name in PRESETS else name.split(",")
-        params = SamplingParams(temperature=parse_temperature(temperature), order=stages, **filters)  # type: ignore[arg-type]
+        params = SamplingParams(temperature=parse_temperature(temperature), order=stages, **filters)
         traces[name] = trace_chain(values, params)
     if as_json:
         click.echo(

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 
+from sampler.engine.params import MODES
+from sampler.engine.settings import Setting
+from sampler.engine.stages import SETTINGS
 from sampler.errors import InvalidInputError
 
-__all__ = ["DB_HELP", "open_store", "parse_logit", "parse_temperature", "sampling_options"]
+__all__ = [
+    "DB_HELP",
+    "open_store",
+    "parse_logit",
+    "parse_temperature",
+    "parse_temperatures",
+    "sampling_options",
+]
 
 DB_HELP = "Run log (SQLite). Default: runs/sampler.db under the working folder."
 
@@ -38,44 +48,67 @@ def parse_logit(text: str) -> float:
 
 
 def parse_temperature(text: str) -> float:
-    """One temperature from the command line (validated by the core)."""
+    """One temperature from the command line, by the one temperature rule."""
     from sampler.softmax import check_temperature
 
-    try:
-        value = float(text)
-    except ValueError:
-        raise InvalidInputError(
-            f"temperature {text!r} is not a number: use a number >= 0 (0 means hardmax)"
-        ) from None
-    return check_temperature(value)
+    return check_temperature(text.strip())
+
+
+def parse_temperatures(texts: str | Sequence[str]) -> list[float]:
+    """Temperatures from the command line: ``"0,0.7,1"``, or repeated ``-t`` values.
+
+    Each is checked by the one temperature rule (:func:`sampler.softmax.check_temperature`),
+    and none may repeat.
+    """
+    from sampler.softmax import check_temperatures
+
+    texts = [texts] if isinstance(texts, str) else texts
+    return check_temperatures([part.strip() for text in texts for part in text.split(",")])
+
+
+def _logit_bias(_ctx: click.Context, _param: click.Parameter, items: tuple[str, ...]) -> dict:
+    """``ID=BIAS`` items into ``{id: bias}`` (the stage table checks the values)."""
+    bias: dict[int, float] = {}
+    for item in items:
+        token, _, value = item.partition("=")
+        try:
+            bias[int(token)] = float(value)
+        except ValueError:
+            raise InvalidInputError(
+                f"--logit-bias {item!r} is not ID=BIAS: give e.g. --logit-bias 50256=-100"
+            ) from None
+    return bias
+
+
+def _setting_option(setting: Setting) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    flag = "--" + setting.name.replace("_", "-")
+    if setting.kind is dict:
+        return click.option(
+            flag,
+            setting.name,
+            multiple=True,
+            metavar="ID=BIAS",
+            callback=_logit_bias,
+            help=f"{setting.help} Repeatable; bias in -100..100.",
+        )
+    return click.option(
+        flag,
+        type=click.INT if setting.kind is int else click.FLOAT,
+        default=setting.off,
+        show_default=True,
+        help=f"{setting.help} Allowed: {setting.allowed}.",
+    )
 
 
 def sampling_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The filter, mode and order options every sampling command takes (neutral defaults).
+    """A flag for every stage setting of the stage table, and ``--mode`` (neutral defaults).
 
     They reach the command as keyword arguments named like ``SamplingParams`` fields.
     """
-    options = [
-        click.option("--top-k", default=0, show_default=True, help="0 = off."),
-        click.option("--top-p", default=1.0, show_default=True, help="1 = off."),
-        click.option("--min-p", default=0.0, show_default=True, help="0 = off."),
-        click.option("--typical-p", default=1.0, show_default=True, help="1 = off."),
-        click.option("--epsilon", default=0.0, show_default=True, help="0 = off."),
-        click.option("--eta", default=0.0, show_default=True, help="0 = off."),
-        click.option(
-            "--top-n-sigma",
-            default=0.0,
-            show_default=True,
-            help="0 = off (needs the llama.cpp order).",
-        ),
-        click.option("--repetition-penalty", default=1.0, show_default=True, help="1 = off."),
-        click.option(
-            "--mode",
-            type=click.Choice(["sample", "greedy", "hardmax"]),
-            default="sample",
-            show_default=True,
-        ),
-    ]
+    options = [_setting_option(s) for s in SETTINGS.values() if s.flag]
+    options.append(
+        click.option("--mode", type=click.Choice(MODES), default="sample", show_default=True)
+    )
     for option in reversed(options):
         command = option(command)
     return command

@@ -8,14 +8,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from sampler.engine.candidates import Candidates
-from sampler.engine.filters import STAGE_FUNCTIONS
 from sampler.engine.final_distribution import FinalDistribution
 from sampler.engine.params import SamplingParams
 from sampler.engine.rows import RowParams
+from sampler.engine.stages import BY_NAME
 
 __all__ = ["GroupResult", "run_chain", "run_groups"]
 
-_SHAPING = ("logit_bias", "penalties")
+# Stages before temperature that reshape without cutting: part of the tempered distribution.
+_SHAPING = tuple(name for name, spec in BY_NAME.items() if spec.shaping and not spec.required)
 
 
 def _groups(params: list[SamplingParams]) -> list[tuple[tuple[str, ...], np.ndarray]]:
@@ -49,7 +50,7 @@ def run_chain(
     tempered = None
     for name in stages:
         before = candidates
-        candidates = STAGE_FUNCTIONS[name](candidates, rows)
+        candidates = BY_NAME[name].function(candidates, rows)
         if name == "temperature" and shaped is not None and before is shaped:
             tempered = candidates.logits
         if shaped is not None and name in _SHAPING:
@@ -57,8 +58,8 @@ def run_chain(
     if tempered is None:
         dense = Candidates.dense(raw)
         for name in shaping:
-            dense = STAGE_FUNCTIONS[name](dense, rows)
-        tempered = STAGE_FUNCTIONS["temperature"](dense, rows).logits
+            dense = BY_NAME[name].function(dense, rows)
+        tempered = BY_NAME["temperature"].function(dense, rows).logits
     return candidates, tempered
 
 

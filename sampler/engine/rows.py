@@ -1,87 +1,97 @@
-"""`RowParams`: a batch's `SamplingParams` as arrays, one entry per row (vLLM's layout)."""
+"""`RowParams`: a batch's `SamplingParams` as arrays, one entry per row (vLLM's layout).
+
+The arrays are built from the stage table, so a new stage's settings reach its filter as
+``rows["name"]`` with no code here, and ``rows.on("name")`` says per row whether a setting (or
+a whole stage) is switched on.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sampler.engine.params import SamplingParams
+from sampler.engine.stages import SETTINGS, STAGES
+
+if TYPE_CHECKING:
+    from sampler.engine.params import SamplingParams
 
 __all__ = ["RowParams"]
-
-# The float-valued filter and penalty settings, read off SamplingParams itself.
-_FLOAT_FIELDS = tuple(
-    name
-    for name, spec in SamplingParams.__dataclass_fields__.items()
-    if spec.default.__class__ is float and name != "temperature"
-)
 
 
 @dataclass(frozen=True)
 class RowParams:
-    """Per-row parameter arrays ``[B]`` that the filters read.
+    """Per-row settings ``[B]`` that the filters read, and which of them are on.
 
-    ``temperature`` is the effective one: 0 for greedy and hardmax rows. ``top_k`` uses 0 for
-    off (vLLM's -1 is mapped to 0). ``history`` holds each row's past token ids (for the
-    penalties), or ``None``.
+    ``rows["temperature"]`` is the effective temperature: 0 for greedy and hardmax rows.
+    Numeric settings are int64 or float64 arrays; ``logit_bias`` is a tuple of dicts.
+    ``history`` holds each row's past token ids (for the penalties), or ``None``.
     """
 
-    temperature: np.ndarray
-    top_k: np.ndarray
-    top_p: np.ndarray
-    min_p: np.ndarray
-    typical_p: np.ndarray
-    epsilon: np.ndarray
-    eta: np.ndarray
-    top_n_sigma: np.ndarray
-    repetition_penalty: np.ndarray
-    frequency_penalty: np.ndarray
-    presence_penalty: np.ndarray
-    penalty_last_n: np.ndarray
+    values: Mapping[str, Any]
+    active: Mapping[str, np.ndarray]
     min_keep: np.ndarray
     greedy: np.ndarray
     hardmax: np.ndarray
-    logit_bias: tuple[dict[int, float], ...]
     history: tuple[np.ndarray, ...] | None = None
 
     @classmethod
     def from_params(cls, params: Sequence[SamplingParams]) -> RowParams:
         """Stack one :class:`SamplingParams` per row."""
-        floats = {
-            name: np.array([getattr(p, name) for p in params], dtype=np.float64)
-            for name in _FLOAT_FIELDS
-        }
-        greedy = np.array([p.is_greedy for p in params])
-        hardmax = np.array([p.mode == "hardmax" for p in params])
-        temperature = np.array([p.temperature for p in params], dtype=np.float64)
+        greedy = np.array([p.is_greedy for p in params], dtype=bool)
+        hardmax = np.array([p.mode == "hardmax" for p in params], dtype=bool)
+        values: dict[str, Any] = {}
+        active: dict[str, np.ndarray] = {}
+        for name, setting in SETTINGS.items():
+            column = [getattr(p, name) for p in params]
+            if setting.kind is dict:
+                values[name] = tuple(dict(item) for item in column)
+            else:
+                values[name] = np.array(column, dtype=np.int64 if setting.kind is int else float)
+            active[name] = np.array([not setting.is_off(item) for item in column], dtype=bool)
+        values["temperature"] = np.where(greedy | hardmax, 0.0, values["temperature"])
+        active["temperature"] = values["temperature"] != 1
+        for spec in STAGES:
+            active[spec.name] = np.logical_or.reduce(
+                [active[s.name] for s in spec.settings if s.activates]
+            )
         return cls(
-            temperature=np.where(greedy | hardmax, 0.0, temperature),
-            top_k=np.array([max(p.top_k, 0) for p in params], dtype=np.int64),
-            penalty_last_n=np.array([p.penalty_last_n for p in params], dtype=np.int64),
+            values=values,
+            active=active,
             min_keep=np.array([p.min_tokens_to_keep for p in params], dtype=np.int64),
             greedy=greedy,
             hardmax=hardmax,
-            logit_bias=tuple(dict(p.logit_bias) for p in params),
-            **floats,
         )
 
+    def __getitem__(self, name: str) -> Any:
+        """One setting's per-row values."""
+        return self.values[name]
+
+    def on(self, name: str) -> np.ndarray:
+        """Per row, whether a setting or a stage (any of its settings) is switched on."""
+        return self.active[name]
+
     def __len__(self) -> int:
-        return len(self.temperature)
+        return len(self.min_keep)
 
     def with_history(self, history: tuple[np.ndarray, ...] | None) -> RowParams:
         return replace(self, history=history)
 
     def take(self, rows: np.ndarray) -> RowParams:
         """The parameters of a subset of rows, in the given order."""
-        picked = {}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
+
+        def pick(value: Any) -> Any:
             if isinstance(value, np.ndarray):
-                picked[name] = value[rows]
-            elif value is not None:
-                picked[name] = tuple(value[i] for i in rows)
-            else:
-                picked[name] = None
-        return RowParams(**picked)
+                return value[rows]
+            return tuple(value[i] for i in rows)
+
+        return RowParams(
+            values={name: pick(value) for name, value in self.values.items()},
+            active={name: value[rows] for name, value in self.active.items()},
+            min_keep=self.min_keep[rows],
+            greedy=self.greedy[rows],
+            hardmax=self.hardmax[rows],
+            history=None if self.history is None else pick(self.history),
+        )

@@ -19,13 +19,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from sampler.engine.candidates import Candidates
-from sampler.engine.filters import STAGE_FUNCTIONS
 from sampler.engine.final_distribution import FinalDistribution
 from sampler.engine.inputs import as_batch, as_history
 from sampler.engine.params import SamplingParams
 from sampler.engine.rows import RowParams
+from sampler.engine.stages import BY_NAME
+from sampler.entropy import softmax_entropy
 from sampler.errors import InvalidInputError
-from sampler.softmax import softmax, softmax_entropy
+from sampler.softmax import softmax
 from sampler.tables import aligned_table, format_number
 
 __all__ = ["StageTrace", "format_trace", "trace_chain"]
@@ -61,7 +62,7 @@ def trace_chain(
     steps = [_record("input", raw[0], base)]
     candidates = Candidates.dense(raw)
     for name in params.stages:
-        candidates = STAGE_FUNCTIONS[name](candidates, rows)
+        candidates = BY_NAME[name].function(candidates, rows)
         if name in params.active_stages:
             steps.append(_record(name, candidates.to_dense()[0], base))
     final = FinalDistribution.from_candidates(candidates, rows).to_dense()[0]

@@ -24,7 +24,7 @@ from sampler.engine.params import SamplingParams
 from sampler.engine.sampling import Sampler, distribution
 from sampler.errors import InvalidInputError
 
-__all__ = ["CASES", "CaseResult", "chi_square", "run_cases"]
+__all__ = ["CASES", "CaseResult", "chi_square", "format_results", "run_cases"]
 
 
 def _cases() -> dict[str, tuple[np.ndarray, SamplingParams]]:
@@ -151,3 +151,26 @@ def run_cases(
             )
         )
     return results
+
+
+def format_results(results: Sequence[CaseResult], alpha: float) -> str:
+    """One aligned line per case with its verdict at ``alpha``, and a closing count."""
+    width = max(len(r.name) for r in results)
+    lines = [
+        f"{'case':<{width}}  {'V':>5} {'kept':>5} {'draws':>7} {'bins':>5} "
+        f"{'chi2':>9} {'p-value':>8} {'max|f-p|':>9}  verdict"
+    ]
+    for r in results:
+        verdict = "REJECTED" if r.p_value < alpha else "ok"
+        lines.append(
+            f"{r.name:<{width}}  {r.vocab:>5} {r.support:>5} {r.draws:>7} "
+            f"{r.bins:>5} {r.statistic:>9.2f} {r.p_value:>8.4f} "
+            f"{r.max_abs_error:>9.5f}  {verdict}"
+        )
+    passed = sum(r.p_value >= alpha for r in results)
+    lines.append(
+        f"\n{passed} of {len(results)} cases consistent with "
+        f"distribution() at alpha={alpha:g} per case"
+    )
+    return "\n".join(lines)
+

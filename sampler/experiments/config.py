@@ -17,17 +17,19 @@ identity in the run log (what ``--resume`` skips). Temperature 0 is greedy.
 from __future__ import annotations
 
 import json
-import math
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import field, make_dataclass
 from pathlib import Path
 from typing import Any
 
-from sampler.engine.params import SamplingParams
+from sampler.engine.params import DEFAULT_ORDER, SamplingParams, setting_fields
+from sampler.engine.stages import SETTINGS
 from sampler.errors import InvalidInputError
 from sampler.generation.loop import GenerationRow
+from sampler.softmax import check_temperatures
+from sampler.sources import DEFAULT_MODEL
 
-__all__ = ["SweepConfig", "load_config", "parse_temperatures", "read_prompts"]
+__all__ = ["SweepConfig", "load_config", "read_prompts"]
 
 DEFAULT_PROMPTS = (
     "Write a short story about a lighthouse keeper.",
@@ -36,45 +38,24 @@ DEFAULT_PROMPTS = (
 )
 
 
-@dataclass(frozen=True)
-class SweepConfig:
-    """A sweep: prompts x temperatures x samples, shared filters, one seed."""
-
-    model: str = "smollm2-135m"
-    prompts: tuple[str, ...] = DEFAULT_PROMPTS
-    temperatures: tuple[float, ...] = (0.0, 0.3, 0.7, 1.0, 1.5)
-    samples: int = 4
-    max_new_tokens: int = 64
-    seed: int = 0
-    top_k: int = 0
-    top_p: float = 1.0
-    min_p: float = 0.0
-    typical_p: float = 1.0
-    epsilon: float = 0.0
-    eta: float = 0.0
-    top_n_sigma: float = 0.0
-    repetition_penalty: float = 1.0
-    order: str = "hf"
-    mode: str = "sample"
-    raw: bool = False
-    stop: tuple[str, ...] = ()
-    batch_size: int = 64
+class _Sweep:
+    """Checks and views of :class:`SweepConfig` (its stage settings come from the stage table)."""
 
     def __post_init__(self) -> None:
         if not self.prompts:
             raise InvalidInputError("no prompts: give --prompt, --prompts FILE or prompts = [...]")
         if not self.temperatures:
             raise InvalidInputError("no temperatures: give e.g. --temperatures 0,0.7,1.0")
+        object.__setattr__(self, "temperatures", tuple(check_temperatures(self.temperatures)))
         for name in ("samples", "max_new_tokens", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"{name}={value!r} is invalid: use an integer >= 1")
         for temperature in self.temperatures:
-            self.params(temperature)  # SamplingParams checks every filter value
+            self.params(temperature)  # SamplingParams checks every stage setting
 
     def params(self, temperature: float) -> SamplingParams:
         """The sampling settings of one temperature's rows."""
-        # Every field the sweep shares with SamplingParams passes straight through.
         shared = {name: getattr(self, name) for name in _SHARED_WITH_PARAMS}
         return SamplingParams(temperature=temperature, **shared)
 
@@ -89,71 +70,87 @@ class SweepConfig:
         ]
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """Plain JSON/TOML values: tuples as lists, logit-bias token ids as strings."""
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["logit_bias"] = {str(token): bias for token, bias in data["logit_bias"].items()}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], origin: str = "config") -> SweepConfig:
         """Build from plain values, checking every key and type (``origin`` names the source)."""
-        known = {f.name: f for f in fields(cls)}
         values: dict[str, Any] = {}
         for key, value in data.items():
-            if key not in known:
+            if key not in cls.__dataclass_fields__:
+                allowed = ", ".join(cls.__dataclass_fields__)
                 raise InvalidInputError(
-                    f"{origin}: unknown key {key!r}; allowed keys are {', '.join(known)}"
+                    f"{origin}: unknown key {key!r}; allowed keys are {allowed}"
                 )
-            values[key] = _checked(key, value, cls.__dataclass_fields__[key].default, origin)
-        return cls(**values)
+            values[key] = _checked(key, value, origin)
+        try:
+            return cls(**values)
+        except InvalidInputError as error:
+            raise InvalidInputError(f"{origin}: {error}") from None
 
 
-_SHARED_WITH_PARAMS = tuple(
-    f.name for f in fields(SweepConfig) if f.name in SamplingParams.__dataclass_fields__
+_EXPERIMENT_FIELDS: list[tuple[str, type, Any]] = [
+    ("model", str, field(default=DEFAULT_MODEL)),
+    ("prompts", tuple, field(default=DEFAULT_PROMPTS)),
+    ("temperatures", tuple, field(default=(0.0, 0.3, 0.7, 1.0, 1.5))),
+    ("samples", int, field(default=4)),
+    ("max_new_tokens", int, field(default=64)),
+    ("seed", int, field(default=0)),
+    ("order", str, field(default=DEFAULT_ORDER)),
+    ("mode", str, field(default="sample")),
+    ("raw", bool, field(default=False)),
+    ("stop", tuple, field(default=())),
+    ("batch_size", int, field(default=64)),
+]
+_FLAG_SETTINGS = [name for name, setting in SETTINGS.items() if setting.flag]
+SweepConfig = make_dataclass(
+    "SweepConfig",
+    [*_EXPERIMENT_FIELDS, *setting_fields(_FLAG_SETTINGS)],
+    bases=(_Sweep,),
+    namespace={
+        "__doc__": "A sweep: prompts x temperatures x samples, shared stage settings, one seed.",
+        "__module__": __name__,
+    },
+    frozen=True,
+    kw_only=True,
 )
+_SHARED_WITH_PARAMS = (*_FLAG_SETTINGS, "order", "mode", "seed")
+_KINDS = {name: kind for name, kind, _ in _EXPERIMENT_FIELDS} | {
+    name: SETTINGS[name].kind for name in _FLAG_SETTINGS
+}
 
 
-def _checked(key: str, value: Any, default: Any, origin: str) -> Any:
-    if isinstance(default, tuple):
+def _checked(key: str, value: Any, origin: str) -> Any:
+    kind = _KINDS[key]
+    if kind is tuple:
         if not isinstance(value, list | tuple):
             raise InvalidInputError(f"{origin}: {key} must be a list, got {value!r}")
         if key == "temperatures":
-            return tuple(parse_temperatures(",".join(str(v) for v in value)))
+            return tuple(value)  # checked with the one temperature rule on construction
         if not all(isinstance(v, str) for v in value):
             raise InvalidInputError(f"{origin}: {key} must be a list of strings")
         return tuple(value)
-    if isinstance(default, bool):
+    if kind is dict:
+        if not isinstance(value, dict):
+            raise InvalidInputError(f"{origin}: {key} must be a table {{token id = bias}}")
+        try:
+            return {int(token): bias for token, bias in value.items()}
+        except ValueError:
+            raise InvalidInputError(f"{origin}: {key} keys must be token ids") from None
+    if kind is bool:
         if not isinstance(value, bool):
             raise InvalidInputError(f"{origin}: {key} must be true or false, got {value!r}")
         return value
-    if isinstance(default, int) and (isinstance(value, bool) or not isinstance(value, int)):
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise InvalidInputError(f"{origin}: {key} must be an integer, got {value!r}")
-    if isinstance(default, float) and (
-        isinstance(value, bool) or not isinstance(value, int | float)
-    ):
+    if kind is float and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise InvalidInputError(f"{origin}: {key} must be a number, got {value!r}")
-    if isinstance(default, str) and not isinstance(value, str):
+    if kind is str and not isinstance(value, str):
         raise InvalidInputError(f"{origin}: {key} must be a string, got {value!r}")
-    return float(value) if isinstance(default, float) else value
-
-
-def parse_temperatures(text: str) -> list[float]:
-    """``"0,0.3,0.7"`` → ``[0.0, 0.3, 0.7]``; each value a number >= 0, no duplicates."""
-    values = []
-    for item in (part.strip() for part in text.split(",")):
-        try:
-            value = float(item)
-        except ValueError:
-            raise InvalidInputError(
-                f"temperature {item!r} in {text!r} is not a number: give "
-                "comma-separated numbers >= 0, e.g. 0,0.7,1.0"
-            ) from None
-        if math.isnan(value) or value < 0 or math.isinf(value):
-            raise InvalidInputError(
-                f"temperature {item} in {text!r} is invalid: use finite numbers >= 0 (0 = greedy)"
-            )
-        if value in values:
-            raise InvalidInputError(f"temperature {item} appears twice in {text!r}")
-        values.append(value)
-    return values
+    return float(value) if kind is float else value
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sampler.entropy import softmax_entropy
 from sampler.errors import InvalidInputError
-from sampler.softmax import log_softmax, softmax_entropy
+from sampler.softmax import log_softmax
 from sampler.sources.base import LogitSource
 from sampler.tables import aligned_table
 

@@ -40,7 +40,8 @@ def final_logits(
     """The final logits ``[B, V]`` of the chain: kept candidates, ``-inf`` for dropped tokens.
 
     ``softmax`` of each row is :func:`sampler.distribution` of that row; a greedy row keeps
-    only its first maximum, so its softmax is one-hot there.
+    only its first maximum, so its softmax is one-hot there. After the temperature stage the
+    logits are shifted so that each row's maximum is 0 (the same distribution).
 
     Parameters
     ----------
@@ -54,7 +55,7 @@ def final_logits(
     Examples
     --------
     >>> final_logits(np.array([[2.0, 2.0, 1.0]]), SamplingParams(temperature=0)).tolist()
-    [[2.0, -inf, -inf]]
+    [[0.0, -inf, -inf]]
     """
     if np.ndim(logits) != 2:
         raise InvalidInputError(f"logits have shape {np.shape(logits)}: give [batch, vocab]")
@@ -78,7 +79,7 @@ class SamplerLogitsProcessor(LogitsProcessor):
     >>> import torch
     >>> processor = SamplerLogitsProcessor(SamplingParams(temperature=0))
     >>> processor(torch.tensor([[1]]), torch.tensor([[1.0, 3.0, 3.0]])).tolist()
-    [[-inf, 3.0, -inf]]
+    [[-inf, 0.0, -inf]]
     """
 
     def __init__(self, params: Params) -> None:

@@ -1,26 +1,6 @@
-"""One pure function per stage, ``(Candidates, RowParams) -> Candidates``, by stage name."""
+"""The stages' pure functions, ``(Candidates, RowParams) -> Candidates``, grouped by what they do.
 
-from collections.abc import Callable
-
-from sampler.engine.candidates import Candidates
-from sampler.engine.filters.information import epsilon, eta, typical_p
-from sampler.engine.filters.shaping import logit_bias, penalties, temperature
-from sampler.engine.filters.truncation import min_p, top_k, top_n_sigma, top_p
-from sampler.engine.rows import RowParams
-
-__all__ = ["STAGE_FUNCTIONS", "Stage"]
-
-Stage = Callable[[Candidates, RowParams], Candidates]
-
-STAGE_FUNCTIONS: dict[str, Stage] = {
-    "logit_bias": logit_bias,
-    "penalties": penalties,
-    "temperature": temperature,
-    "top_k": top_k,
-    "top_p": top_p,
-    "min_p": min_p,
-    "typical_p": typical_p,
-    "epsilon": epsilon,
-    "eta": eta,
-    "top_n_sigma": top_n_sigma,
-}
+``shaping`` reshapes logits (bias, penalties, temperature), ``truncation`` drops tokens by rank
+or logit (top-k, top-p, min-p, top-n-σ), ``information`` by information content (typical,
+epsilon, eta). The stage table (:mod:`sampler.engine.stages`) names each one.
+"""

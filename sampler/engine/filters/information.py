@@ -7,10 +7,14 @@ the ``min_keep`` most likely tokens always kept.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from sampler.engine.candidates import Candidates, keep_at_least, normalizer_and_entropy, sorted_head
-from sampler.engine.rows import RowParams
+
+if TYPE_CHECKING:
+    from sampler.engine.rows import RowParams
 
 __all__ = ["epsilon", "eta", "typical_p"]
 
@@ -40,8 +44,8 @@ def _probability_floor(
 
 def epsilon(candidates: Candidates, rows: RowParams) -> Candidates:
     """Epsilon sampling (Hewitt et al. 2022): drop tokens with probability below ``epsilon``."""
-    eps = rows.epsilon
-    active = eps > 0
+    eps = rows["epsilon"]
+    active = rows.on("epsilon")
     if not active.any():
         return candidates
     log_z, _ = normalizer_and_entropy(candidates.logits)
@@ -51,8 +55,8 @@ def epsilon(candidates: Candidates, rows: RowParams) -> Candidates:
 
 def eta(candidates: Candidates, rows: RowParams) -> Candidates:
     """Eta sampling (Hewitt et al. 2022): the floor is ``min(eta, sqrt(eta) * exp(-H))``."""
-    value = rows.eta
-    active = value > 0
+    value = rows["eta"]
+    active = rows.on("eta")
     if not active.any():
         return candidates
     log_z, entropy = normalizer_and_entropy(candidates.logits)
@@ -67,8 +71,8 @@ def typical_p(candidates: Candidates, rows: RowParams) -> Candidates:
     Tokens are ranked by ``|-log p_i - H|``; the shortest run of that ranking whose mass
     reaches ``typical_p`` is kept (the crossing token included, ties in the score kept).
     """
-    mass = rows.typical_p
-    active = mass < 1
+    mass = rows["typical_p"]
+    active = rows.on("typical_p")
     if not active.any():
         return candidates
     logits = candidates.logits

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from sampler.engine.candidates import Candidates
-from sampler.engine.rows import RowParams
+
+if TYPE_CHECKING:
+    from sampler.engine.rows import RowParams
 from sampler.errors import InvalidInputError
+from sampler.softmax import divide_by_temperature
 
 __all__ = ["logit_bias", "penalties", "temperature"]
 
@@ -23,31 +28,29 @@ def _columns(candidates: Candidates, row: int, tokens: np.ndarray) -> tuple[np.n
 
 
 def temperature(candidates: Candidates, rows: RowParams) -> Candidates:
-    """Divide each row's logits by its temperature; temperature 0 keeps only the maxima.
+    """Divide each row's logits, shifted so their maximum is 0, by its temperature.
 
-    Division (not multiplication by ``1/τ``) in the logits' own dtype, as transformers'
-    ``TemperatureLogitsWarper`` does. At temperature 0 every logit below the row's maximum
-    becomes ``-inf`` and the tied maxima stay: the τ → 0 limit.
+    ``(x - max x) / τ`` is the distribution of transformers' ``TemperatureLogitsWarper``
+    (``x / τ``), but cannot overflow however small τ is (``x / τ`` turns ``[1e36, 1e35, 0]``
+    at τ = 1e-3 into infinities and NaN). τ = 0 keeps only the tied maxima (the τ → 0 limit)
+    and τ = inf every unmasked token equally (the τ → ∞ limit); see
+    :func:`sampler.softmax.divide_by_temperature`. A stage after this one sees logits whose
+    maximum is 0, which matters only to the sign-dependent repetition penalty placed after
+    temperature in a custom order.
     """
-    tau = rows.temperature
-    if (tau == 1).all():
+    if not rows.on("temperature").any():
         return candidates
     logits = candidates.logits
-    divisor = np.where(tau > 0, tau, 1.0).astype(logits.dtype)[:, None]
-    scaled = logits / divisor
-    frozen = tau == 0
-    if frozen.any():
-        cold = logits[frozen]
-        scaled[frozen] = np.where(cold == cold.max(axis=1, keepdims=True), cold, -np.inf)
-    return candidates.with_logits(scaled)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return candidates.with_logits(divide_by_temperature(shifted, rows["temperature"][:, None]))
 
 
 def logit_bias(candidates: Candidates, rows: RowParams) -> Candidates:
     """Add each row's ``{token: bias}`` to its logits."""
-    if not any(rows.logit_bias):
+    if not any(rows["logit_bias"]):
         return candidates
     out = candidates.logits.copy()
-    for row, bias in enumerate(rows.logit_bias):
+    for row, bias in enumerate(rows["logit_bias"]):
         if not bias:
             continue
         tokens = np.array(sorted(bias), dtype=np.int64)
@@ -70,26 +73,22 @@ def penalties(candidates: Candidates, rows: RowParams) -> Candidates:
     transformers, vLLM and llama.cpp), then ``count * frequency_penalty + presence_penalty``
     is subtracted (OpenAI's and vLLM's definition).
     """
-    active = (
-        (rows.repetition_penalty != 1)
-        | (rows.frequency_penalty != 0)
-        | (rows.presence_penalty != 0)
-    )
+    active = rows.on("penalties")
     if rows.history is None or not active.any():
         return candidates
     out = candidates.logits.copy()
     kind = out.dtype.type
     for row in np.nonzero(active)[0]:
         history = rows.history[row]
-        if rows.penalty_last_n[row] > 0:
-            history = history[-rows.penalty_last_n[row] :]
+        if rows["penalty_last_n"][row] > 0:
+            history = history[-rows["penalty_last_n"][row] :]
         if len(history) == 0:
             continue
         tokens, counts = np.unique(history, return_counts=True)
         columns, which = _columns(candidates, row, tokens)
         values = out[row, columns]
-        penalty = kind(rows.repetition_penalty[row])
+        penalty = kind(rows["repetition_penalty"][row])
         values = np.where(values < 0, values * penalty, values / penalty)
-        shift = counts[which] * rows.frequency_penalty[row] + rows.presence_penalty[row]
+        shift = counts[which] * rows["frequency_penalty"][row] + rows["presence_penalty"][row]
         out[row, columns] = values - shift.astype(out.dtype)
     return candidates.with_logits(out)

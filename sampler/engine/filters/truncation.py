@@ -7,6 +7,8 @@ equal logits are always kept or dropped together, and at least ``min_keep`` toke
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from sampler.engine.candidates import (
@@ -16,7 +18,9 @@ from sampler.engine.candidates import (
     log_normalizer,
     sorted_head,
 )
-from sampler.engine.rows import RowParams
+
+if TYPE_CHECKING:
+    from sampler.engine.rows import RowParams
 
 __all__ = ["min_p", "top_k", "top_n_sigma", "top_p"]
 
@@ -34,7 +38,7 @@ def top_k(candidates: Candidates, rows: RowParams) -> Candidates:
     Ties as in transformers' ``TopKLogitsWarper`` (``scores < kth value`` are removed).
     A partition finds the head; when all rows use top-k the batch is compacted to it.
     """
-    k = np.where(rows.top_k > 0, np.maximum(rows.top_k, rows.min_keep), 0)
+    k = np.where(rows.on("top_k"), np.maximum(rows["top_k"], rows.min_keep), 0)
     width = candidates.logits.shape[1]
     active = (k > 0) & (k < width)
     if not active.any():
@@ -55,8 +59,8 @@ def top_p(candidates: Candidates, rows: RowParams) -> Candidates:
     Only a head found by partition is sorted, never the whole vocabulary, unless the
     distribution is so flat that the nucleus is the whole vocabulary.
     """
-    p = rows.top_p
-    active = p < 1
+    p = rows["top_p"]
+    active = rows.on("top_p")
     if not active.any():
         return candidates
     width = candidates.logits.shape[1]
@@ -81,8 +85,8 @@ def min_p(candidates: Candidates, rows: RowParams) -> Candidates:
     ``p_i >= min_p * p_max`` is ``x_i >= x_max + log(min_p)``: no exponential is needed.
     This is transformers' ``MinPLogitsWarper``, vLLM's and llama.cpp's rule.
     """
-    p = rows.min_p
-    active = p > 0
+    p = rows["min_p"]
+    active = rows.on("min_p")
     if not active.any():
         return candidates
     logits = candidates.logits
@@ -101,8 +105,8 @@ def top_n_sigma(candidates: Candidates, rows: RowParams) -> Candidates:
     llama.cpp's ``top_n_sigma`` (Tang et al. 2024). Dividing logits by a temperature scales
     max and σ alike, so the kept set does not depend on where temperature stands.
     """
-    n = rows.top_n_sigma
-    active = n > 0
+    n = rows["top_n_sigma"]
+    active = rows.on("top_n_sigma")
     if not active.any():
         return candidates
     logits = candidates.logits.astype(np.float64)

@@ -1,0 +1,124 @@
+"""What a stage is: its settings (type, "off" value, allowed range, help) and its pure function.
+
+The table of stages itself is :mod:`sampler.engine.stages`; everything here is the vocabulary
+it is written in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sampler.errors import InvalidInputError
+from sampler.softmax import check_temperature
+
+if TYPE_CHECKING:
+    from sampler.engine.candidates import Candidates
+    from sampler.engine.rows import RowParams
+
+__all__ = ["Setting", "Stage", "StageSpec", "between"]
+
+# A stage: a pure function of the candidates and the batch's per-row settings.
+Stage = Callable[["Candidates", "RowParams"], "Candidates"]
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInputError(f"{name}={value!r} is not a number")
+    if math.isnan(value):
+        raise InvalidInputError(f"{name}=nan is not allowed: give a number")
+    return float(value)
+
+
+def _bias(name: str, value: object) -> dict[int, float]:
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(f"{name}={value!r} must be a mapping {{token id: bias}}")
+    checked = {}
+    for token, bias in value.items():
+        if isinstance(token, bool) or not isinstance(token, int) or token < 0:
+            raise InvalidInputError(f"{name} token {token!r} must be an integer id >= 0")
+        number = _number(f"{name}[{token}]", bias)
+        if not -100 <= number <= 100:
+            raise InvalidInputError(
+                f"{name}[{token}]={bias!r} is out of range: allowed -100 <= bias <= 100"
+            )
+        checked[token] = number
+    return checked
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One field of a stage: its type, its "off" value, what is allowed, and its help text.
+
+    ``kind`` is ``int``, ``float`` or ``dict`` (the ``{token id: bias}`` of logit bias).
+    ``allowed`` is both the rule shown in errors and help, and (for numbers) checked by
+    ``valid``. A setting with ``activates=False`` only modifies its stage (how far the
+    penalties look back) and never switches it on by itself. ``off_values`` lists further
+    values that mean off (vLLM's ``top_k=-1``). ``flag`` is False for the temperature, which
+    every command takes in its own way (``-t``, ``--temperatures``).
+    """
+
+    name: str
+    kind: type
+    off: Any
+    allowed: str
+    help: str
+    valid: Callable[[float], bool] = lambda value: True
+    activates: bool = True
+    off_values: tuple[Any, ...] = ()
+    flag: bool = True
+
+    def check(self, value: object) -> Any:
+        """``value`` validated and normalised (an int, a float or a dict), or a one-line error."""
+        if self.kind is dict:
+            return _bias(self.name, value)
+        if self.name == "temperature":
+            return check_temperature(value)
+        if self.kind is int:
+            if isinstance(value, bool) or not isinstance(value, int) or not self.valid(value):
+                raise self._out_of_range(value)
+            return value
+        number = _number(self.name, value)
+        if not self.valid(number):
+            raise self._out_of_range(value)
+        return number
+
+    def _out_of_range(self, value: object) -> InvalidInputError:
+        return InvalidInputError(f"{self.name}={value!r} is out of range: allowed {self.allowed}")
+
+    def is_off(self, value: Any) -> bool:
+        """Whether ``value`` leaves the stage exactly as if it were absent."""
+        return value == self.off or value in self.off_values
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage: its name, its pure function, its settings, and the peer its rule follows."""
+
+    name: str
+    function: Stage
+    settings: tuple[Setting, ...]
+    peer: str
+    required: bool = False  # every order contains it, and it is always listed as active
+    # Reshapes logits without dropping tokens by rank or mass (bias, penalties, temperature):
+    # the distribution after these, with nothing cut, is what ``entropy_temp`` measures.
+    shaping: bool = False
+
+    def active(self, values: Mapping[str, Any]) -> bool:
+        """Whether settings ``values`` (a name → value mapping) switch this stage on."""
+        return self.required or any(
+            not setting.is_off(values[setting.name])
+            for setting in self.settings
+            if setting.activates
+        )
+
+
+def between(low: float, high: float, low_open: bool = False, high_open: bool = False):
+    def valid(value: float) -> bool:
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        return above and below
+
+    return valid

@@ -1,0 +1,233 @@
+"""The stage table: every stage of the chain, its settings, their "off" values, ranges and peers.
+
+Everything that lists stage settings is derived from :data:`STAGES`: the fields and validation
+of :class:`~sampler.engine.params.SamplingParams`, ``active_stages``, the per-row arrays the
+filters read, the sampling flags of ``generate``/``sweep``/``compare``/``chain``, the sweep's
+TOML keys and the settings line of a report. Adding a stage means writing its pure function
+(``sampler/engine/filters/``), adding its row here, testing it, and a line in README.
+
+Examples
+--------
+>>> [spec.name for spec in STAGES][:3]
+['logit_bias', 'penalties', 'temperature']
+>>> SETTINGS["top_p"].check(1.5)
+Traceback (most recent call last):
+...
+sampler.errors.InvalidInputError: top_p=1.5 is out of range: allowed 0 < top_p <= 1 (1 = off)
+"""
+
+from __future__ import annotations
+
+import math
+
+from sampler.engine.filters import information, shaping, truncation
+from sampler.engine.settings import Setting, StageSpec, between
+from sampler.softmax import TEMPERATURE_RULE
+
+__all__ = ["BY_NAME", "PRESETS", "SETTINGS", "STAGES", "STAGE_NAMES"]
+
+STAGES: tuple[StageSpec, ...] = (
+    StageSpec(
+        "logit_bias",
+        shaping.logit_bias,
+        (
+            Setting(
+                "logit_bias", dict, {}, "{token id: -100..100}", "Add BIAS to token ID's logit."
+            ),
+        ),
+        "OpenAI / vLLM logit_bias; transformers SequenceBiasLogitsProcessor",
+        shaping=True,
+    ),
+    StageSpec(
+        "penalties",
+        shaping.penalties,
+        (
+            Setting(
+                "repetition_penalty",
+                float,
+                1.0,
+                "repetition_penalty > 0, finite (1 = off)",
+                "Seen tokens: positive logits ÷ R, negative × R.",
+                between(0, math.inf, low_open=True, high_open=True),
+            ),
+            Setting(
+                "frequency_penalty",
+                float,
+                0.0,
+                "-2 <= frequency_penalty <= 2",
+                "Subtract F × (times the token was seen).",
+                between(-2, 2),
+            ),
+            Setting(
+                "presence_penalty",
+                float,
+                0.0,
+                "-2 <= presence_penalty <= 2",
+                "Subtract P from every token seen at least once.",
+                between(-2, 2),
+            ),
+            Setting(
+                "penalty_last_n",
+                int,
+                0,
+                "0 (all) or a positive integer",
+                "How many recent tokens the penalties look at (0 = all).",
+                lambda value: value >= 0,
+                activates=False,
+            ),
+        ),
+        "transformers RepetitionPenaltyLogitsProcessor; vLLM / OpenAI frequency and presence",
+        shaping=True,
+    ),
+    StageSpec(
+        "temperature",
+        shaping.temperature,
+        (
+            Setting(
+                "temperature", float, 1.0, TEMPERATURE_RULE, "Divide the logits by τ.", flag=False
+            ),
+        ),
+        "transformers TemperatureLogitsWarper; τ = 0 greedy as vLLM and llama.cpp",
+        required=True,
+        shaping=True,
+    ),
+    StageSpec(
+        "top_k",
+        truncation.top_k,
+        (
+            Setting(
+                "top_k",
+                int,
+                0,
+                "-1, 0 (off) or a positive integer",
+                "Keep the K most likely tokens and any tied with the K-th.",
+                lambda value: value >= -1,
+                off_values=(-1,),
+            ),
+        ),
+        "transformers TopKLogitsWarper (ties kept); llama.cpp top_k <= 0 off",
+    ),
+    StageSpec(
+        "top_p",
+        truncation.top_p,
+        (
+            Setting(
+                "top_p",
+                float,
+                1.0,
+                "0 < top_p <= 1 (1 = off)",
+                "Nucleus: the shortest head whose mass reaches P.",
+                between(0, 1, low_open=True),
+            ),
+        ),
+        "transformers TopPLogitsWarper; llama.cpp top_p (crossing token kept)",
+    ),
+    StageSpec(
+        "min_p",
+        truncation.min_p,
+        (
+            Setting(
+                "min_p",
+                float,
+                0.0,
+                "0 <= min_p <= 1 (0 = off)",
+                "Keep tokens with p >= P × p_max.",
+                between(0, 1),
+            ),
+        ),
+        "transformers MinPLogitsWarper; llama.cpp and vLLM min_p",
+    ),
+    StageSpec(
+        "typical_p",
+        information.typical_p,
+        (
+            Setting(
+                "typical_p",
+                float,
+                1.0,
+                "0 < typical_p <= 1 (1 = off)",
+                "Locally typical sampling with mass P.",
+                between(0, 1, low_open=True),
+            ),
+        ),
+        "transformers TypicalLogitsWarper (Meister et al. 2023)",
+    ),
+    StageSpec(
+        "epsilon",
+        information.epsilon,
+        (
+            Setting(
+                "epsilon",
+                float,
+                0.0,
+                "0 <= epsilon < 1 (0 = off)",
+                "Drop tokens with p < E.",
+                between(0, 1, high_open=True),
+            ),
+        ),
+        "transformers EpsilonLogitsWarper (Hewitt et al. 2022)",
+    ),
+    StageSpec(
+        "eta",
+        information.eta,
+        (
+            Setting(
+                "eta",
+                float,
+                0.0,
+                "0 <= eta < 1 (0 = off)",
+                "Drop tokens with p < min(E, √E·exp(−H)).",
+                between(0, 1, high_open=True),
+            ),
+        ),
+        "transformers EtaLogitsWarper (Hewitt et al. 2022)",
+    ),
+    StageSpec(
+        "top_n_sigma",
+        truncation.top_n_sigma,
+        (
+            Setting(
+                "top_n_sigma",
+                float,
+                0.0,
+                "0 <= top_n_sigma, finite (0 = off)",
+                "Keep logits >= max − N·σ (needs a chain with top_n_sigma, e.g. llama.cpp).",
+                between(0, math.inf, high_open=True),
+            ),
+        ),
+        "llama.cpp top_n_sigma (Tang et al. 2024)",
+    ),
+)
+STAGE_NAMES = tuple(spec.name for spec in STAGES)
+BY_NAME: dict[str, StageSpec] = {spec.name: spec for spec in STAGES}
+SETTINGS: dict[str, Setting] = {s.name: s for spec in STAGES for s in spec.settings}
+
+PRESETS: dict[str, tuple[str, ...]] = {
+    # transformers' generate(): processors (bias, repetition penalty), then the warpers in the
+    # order _get_logits_processor appends them.
+    "hf": (
+        "logit_bias",
+        "penalties",
+        "temperature",
+        "top_k",
+        "top_p",
+        "min_p",
+        "typical_p",
+        "epsilon",
+        "eta",
+    ),
+    # llama.cpp common_params_sampling.samplers: penalties, (DRY), top-n-sigma, top-k, typical,
+    # top-p, min-p, (XTC), temperature; logit bias is put in front by common_sampler_init.
+    "llama.cpp": (
+        "logit_bias",
+        "penalties",
+        "top_n_sigma",
+        "top_k",
+        "typical_p",
+        "top_p",
+        "min_p",
+        "temperature",
+    ),
+    # vLLM v1 Sampler: logits processors (bias), penalties, temperature, min-p, top-k/top-p.
+    "vllm": ("logit_bias", "penalties", "temperature", "min_p", "top_k", "top_p"),
+}

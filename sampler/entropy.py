@@ -1,0 +1,139 @@
+"""Entropy: of probabilities, and of a softmax straight from its logits (one helper for both).
+
+Entropy is in nats unless a base is asked for, with ``0 · log 0 = 0``. From logits it is
+``H = log Z - Σ p_i y_i``: no logarithm of a probability is taken, so tokens whose probability
+underflows still count exactly. :func:`entropy_from_weights` is the one place the project
+computes an entropy from logits; the engine's filters, step statistics and traces call it.
+
+Examples
+--------
+>>> round(float(softmax_entropy([3.0, 1.0, 0.2])), 6)
+0.547737
+>>> float(entropy([0.5, 0.5], base="bits"))
+1.0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from sampler.errors import InvalidInputError
+from sampler.softmax import scaled_logits
+
+__all__ = [
+    "Normalized",
+    "entropy",
+    "entropy_from_weights",
+    "normalize",
+    "softmax_entropy",
+    "weighted_sum",
+]
+
+EntropyBase = Literal["nats", "bits"] | float
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """A softmax over the last axis held as its pieces, from one exponential pass.
+
+    ``shifted = x - peak``, ``weights = exp(shifted)``, ``total = Σ weights`` (float64), and
+    the entropy in nats. ``log p = shifted - log_total``; ``log Z = peak + log_total``.
+    """
+
+    peak: np.ndarray
+    shifted: np.ndarray
+    weights: np.ndarray
+    total: np.ndarray
+    entropy: np.ndarray
+
+    @property
+    def log_total(self) -> np.ndarray:
+        return np.log(self.total)
+
+    @property
+    def log_z(self) -> np.ndarray:
+        """``log Σ exp(x)`` per row, in the logits' dtype."""
+        return (self.peak + self.log_total).astype(self.shifted.dtype)
+
+
+def weighted_sum(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``Σ_j w_j v_j`` over the last axis in float64, with ``0 · (-inf) = 0``."""
+    with np.errstate(invalid="ignore"):  # 0 · (-inf) is NaN here; those rows are redone
+        sums = (weights * values).sum(axis=-1, dtype=np.float64)
+    bad = np.isnan(sums)
+    if bad.any() and sums.ndim == 0:
+        kept = weights > 0
+        return np.multiply(weights, values, out=np.zeros_like(weights), where=kept).sum(
+            dtype=np.float64
+        )
+    if bad.any():  # only rows with masked tokens: redo them with the 0·log 0 convention
+        kept = weights[bad] > 0
+        masked = np.multiply(weights[bad], values[bad], out=np.zeros_like(weights[bad]), where=kept)
+        sums[bad] = masked.sum(axis=-1, dtype=np.float64)
+    return sums
+
+
+def entropy_from_weights(weights: np.ndarray, shifted: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """The entropy of ``softmax(x)`` from ``shifted = x - c``, ``exp(shifted)`` and their sum.
+
+    ``H = log Z - Σ p_i y_i`` needs no logarithm of a probability, so tokens whose probability
+    underflows still count exactly (their ``p_i y_i`` is 0 to working precision). This is the
+    one place the project computes an entropy from logits.
+    """
+    return np.log(total) - weighted_sum(weights, shifted) / total
+
+
+def normalize(logits: np.ndarray, peak: np.ndarray | None = None) -> Normalized:
+    """:class:`Normalized` pieces of ``softmax(logits)`` over the last axis (no validation).
+
+    ``peak`` is the row maximum when the caller already has it.
+    """
+    peak = logits.max(axis=-1) if peak is None else peak
+    shifted = logits - np.asarray(peak)[..., None].astype(logits.dtype)
+    weights = np.exp(shifted)
+    total = weights.sum(axis=-1, dtype=np.float64)
+    return Normalized(peak, shifted, weights, total, entropy_from_weights(weights, shifted, total))
+
+
+def softmax_entropy(logits: ArrayLike, temperature: float | ArrayLike = 1.0) -> np.ndarray:
+    """Entropy in nats of ``softmax(logits, temperature)``, as ``log Z - Σ p_i y_i``.
+
+    See :func:`entropy_from_weights`. Masked tokens contribute 0 (``0 · log 0 = 0``).
+    """
+    y = scaled_logits(logits, temperature)
+    return normalize(y, np.zeros(y.shape[:-1], dtype=y.dtype)).entropy
+
+
+def entropy(probs: ArrayLike, base: EntropyBase = "nats") -> np.ndarray:
+    """Shannon entropy ``-Σ p_i log p_i`` over the last axis, with ``0 · log 0 = 0``.
+
+    Parameters
+    ----------
+    probs
+        Probabilities (each row should sum to 1; this is not renormalised).
+    base
+        ``"nats"`` (natural log), ``"bits"`` (log base 2), or a positive number as log base.
+
+    Examples
+    --------
+    >>> float(entropy([0.5, 0.5], base="bits"))
+    1.0
+    """
+    p = np.asarray(probs, dtype=np.result_type(np.asarray(probs).dtype, np.float32))
+    if np.isnan(p).any() or (p < 0).any():
+        raise InvalidInputError("probabilities must be non-negative numbers (found NaN or < 0)")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+    nats = -terms.sum(axis=-1)
+    if base == "nats":
+        return nats
+    if base == "bits":
+        return nats / math.log(2)
+    if isinstance(base, int | float) and base > 1:
+        return nats / math.log(base)
+    raise InvalidInputError(f"entropy base {base!r} is invalid: use 'nats', 'bits' or a number > 1")
