@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -93,7 +94,7 @@ def _describe_bad_logits(x: np.ndarray) -> str:
     return f"{where} is -inf, so no token is allowed: at least one logit must be finite"
 
 
-def check_temperature(temperature: object) -> float:
+def check_temperature(temperature: Any) -> float:
     """The one temperature rule: a number ``τ >= 0``, or ``inf``; returns it as a float.
 
     ``τ = 0`` is the greedy/hardmax limit and ``τ = inf`` the uniform limit over the tokens still
@@ -112,7 +113,7 @@ def check_temperature(temperature: object) -> float:
     if isinstance(temperature, bool):
         raise InvalidInputError(f"temperature={temperature!r} is not a number: {TEMPERATURE_RULE}")
     try:
-        value = float(temperature)  # type: ignore[arg-type]
+        value = float(temperature)
     except (TypeError, ValueError):
         raise InvalidInputError(
             f"temperature={temperature!r} is not a number: {TEMPERATURE_RULE}"

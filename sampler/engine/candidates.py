@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "BLOCK",
     "Candidates",
     "cut_head",
     "keep_at_least",
     "log_normalizer",
-    "normalizer_and_entropy",
     "sorted_head",
 ]
 
@@ -70,39 +70,27 @@ def log_normalizer(logits: np.ndarray) -> np.ndarray:
     return peak + np.log(weights.sum(axis=1, dtype=np.float64)).astype(logits.dtype)
 
 
-def normalizer_and_entropy(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(log Z, H)`` per row in one exponential pass: ``H = log Z - Σ p_i x_i``."""
-    peak = logits.max(axis=1, keepdims=True)
-    shifted = logits - peak
-    weights = np.exp(shifted)
-    total = weights.sum(axis=1, dtype=np.float64)
-    # Masked tokens have weight 0 and shift -inf; by 0·log 0 = 0 they add nothing.
-    terms = np.multiply(weights, shifted, out=np.zeros_like(weights), where=weights > 0)
-    entropy = np.log(total) - terms.sum(axis=1, dtype=np.float64) / total
-    log_z = peak[:, 0] + np.log(total).astype(logits.dtype)
-    return log_z, entropy
-
-
-# Rows are cut into blocks of this many logits when looking for a head (see _top_columns).
-_BLOCK = 128
+# Rows are cut into blocks of this many logits: to find a head (see _top_columns) and to
+# search the draw's running sums in two levels (final_distribution).
+BLOCK = 128
 
 
 def _top_columns(logits: np.ndarray, size: int) -> np.ndarray:
     """Columns ``[B, size]`` of the ``size`` largest logits per row, in no particular order.
 
-    Over a long row, the head lies in the ``size`` blocks of ``_BLOCK`` logits whose maxima
+    Over a long row, the head lies in the ``size`` blocks of ``BLOCK`` logits whose maxima
     are largest (if a head logit's block were not among them, those blocks' maxima would be
     ``size`` logits at least as large). So one cheap pass takes block maxima, and the
     partition runs on ``size`` blocks instead of the whole row.
     """
     rows, width = logits.shape
-    blocks = width // _BLOCK
+    blocks = width // BLOCK
     if blocks < 4 * size:
         return np.argpartition(-logits, size - 1, axis=1)[:, :size]
-    block_max = logits[:, : blocks * _BLOCK].reshape(rows, blocks, _BLOCK).max(axis=2)
+    block_max = logits[:, : blocks * BLOCK].reshape(rows, blocks, BLOCK).max(axis=2)
     best_blocks = np.argpartition(-block_max, size - 1, axis=1)[:, :size]
-    pool = (best_blocks[:, :, None] * _BLOCK + np.arange(_BLOCK)).reshape(rows, -1)
-    tail = np.arange(blocks * _BLOCK, width)  # the last, partial block is always searched
+    pool = (best_blocks[:, :, None] * BLOCK + np.arange(BLOCK)).reshape(rows, -1)
+    tail = np.arange(blocks * BLOCK, width)  # the last, partial block is always searched
     if tail.size:
         pool = np.concatenate([pool, np.broadcast_to(tail, (rows, tail.size))], axis=1)
     values = np.take_along_axis(logits, pool, axis=1)

@@ -17,21 +17,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sampler.engine.candidates import Candidates, sorted_head
+from sampler.engine.candidates import BLOCK, Candidates, sorted_head
 from sampler.engine.rows import RowParams
 
 __all__ = ["FinalDistribution"]
 
-_BLOCK = 128
 
 
 def _block_sums(weights: np.ndarray) -> np.ndarray:
-    """Float64 sums of consecutive blocks of ``_BLOCK`` columns, the last one partial."""
+    """Float64 sums of consecutive blocks of ``BLOCK`` columns, the last one partial."""
     rows, width = weights.shape
-    whole = width // _BLOCK
-    sums = weights[:, : whole * _BLOCK].reshape(rows, whole, _BLOCK).sum(axis=2, dtype=np.float64)
-    if whole * _BLOCK < width:
-        tail = weights[:, whole * _BLOCK :].sum(axis=1, dtype=np.float64)
+    whole = width // BLOCK
+    sums = weights[:, : whole * BLOCK].reshape(rows, whole, BLOCK).sum(axis=2, dtype=np.float64)
+    if whole * BLOCK < width:
+        tail = weights[:, whole * BLOCK :].sum(axis=1, dtype=np.float64)
         sums = np.concatenate([sums, tail[:, None]], axis=1)
     return sums
 
@@ -60,7 +59,7 @@ class FinalDistribution:
     logits: np.ndarray  # [B, N] final logits, -inf where dropped
     peak: np.ndarray  # [B] row maxima of the logits
     weights: np.ndarray  # [B, N] exp(logits - peak)
-    block_sums: np.ndarray  # [B, ceil(N / _BLOCK)] float64
+    block_sums: np.ndarray  # [B, ceil(N / BLOCK)] float64
     total: np.ndarray  # [B] float64 sum of weights
     greedy: np.ndarray  # [B] bool: take the first maximum instead of drawing
     frozen: np.ndarray  # [B] bool: greedy or hardmax, temperature 0
@@ -116,8 +115,8 @@ class FinalDistribution:
             block_running = np.cumsum(self.block_sums[row])
             target = u * block_running[-1]
             block = _search(block_running, target, self.block_sums[row])
-            start = block * _BLOCK
-            inside = weights[start : start + _BLOCK]
+            start = block * BLOCK
+            inside = weights[start : start + BLOCK]
             before = block_running[block - 1] if block else 0.0
             running = np.cumsum(inside, dtype=np.float64)
             columns[row] = start + _search(running, target - before, inside)

@@ -106,14 +106,18 @@ class Sampler:
         stats: bool = True,
     ) -> None:
         self._shared = params if isinstance(params, SamplingParams) else None
-        self._params = None if self._shared else as_params(params, len(list(params)))
+        if self._shared is None:
+            listed = list(params)  # once: a generator would be empty the second time
+            self._params: list[SamplingParams] | None = as_params(listed, len(listed))
+        else:
+            self._params = None
         self._row_keys = None if row_keys is None else [tuple(key) for key in row_keys]
         self.stats = stats
         self._streams: list[np.random.Generator] | None = None
         self._rows: RowParams | None = None
 
     def _setup(self, batch: int) -> None:
-        params = self._params or [self._shared] * batch  # type: ignore[list-item]
+        params = self._params or [self._shared] * batch
         if len(params) != batch:
             raise InvalidInputError(
                 f"logits have {batch} rows but the sampler has {len(params)} SamplingParams"

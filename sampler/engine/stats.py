@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sampler.engine.final_distribution import FinalDistribution
+from sampler.entropy import entropy_from_weights, normalize, weighted_sum
 
 __all__ = ["StepStats", "step_stats"]
 
@@ -61,37 +62,6 @@ class StepStats:
         return cls(**fields)
 
 
-def _weighted_sums(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``Σ_j w_ij v_ij`` per row in float64, with ``0 · (-inf) = 0``."""
-    with np.errstate(invalid="ignore"):  # 0 · (-inf) is NaN here; those rows are redone
-        sums = (weights * values).sum(axis=1, dtype=np.float64)
-    bad = np.isnan(sums)
-    if bad.any():  # only rows with masked tokens: redo them with the 0·log 0 convention
-        masked = np.multiply(
-            weights[bad], values[bad], out=np.zeros_like(weights[bad]), where=weights[bad] > 0
-        )
-        sums[bad] = masked.sum(axis=1, dtype=np.float64)
-    return sums
-
-
-@dataclass(frozen=True)
-class Normalised:
-    """A row-wise softmax held as ``shifted = x - max``, weights, ``log Z`` and entropy."""
-
-    shifted: np.ndarray
-    log_z: np.ndarray
-    entropy: np.ndarray
-
-    @classmethod
-    def of(cls, logits: np.ndarray, peak: np.ndarray | None = None) -> Normalised:
-        peak = logits.max(axis=1) if peak is None else peak
-        shifted = logits - peak[:, None].astype(logits.dtype)
-        weights = np.exp(shifted)
-        total = weights.sum(axis=1, dtype=np.float64)
-        entropy = np.log(total) - _weighted_sums(weights, shifted) / total
-        return cls(shifted, np.log(total), entropy)
-
-
 def step_stats(
     raw: np.ndarray,
     raw_peak: np.ndarray,
@@ -113,20 +83,20 @@ def step_stats(
         The distribution the tokens were drawn from; ``columns`` and ``tokens`` the draw.
     """
     batch = np.arange(raw.shape[0])
-    base = Normalised.of(raw, raw_peak)  # log p_base = base.shifted - base.log_z
+    base = normalize(raw, raw_peak)  # log p_base = base.shifted - base.log_total
     log_z_final = np.log(final.total)
     shifted_final = final.logits - final.peak[:, None].astype(final.logits.dtype)
-    sum_final = _weighted_sums(final.weights, shifted_final) / final.total
-    entropy_final = np.where(final.greedy, 0.0, log_z_final - sum_final)
+    sampled_entropy = entropy_from_weights(final.weights, shifted_final, final.total)
+    entropy_final = np.where(final.greedy, 0.0, sampled_entropy)
     if tempered is raw:
         entropy_temp = base.entropy
     elif tempered is final.logits:
-        entropy_temp = log_z_final - sum_final
+        entropy_temp = sampled_entropy
     elif final.frozen.all():
         # Temperature 0 leaves only the tied maxima: the entropy of a uniform over them.
         entropy_temp = np.log(np.isfinite(tempered).sum(axis=1))
     else:
-        entropy_temp = Normalised.of(tempered).entropy
+        entropy_temp = normalize(tempered).entropy
 
     finite = np.isfinite(final.logits)
     if final.ids is None:
@@ -134,14 +104,14 @@ def step_stats(
     else:
         base_log_probs = np.take_along_axis(base.shifted, final.ids, axis=1)
     # Σ_kept q_i log p_i, and the base mass of the kept set.
-    cross = _weighted_sums(final.weights, base_log_probs) / final.total - base.log_z
+    cross = weighted_sum(final.weights, base_log_probs) / final.total - base.log_total
     if final.ids is None and finite.all():
         kept_mass = np.ones(len(batch))  # nothing dropped: all the base mass is kept
     else:
         kept_base = np.where(finite, np.exp(base_log_probs), 0.0)
-        kept_mass = np.minimum(kept_base.sum(axis=1, dtype=np.float64) / np.exp(base.log_z), 1)
+        kept_mass = np.minimum(kept_base.sum(axis=1, dtype=np.float64) / np.exp(base.log_total), 1)
 
-    chosen_base = (base.shifted[batch, tokens] - base.log_z).astype(np.float64)
+    chosen_base = (base.shifted[batch, tokens] - base.log_total).astype(np.float64)
     chosen_final = final.logits[batch, columns] - final.peak
     greedy = final.greedy
     return StepStats(

@@ -24,6 +24,7 @@ from sampler.engine.inputs import as_batch, as_history
 from sampler.engine.params import SamplingParams
 from sampler.engine.rows import RowParams
 from sampler.engine.stages import BY_NAME
+from sampler.entropy import entropy as probability_entropy
 from sampler.entropy import softmax_entropy
 from sampler.errors import InvalidInputError
 from sampler.softmax import softmax
@@ -78,8 +79,7 @@ def _record(
         probs = softmax(logits)
         entropy = float(softmax_entropy(logits))
     else:
-        nonzero = probs[probs > 0]
-        entropy = float(-(nonzero * np.log(nonzero)).sum())
+        entropy = float(probability_entropy(probs))
     return StageTrace(
         stage=stage,
         logits=[float(v) if np.isfinite(v) else None for v in logits],

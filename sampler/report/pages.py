@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from sampler.engine.stages import SETTINGS
 from sampler.errors import InvalidInputError
 from sampler.files import atomic_writer
 from sampler.report.plots.run_plots import PLOT_FILES, render_run_plots, save_run_plots
@@ -26,17 +27,6 @@ __all__ = ["REPORT_FORMATS", "html_report", "markdown_report", "write_report"]
 
 #: Report format → the main file :func:`write_report` writes.
 REPORT_FORMATS = {"table": "report.txt", "md": "report.md", "html": "report.html"}
-# Filter settings that change nothing; only the others are worth a line in the header.
-_NEUTRAL_FILTERS = {
-    "top_k": 0,
-    "top_p": 1.0,
-    "min_p": 0.0,
-    "typical_p": 1.0,
-    "epsilon": 0.0,
-    "eta": 0.0,
-    "top_n_sigma": 0.0,
-    "repetition_penalty": 1.0,
-}
 _CSS = """
 body { font: 15px/1.5 system-ui, sans-serif; max-width: 1200px; margin: 2em auto;
        padding: 0 1em; color: #222; }
@@ -56,14 +46,12 @@ figcaption { color: #666; font-size: .9em; } .note { color: #666; font-size: .9e
 
 
 def _filters(config: dict[str, Any]) -> str:
+    """The stage settings a run switched on (those at their "off" value change nothing)."""
     chosen = [
-        f"{key}={config[key]}"
-        for key, neutral in _NEUTRAL_FILTERS.items()
-        if key in config and config[key] != neutral
+        f"{name}={config[name]}"
+        for name, setting in SETTINGS.items()
+        if setting.flag and name in config and not setting.is_off(config[name])
     ]
-    extra = config.get("filters")
-    if isinstance(extra, dict):
-        chosen += [f"{key}={value}" for key, value in extra.items()]
     return ", ".join(chosen) or "none"
 
 

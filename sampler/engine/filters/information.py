@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sampler.engine.candidates import Candidates, keep_at_least, normalizer_and_entropy, sorted_head
+from sampler.engine.candidates import Candidates, keep_at_least, sorted_head
+from sampler.entropy import normalize
 
 if TYPE_CHECKING:
     from sampler.engine.rows import RowParams
@@ -48,7 +49,7 @@ def epsilon(candidates: Candidates, rows: RowParams) -> Candidates:
     active = rows.on("epsilon")
     if not active.any():
         return candidates
-    log_z, _ = normalizer_and_entropy(candidates.logits)
+    log_z = normalize(candidates.logits).log_z
     log_floor = np.log(np.where(active, eps, 1.0))
     return _probability_floor(candidates, rows, active, log_floor, log_z)
 
@@ -59,7 +60,8 @@ def eta(candidates: Candidates, rows: RowParams) -> Candidates:
     active = rows.on("eta")
     if not active.any():
         return candidates
-    log_z, entropy = normalizer_and_entropy(candidates.logits)
+    normalized = normalize(candidates.logits)
+    log_z, entropy = normalized.log_z, normalized.entropy
     safe = np.where(active, value, 1.0)
     log_floor = np.log(np.minimum(safe, np.sqrt(safe) * np.exp(-entropy)))
     return _probability_floor(candidates, rows, active, log_floor, log_z)
@@ -76,7 +78,8 @@ def typical_p(candidates: Candidates, rows: RowParams) -> Candidates:
     if not active.any():
         return candidates
     logits = candidates.logits
-    log_z, entropy = normalizer_and_entropy(logits)
+    normalized = normalize(logits)
+    log_z, entropy = normalized.log_z, normalized.entropy
     log_probs = logits - log_z[:, None]
     score = np.abs(-log_probs - entropy[:, None].astype(logits.dtype))
     order = np.argsort(score, axis=1, kind="stable")

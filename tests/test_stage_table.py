@@ -1,0 +1,178 @@
+"""The stage table is the one source of stage settings: everything derived from it agrees.
+
+Each check runs over every row of the table, so a stage added there is covered by these tests
+without a line here: its settings must be SamplingParams fields at their "off" value, be
+validated with the table's rule, reach the filters as per-row arrays, appear as flags of every
+sampling command, be sweep TOML keys, and show in a report's settings line when switched on.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from sampler import Sampler, SamplingParams, distribution
+from sampler.cli import cli
+from sampler.engine.params import PRESETS
+from sampler.engine.rows import RowParams
+from sampler.engine.stages import SETTINGS, STAGES
+from sampler.errors import InvalidInputError
+from sampler.experiments.config import SweepConfig
+from sampler.report.pages import _filters
+
+# One value that switches each setting on (the table knows the range, the test picks a point).
+SWITCHED_ON = {
+    "logit_bias": {1: 2.5},
+    "repetition_penalty": 1.3,
+    "frequency_penalty": 0.5,
+    "presence_penalty": -0.5,
+    "penalty_last_n": 8,
+    "temperature": 0.7,
+    "top_k": 2,
+    "top_p": 0.8,
+    "min_p": 0.1,
+    "typical_p": 0.9,
+    "epsilon": 0.01,
+    "eta": 0.02,
+    "top_n_sigma": 1.5,
+}
+# A value outside each setting's range.
+OUT_OF_RANGE = {
+    "logit_bias": {1: 101.0},
+    "repetition_penalty": 0.0,
+    "frequency_penalty": 2.5,
+    "presence_penalty": -3.0,
+    "penalty_last_n": -1,
+    "temperature": -0.5,
+    "top_k": -2,
+    "top_p": 0.0,
+    "min_p": 1.5,
+    "typical_p": 1.5,
+    "epsilon": 1.0,
+    "eta": 1.0,
+    "top_n_sigma": math.inf,
+}
+SAMPLING_COMMANDS = ("generate", "sweep", "compare", "chain")
+
+
+def test_the_test_knows_every_setting():
+    # a new stage's settings need a switched-on and an out-of-range value above
+    assert set(SWITCHED_ON) == set(SETTINGS) == set(OUT_OF_RANGE)
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_setting_is_a_params_field_at_its_off_value(name):
+    setting = SETTINGS[name]
+    default = SamplingParams()
+    assert getattr(default, name) == setting.off
+    assert name in SamplingParams.__dataclass_fields__
+    with pytest.raises(InvalidInputError, match=rf"^{name}[=\[ ].*(out of range|must be)"):
+        SamplingParams(**{name: OUT_OF_RANGE[name]}, order=[s.name for s in STAGES])
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_switching_a_setting_on_activates_its_stage_and_reaches_the_rows(name):
+    stage = next(spec for spec in STAGES if name in {s.name for s in spec.settings})
+    value = SWITCHED_ON[name]
+    params = SamplingParams(**{name: value}, order=[s.name for s in STAGES])
+    setting = SETTINGS[name]
+    if setting.activates:
+        assert stage.name in params.active_stages
+    else:
+        assert stage.required or stage.name not in params.active_stages
+    rows = RowParams.from_params([SamplingParams(), params])
+    if setting.kind is dict:
+        assert rows[name] == ({}, value)
+    else:
+        assert rows[name].tolist() == [setting.off, value]
+        assert rows.on(name).tolist() == [False, True]
+
+
+def test_off_values_switch_nothing_on():
+    assert SamplingParams(top_k=-1).active_stages == ("temperature",)
+    assert SamplingParams(penalty_last_n=5).active_stages == ("temperature",)
+    rows = RowParams.from_params([SamplingParams(top_k=-1), SamplingParams(top_k=3)])
+    assert rows.on("top_k").tolist() == [False, True]
+
+
+@pytest.mark.parametrize("command", SAMPLING_COMMANDS)
+def test_every_flag_setting_is_an_option_of_every_sampling_command(command):
+    result = CliRunner().invoke(cli, [command, "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for name, setting in SETTINGS.items():
+        if setting.flag:  # the temperature is every command's own (-t, --temperatures)
+            assert "--" + name.replace("_", "-") in result.output, (command, name)
+    assert "--mode" in result.output
+
+
+@pytest.mark.parametrize("name", [n for n, s in SETTINGS.items() if s.flag])
+def test_every_flag_setting_is_a_sweep_key_and_round_trips(name):
+    value = SWITCHED_ON[name]
+    toml_value = {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+    order = "llama.cpp" if name == "top_n_sigma" else "hf"
+    config = SweepConfig.from_dict({name: toml_value, "order": order}, origin="test.toml")
+    assert getattr(config, name) == value
+    assert getattr(config.rows()[0].params, name) == value
+    again = SweepConfig.from_dict(config.to_dict(), origin="stored run")
+    assert again == config
+    assert f"{name}=" in _filters(config.to_dict())
+
+
+def test_report_settings_line_lists_only_what_is_on():
+    assert _filters(SweepConfig().to_dict()) == "none"
+    config = SweepConfig(top_k=5, min_p=0.05).to_dict()
+    assert _filters(config) == "top_k=5, min_p=0.05"
+
+
+def test_presets_name_only_table_stages_and_contain_the_required_ones():
+    names = {spec.name for spec in STAGES}
+    for order in PRESETS.values():
+        assert set(order) <= names
+        assert all(spec.name in order for spec in STAGES if spec.required)
+
+
+def test_sampler_accepts_a_generator_of_params():
+    logits = np.array([[3.0, 1.0, 0.2]] * 3)
+    params = (SamplingParams(seed=i) for i in range(3))
+    tokens, stats = Sampler(params).step(logits)
+    expected, _ = Sampler([SamplingParams(seed=i) for i in range(3)]).step(logits)
+    assert tokens.tolist() == expected.tolist() and stats is not None
+
+
+@pytest.mark.parametrize(
+    ("logits", "temperature", "expected"),
+    [
+        # x / τ overflows float32 here; the shifted division does not
+        (np.float32([1e36, 1e35, 0.0]), 1e-3, [1.0, 0.0, 0.0]),
+        # τ = 1e-310 is subnormal in float64 and 0 in float32: both are the τ → 0 limit
+        (np.float64([1.0, 0.5]), 1e-310, [1.0, 0.0]),
+        # sampling at a τ that is 0 in float32 splits tied maxima, as the τ → 0 limit does
+        (np.float32([1.0, 0.5, 1.0]), 1e-310, [0.5, 0.0, 0.5]),
+    ],
+)
+def test_tiny_temperatures_give_the_limit_not_nan(logits, temperature, expected):
+    params = SamplingParams(temperature=temperature, seed=0)
+    probs = distribution(logits, params)
+    np.testing.assert_allclose(probs, expected)
+    tokens, stats = Sampler(params).step(logits[None, :])
+    assert probs[tokens[0]] > 0 and np.isfinite(stats.entropy_final).all()
+
+
+def test_hardmax_mode_at_a_tiny_temperature_splits_ties():
+    probs = distribution(np.float32([1.0, 0.5, 1.0]), SamplingParams(mode="hardmax"))
+    np.testing.assert_allclose(probs, [0.5, 0.0, 0.5])
+
+
+def test_infinite_temperature_is_uniform_over_the_kept_tokens():
+    logits = np.array([4.0, 1.0, -2.0, -np.inf, 0.5])
+    probs = distribution(logits, SamplingParams(temperature=math.inf))
+    np.testing.assert_allclose(probs, [0.25, 0.25, 0.25, 0.0, 0.25])
+    # top-k before temperature (llama.cpp's order puts temperature last) keeps 2, then uniform
+    probs = distribution(logits, SamplingParams(temperature=math.inf, top_k=2, order="llama.cpp"))
+    np.testing.assert_allclose(probs, [0.5, 0.5, 0.0, 0.0, 0.0])
+    _, stats = Sampler(SamplingParams(temperature=math.inf, seed=1)).step(logits[None, :])
+    assert stats.entropy_temp[0] == pytest.approx(math.log(4))
+    assert stats.entropy_final[0] == pytest.approx(math.log(4))
