@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import colorsys
 import io
+import math
 import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -68,7 +69,17 @@ def _plain(text: str) -> str:
 
 
 def _temperature_tick(temperature: float) -> str:
-    return "0 (greedy)" if temperature == 0 else f"{temperature:g}"
+    if temperature == 0:
+        return "0 (greedy)"
+    return "∞ (uniform)" if math.isinf(temperature) else f"{temperature:g}"
+
+
+def _positions(temperatures: list[float]) -> list[float]:
+    """x of each temperature: τ itself, and τ = ∞ one mean spacing right of the largest finite τ."""
+    finite = [t for t in temperatures if math.isfinite(t)]
+    top = max(finite, default=0.0)
+    spacing = (top - min(finite, default=0.0)) / max(len(finite) - 1, 1) or 1.0
+    return [t if math.isfinite(t) else top + spacing for t in temperatures]
 
 
 def _temperature_colours(plt: Any, count: int) -> list[tuple[float, float, float]]:
@@ -87,14 +98,15 @@ def _require_rows(summary: Sequence[dict[str, Any]]) -> list[float]:
 
 
 def _temperature_axis(axes: Any, temperatures: list[float]) -> None:
+    positions = _positions(temperatures)
     axes.set_xticks(
-        temperatures,
+        positions,
         [_temperature_tick(t) for t in temperatures],
         rotation=30 if len(temperatures) > 6 else 0,
     )
     axes.set_xlabel("temperature τ")
-    span = max(temperatures) - min(temperatures) or 1.0
-    axes.set_xlim(min(temperatures) - 0.08 * span, max(temperatures) + 0.08 * span)
+    span = max(positions) - min(positions) or 1.0
+    axes.set_xlim(min(positions) - 0.08 * span, max(positions) + 0.08 * span)
 
 
 def entropy_vs_temperature(summary: Sequence[dict[str, Any]]) -> Any:
@@ -111,7 +123,7 @@ def entropy_vs_temperature(summary: Sequence[dict[str, Any]]) -> Any:
     )
     for key, label, colour, marker in series:
         axes.errorbar(
-            temperatures,
+            _positions(temperatures),
             [row[key] for row in summary],
             yerr=[row[f"{key}_sd"] for row in summary],
             label=label,
@@ -255,7 +267,7 @@ def distinct_vs_temperature(summary: Sequence[dict[str, Any]]) -> Any:
     # Distinct-2 and -3 often both sit at 1.0: line styles keep overlapping lines apart.
     for n, marker, style in ((1, "o", "-"), (2, "s", "--"), (3, "^", ":")):
         axes.plot(
-            temperatures,
+            _positions(temperatures),
             [row[f"distinct_{n}"] for row in summary],
             marker=marker,
             linestyle=style,
