@@ -138,6 +138,19 @@ def test_entropy_vs_temperature(summary):
 
 
 @pytest.mark.usefixtures("close_figures")
+def test_infinite_temperature_sits_right_of_the_finite_ones(summary):
+    rows = [dict(row) for row in summary] + [dict(summary[-1], temperature=float("inf"))]
+    for figure in (entropy_vs_temperature(rows), distinct_vs_temperature(rows)):
+        axes = figure.axes[0]
+        ticks = dict(zip([label.get_text() for label in axes.get_xticklabels()],
+                         axes.get_xticks(), strict=True))
+        finite = [row["temperature"] for row in summary]
+        spacing = (max(finite) - min(finite)) / (len(finite) - 1)
+        assert ticks["∞ (uniform)"] == pytest.approx(max(finite) + spacing)
+        assert np.isfinite(axes.get_xlim()).all()
+
+
+@pytest.mark.usefixtures("close_figures")
 def test_entropy_traces(completions):
     axes = entropy_traces(completions).axes[0]
     _labelled(axes)
