@@ -14,13 +14,8 @@ from hypothesis import strategies as st
 from sampler.entropy import softmax_entropy
 from sampler.errors import InvalidInputError
 from sampler.softmax import softmax
-from sampler.sources.synthetic import (
-    SYNTHETIC_KINDS,
-    SyntheticSource,
-    parse_synthetic,
-    pseudo_word,
-    word_index,
-)
+from sampler.sources.synthetic import SYNTHETIC_KINDS, SyntheticSource, pseudo_word, word_index
+from sampler.sources.synthetic_spec import parse_synthetic
 
 SMALL_SPECS = [
     "synthetic:fixed?logits=3,1,0.2,-inf&labels=w,x,y,z",
@@ -289,7 +284,7 @@ def test_bad_token_ids_are_rejected():
 
 def test_import_does_not_pull_in_torch():
     code = (
-        "import sys, sampler.sources.synthetic as s\n"
+        "import sys, sampler.sources.synthetic_spec as s\n"
         "s.parse_synthetic('synthetic:markov?vocab=20').start([[1]])\n"
         "print(','.join(m for m in ('torch', 'transformers') if m in sys.modules))"
     )

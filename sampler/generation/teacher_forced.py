@@ -7,7 +7,7 @@ the exact expected-entropy curve that a sweep's sampled averages can be checked 
 
 Examples
 --------
->>> from sampler.sources.synthetic import parse_synthetic
+>>> from sampler.sources.synthetic_spec import parse_synthetic
 >>> source = parse_synthetic("synthetic:fixed?logits=3,1,0.2")
 >>> result = analyze_tokens(source, [0], [0, 1], [1.0])
 >>> round(float(result.entropy[0, 0]), 6)

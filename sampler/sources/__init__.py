@@ -28,7 +28,7 @@ def load_source(
     transformers' own progress bars and warnings (the command line sets it).
     """
     if spec.startswith("synthetic:"):
-        from sampler.sources.synthetic import parse_synthetic
+        from sampler.sources.synthetic_spec import parse_synthetic
 
         return parse_synthetic(spec)
     from sampler.sources.cpu import tune_math_libraries
