@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from sampler.errors import InvalidInputError
-from sampler.report.plots.figures import pyplot, save_figure
+from sampler.files import atomic_writer
+from sampler.report.plots.figures import pyplot
 
 __all__ = [
     "PLOT_FILES",
@@ -307,15 +308,11 @@ def save_run_plots(
         raise InvalidInputError(
             f"plot folder {str(target)!r} does not exist or is not a folder: create it first"
         )
-    _require_rows(summary)
-    plt = pyplot()
     written = {}
-    for name, make in _figures(summary, completions).items():
-        figure = make()
-        try:
-            written[name] = save_figure(figure, target / name)
-        finally:
-            plt.close(figure)
+    for name, png in render_run_plots(summary, completions).items():
+        with atomic_writer(target / name) as stream:
+            stream.write(png)
+        written[name] = target / name
     return written
 
 
