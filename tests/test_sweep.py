@@ -112,7 +112,9 @@ def test_compare_reports_divergence_and_agreement(tmp_path):
     assert "leaves the greedy path at step" in result.output and "were the argmax" in result.output
     with RunStore(tmp_path / "c.db") as store:
         run = store.get_run("latest")
-        assert run["kind"] == "compare" and len(store.done_rows(run["id"])) == 4
+        # greedy at 0 and sample i at 1 + i: the run holds exactly its planned rows
+        assert run["kind"] == "compare" and store.done_rows(run["id"]) == {0, 1, 2, 3}
+        assert (run["status"], run["total_rows"]) == ("complete", 4)
 
 
 def test_runs_export_and_report(tmp_path):

@@ -71,7 +71,8 @@ def generate(
     import secrets
 
     from sampler.experiments.config import SweepConfig
-    from sampler.experiments.sweep import completion_record, start_sweep
+    from sampler.experiments.runs import planned_rows, save_row, start_run
+    from sampler.generation.loop import Completion
     from sampler.generation.loop import generate as run_generation
     from sampler.sources import load_source
 
@@ -94,14 +95,14 @@ def generate(
         mode=mode,
         **filters,
     )  # type: ignore[arg-type]
-    rows = config.rows()
+    rows = planned_rows("generate", config)
     store = None if no_log else open_store(db)
     source = load_source(model, cache_dir=cache_dir, progress=_progress, quiet=True)
-    run_id = None if store is None else start_sweep(config, store, source, kind="generate")
+    run_id = None if store is None else start_run("generate", config, store, source)
 
-    def log(index: int, completion: object) -> None:
+    def log(index: int, completion: Completion) -> None:
         if store is not None:
-            store.add_completion(run_id, index, completion_record(completion))  # type: ignore
+            save_row(store, run_id, rows, index, completion)  # type: ignore[arg-type]
 
     stream = len(rows) == 1 and not as_json
     completions = run_generation(

@@ -59,7 +59,14 @@ def sweep(
         parse_temperatures,
         read_prompts,
     )
-    from sampler.experiments.sweep import resume_config, run_rows, start_sweep
+    from sampler.experiments.runs import (
+        missing_rows,
+        planned_rows,
+        resume_config,
+        run_kind,
+        run_rows,
+        start_run,
+    )
     from sampler.report.summary import format_summary, summarize
     from sampler.sources import load_source
 
@@ -77,29 +84,32 @@ def sweep(
                 "--resume takes the run's own settings: give only --db and --cache-dir with it"
             )
         run = store.get_run(resume_id)
+        run_kind(run["kind"])  # before loading a model for a run this sampler cannot plan
         source = load_source(
             run["config"].get("model", "smollm2-135m"),
             cache_dir=cache_dir,
             progress=_progress,
             quiet=True,
         )
-        config, run_id = resume_config(store, run["id"], source), run["id"]
+        kind, run_id = run["kind"], run["id"]
+        config = resume_config(store, run_id, source)
     else:
         data = load_config(config_path) if config_path else {}
         config = SweepConfig.from_dict(data | overrides, origin=config_path or "options")
         source = load_source(config.model, cache_dir=cache_dir, progress=_progress, quiet=True)
-        run_id = start_sweep(config, store, source)
-    rows = len(config.rows())
-    done = len(store.done_rows(run_id))
+        kind = "sweep"
+        run_id = start_run(kind, config, store, source)
+    rows = len(planned_rows(kind, config))
+    todo = len(missing_rows(kind, config, store, run_id))
     click.echo(
-        f"run {run_id}: {rows} rows ({done} already done) × up to "
+        f"run {run_id} ({kind}): {rows} rows ({rows - todo} already done) × up to "
         f"{config.max_new_tokens} tokens, model {source.name}",
         err=True,
     )
     with click.progressbar(
-        length=(rows - done) * config.max_new_tokens, label="tokens", file=sys.stderr
+        length=todo * config.max_new_tokens, label="tokens", file=sys.stderr
     ) as bar:
-        run_rows(config, store, run_id, source, on_step=lambda _step, live: bar.update(live))
+        run_rows(kind, config, store, run_id, source, on_step=lambda _s, live: bar.update(live))
     click.echo(format_summary(summarize(store.completions(run_id))))
     click.echo(f"\nrun id: {run_id}   (sampler report {run_id} --format html)")
 
@@ -132,21 +142,41 @@ def compare(
     cache_dir: str | None,
 ) -> None:
     """Greedy against N samples: where each leaves the greedy path, and how often it agrees."""
-    from sampler.engine.params import SamplingParams
     from sampler.experiments.config import SweepConfig
-    from sampler.experiments.sweep import completion_record, start_sweep
+    from sampler.experiments.runs import planned_rows, save_row, start_run
     from sampler.generation.compare import compare as run_compare
     from sampler.sources import load_source
 
     temperature = parse_temperature(temperature_text)
     if samples < 1 or max_new_tokens < 1:
         raise InvalidInputError("--samples and --max-new-tokens must be 1 or more")
+    config = SweepConfig(
+        model=model,
+        prompts=(prompt,),
+        temperatures=(0.0, temperature) if temperature else (0.0,),
+        samples=samples,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        order=order,
+        raw=raw,
+    )
+    rows = planned_rows("compare", config)  # greedy at 0, sample i at 1 + i
     store = None if no_log else open_store(db)
     source = load_source(model, cache_dir=cache_dir, progress=_progress, quiet=True)
-    params = SamplingParams(temperature=temperature, seed=seed, order=order)
+    # Recorded before generating, so an interrupted compare can be finished by --resume.
+    run_id = None if store is None else start_run("compare", config, store, source)
     greedy, comparisons = run_compare(
-        source, prompt, params, samples, max_new_tokens, chat=False if raw else None
+        source,
+        prompt,
+        config.params(temperature),
+        samples,
+        max_new_tokens,
+        chat=False if raw else None,
     )
+    if store is not None and run_id is not None:
+        for index, completion in enumerate([greedy, *(c.completion for c in comparisons)]):
+            save_row(store, run_id, rows, index, completion)
+        store.finish_run(run_id)
     click.echo(f"greedy (τ=0) · {len(greedy.token_ids)} tokens\n{greedy.text}\n")
     for item in comparisons:
         where = (
@@ -165,25 +195,7 @@ def compare(
             f"{item.argmax_rate:.0%} of its tokens were the argmax\n"
             f"{item.completion.text}\n"
         )
-    if store is not None:
-        config = SweepConfig(
-            model=model,
-            prompts=(prompt,),
-            temperatures=(0.0, temperature),
-            samples=samples,
-            max_new_tokens=max_new_tokens,
-            seed=seed,
-            order=order,
-            raw=raw,
-        )
-        run_id = start_sweep(config, store, source, kind="compare")
-        # Greedy is row 0 of the config's rows; the sampled rows follow the greedy ones.
-        store.add_completion(run_id, 0, completion_record(greedy))
-        for item in comparisons:
-            store.add_completion(
-                run_id, samples + item.completion.row.sample, completion_record(item.completion)
-            )
-        store.finish_run(run_id)
+    if run_id is not None:
         click.echo(f"run id: {run_id}")
 
 

@@ -1,0 +1,209 @@
+"""Logged runs by kind: the rows each kind plans, and the one path that records and resumes them.
+
+Every run stores a :class:`~sampler.experiments.config.SweepConfig` (so stage settings are
+derived in one place) and a kind. The kind decides which rows that config plans:
+
+========== ========================================================================
+kind       planned rows
+========== ========================================================================
+sweep      every prompt x temperature x sample (:meth:`SweepConfig.rows`)
+generate   the same rows, without the sweep's first-step extras
+compare    the greedy row once (τ = 0, sample 0), then samples 0..N-1 at τ
+========== ========================================================================
+
+A row's index in its plan is its identity in the run log: a run has ``total_rows =
+len(plan)``, and :func:`run_rows` generates exactly the planned rows not stored yet, so
+``sampler sweep --resume`` finishes a run of any kind with the rows its command meant. Each
+row's tokens depend only on its prompt, params and (seed, sample) stream, not on the batch
+around it, so a resumed run ends with the tokens an uninterrupted one would have drawn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from importlib import metadata
+from typing import Any
+
+from sampler.errors import InvalidInputError
+from sampler.experiments.config import SweepConfig
+from sampler.experiments.sweep import Extras, first_step_extras
+from sampler.generation.loop import Completion, GenerationRow, generate
+from sampler.runlog.schema import COMPLETION_FIELDS
+from sampler.runlog.store import RunStore
+from sampler.sources.base import LogitSource
+
+__all__ = [
+    "RUN_KINDS",
+    "RunKind",
+    "compare_rows",
+    "completion_record",
+    "missing_rows",
+    "package_versions",
+    "planned_rows",
+    "resume_config",
+    "run_kind",
+    "run_rows",
+    "save_row",
+    "start_run",
+]
+
+
+def compare_rows(config: SweepConfig) -> list[GenerationRow]:
+    """A compare's plan: greedy at index 0, then sample ``i`` at τ at index ``1 + i``.
+
+    The config has one prompt and temperatures ``[0, τ]`` (``[0]`` when τ is 0 itself).
+    """
+    temperatures = config.temperatures
+    if len(config.prompts) != 1 or temperatures[0] != 0 or len(temperatures) > 2:
+        raise InvalidInputError(
+            f"a compare run needs one prompt and temperatures [0, τ], but its config has "
+            f"{len(config.prompts)} prompts and temperatures {list(temperatures)}"
+        )
+    (prompt,) = config.prompts
+    # Greedy draws nothing, so generation.compare runs it without a seed; the plan holds
+    # exactly the row it runs, so a resumed greedy row is stored with the same params.
+    greedy = GenerationRow(prompt, replace(config.params(0.0), seed=None))
+    sampled = config.params(temperatures[-1])
+    return [greedy, *(GenerationRow(prompt, sampled, i) for i in range(config.samples))]
+
+
+@dataclass(frozen=True)
+class RunKind:
+    """How one kind of run plans its rows, and what it stores with them besides the rows."""
+
+    plan: Callable[[SweepConfig], list[GenerationRow]]
+    extras: Extras | None = None
+
+
+RUN_KINDS: dict[str, RunKind] = {
+    "sweep": RunKind(SweepConfig.rows, extras=first_step_extras),
+    "generate": RunKind(SweepConfig.rows),
+    "compare": RunKind(compare_rows),
+}
+
+
+def run_kind(kind: str) -> RunKind:
+    """The :class:`RunKind` named ``kind``; an unknown name is an input error."""
+    if kind not in RUN_KINDS:
+        raise InvalidInputError(
+            f"run kind '{kind}' is unknown to this sampler (known: {', '.join(RUN_KINDS)}); "
+            "upgrade sampler to resume it"
+        )
+    return RUN_KINDS[kind]
+
+
+def planned_rows(kind: str, config: SweepConfig) -> list[GenerationRow]:
+    """Every row a run of ``kind`` with ``config`` generates; a row's index is its id."""
+    return run_kind(kind).plan(config)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions that can change results: python, this package, numpy, torch, transformers."""
+    versions = {"python": platform.python_version()}
+    for name in ("sampler", "numpy", "torch", "transformers"):
+        if name in ("torch", "transformers") and name not in sys.modules:
+            continue  # not used by this run (a synthetic source)
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+def completion_record(completion: Completion, extra: dict[str, Any] | None = None) -> dict:
+    """What the run log stores for one finished row."""
+    data = completion.to_dict()
+    return {key: data[key] for key in (*COMPLETION_FIELDS, "steps")} | {"extra": extra or {}}
+
+
+def start_run(kind: str, config: SweepConfig, store: RunStore, source: LogitSource) -> str:
+    """Record a new run of ``kind`` (config, model, fingerprint, versions); return its id."""
+    return store.create_run(
+        kind=kind,
+        model=source.name,
+        fingerprint=source.fingerprint,
+        config=config.to_dict(),
+        versions=package_versions(),
+        total_rows=len(planned_rows(kind, config)),
+    )
+
+
+def save_row(
+    store: RunStore,
+    run_id: str,
+    rows: Sequence[GenerationRow],
+    index: int,
+    completion: Completion,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Store ``completion`` as planned row ``index`` of ``rows``.
+
+    Raises ``RuntimeError`` if the completion is not of that row: an index that names another
+    row would make resume skip a row never generated, or generate one twice.
+    """
+    if completion.row != rows[index]:
+        raise RuntimeError(
+            f"completion of {completion.row} is not planned row {index} ({rows[index]})"
+        )
+    store.add_completion(run_id, index, completion_record(completion, extra))
+
+
+def resume_config(store: RunStore, run_id: str, source: LogitSource) -> SweepConfig:
+    """The config of a stored run, after checking its kind and that the model is the same."""
+    run = store.get_run(run_id)
+    run_kind(run["kind"])
+    if run["fingerprint"] != source.fingerprint:
+        raise InvalidInputError(
+            f"run {run['id']} was made with model fingerprint {run['fingerprint']}, but "
+            f"{source.name} now has {source.fingerprint}: resuming would mix models"
+        )
+    return SweepConfig.from_dict(run["config"], origin=f"run {run['id']}")
+
+
+def missing_rows(kind: str, config: SweepConfig, store: RunStore, run_id: str) -> list[int]:
+    """Indices of the planned rows not stored yet, in plan order."""
+    done = store.done_rows(run_id)
+    return [index for index in range(len(planned_rows(kind, config))) if index not in done]
+
+
+def run_rows(
+    kind: str,
+    config: SweepConfig,
+    store: RunStore,
+    run_id: str,
+    source: LogitSource,
+    on_step: Callable[[int, int], None] | None = None,
+) -> int:
+    """Generate every planned row of the run not stored yet, committing each as it finishes.
+
+    Marks the run complete at the end and returns how many rows were generated now.
+    """
+    rows = planned_rows(kind, config)
+    todo = missing_rows(kind, config, store, run_id)
+    chat = False if config.raw else None
+    extras = run_kind(kind).extras
+    extra_of = (
+        extras(source, [rows[i] for i in todo], source.is_chat if chat is None else chat)
+        if extras is not None
+        else None
+    )
+    for start in range(0, len(todo), config.batch_size):
+        chunk = todo[start : start + config.batch_size]
+
+        def save(position: int, completion: Completion, chunk: list[int] = chunk) -> None:
+            extra = None if extra_of is None else extra_of(completion.row)
+            save_row(store, run_id, rows, chunk[position], completion, extra)
+
+        generate(
+            source,
+            [rows[i] for i in chunk],
+            max_new_tokens=config.max_new_tokens,
+            stop=config.stop,
+            chat=chat,
+            on_step=on_step,
+            on_finish=save,
+        )
+    store.finish_run(run_id)
+    return len(todo)

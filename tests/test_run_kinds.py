@@ -1,0 +1,174 @@
+"""Runs that are what they say: each kind's planned rows, and resume by kind.
+
+The oracle for generated rows is an uninterrupted run, or `sampler generate` drawing the same
+(seed, sample) streams.
+"""
+
+import json
+import math
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sampler.cli import cli
+from sampler.errors import InvalidInputError
+from sampler.experiments.config import SweepConfig
+from sampler.experiments.runs import RUN_KINDS, planned_rows
+from sampler.runlog.store import RunStore
+
+MARKOV = "synthetic:markov?vocab=300&sharpness=2.0&seed=1"
+COMPARE_ARGS = ["--model", MARKOV, "--prompt", "kalo mesu", "-t", "1.2", "--samples", "3",
+                "--max-new-tokens", "15", "--seed", "4"]
+
+
+def run_cli(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def assert_same_rows(got: list[dict], expected: list[dict]) -> None:
+    """Rows equal field by field and token by token; step statistics to 1e-12.
+
+    A row's tokens never depend on the batch around it, but the last bits of a statistic such
+    as kept_mass can (0.9999999999999999 in one batch, 1.0 in another).
+    """
+    def fields(rows: list[dict]) -> list[dict]:
+        return [{k: v for k, v in row.items() if k != "steps"}
+                | {"tokens": [s["token"] for s in row["steps"]]} for row in rows]
+
+    assert fields(got) == fields(expected)
+    for row, other in zip(got, expected, strict=True):
+        for step, same in zip(row["steps"], other["steps"], strict=True):
+            assert step.keys() == same.keys()
+            for name, value in step.items():
+                if isinstance(value, float) and isinstance(same[name], float):
+                    assert math.isclose(value, same[name], rel_tol=1e-12, abs_tol=1e-15), name
+                else:
+                    assert value == same[name], name
+
+
+def check_database(path: Path) -> None:
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+def test_compare_stores_its_plan_and_shows_complete(tmp_path):
+    db = tmp_path / "c.db"
+    result = run_cli("compare", *COMPARE_ARGS, "--db", str(db))
+    assert result.exit_code == 0, result.output
+    listing = run_cli("runs", "--db", str(db)).output.splitlines()
+    assert listing[1].split()[2] == "compare" and listing[1].split()[-2:] == ["complete", "4/4"]
+    with RunStore(db) as store:
+        rows = store.completions("latest")
+    assert [(c["row_index"], c["temperature"], c["sample"]) for c in rows] == [
+        (0, 0.0, 0), (1, 1.2, 0), (2, 1.2, 1), (3, 1.2, 2)]
+    # `generate` draws sample i from the same (seed, i) stream: the same tokens
+    common = ["generate", "--model", MARKOV, "--prompt", "kalo mesu", "--max-new-tokens", "15",
+              "--seed", "4", "--json", "--no-log"]
+    sampled = json.loads(run_cli(*common, "-t", "1.2", "--samples", "3").output)
+    greedy = json.loads(run_cli(*common, "-t", "0").output)
+    assert [c["token_ids"] for c in rows] == [
+        greedy["token_ids"], *(s["token_ids"] for s in sampled)]
+
+
+@pytest.mark.parametrize("deleted", [{1, 3}, {0}, {0, 1, 2, 3}])
+def test_resume_regenerates_exactly_the_missing_rows_of_a_compare(tmp_path, deleted):
+    db = tmp_path / "c.db"
+    assert run_cli("compare", *COMPARE_ARGS, "--db", str(db)).exit_code == 0
+    with RunStore(db) as store:
+        run_id = store.get_run("latest")["id"]
+        original = store.completions(run_id)
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA foreign_keys = ON")  # their steps go with them
+        conn.executemany("DELETE FROM completions WHERE run_id = ? AND row_index = ?",
+                         [(run_id, i) for i in deleted])
+        conn.execute("UPDATE runs SET status = 'running' WHERE id = ?", (run_id,))
+    result = run_cli("sweep", "--resume", run_id[:15], "--db", str(db))
+    assert result.exit_code == 0, result.output
+    assert f"4 rows ({4 - len(deleted)} already done)" in result.stderr
+    with RunStore(db) as store:
+        assert_same_rows(store.completions(run_id), original)  # params, tokens, no extras
+        run = store.get_run(run_id)
+    assert (run["status"], run["rows_done"], run["total_rows"]) == ("complete", 4, 4)
+    check_database(db)
+
+
+def test_resume_finishes_a_compare_killed_mid_way(tmp_path):
+    args = ["--model", MARKOV, "--prompt", "kalo mesu", "-t", "1.2", "--samples", "30",
+            "--max-new-tokens", "1500", "--seed", "4"]
+    reference = tmp_path / "reference.db"
+    assert run_cli("compare", *args, "--db", str(reference)).exit_code == 0
+    killed = tmp_path / "killed.db"
+    process = subprocess.Popen([sys.executable, "-m", "sampler", "compare", *args, "--db",
+                                str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, started = time.monotonic() + 60, False
+    while time.monotonic() < deadline and not started:
+        time.sleep(0.02)
+        if killed.exists():
+            try:
+                with sqlite3.connect(killed) as conn:
+                    started = conn.execute("SELECT count(*) FROM runs").fetchone()[0] > 0
+            except sqlite3.Error:
+                continue
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    with RunStore(killed) as store:
+        run = store.get_run("latest")
+    assert run["status"] == "running" and run["rows_done"] < 31 == run["total_rows"]
+    resumed = run_cli("sweep", "--resume", run["id"], "--db", str(killed))
+    assert resumed.exit_code == 0, resumed.output
+    with RunStore(reference) as ref, RunStore(killed) as store:
+        assert_same_rows(store.completions(run["id"]), ref.completions("latest"))
+        assert store.get_run(run["id"])["status"] == "complete"
+
+
+def test_generate_run_resumes_its_own_rows_without_sweep_extras(tmp_path):
+    db = tmp_path / "g.db"
+    args = ["generate", "--model", MARKOV, "--prompt", "kalo", "-t", "0.5", "-t", "1",
+            "--samples", "2", "--max-new-tokens", "6", "--seed", "3", "--db", str(db)]
+    assert run_cli(*args).exit_code == 0
+    with RunStore(db) as store:
+        run = store.get_run("latest")
+        original = store.completions(run["id"])
+    assert (run["kind"], run["rows_done"], run["total_rows"]) == ("generate", 4, 4)
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("DELETE FROM completions WHERE row_index = 2")
+    assert run_cli("sweep", "--resume", run["id"], "--db", str(db)).exit_code == 0
+    with RunStore(db) as store:
+        assert_same_rows(store.completions(run["id"]), original)
+    assert all(c["extra"] == {} for c in original)
+
+
+def test_resume_of_an_unknown_kind_is_one_error_line(tmp_path):
+    db = tmp_path / "x.db"
+    config = SweepConfig(model=MARKOV, prompts=("kalo",), temperatures=(1.0,), samples=1)
+    with RunStore(db) as store:
+        run_id = store.create_run("mystery", MARKOV, MARKOV, config.to_dict(), {}, 1)
+    result = run_cli("sweep", "--resume", run_id, "--db", str(db))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: run kind 'mystery' is unknown")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_each_kind_plans_its_rows():
+    config = SweepConfig(model=MARKOV, prompts=("a", "b"), temperatures=(0.0, 0.7), samples=2,
+                         seed=9)
+    assert set(RUN_KINDS) == {"sweep", "generate", "compare"}
+    assert planned_rows("sweep", config) == planned_rows("generate", config) == config.rows()
+    assert len(config.rows()) == 2 * 2 * 2
+    with pytest.raises(InvalidInputError, match="a compare run needs one prompt"):
+        planned_rows("compare", config)
+    one = SweepConfig(model=MARKOV, prompts=("a",), temperatures=(0.0, 0.7), samples=3, seed=9)
+    rows = planned_rows("compare", one)
+    assert [(r.prompt, r.params.temperature, r.sample, r.params.seed) for r in rows] == [
+        ("a", 0.0, 0, None), ("a", 0.7, 0, 9), ("a", 0.7, 1, 9), ("a", 0.7, 2, 9)]
+    with pytest.raises(InvalidInputError, match="run kind 'nope' is unknown"):
+        planned_rows("nope", one)
+
