@@ -152,9 +152,9 @@ def test_analyze_text_and_run(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--temperatures", "0,abc"], "temperature 'abc' in '0,abc' is not a number"),
-        (["--temperatures", "0,-1"], "temperature -1 in '0,-1' is invalid"),
-        (["--temperatures", "0.5,0.5"], "appears twice"),
+        (["--temperatures", "0,abc"], "temperature='abc' is not a number"),
+        (["--temperatures", "0,-1"], "temperature=-1 is out of range"),
+        (["--temperatures", "0.5,0.5"], "temperature 0.5 is given twice"),
         (["--samples", "0"], "samples=0 is invalid"),
         (["--top-p", "2"], "top_p=2.0 is out of range"),
         (["--resume", "nope"], "--resume takes the run's own settings"),
@@ -173,7 +173,7 @@ def test_sweep_bad_input(tmp_path, args, message):
         ("colour = 'red'\n", "unknown key 'colour'"),
         ("samples = 'four'\n", "samples must be an integer"),
         ("prompts = 'one'\n", "prompts must be a list"),
-        ("temperatures = [0.5, -2]\n", "temperature -2"),
+        ("temperatures = [0.5, -2]\n", "bad.toml: temperature=-2 is out of range"),
     ],
 )
 def test_bad_config_names_the_key_or_line(tmp_path, content, message):

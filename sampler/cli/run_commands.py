@@ -53,12 +53,8 @@ def sweep(
     **settings: Any,
 ) -> None:
     """Generate at many temperatures in one batch, log every row, print the summary table."""
-    from sampler.experiments.config import (
-        SweepConfig,
-        load_config,
-        parse_temperatures,
-        read_prompts,
-    )
+    from sampler.cli.options import parse_temperatures
+    from sampler.experiments.config import SweepConfig, load_config, read_prompts
     from sampler.experiments.runs import (
         missing_rows,
         planned_rows,
@@ -264,7 +260,7 @@ def analyze(
     """Teacher-forced: the exact entropy at every token under each temperature, no sampling."""
     import json
 
-    from sampler.experiments.config import parse_temperatures
+    from sampler.cli.options import parse_temperatures
     from sampler.generation.teacher_forced import analyze_text, analyze_tokens, format_analysis
     from sampler.sources import load_source
 
