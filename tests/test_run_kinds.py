@@ -172,3 +172,14 @@ def test_each_kind_plans_its_rows():
     with pytest.raises(InvalidInputError, match="run kind 'nope' is unknown"):
         planned_rows("nope", one)
 
+
+
+def test_compare_plan_is_what_generation_compare_runs():
+    from sampler.generation.compare import compare
+    from sampler.sources import load_source
+
+    config = SweepConfig(model=MARKOV, prompts=("kalo mesu",), temperatures=(0.0, 1.3),
+                         samples=3, max_new_tokens=4, seed=6, order="vllm")
+    greedy, comparisons = compare(load_source(MARKOV), "kalo mesu", config.params(1.3), 3, 4)
+    ran = [greedy.row, *(c.completion.row for c in comparisons)]
+    assert ran == planned_rows("compare", config)

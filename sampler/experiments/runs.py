@@ -24,10 +24,11 @@ import contextlib
 import platform
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+from sampler.engine.params import SamplingParams
 from sampler.errors import InvalidInputError
 from sampler.experiments.config import SweepConfig
 from sampler.experiments.sweep import Extras, first_step_extras
@@ -64,10 +65,10 @@ def compare_rows(config: SweepConfig) -> list[GenerationRow]:
             f"{len(config.prompts)} prompts and temperatures {list(temperatures)}"
         )
     (prompt,) = config.prompts
-    # Greedy draws nothing, so generation.compare runs it without a seed; the plan holds
-    # exactly the row it runs, so a resumed greedy row is stored with the same params.
-    greedy = GenerationRow(prompt, replace(config.params(0.0), seed=None))
     sampled = config.params(temperatures[-1])
+    # The greedy row exactly as generation.compare builds it (τ = 0 and the chain order, no
+    # seed, no filters), so a resumed greedy row is the row compare ran, params and all.
+    greedy = GenerationRow(prompt, SamplingParams(temperature=0.0, order=sampled.order))
     return [greedy, *(GenerationRow(prompt, sampled, i) for i in range(config.samples))]
 
 
