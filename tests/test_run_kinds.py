@@ -1,7 +1,8 @@
-"""Runs that are what they say: each kind's planned rows, and resume by kind.
+"""Runs that are what they say: each kind's planned rows, resume by kind, migration 003.
 
-The oracle for generated rows is an uninterrupted run, or `sampler generate` drawing the same
-(seed, sample) streams.
+The oracle for the migration is the committed dump of a run log written by sampler 0.1.0
+(`tests/fixtures/runlog_v0.1.0.sql`), read with plain SQL; the oracle for generated rows is an
+uninterrupted run, or `sampler generate` drawing the same (seed, sample) streams.
 """
 
 import json
@@ -183,3 +184,128 @@ def test_compare_plan_is_what_generation_compare_runs():
     greedy, comparisons = compare(load_source(MARKOV), "kalo mesu", config.params(1.3), 3, 4)
     ran = [greedy.row, *(c.completion.row for c in comparisons)]
     assert ran == planned_rows("compare", config)
+
+# Migration 003 on the run log sampler 0.1.0 wrote: the dump, read with plain SQL, is the oracle.
+
+FIXTURE = Path(__file__).parent / "fixtures" / "runlog_v0.1.0.sql"
+SWEEP, GENERATE = "20261125-162421-0b40", "20261125-162422-a9d5"
+COMPARE, INTERRUPTED = "20261125-162422-46b1", "20261125-162426-05a0"
+# a greedy row repeated at indices 1 and 2 with its steps, as `sweep --resume` did in 0.1.0
+GREEDY_REPEATS = "".join(
+    f"""INSERT INTO completions SELECT run_id, {i}, prompt, {i}, temperature, mode, params, text,
+        token_ids, finish_reason, prompt_tokens, extra FROM completions
+        WHERE run_id = '{COMPARE}' AND row_index = 0;
+    INSERT INTO steps SELECT run_id, {i}, step, token, entropy_base, entropy_temp, entropy_final,
+        surprisal, surprisal_base, top1_prob, kept_tokens, kept_mass, kl_final_base, base_argmax
+        FROM steps WHERE run_id = '{COMPARE}' AND row_index = 0;
+    UPDATE runs SET status = 'complete' WHERE id = '{COMPARE}';"""
+    for i in (1, 2)
+)
+
+
+def load_dump(path: Path, tweak: str = "") -> Path:
+    """The fixture written into a fresh database file, as 0.1.0 left it (plus ``tweak``)."""
+    conn = sqlite3.connect(path)
+    conn.executescript(FIXTURE.read_text() + tweak)
+    conn.close()
+    return path
+
+
+def dump_rows(tweak: str = "") -> dict[tuple[str, int], dict]:
+    """Every completion in the dump with its steps, by (run, row index), read with plain SQL."""
+    conn = sqlite3.connect(":memory:")
+    conn.row_factory = sqlite3.Row
+    conn.executescript(FIXTURE.read_text() + tweak)
+    rows = {}
+    for c in conn.execute("SELECT * FROM completions"):
+        steps = conn.execute("SELECT * FROM steps WHERE run_id = ? AND row_index = ? "
+                             "ORDER BY step", (c["run_id"], c["row_index"])).fetchall()
+        rows[c["run_id"], c["row_index"]] = {
+            "temperature": c["temperature"], "sample": c["sample"], "text": c["text"],
+            "token_ids": json.loads(c["token_ids"]), "params": json.loads(c["params"]),
+            "steps": [{k: v for k, v in dict(s).items() if k not in ("run_id", "row_index")}
+                      for s in steps],
+        }
+    return rows
+
+
+def stored(store: RunStore, run_id: str) -> dict[int, dict]:
+    """A run's completions as the store gives them, in the shape of :func:`dump_rows`."""
+    return {
+        c["row_index"]: {
+            "temperature": c["temperature"], "sample": c["sample"], "text": c["text"],
+            "token_ids": c["token_ids"], "params": c["params"],
+            "steps": [{"base_argmax": s.get("base_argmax")} | s for s in c["steps"]],
+        }
+        for c in store.completions(run_id)
+    }
+
+
+@pytest.mark.parametrize("tweak", ["", GREEDY_REPEATS], ids=["as-released", "resumed-compare"])
+def test_migration_gives_every_old_run_its_plan(tmp_path, tweak):
+    before = dump_rows()  # the oracle: the dump as released, without the repeats
+    db = load_dump(tmp_path / "old.db", tweak)
+    with RunStore(db) as store:
+        runs = {r["id"]: (r["kind"], r["status"], r["rows_done"], r["total_rows"])
+                for r in store.list_runs()}
+        assert runs == {SWEEP: ("sweep", "complete", 8, 8),
+                        GENERATE: ("generate", "complete", 2, 2),
+                        COMPARE: ("compare", "complete", 4, 4),
+                        INTERRUPTED: ("sweep", "running", 3, 4)}
+        compare = stored(store, COMPARE)
+        assert list(compare) == [0, 1, 2, 3]
+        assert [c["temperature"] for c in compare.values()] == [0.0, 0.8, 0.8, 0.8]
+        assert [c["sample"] for c in compare.values()] == [0, 0, 1, 2]
+        # greedy stays at 0; sample i moves from 3 + i to 1 + i, its steps with it
+        for new, old in {0: 0, 1: 3, 2: 4, 3: 5}.items():
+            assert compare[new] == before[COMPARE, old]
+        for run_id in (SWEEP, GENERATE, INTERRUPTED):
+            assert stored(store, run_id) == {
+                index: row for (run, index), row in before.items() if run == run_id}
+        applied = [r[0] for r in store._conn.execute("SELECT name FROM schema_migrations")]
+        assert "003_run_kinds" in applied
+        steps = store._conn.execute("SELECT count(*) FROM steps").fetchone()[0]
+        assert steps == sum(len(row["steps"]) for row in before.values())
+    check_database(db)
+    listing = run_cli("runs", "--db", str(db)).output
+    assert next(line for line in listing.splitlines() if COMPARE in line).split()[-2:] == [
+        "complete", "4/4"]
+
+
+def test_migrated_interrupted_sweep_resumes_to_its_plan(tmp_path):
+    db = load_dump(tmp_path / "old.db")
+    before = dump_rows()
+    result = run_cli("sweep", "--resume", INTERRUPTED, "--db", str(db))
+    assert result.exit_code == 0, result.output
+    assert "4 rows (3 already done)" in result.stderr
+    with RunStore(db) as store:
+        run = store.get_run(INTERRUPTED)
+        assert (run["status"], run["rows_done"], run["total_rows"]) == ("complete", 4, 4)
+        resumed = stored(store, INTERRUPTED)
+        config = run["config"]
+    check_database(db)
+    assert {i: resumed[i] for i in range(3)} == {i: before[INTERRUPTED, i] for i in range(3)}
+    # The missing row is the one an uninterrupted sweep of the same config draws there.
+    fresh = tmp_path / "fresh.db"
+    args = ["sweep", "--model", config["model"], "--prompt", *config["prompts"], "--temperatures",
+            ",".join(str(t) for t in config["temperatures"]), "--samples",
+            str(config["samples"]), "--max-new-tokens", str(config["max_new_tokens"]),
+            "--seed", str(config["seed"]), "--db", str(fresh)]
+    assert run_cli(*args).exit_code == 0
+    with RunStore(fresh) as store:
+        assert_same_rows([resumed[3]], [stored(store, store.get_run("latest")["id"])[3]])
+        assert (resumed[3]["temperature"], resumed[3]["sample"]) == (0.9, 1)
+
+
+def test_migration_makes_a_greedy_only_compare_config_loadable(tmp_path):
+    # `compare -t 0` logged temperatures [0, 0], which SweepConfig refuses as a duplicate
+    tweak = (f"UPDATE runs SET config = json_set(config, '$.temperatures', json('[0.0, 0.0]')) "
+             f"WHERE id = '{COMPARE}';")
+    db = load_dump(tmp_path / "old.db", tweak)
+    with RunStore(db) as store:
+        config = store.get_run(COMPARE)["config"]
+    assert config["temperatures"] == [0.0] and config["samples"] == 3
+    assert len(planned_rows("compare", SweepConfig.from_dict(config))) == 4
+    result = run_cli("sweep", "--resume", COMPARE, "--db", str(db))
+    assert result.exit_code == 0, result.output
+    assert "4 rows (4 already done)" in result.stderr

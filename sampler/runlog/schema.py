@@ -37,6 +37,31 @@ CSV_OF_COMPLETION = ("run_id", "row_index", "prompt", "sample", "temperature", "
 CSV_OF_STEP = ("step", "token", *STEP_STATS, "base_argmax")
 CSV_COLUMNS = (*CSV_OF_COMPLETION, *CSV_OF_STEP)
 EXPORT_FORMATS = ("jsonl", "csv")
+_RUN_KINDS = """
+-- steps reference completions without ON UPDATE CASCADE: both move, the check waits for COMMIT
+PRAGMA defer_foreign_keys = ON;
+-- greedy repeats at 1..samples-1 came only from an old `sweep --resume`: no plan has them
+DELETE FROM completions WHERE row_index BETWEEN 1 AND (
+    SELECT json_extract(runs.config, '$.samples') - 1 FROM runs
+    WHERE runs.id = completions.run_id AND runs.kind = 'compare'
+);
+-- samples + i -> 1 + i in two passes through -1 - i, so no new index meets an old one still in
+-- place, whatever order SQLite updates the rows in
+UPDATE completions SET row_index = (
+    SELECT json_extract(runs.config, '$.samples') FROM runs WHERE runs.id = completions.run_id
+) - 1 - row_index
+WHERE row_index > 0 AND run_id IN (SELECT id FROM runs WHERE kind = 'compare');
+UPDATE steps SET row_index = (
+    SELECT json_extract(runs.config, '$.samples') FROM runs WHERE runs.id = steps.run_id
+) - 1 - row_index
+WHERE row_index > 0 AND run_id IN (SELECT id FROM runs WHERE kind = 'compare');
+UPDATE completions SET row_index = -row_index WHERE row_index < 0;
+UPDATE steps SET row_index = -row_index WHERE row_index < 0;
+UPDATE runs SET total_rows = 1 + json_extract(config, '$.samples') WHERE kind = 'compare';
+-- `compare -t 0` logged temperatures [0, 0], which a config refuses as a duplicate
+UPDATE runs SET config = json_set(config, '$.temperatures', json_array(0.0))
+WHERE kind = 'compare' AND json_extract(config, '$.temperatures[1]') = 0;
+"""
 # Append-only: a released migration is never edited, a change is a new (name, script) at the end.
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -68,6 +93,10 @@ CREATE TABLE steps (
     ),
     # generate.py records the base distribution's argmax per step; summaries use it for agreement
     ("002_steps_base_argmax", "ALTER TABLE steps ADD COLUMN base_argmax INTEGER;"),
+    # Runs plan their rows by kind. A compare was logged as a sweep over temperatures (0, τ)
+    # storing rows 0 (greedy) and samples + i (sample i); its plan is greedy at 0 and sample i
+    # at 1 + i, so its total is 1 + samples.
+    ("003_run_kinds", _RUN_KINDS),
 ]
 
 
