@@ -157,19 +157,25 @@ def _temperature_array(temperature: float | ArrayLike, x: np.ndarray) -> np.ndar
 def divide_by_temperature(shifted: np.ndarray, temperature: ArrayLike) -> np.ndarray:
     """``shifted / τ`` for logits whose row maximum is 0, exact at both limits, never NaN.
 
-    ``temperature`` broadcasts against ``shifted`` (one number, or ``[..., 1]``). Rows at
-    ``τ = 0`` (or a τ so small that it is 0 in the logits' dtype) keep 0 on their tied maxima
-    and ``-inf`` elsewhere; rows at ``τ = inf`` get 0 on every unmasked token. A quotient too
-    large for the dtype is ``-inf``: that token's probability is 0 at that temperature anyway.
+    ``shifted`` is overwritten with the result (every caller passes an array it just made, so
+    a full-vocabulary batch is not copied twice). ``temperature`` broadcasts against it (one
+    number, or ``[..., 1]``). Rows at ``τ = 0`` (or a τ so small that it is 0 in the logits'
+    dtype) keep 0 on their tied maxima and ``-inf`` elsewhere; rows at ``τ = inf`` get 0 on
+    every unmasked token. A quotient too large for the dtype is ``-inf``: that token's
+    probability is 0 at that temperature anyway.
     """
     divisor = np.asarray(temperature).astype(shifted.dtype)
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        y = shifted / divisor
     frozen, hot = divisor == 0, np.isinf(divisor)
     if frozen.any():
-        y = np.where(frozen, np.where(shifted == 0, 0.0, -np.inf), y)
+        limit = np.where(shifted == 0, 0.0, -np.inf)
     if hot.any():
-        y = np.where(hot, np.where(np.isneginf(shifted), -np.inf, 0.0), y)
+        uniform = np.where(np.isneginf(shifted), -np.inf, 0.0)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        y = np.divide(shifted, divisor, out=shifted)
+    if frozen.any():
+        y = np.where(frozen, limit, y)
+    if hot.any():
+        y = np.where(hot, uniform, y)
     return y.astype(shifted.dtype, copy=False)
 
 
