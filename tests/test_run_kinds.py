@@ -78,6 +78,24 @@ def test_compare_stores_its_plan_and_shows_complete(tmp_path):
         greedy["token_ids"], *(s["token_ids"] for s in sampled)]
 
 
+def test_compare_takes_the_sampling_flags_and_greedy_keeps_the_shaping(tmp_path):
+    db = tmp_path / "c.db"
+    flags = ["--top-k", "5", "--repetition-penalty", "1.5"]
+    result = run_cli("compare", *COMPARE_ARGS, *flags, "--db", str(db))
+    assert result.exit_code == 0, result.output
+    with RunStore(db) as store:
+        rows = store.completions("latest")
+    greedy, *sampled = rows
+    assert all(c["params"]["top_k"] == 5 for c in sampled)
+    assert greedy["params"]["repetition_penalty"] == 1.5 and greedy["temperature"] == 0.0
+    # the oracle: `generate` at τ = 0 with the same penalty, and without it
+    common = ["generate", "--model", MARKOV, "--prompt", "kalo mesu", "--max-new-tokens", "15",
+              "--seed", "4", "--json", "--no-log", "-t", "0"]
+    penalised = json.loads(run_cli(*common, "--repetition-penalty", "1.5").output)
+    plain = json.loads(run_cli(*common).output)
+    assert greedy["token_ids"] == penalised["token_ids"] != plain["token_ids"]
+
+
 @pytest.mark.parametrize("deleted", [{1, 3}, {0}, {0, 1, 2, 3}])
 def test_resume_regenerates_exactly_the_missing_rows_of_a_compare(tmp_path, deleted):
     db = tmp_path / "c.db"

@@ -48,4 +48,9 @@ def main() -> None:
 
 
 # Registering the commands needs `cli` above.
-from sampler.cli import math_commands, model_commands, run_commands  # noqa: E402, F401
+from sampler.cli import (  # noqa: E402, F401
+    experiment_commands,
+    math_commands,
+    model_commands,
+    runlog_commands,
+)

@@ -8,21 +8,57 @@ from typing import Any
 
 import click
 
-from sampler.engine.params import MODES
+from sampler.engine.params import DEFAULT_ORDER, MODES
 from sampler.engine.settings import Setting
-from sampler.engine.stages import SETTINGS
+from sampler.engine.stages import PRESETS, SETTINGS
 from sampler.errors import InvalidInputError
+from sampler.sources import DEFAULT_MODEL
 
 __all__ = [
     "DB_HELP",
+    "cache_option",
+    "db_option",
+    "model_option",
     "open_store",
+    "order_option",
     "parse_logit",
     "parse_temperature",
     "parse_temperatures",
     "sampling_options",
+    "temperatures_option",
 ]
 
 DB_HELP = "Run log (SQLite). Default: runs/sampler.db under the working folder."
+MODEL_HELP = (
+    "Alias (sampler models), local Hugging Face folder, hub id, or synthetic:KIND?key=value."
+)
+db_option = click.option("--db", default=None, metavar="PATH", help=DB_HELP)
+cache_option = click.option("--cache-dir", default=None, metavar="DIR", help="Model cache folder.")
+
+
+def model_option(default: str | None = DEFAULT_MODEL, help: str = MODEL_HELP) -> Any:
+    """``--model``: the logit source (the default model unless the command says otherwise)."""
+    return click.option(
+        "--model", default=default, show_default=default is not None, metavar="M", help=help
+    )
+
+
+def order_option(default: str | None = DEFAULT_ORDER) -> Any:
+    """``--order``: a chain preset (``sampler chain`` also takes a list of stages)."""
+    return click.option(
+        "--order",
+        type=click.Choice(list(PRESETS)),
+        default=default,
+        show_default=default is not None,
+        help="Chain order: whose order the stages run in.",
+    )
+
+
+def temperatures_option(help: str) -> Any:
+    """``-t/--temperature``, repeatable; parse the values with :func:`parse_temperatures`."""
+    return click.option(
+        "-t", "--temperature", "temperatures", multiple=True, metavar="T", help=help
+    )
 
 
 def open_store(db: str | None) -> Any:

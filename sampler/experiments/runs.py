@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from sampler.engine.params import SamplingParams
 from sampler.errors import InvalidInputError
 from sampler.experiments.config import SweepConfig
 from sampler.experiments.sweep import Extras, first_step_extras
-from sampler.generation.loop import Completion, GenerationRow, generate
+from sampler.generation.compare import compare_rows
+from sampler.generation.loop import Completion, GenerationRow, generate, use_chat
 from sampler.runlog.schema import COMPLETION_FIELDS
 from sampler.runlog.store import RunStore
 from sampler.sources.base import LogitSource
@@ -40,7 +40,7 @@ from sampler.sources.base import LogitSource
 __all__ = [
     "RUN_KINDS",
     "RunKind",
-    "compare_rows",
+    "compare_plan",
     "completion_record",
     "missing_rows",
     "package_versions",
@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 
-def compare_rows(config: SweepConfig) -> list[GenerationRow]:
+def compare_plan(config: SweepConfig) -> list[GenerationRow]:
     """A compare's plan: greedy at index 0, then sample ``i`` at τ at index ``1 + i``.
 
     The config has one prompt and temperatures ``[0, τ]`` (``[0]`` when τ is 0 itself).
@@ -65,11 +65,7 @@ def compare_rows(config: SweepConfig) -> list[GenerationRow]:
             f"{len(config.prompts)} prompts and temperatures {list(temperatures)}"
         )
     (prompt,) = config.prompts
-    sampled = config.params(temperatures[-1])
-    # The greedy row exactly as generation.compare builds it (τ = 0 and the chain order, no
-    # seed, no filters), so a resumed greedy row is the row compare ran, params and all.
-    greedy = GenerationRow(prompt, SamplingParams(temperature=0.0, order=sampled.order))
-    return [greedy, *(GenerationRow(prompt, sampled, i) for i in range(config.samples))]
+    return compare_rows(prompt, config.params(temperatures[-1]), config.samples)
 
 
 @dataclass(frozen=True)
@@ -83,7 +79,7 @@ class RunKind:
 RUN_KINDS: dict[str, RunKind] = {
     "sweep": RunKind(SweepConfig.rows, extras=first_step_extras),
     "generate": RunKind(SweepConfig.rows),
-    "compare": RunKind(compare_rows),
+    "compare": RunKind(compare_plan),
 }
 
 
@@ -183,13 +179,9 @@ def run_rows(
     """
     rows = planned_rows(kind, config)
     todo = missing_rows(kind, config, store, run_id)
-    chat = False if config.raw else None
+    chat = use_chat(source, config.raw)
     extras = run_kind(kind).extras
-    extra_of = (
-        extras(source, [rows[i] for i in todo], source.is_chat if chat is None else chat)
-        if extras is not None
-        else None
-    )
+    extra_of = None if extras is None else extras(source, [rows[i] for i in todo], chat)
     for start in range(0, len(todo), config.batch_size):
         chunk = todo[start : start + config.batch_size]
 

@@ -11,13 +11,19 @@ True
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sampler.engine.params import SamplingParams
 from sampler.generation.loop import Completion, GenerationRow, generate
 from sampler.sources.base import LogitSource
 
-__all__ = ["SampleComparison", "compare", "first_divergence"]
+__all__ = [
+    "SampleComparison",
+    "compare",
+    "compare_rows",
+    "first_divergence",
+    "format_comparison",
+]
 
 
 def first_divergence(greedy: Sequence[int], sample: Sequence[int]) -> int | None:
@@ -40,6 +46,19 @@ class SampleComparison:
     argmax_rate: float  # share of the sample's steps whose token was the base argmax
 
 
+def compare_rows(prompt: str, params: SamplingParams, samples: int) -> list[GenerationRow]:
+    """The rows a comparison runs: greedy first, then samples ``0..samples-1`` under ``params``.
+
+    Greedy is ``params`` at temperature 0 (no seed: it draws nothing): the same order, bias
+    and penalties, so a sample and greedy differ by the temperature alone. The truncation
+    filters never change the argmax, so greedy is the same with or without them.
+    """
+    greedy = replace(params, temperature=0.0, seed=None, mode="sample")
+    return [GenerationRow(prompt, greedy)] + [
+        GenerationRow(prompt, params, sample) for sample in range(samples)
+    ]
+
+
 def compare(
     source: LogitSource,
     prompt: str,
@@ -49,10 +68,7 @@ def compare(
     chat: bool | None = None,
 ) -> tuple[Completion, list[SampleComparison]]:
     """Run greedy and ``samples`` sampled rows in one batch and compare each with greedy."""
-    greedy_params = SamplingParams(temperature=0.0, order=params.order)
-    rows = [GenerationRow(prompt, greedy_params)] + [
-        GenerationRow(prompt, params, sample) for sample in range(samples)
-    ]
+    rows = compare_rows(prompt, params, samples)
     greedy, *sampled = generate(source, rows, max_new_tokens=max_new_tokens, chat=chat)
     return greedy, [_against(greedy, completion, source) for completion in sampled]
 
@@ -75,3 +91,25 @@ def _against(greedy: Completion, completion: Completion, source: LogitSource) ->
         sampled_token=None if at is None else source.token_label(at["token"]),
         argmax_rate=sum(agreement) / len(agreement) if agreement else float("nan"),
     )
+
+
+def format_comparison(greedy: Completion, comparisons: Sequence[SampleComparison]) -> str:
+    """Greedy's text, then each sample: where it leaves the greedy path, and its text."""
+    blocks = [f"greedy (τ=0) · {len(greedy.token_ids)} tokens\n{greedy.text}\n"]
+    for item in comparisons:
+        if item.divergence_step is None:
+            where = "never leaves the greedy path"
+        else:
+            where = f"leaves the greedy path at step {item.divergence_step}"
+            if item.entropy_at_divergence is not None:
+                where += (
+                    f" (entropy {item.entropy_at_divergence:.3f} nats; greedy "
+                    f"{item.greedy_token!r}, sampled {item.sampled_token!r})"
+                )
+        row = item.completion.row
+        blocks.append(
+            f"── sample {row.sample} (τ={row.params.temperature:g}): {where}; "
+            f"{item.argmax_rate:.0%} of its tokens were the argmax\n{item.completion.text}\n"
+        )
+    return "\n".join(blocks)
+

@@ -21,7 +21,7 @@ from sampler.engine.sampling import Sampler
 from sampler.errors import InvalidInputError
 from sampler.sources.base import LogitSource
 
-__all__ = ["Completion", "GenerationRow", "generate"]
+__all__ = ["Completion", "GenerationRow", "generate", "summary_line", "use_chat"]
 
 TextCallback = Callable[[int, str], None]
 # A 32-row, 512-token SmolLM2 batch would hold ~800 MB of float32 KV cache; past this budget
@@ -68,6 +68,22 @@ class Completion:
             "finish_reason": self.finish_reason,
             "steps": self.steps,
         }
+
+
+def summary_line(completion: Completion, seed: int | None) -> str:
+    """One line about a finished row: τ, sample, length, why it stopped, mean entropy, seed."""
+    steps = completion.steps
+    entropy = sum(s["entropy_final"] for s in steps) / max(len(steps), 1)
+    return (
+        f"τ={completion.row.params.temperature:g} · sample {completion.row.sample} · "
+        f"{len(completion.token_ids)} tokens · {completion.finish_reason} · "
+        f"mean entropy {entropy:.3f} nats · seed {seed}"
+    )
+
+
+def use_chat(source: LogitSource, raw: bool) -> bool:
+    """Whether prompts go through the chat template: the source's default, unless ``raw``."""
+    return source.is_chat and not raw
 
 
 def encode_prompts(

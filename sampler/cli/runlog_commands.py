@@ -1,0 +1,98 @@
+"""Commands on the run log itself: list runs, export one, report on one."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from sampler.cli import cli
+from sampler.cli.options import db_option, open_store
+from sampler.errors import InvalidInputError
+from sampler.report.pages import REPORT_FORMATS
+from sampler.runlog.schema import EXPORT_FORMATS
+
+
+@cli.command()
+@db_option
+@click.option("--limit", default=20, show_default=True)
+def runs(db: str | None, limit: int) -> None:
+    """List logged runs, newest first."""
+    from sampler.tables import aligned_table
+
+    listed = open_store(db).list_runs(limit=limit)
+    if not listed:
+        click.echo("no runs yet: sampler sweep runs one")
+        return
+    body = [
+        [
+            r["id"],
+            r["created_at"][:19],
+            r["kind"],
+            r["model"],
+            r["status"],
+            f"{r['rows_done']}/{r['total_rows']}",
+        ]
+        for r in listed
+    ]
+    click.echo(
+        "\n".join(aligned_table(["run", "created (UTC)", "kind", "model", "status", "rows"], body))
+    )
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(EXPORT_FORMATS),
+    default=EXPORT_FORMATS[0],
+    show_default=True,
+)
+@db_option
+def export(run_id: str, fmt: str, db: str | None) -> None:
+    """Write a run to stdout: JSONL (one completion a line) or CSV (one step a line)."""
+    from sampler.runlog.export import export_run
+
+    count = export_run(open_store(db), run_id, fmt, sys.stdout)
+    click.echo(f"{count} records", err=True)
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(REPORT_FORMATS)),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--out",
+    "out_dir",
+    metavar="DIR",
+    help="Folder for md/html (default: reports/RUN). Nothing is written outside it.",
+)
+@db_option
+def report(run_id: str, fmt: str, out_dir: str | None, db: str | None) -> None:
+    """Per-temperature summary of a run: a table, or Markdown / one self-contained HTML page."""
+    from sampler.report.summary import format_summary, summarize
+
+    store = open_store(db)
+    run = store.get_run(run_id)
+    completions = store.completions(run["id"])
+    if not completions:
+        raise InvalidInputError(f"run {run['id']} has no finished rows yet")
+    if fmt == "table":
+        click.echo(
+            f"run {run['id']} · {run['kind']} · {run['model']} · "
+            f"{len(completions)}/{run['total_rows']} rows"
+        )
+        click.echo(format_summary(summarize(completions)))
+        return
+    from pathlib import Path
+
+    from sampler.report.pages import write_report
+
+    target = write_report(run, completions, fmt, Path(out_dir or Path("reports") / run["id"]))
+    click.echo(f"report written to {target}")
