@@ -12,6 +12,7 @@ from sampler.cli import cli
 from sampler.cli.options import (
     cache_option,
     db_option,
+    load_model,
     model_option,
     open_store,
     order_option,
@@ -20,11 +21,7 @@ from sampler.cli.options import (
     sampling_options,
 )
 from sampler.errors import InvalidInputError
-from sampler.sources import DEFAULT_MODEL, load_source
-
-
-def _progress(message: str) -> None:
-    click.echo(message, err=True)
+from sampler.sources import DEFAULT_MODEL
 
 
 def _given(ctx: click.Context, name: str) -> bool:
@@ -89,18 +86,13 @@ def sweep(
             )
         run = store.get_run(resume_id)
         run_kind(run["kind"])  # before loading a model for a run this sampler cannot plan
-        source = load_source(
-            run["config"].get("model", DEFAULT_MODEL),
-            cache_dir=cache_dir,
-            progress=_progress,
-            quiet=True,
-        )
+        source = load_model(run["config"].get("model", DEFAULT_MODEL), cache_dir)
         kind, run_id = run["kind"], run["id"]
         config = resume_config(store, run_id, source)
     else:
         data = load_config(config_path) if config_path else {}
         config = SweepConfig.from_dict(data | overrides, origin=config_path or "options")
-        source = load_source(config.model, cache_dir=cache_dir, progress=_progress, quiet=True)
+        source = load_model(config.model, cache_dir)
         kind = "sweep"
         run_id = start_run(kind, config, store, source)
     rows = len(planned_rows(kind, config))
@@ -166,7 +158,7 @@ def compare(
     )
     rows = planned_rows("compare", config)  # greedy at 0, sample i at 1 + i
     store = None if no_log else open_store(db)
-    source = load_source(model, cache_dir=cache_dir, progress=_progress, quiet=True)
+    source = load_model(model, cache_dir)
     # Recorded before generating, so an interrupted compare can be finished by --resume.
     run_id = None if store is None else start_run("compare", config, store, source)
     greedy, comparisons = run_compare(
@@ -221,9 +213,7 @@ def analyze(
 
         check_figure_path(plot_path)
     if text is not None:
-        source = load_source(
-            model or DEFAULT_MODEL, cache_dir=cache_dir, progress=_progress, quiet=True
-        )
+        source = load_model(model or DEFAULT_MODEL, cache_dir)
         result = analyze_text(source, text, temps)
     else:
         store = open_store(db)
@@ -235,9 +225,7 @@ def analyze(
                 f"{len(completions)} stored rows (0..{len(completions) - 1})"
             )
         chosen = completions[row]
-        source = load_source(
-            model or run["model"], cache_dir=cache_dir, progress=_progress, quiet=True
-        )
+        source = load_model(model or run["model"], cache_dir)
         chat = use_chat(source, run["config"].get("raw", False))
         result = analyze_tokens(
             source, source.encode(chosen["prompt"], chat), chosen["token_ids"], temps

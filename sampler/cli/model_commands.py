@@ -7,21 +7,7 @@ from typing import Any
 
 import click
 
-from sampler.cli import cli
-from sampler.cli.options import (
-    cache_option,
-    db_option,
-    model_option,
-    open_store,
-    order_option,
-    parse_temperatures,
-    sampling_options,
-    temperatures_option,
-)
-
-
-def _progress(message: str) -> None:
-    click.echo(message, err=True)
+from sampler.cli import cli, options
 
 
 @cli.command()
@@ -33,19 +19,19 @@ def _progress(message: str) -> None:
     metavar="TEXT",
     help="Prompt (repeatable: several prompts run as one batch).",
 )
-@model_option()
-@temperatures_option("Temperature (repeatable: one row per value). Default 1.0.")
+@options.model_option()
+@options.temperatures_option("Temperature (repeatable: one row per value). Default 1.0.")
 @click.option("--samples", default=1, show_default=True, help="Completions per temperature.")
-@sampling_options
-@order_option()
+@options.sampling_options
+@options.order_option()
 @click.option("--max-new-tokens", default=64, show_default=True)
 @click.option("--stop", "stops", multiple=True, metavar="TEXT", help="Stop string (repeatable).")
 @click.option("--seed", type=int, default=None, help="Seed (default: a random one, reported).")
 @click.option("--raw", is_flag=True, help="Send the prompt as is, without the chat template.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-@db_option
+@options.db_option
 @click.option("--no-log", is_flag=True, help="Do not record the run in the run log.")
-@cache_option
+@options.cache_option
 def generate(
     prompts: tuple[str, ...],
     model: str,
@@ -70,13 +56,12 @@ def generate(
     from sampler.experiments.runs import planned_rows, save_row, start_run
     from sampler.generation.loop import Completion, summary_line, use_chat
     from sampler.generation.loop import generate as run_generation
-    from sampler.sources import load_source
 
     seed = secrets.randbelow(2**31) if seed is None else seed
     config = SweepConfig(
         model=model,
         prompts=prompts,
-        temperatures=tuple(parse_temperatures(temperatures)) or (1.0,),
+        temperatures=tuple(options.parse_temperatures(temperatures)) or (1.0,),
         samples=samples,
         max_new_tokens=max_new_tokens,
         seed=seed,
@@ -87,8 +72,8 @@ def generate(
         **settings,
     )
     rows = planned_rows("generate", config)
-    store = None if no_log else open_store(db)
-    source = load_source(model, cache_dir=cache_dir, progress=_progress, quiet=True)
+    store = None if no_log else options.open_store(db)
+    source = options.load_model(model, cache_dir)
     run_id = None if store is None else start_run("generate", config, store, source)
 
     def log(index: int, completion: Completion) -> None:
@@ -134,7 +119,7 @@ def generate(
 
 
 @cli.command()
-@cache_option
+@options.cache_option
 def models(cache_dir: str | None) -> None:
     """List model aliases, whether they are cached, and their size."""
     from sampler.sources.model_cache import ALIASES, cache_root, cached_state, model_folder

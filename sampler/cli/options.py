@@ -18,6 +18,7 @@ __all__ = [
     "DB_HELP",
     "cache_option",
     "db_option",
+    "load_model",
     "model_option",
     "open_store",
     "order_option",
@@ -58,6 +59,15 @@ def temperatures_option(help: str) -> Any:
     """``-t/--temperature``, repeatable; parse the values with :func:`parse_temperatures`."""
     return click.option(
         "-t", "--temperature", "temperatures", multiple=True, metavar="T", help=help
+    )
+
+
+def load_model(spec: str, cache_dir: str | None) -> Any:
+    """The logit source ``spec``, its download and conversion progress on stderr."""
+    from sampler.sources import load_source
+
+    return load_source(
+        spec, cache_dir=cache_dir, progress=lambda line: click.echo(line, err=True), quiet=True
     )
 
 
