@@ -42,19 +42,88 @@ PARAMS = {
 }
 
 
+# Each preset's stage order as README's "Chain order and the peers" table gives it (only the
+# stages these cases use), written here so the oracle does not read our stage table.
+REFERENCE_ORDERS = {
+    "hf": ("penalties", "temperature", "top_k", "top_p", "min_p"),
+    "llama.cpp": ("penalties", "top_k", "top_p", "min_p", "temperature"),
+    "vllm": ("penalties", "temperature", "min_p", "top_k", "top_p"),
+}
+# SamplingParams stores its order as the full stage tuple: find which preset a case chose.
+PRESET_NAMES = {SamplingParams(order=name).order: name for name in REFERENCE_ORDERS}
+
+
+def transformers_scores(params: SamplingParams, input_ids, scores):
+    """One row's scores through transformers' own processors, in the preset's order.
+
+    transformers has no frequency/presence penalty, no hardmax and no greedy warper; those are
+    closed forms here: ``x - count·f - (count > 0)·p`` (OpenAI's definition, after the
+    repetition penalty), uniform over the tied maxima, and a one-hot on ``torch.argmax`` (the
+    first maximum, as ``generate(do_sample=False)`` picks).
+    """
+    stages = {
+        "temperature": (
+            [transformers.TemperatureLogitsWarper(params.temperature)]
+            if params.temperature not in (0.0, 1.0) and params.mode == "sample"
+            else []
+        ),
+        "top_k": [transformers.TopKLogitsWarper(params.top_k)] if params.top_k > 0 else [],
+        "top_p": [transformers.TopPLogitsWarper(params.top_p)] if params.top_p < 1 else [],
+        "min_p": [transformers.MinPLogitsWarper(params.min_p)] if params.min_p > 0 else [],
+        "penalties": [],
+    }
+    if params.repetition_penalty != 1:
+        stages["penalties"].append(
+            transformers.RepetitionPenaltyLogitsProcessor(params.repetition_penalty)
+        )
+    if params.frequency_penalty or params.presence_penalty:
+
+        def frequency_presence(ids, x):
+            counts = torch.bincount(ids[0], minlength=x.shape[1])[None, :].to(x.dtype)
+            return x - counts * params.frequency_penalty - (counts > 0) * params.presence_penalty
+
+        stages["penalties"].append(frequency_presence)
+    order = REFERENCE_ORDERS[PRESET_NAMES[params.order]]
+    processors = transformers.LogitsProcessorList([p for name in order for p in stages[name]])
+    x = processors(input_ids, scores.clone())
+    if params.mode == "hardmax":
+        return torch.where(x == x.max(), 0.0, -torch.inf)
+    if params.mode == "greedy" or params.temperature == 0:
+        return torch.where(torch.arange(x.shape[1]) == x.argmax(), 0.0, -torch.inf)[None, :]
+    return x
+
+
 @pytest.mark.parametrize("name", PARAMS)
-def test_softmax_of_output_is_our_distribution(name):
+def test_softmax_of_output_is_transformers_warpers_softmax(name):
     input_ids, scores = _batch()
     before = scores.clone()
     out = logits_processor(PARAMS[name])(input_ids, scores)
     assert torch.equal(scores, before), "scores was modified in place"
     assert out.data_ptr() != scores.data_ptr()
     assert out.dtype == scores.dtype and out.device == scores.device and out.shape == scores.shape
-    expected = distribution(scores.numpy(), PARAMS[name], history=list(input_ids.numpy()))
+    per_row = PARAMS[name] if isinstance(PARAMS[name], list) else [PARAMS[name]] * len(scores)
+    theirs = torch.cat(
+        [
+            transformers_scores(params, input_ids[row : row + 1], scores[row : row + 1])
+            for row, params in enumerate(per_row)
+        ]
+    )
     got = torch.softmax(out, dim=-1).numpy()
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
-    # Exactly the tokens our distribution keeps are finite; the rest are -inf.
-    np.testing.assert_array_equal(torch.isfinite(out).numpy(), expected > 0)
+    np.testing.assert_allclose(got, torch.softmax(theirs, dim=-1).numpy(), rtol=0, atol=1e-6)
+    # Exactly the tokens transformers keeps are finite; the rest are -inf.
+    np.testing.assert_array_equal(torch.isfinite(out).numpy(), torch.isfinite(theirs).numpy())
+    # And the output is what a draw uses: softmax(out) is our distribution().
+    ours = distribution(scores.numpy(), PARAMS[name], history=list(input_ids.numpy()))
+    np.testing.assert_allclose(got, ours, rtol=0, atol=1e-6)
+
+
+def test_transformers_reference_splits_hardmax_and_greedy_on_the_tied_row():
+    """Row 2 has three tied maxima (tokens 5, 17, 40): the oracle's closed forms, by hand."""
+    input_ids, scores = _batch()
+    hardmax = torch.softmax(transformers_scores(PARAMS["hardmax"], input_ids, scores[2:3]), -1)
+    assert hardmax[0, [5, 17, 40]].tolist() == [pytest.approx(1 / 3)] * 3
+    greedy = torch.softmax(transformers_scores(PARAMS["greedy"], input_ids, scores[2:3]), -1)
+    assert greedy[0, 5] == 1.0 and greedy.sum() == 1.0
 
 
 def test_penalties_use_input_ids():
