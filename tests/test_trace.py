@@ -1,9 +1,12 @@
 """`trace_chain` and `sampler chain`: the distribution after each stage."""
 
+import itertools
 import json
 
 import numpy as np
 import pytest
+import scipy.special
+import scipy.stats
 from click.testing import CliRunner
 
 from sampler import SamplingParams, distribution
@@ -13,15 +16,62 @@ from sampler.engine.trace import trace_chain
 LOGITS = [3.0, 2.5, 1.0, 0.2]
 
 
+# Stage by stage for the cheat sheet's example, worked by hand: (stage, kept tokens, τ applied
+# so far). min-p 0.2 keeps x_i ≥ x_max + τ·log 0.2 = x_max − 1.609τ:
+# - hf: τ = 2, top-k 3 drops D, then min-p's floor 1.5 − 1.609 = −0.11 (in x/τ) keeps C (0.5);
+# - llama.cpp: top-k 3 drops D, min-p at τ = 1 has floor 3 − 1.609 = 1.39 and drops C (1.0);
+# - vllm: τ = 2, min-p's floor −0.11 keeps D (0.1), then top-k 3 drops it.
+CHEAT_SHEET_TRACES = {
+    "hf": [
+        ("input", [0, 1, 2, 3], 1.0),
+        ("temperature", [0, 1, 2, 3], 2.0),
+        ("top_k", [0, 1, 2], 2.0),
+        ("min_p", [0, 1, 2], 2.0),
+        ("final", [0, 1, 2], 2.0),
+    ],
+    "llama.cpp": [
+        ("input", [0, 1, 2, 3], 1.0),
+        ("top_k", [0, 1, 2], 1.0),
+        ("min_p", [0, 1], 1.0),
+        ("temperature", [0, 1], 2.0),
+        ("final", [0, 1], 2.0),
+    ],
+    "vllm": [
+        ("input", [0, 1, 2, 3], 1.0),
+        ("temperature", [0, 1, 2, 3], 2.0),
+        ("min_p", [0, 1, 2, 3], 2.0),
+        ("top_k", [0, 1, 2], 2.0),
+        ("final", [0, 1, 2], 2.0),
+    ],
+}
+
+
 @pytest.mark.parametrize("order", ["hf", "llama.cpp", "vllm"])
-def test_trace_ends_in_the_distribution_and_only_shrinks(order):
+def test_trace_ends_in_the_closed_form_and_only_shrinks(order):
     params = SamplingParams(temperature=2.0, min_p=0.2, top_k=3, order=order)
     steps = trace_chain(LOGITS, params)
-    assert steps[0].stage == "input" and steps[-1].stage == "final"
+    expected = CHEAT_SHEET_TRACES[order]
+    assert [s.stage for s in steps] == [stage for stage, _, _ in expected]
+    x = np.array(LOGITS)
+    base = scipy.special.softmax(x)
+    for step, (stage, kept, tau) in zip(steps, expected, strict=True):
+        # Each stage's distribution is softmax of the kept logits over the τ applied so far.
+        probs = np.zeros(len(x))
+        probs[kept] = scipy.special.softmax(x[kept] / tau)
+        np.testing.assert_allclose(step.probs, probs, atol=1e-12, err_msg=stage)
+        assert step.entropy == pytest.approx(scipy.stats.entropy(probs), abs=1e-12), stage
+        assert step.kept_tokens == len(kept), stage
+        assert step.kept_mass == pytest.approx(base[kept].sum(), abs=1e-12), stage
+    # Only shrinks: every stage's kept set lies inside the one before it.
+    kept_sets = [{i for i, v in enumerate(step.logits) if v is not None} for step in steps]
+    assert kept_sets == [set(kept) for _, kept, _ in expected]
+    for before, after in itertools.pairwise(kept_sets):
+        assert after <= before
+    # README's cheat-sheet table prints these finals (rounded to 4 places).
+    readme = {"hf": [0.4658, 0.3628, 0.1714, 0], "llama.cpp": [0.5622, 0.4378, 0, 0]}
+    readme["vllm"] = readme["hf"]
+    np.testing.assert_allclose(steps[-1].probs, readme[order], atol=5e-5)
     np.testing.assert_allclose(steps[-1].probs, distribution(LOGITS, params), atol=1e-12)
-    kept = [step.kept_tokens for step in steps]
-    assert kept == sorted(kept, reverse=True)
-    assert [s.stage for s in steps[1:-1]] == [n for n in params.stages if n in params.active_stages]
 
 
 def test_min_p_before_or_after_temperature_keeps_different_sets():
