@@ -1,0 +1,180 @@
+"""`sampler.report.summary.summarize()` against numbers worked out by hand.
+
+The oracle is written here from README's definitions of the report columns ("sampler report"),
+in plain Python, with NLTK's ``sentence_bleu`` (smoothing method 1) for self-BLEU-4. It never
+calls ``sampler.report``. ``hand_summary`` is also the oracle of the report test in
+``test_sweep.py``.
+"""
+
+import math
+import statistics
+from collections import defaultdict
+
+import pytest
+from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+
+from sampler.report.summary import summarize
+
+# The summary keys whose definitions are checked here. summarize() may grow more keys (e.g.
+# confidence intervals); they are not this test's business, so values are looked up by name.
+CHECKED_KEYS = (
+    "temperature",
+    "rows",
+    "length",
+    "entropy_final",
+    "entropy_final_sd",
+    "entropy_base",
+    "entropy_base_sd",
+    "surprisal",
+    "ppl_base",
+    "distinct_1",
+    "distinct_2",
+    "distinct_3",
+    "self_bleu4",
+    "repetition",
+    "greedy_agreement",
+)
+
+
+def _ngrams(tokens: list[int], n: int) -> list[tuple[int, ...]]:
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def _nltk_self_bleu(sequences: list[list[int]]) -> float:
+    """Texygen self-BLEU-4: each sequence against all the others, with NLTK as the scorer."""
+    smooth = SmoothingFunction().method1
+    scores = [
+        sentence_bleu(sequences[:i] + sequences[i + 1 :], seq, smoothing_function=smooth)
+        for i, seq in enumerate(sequences)
+    ]
+    return statistics.fmean(scores)
+
+
+def hand_summary(completions: list[dict]) -> dict[float, dict]:
+    """Every checked column per temperature, from README's definitions."""
+    by_temperature = defaultdict(list)
+    for completion in completions:
+        by_temperature[completion["temperature"]].append(completion)
+    out = {}
+    for temperature, rows in by_temperature.items():
+        sequences = [list(row["token_ids"]) for row in rows]
+        steps = [step for row in rows for step in row["steps"]]
+        row_means = {
+            key: [statistics.fmean(s[key] for s in row["steps"]) for row in rows if row["steps"]]
+            for key in ("entropy_final", "entropy_base")
+        }
+        distinct = {}
+        for n in (1, 2, 3):
+            grams = [g for seq in sequences for g in _ngrams(seq, n)]
+            distinct[n] = len(set(grams)) / len(grams)
+        # seq-rep-4 per completion; those too short for a four-gram are skipped
+        fours = [_ngrams(seq, 4) for seq in sequences]
+        reps = [1 - len(set(grams)) / len(grams) for grams in fours if grams]
+        by_prompt = defaultdict(list)
+        for row in rows:
+            by_prompt[row["prompt"]].append(list(row["token_ids"]))
+        out[temperature] = {
+            "temperature": temperature,
+            "rows": len(rows),
+            "length": statistics.fmean(len(seq) for seq in sequences),
+            # the spread is the population SD of the per-row means (README: "SD of per-row means")
+            "entropy_final": statistics.fmean(row_means["entropy_final"]),
+            "entropy_final_sd": statistics.pstdev(row_means["entropy_final"]),
+            "entropy_base": statistics.fmean(row_means["entropy_base"]),
+            "entropy_base_sd": statistics.pstdev(row_means["entropy_base"]),
+            "surprisal": statistics.fmean(s["surprisal"] for s in steps),
+            "ppl_base": math.exp(statistics.fmean(s["surprisal_base"] for s in steps)),
+            "distinct_1": distinct[1],
+            "distinct_2": distinct[2],
+            "distinct_3": distinct[3],
+            "self_bleu4": statistics.fmean(
+                _nltk_self_bleu(group) for group in by_prompt.values() if len(group) > 1
+            ),
+            "repetition": statistics.fmean(reps),
+            "greedy_agreement": statistics.fmean(s["token"] == s["base_argmax"] for s in steps),
+        }
+    return out
+
+
+# 2 prompts × 2 temperatures × 2 samples. Token ids chosen so every n-gram count below can be
+# checked on paper.
+SEQUENCES = {
+    (0.5, "a", 0): [1, 2, 3, 4, 1, 2, 3, 4],
+    (0.5, "a", 1): [1, 2, 3, 5, 6],
+    (0.5, "b", 0): [7, 8, 9],
+    (0.5, "b", 1): [7, 8, 9, 7],
+    (1.0, "a", 0): [1, 2, 3, 4, 5, 6],
+    (1.0, "a", 1): [6, 5, 4, 3, 2, 1],
+    (1.0, "b", 0): [9, 9, 9, 9, 9],
+    (1.0, "b", 1): [2, 4, 6, 8],
+}
+
+
+def _completions() -> list[dict]:
+    completions = []
+    for row, ((temperature, prompt, sample), tokens) in enumerate(SEQUENCES.items()):
+        steps = [
+            {
+                "step": j,
+                "token": token,
+                # Simple, distinct numbers per row and step, so means and spreads are not trivial.
+                "entropy_final": 0.5 * temperature * (j + 1) + 0.1 * row,
+                "entropy_base": 1.0 + 0.2 * j - 0.05 * row,
+                "surprisal": 0.3 * (j % 3) + temperature,
+                "surprisal_base": 0.4 + 0.1 * ((j + row) % 4),
+                # the first two steps of each row follow the argmax, the rest do not
+                "base_argmax": token if j < 2 else token + 100,
+            }
+            for j, token in enumerate(tokens)
+        ]
+        completions.append(
+            {
+                "row_index": row,
+                "prompt": prompt,
+                "sample": sample,
+                "temperature": temperature,
+                "token_ids": tokens,
+                "steps": steps,
+            }
+        )
+    return completions
+
+
+def test_hand_summary_counts_match_the_paper_ones():
+    """The oracle's n-gram columns against counts done on paper."""
+    hand = hand_summary(_completions())
+    # τ = 0.5: 20 tokens, 9 distinct; 16 bigrams, 9 distinct; 12 trigrams, 8 distinct.
+    # seq-rep-4: [1,2,3,4,1,2,3,4] has 5 four-grams, 4 distinct: 0.2; [1,2,3,5,6] and
+    # [7,8,9,7] repeat none: 0; [7,8,9] has no four-gram and is skipped. Mean 0.2 / 3.
+    assert hand[0.5]["length"] == 5.0 and hand[0.5]["rows"] == 4
+    assert (hand[0.5]["distinct_1"], hand[0.5]["distinct_2"]) == (9 / 20, 9 / 16)
+    assert hand[0.5]["distinct_3"] == 8 / 12
+    assert hand[0.5]["repetition"] == pytest.approx(0.2 / 3, abs=1e-15)
+    # τ = 1: 21 tokens, 8 distinct; 17 bigrams, 14 distinct; 13 trigrams, 11 distinct.
+    # [9,9,9,9,9] has 2 four-grams, 1 distinct: 0.5; the three others 0. Mean 0.125.
+    assert hand[1.0]["length"] == 5.25
+    assert (hand[1.0]["distinct_1"], hand[1.0]["distinct_2"]) == (8 / 21, 14 / 17)
+    assert hand[1.0]["distinct_3"] == 11 / 13
+    assert hand[1.0]["repetition"] == 0.125
+    # Two steps per row follow the argmax: 8 of 20 steps at τ = 0.5, 8 of 21 at τ = 1.
+    assert hand[0.5]["greedy_agreement"] == 8 / 20 and hand[1.0]["greedy_agreement"] == 8 / 21
+    # Prompt b at τ = 1: [9,9,9,9,9] and [2,4,6,8] share no unigram, so both BLEUs are 0 and
+    # self-BLEU there is 0; the τ = 1 value is half of prompt a's.
+    a_only = _nltk_self_bleu([SEQUENCES[1.0, "a", 0], SEQUENCES[1.0, "a", 1]])
+    assert hand[1.0]["self_bleu4"] == pytest.approx(a_only / 2, abs=1e-15)
+    # Row 4 (τ = 1, prompt a, sample 0): entropy_final 0.5·(j + 1) + 0.4 over j = 0..5 has
+    # mean 0.5 · 3.5 + 0.4 = 2.15.
+    assert statistics.fmean(s["entropy_final"] for s in _completions()[4]["steps"]) == (
+        pytest.approx(2.15)
+    )
+
+
+def test_summarize_matches_hand_computed_columns():
+    completions = _completions()
+    summary = summarize(completions)
+    hand = hand_summary(completions)
+    assert [row["temperature"] for row in summary] == [0.5, 1.0]
+    for row in summary:
+        expected = hand[row["temperature"]]
+        for key in CHECKED_KEYS:
+            assert row[key] == pytest.approx(expected[key], rel=1e-12, abs=1e-12), key
