@@ -4,7 +4,10 @@ Synthetic Markov logits are a pure function of the context, so every expectation
 exact; the same code paths serve the real model.
 """
 
+import csv
+import io
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_summary import hand_summary
 
 from sampler.cli import cli
 from sampler.runlog.store import RunStore
@@ -117,18 +121,104 @@ def test_compare_reports_divergence_and_agreement(tmp_path):
         assert (run["status"], run["total_rows"]) == ("complete", 4)
 
 
+def _report_cells(output: str) -> dict[str, dict[str, float]]:
+    """The report's terminal table as {τ cell: {column title: number}}.
+
+    Cells are separated by two or more spaces (titles like "H final" hold one); each "±"
+    column is named after the column before it, so the lookup is by title, not position.
+    """
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("τ"))
+    titles = []
+    for title in re.split(r" {2,}", lines[start].strip()):
+        titles.append(f"{titles[-1]} ±" if title == "±" else title)
+    table = {}
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        cells = re.split(r" {2,}", line.strip())
+        table[cells[0]] = {t: float(c) for t, c in zip(titles[1:], cells[1:], strict=True)}
+    return table
+
+
 def test_runs_export_and_report(tmp_path):
     db = tmp_path / "log.db"
     assert run_cli(*sweep_args(db)).exit_code == 0
     listing = run_cli("runs", "--db", str(db))
     assert "complete" in listing.output and "18/18" in listing.output
+    # The oracle: the run log read with plain sqlite3, no sampler code.
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        run_id = conn.execute("SELECT id FROM runs").fetchone()["id"]
+        completions = {
+            r["row_index"]: dict(r)
+            for r in conn.execute("SELECT * FROM completions WHERE run_id = ?", (run_id,))
+        }
+        steps = {
+            (r["row_index"], r["step"]): dict(r)
+            for r in conn.execute("SELECT * FROM steps WHERE run_id = ?", (run_id,))
+        }
+    assert len(completions) == 18
+    # A row that ends at EOS keeps the EOS draw as its last step (its statistics are those of a
+    # real sampling step) but not in token_ids; EOS is the Markov source's last id (README).
+    eos = 299
+    for row, completion in completions.items():
+        tokens = json.loads(completion["token_ids"])
+        ended = [eos] if completion["finish_reason"] == "eos" else []
+        count = sum(1 for r, _ in steps if r == row)
+        assert [steps[row, j]["token"] for j in range(count)] == tokens + ended
+    assert any(c["finish_reason"] == "eos" for c in completions.values())
+
+    csv_out = run_cli("export", "latest", "--format", "csv", "--db", str(db))
+    assert csv_out.exit_code == 0, csv_out.output
+    csv_rows = list(csv.DictReader(io.StringIO(csv_out.stdout)))
+    assert len(csv_rows) == len(steps)  # one CSV line per stored step
+    assert {(int(r["row_index"]), int(r["step"])) for r in csv_rows} == set(steps)
+    for record in csv_rows:
+        key = (int(record["row_index"]), int(record["step"]))
+        stored = steps[key] | completions[key[0]]
+        for column, text in record.items():
+            value = stored[column]
+            # Python's csv writes repr(float): a float round-trips exactly.
+            assert (text if isinstance(value, str) else type(value)(text)) == value, column
+
     jsonl = run_cli("export", "latest", "--format", "jsonl", "--db", str(db))
     records = [json.loads(line) for line in jsonl.stdout.splitlines()]
-    assert len(records) == 18 and records[0]["steps"][0]["entropy_final"] >= 0
-    csv = run_cli("export", "latest", "--format", "csv", "--db", str(db))
-    assert csv.stdout.splitlines()[0].startswith("run_id,row_index")
+    assert sorted(r["row_index"] for r in records) == sorted(completions)
+    for record in records:
+        stored = completions[record["row_index"]]
+        assert record["run_id"] == run_id
+        assert record["token_ids"] == json.loads(stored["token_ids"])
+        ended = [eos] if record["finish_reason"] == "eos" else []
+        assert [s["token"] for s in record["steps"]] == record["token_ids"] + ended
+        for column in ("prompt", "sample", "temperature", "mode", "text", "finish_reason"):
+            assert record[column] == stored[column], column
+        for step in record["steps"]:
+            for column, value in step.items():
+                assert value == steps[record["row_index"], step["step"]][column], column
+
+    # The report's numbers against the README definitions applied to the exported rows.
     table = run_cli("report", "latest", "--db", str(db))
-    assert table.exit_code == 0 and "self-BLEU4" in table.output
+    assert table.exit_code == 0, table.output
+    cells = _report_cells(table.output)
+    titles = {
+        "length": "length", "entropy_final": "H final", "entropy_final_sd": "H final ±",
+        "entropy_base": "H base", "entropy_base_sd": "H base ±", "surprisal": "surprisal",
+        "ppl_base": "PPL base", "distinct_1": "dist-1", "distinct_2": "dist-2",
+        "distinct_3": "dist-3", "self_bleu4": "self-BLEU4", "repetition": "rep-4",
+        "greedy_agreement": "greedy agr.",
+    }
+    hand = hand_summary(records)
+    assert list(cells) == ["0 (greedy)", "0.7", "1.5"]
+    for label, temperature in zip(cells, (0.0, 0.7, 1.5), strict=True):
+        assert cells[label]["rows"] == hand[temperature]["rows"] == 6
+        for key, title in titles.items():
+            # printed to 3 decimals (length to 1): within half a unit of the last digit
+            half = 0.05 if key == "length" else 0.0005
+            assert abs(cells[label][title] - hand[temperature][key]) <= half + 1e-9, (label, key)
+    # Greedy rows: one-hot draws, and three identical samples per prompt.
+    assert hand[0.0]["entropy_final"] == 0 and hand[0.0]["self_bleu4"] == pytest.approx(1.0)
+
     out = tmp_path / "out"
     page = run_cli("report", "latest", "--format", "html", "--out", str(out), "--db", str(db))
     assert page.exit_code == 0, page.output
