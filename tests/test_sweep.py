@@ -15,12 +15,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.special
+import scipy.stats
 from click.testing import CliRunner
 from test_summary import hand_summary
 
 from sampler.cli import cli
 from sampler.runlog.store import RunStore
+from sampler.sources.synthetic_spec import parse_synthetic
 
 MARKOV = "synthetic:markov?vocab=300&sharpness=2.0&seed=1"
 
@@ -225,17 +229,49 @@ def test_runs_export_and_report(tmp_path):
     assert [p.name for p in out.iterdir()] == ["report.html"]
 
 
+def _teacher_forced_reference(context: list[int], targets: list[int], temperatures):
+    """Entropy and surprisal [position, τ] with scipy, from the source's logits after each
+    prefix (a fresh start per prefix: no session, no sampler math)."""
+    source = parse_synthetic(MARKOV)
+    entropy, surprisal = [], []
+    for position, target in enumerate(targets):
+        logits, _ = source.start([context + targets[:position]])
+        x = logits[0].astype(np.float64)
+        entropy.append([scipy.stats.entropy(scipy.special.softmax(x / t)) for t in temperatures])
+        surprisal.append([-scipy.special.log_softmax(x / t)[target] for t in temperatures])
+    return np.array(entropy), np.array(surprisal)
+
+
 def test_analyze_text_and_run(tmp_path):
     db = tmp_path / "log.db"
     assert run_cli(*sweep_args(db)).exit_code == 0
     text = run_cli("analyze", "--model", MARKOV, "--text", "kalo mesu puzo hena",
                    "--temperatures", "0.5,1,2", "--json")
     data = json.loads(text.output)
+    ids = parse_synthetic(MARKOV).encode("kalo mesu puzo hena", chat=False)
+    assert len(ids) == 4 and len(data["tokens"]) == 3  # the first token is context only
+    entropy, surprisal = _teacher_forced_reference(ids[:1], ids[1:], [0.5, 1.0, 2.0])
+    np.testing.assert_allclose(data["entropy"], entropy, atol=1e-9)
+    np.testing.assert_allclose(data["surprisal"], surprisal, atol=1e-9)
+    np.testing.assert_allclose(data["mean_entropy"], entropy.mean(axis=0), atol=1e-9)
     means = data["mean_entropy"]
-    assert len(data["tokens"]) == 3 and means[0] < means[1] < means[2]
-    from_run = run_cli("analyze", "--run", "latest", "--row", "4", "--db", str(db),
-                       "--plot", str(tmp_path / "a.png"))
+    assert means[0] < means[1] < means[2]
+
+    # A logged row: its prompt is the context, its generated tokens the targets.
+    with sqlite3.connect(db) as conn:
+        prompt, token_ids = conn.execute(
+            "SELECT prompt, token_ids FROM completions WHERE row_index = 4"
+        ).fetchone()
+    context = parse_synthetic(MARKOV).encode(prompt, chat=False)  # the Markov source has no chat
+    entropy, surprisal = _teacher_forced_reference(context, json.loads(token_ids), [0.5, 1.0])
+    from_run = run_cli("analyze", "--run", "latest", "--row", "4", "--temperatures", "0.5,1",
+                       "--db", str(db), "--plot", str(tmp_path / "a.png"))
     assert from_run.exit_code == 0, from_run.output
+    lines = from_run.stdout.splitlines()
+    assert lines[0].split()[0] == "τ"
+    for line, tau, h, s in zip(lines[1:3], ("0.5", "1"), entropy.mean(axis=0),
+                               surprisal.mean(axis=0), strict=True):
+        assert line.split() == [tau, f"{h:.4f}", f"{s:.4f}"]
     assert (tmp_path / "a.png").read_bytes().startswith(b"\x89PNG")
 
 
