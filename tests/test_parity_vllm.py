@@ -14,9 +14,14 @@ The reference follows ``vllm/v1/sample/sampler.py`` (``Sampler.forward`` / ``sam
    last (largest) entry; then the draw uses the softmax of what is left.
 
 vLLM computes in float32, the reference in float64; the tolerance is 1e-6 and the logits are
-continuous random numbers, so no tie or boundary case is involved. vLLM applies frequency and
-presence penalties to output tokens only and repetition to prompt + output; our ``history``
-is a single list, so the reference gets that list as both prompt and output.
+continuous random numbers, so no tie or boundary case is involved.
+
+The reference takes the prompt and the output apart, as vLLM does: the repetition penalty looks
+at prompt + output, frequency and presence at the output only. Our engine takes one ``history``
+per row and applies all three penalties to it, so to reproduce vLLM a caller passes
+(:func:`caller_history`): the output tokens when only frequency/presence are on; prompt +
+output when only repetition is on; and, with both on, the output tokens if every prompt token
+also occurs in the output. Otherwise no single history reproduces vLLM (a strict xfail below).
 """
 
 import numpy as np
@@ -103,6 +108,47 @@ CASES = {
 }
 
 
+PROMPT_TOKENS = 100
+
+
+def prompt_and_output(logits, prompt_in_output: bool = False) -> list[tuple[np.ndarray, ...]]:
+    """Per row, (prompt, output): ``penalty_history``'s 150 tokens cut after 100, so the prompt
+    holds likely tokens the output lacks. With ``prompt_in_output`` the prompt is redrawn from
+    the output's own tokens (every prompt token then occurs in the output)."""
+    rng = np.random.default_rng(HISTORY_SEED + 1)
+    pairs = []
+    for history in penalty_history(logits, HISTORY_SEED):
+        prompt, output = history[:PROMPT_TOKENS], history[PROMPT_TOKENS:]
+        if prompt_in_output:
+            prompt = rng.choice(output, PROMPT_TOKENS)
+        pairs.append((prompt, output))
+    return pairs
+
+
+def caller_history(params: SamplingParams, prompt, output) -> np.ndarray | None:
+    """The one history our engine needs to reproduce vLLM's penalties, or None if none does.
+
+    vLLM: repetition over the set of prompt ∪ output tokens, frequency and presence over output
+    counts. Ours: all three over ``history``. So frequency/presence need history = output, and
+    repetition needs set(history) = set(prompt ∪ output): both hold only if set(prompt) ⊆
+    set(output).
+    """
+    repetition = params.repetition_penalty != 1
+    counted = params.frequency_penalty != 0 or params.presence_penalty != 0
+    if repetition and not counted:
+        return np.concatenate([prompt, output])
+    if repetition and not set(prompt.tolist()) <= set(output.tolist()):
+        return None
+    return output  # also fine when no penalty is on: then the history is not read
+
+
+def _both_penalties(case: str) -> bool:
+    params = SamplingParams(**CASES[case])
+    return params.repetition_penalty != 1 and bool(
+        params.frequency_penalty or params.presence_penalty
+    )
+
+
 def test_random_logits_have_no_ties():
     """Ties at a cut would make the comparison depend on sort stability; there are none."""
     for vocab, rows in LOGITS.items():
@@ -123,23 +169,79 @@ def test_reference_on_a_hand_computed_example():
     assert only_p[2:].tolist() == [0, 0]
     both = vllm_reference(logits, [], [], SamplingParams(top_k=2, top_p=0.85))
     np.testing.assert_array_equal(both, [0.0, 1.0, 0.0, 0.0])
+    # Prompt and output apart: token 1 only in the prompt gets the repetition penalty alone,
+    # 3 / 2 = 1.5; token 2 once in the output gets both, -2 * 2 - 0.5 = -4.5.
+    x = np.log(vllm_reference(logits, [1, 1], [2], SamplingParams(repetition_penalty=2.0,
+                                                                      frequency_penalty=0.5)))
+    np.testing.assert_allclose(x - x[0], np.array([1.0, 1.5, -4.5, 0.0]) - 1.0)
 
 
-@pytest.mark.parametrize("case", CASES)
+def _check_case(logits, pairs, params, dtype=None):
+    history = [caller_history(params, prompt, output) for prompt, output in pairs]
+    ours = distribution(logits, params, history=history)
+    if dtype is not None:
+        assert ours.dtype == dtype
+    theirs = np.array([
+        vllm_reference(row, prompt, output, params)
+        for row, (prompt, output) in zip(logits, pairs, strict=True)
+    ])
+    np.testing.assert_allclose(ours, theirs, atol=1e-6, rtol=0)
+    assert ((ours > 0) == (theirs > 0)).all(), "kept sets differ"
+    return theirs
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if not _both_penalties(c)])
 @pytest.mark.parametrize("vocab", sorted(LOGITS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_matches_vllm_sampler(case, vocab, dtype):
     logits = LOGITS[vocab].astype(dtype)
-    history = penalty_history(logits, HISTORY_SEED)
+    pairs = prompt_and_output(logits)
+    # The prompt holds tokens the output lacks, so counting it for frequency/presence (or not
+    # counting it for repetition) would show.
+    assert all(set(p.tolist()) - set(o.tolist()) for p, o in pairs)
     params = SamplingParams(**CASES[case], order="vllm")
-    ours = distribution(logits, params, history=history)
-    assert ours.dtype == dtype
-    rows = zip(logits, history, strict=True)
-    theirs = np.array([vllm_reference(row, ids, ids, params) for row, ids in rows])
-    np.testing.assert_allclose(ours, theirs, atol=1e-6, rtol=0)
-    assert ((ours > 0) == (theirs > 0)).all(), "kept sets differ"
+    theirs = _check_case(logits, pairs, params, dtype)
     if params.is_greedy or set(params.active_stages) - {"logit_bias", "penalties", "temperature"}:
         assert ((theirs > 0).sum(axis=1) < vocab).all(), "the filters should drop tokens"
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if _both_penalties(c)])
+@pytest.mark.parametrize("vocab", sorted(LOGITS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matches_vllm_sampler_with_every_prompt_token_in_the_output(case, vocab, dtype):
+    """All three penalties on: history = output reproduces vLLM when the prompt adds no token."""
+    logits = LOGITS[vocab].astype(dtype)
+    _check_case(logits, prompt_and_output(logits, prompt_in_output=True),
+                SamplingParams(**CASES[case], order="vllm"), dtype)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="vLLM applies repetition to prompt + output tokens but frequency/presence to output "
+    "tokens only; our one history per row gets all three, so a prompt token missing from the "
+    "output is either not repetition-penalised (history = output) or also frequency/presence-"
+    "penalised (history = prompt + output)",
+)
+@pytest.mark.parametrize("case", ["everything", "negative_penalties"])
+@pytest.mark.parametrize("vocab", sorted(LOGITS))
+def test_no_single_history_reproduces_vllm_with_repetition_and_frequency(case, vocab):
+    logits = LOGITS[vocab]
+    pairs = prompt_and_output(logits)
+    params = SamplingParams(**CASES[case], order="vllm")
+    theirs = np.array([
+        vllm_reference(row, prompt, output, params)
+        for row, (prompt, output) in zip(logits, pairs, strict=True)
+    ])
+    candidates = {
+        "prompt + output": [np.concatenate(pair) for pair in pairs],
+        "output": [output for _, output in pairs],
+    }
+    errors = {
+        name: np.abs(distribution(logits, params, history=history) - theirs).max()
+        for name, history in candidates.items()
+    }
+    assert min(errors.values()) <= 1e-6, f"largest error per history: {errors}"
 
 
 @pytest.mark.parametrize("case", ["everything", "greedy_penalties", "min_p_top_k_top_p"])
@@ -147,13 +249,10 @@ def test_matches_vllm_sampler_with_masked_logits(case):
     """-inf input logits (allowed_token_ids or bad words in vLLM) stay out of every stage."""
     logits = LOGITS[1000].copy()
     logits[:, 1::3] = -np.inf
-    history = penalty_history(np.where(np.isfinite(logits), logits, -100.0), HISTORY_SEED)
-    params = SamplingParams(**CASES[case], order="vllm")
-    ours = distribution(logits, params, history=history)
-    for row, ids, probs in zip(logits, history, ours, strict=True):
-        theirs = vllm_reference(row, ids, ids, params)
-        np.testing.assert_allclose(probs, theirs, atol=1e-6, rtol=0)
-        assert ((probs > 0) == (theirs > 0)).all()
+    pairs = prompt_and_output(
+        np.where(np.isfinite(logits), logits, -100.0), prompt_in_output=_both_penalties(case)
+    )
+    _check_case(logits, pairs, SamplingParams(**CASES[case], order="vllm"))
 
 
 def test_min_p_runs_before_top_p_unlike_transformers():
@@ -170,10 +269,10 @@ def test_min_p_runs_before_top_p_unlike_transformers():
     assert np.flatnonzero(hf).tolist() == [0, 1, 2]
 
 
-def test_penalties_use_history_as_prompt_and_output():
-    """Our history counts for all three penalties, as vLLM's output tokens do (as output only,
-    the result is the same: repetition looks at prompt ∪ output). As prompt only it is not:
-    vLLM applies frequency and presence penalties to generated tokens alone."""
+def test_one_history_counts_for_all_three_penalties():
+    """What our single history does, exactly: vLLM with that history as both prompt and
+    output. As the output alone it is the same (repetition looks at prompt ∪ output). As the
+    prompt alone it is not: vLLM applies frequency and presence to generated tokens only."""
     logits = LOGITS[1000][0]
     history = penalty_history(LOGITS[1000], HISTORY_SEED)[0]
     params = SamplingParams(**PENALTIES, order="vllm")
