@@ -303,13 +303,18 @@ def test_migrated_interrupted_sweep_resumes_to_its_plan(tmp_path):
         config = run["config"]
     check_database(db)
     assert {i: resumed[i] for i in range(3)} == {i: before[INTERRUPTED, i] for i in range(3)}
-    # The missing row is the one an uninterrupted sweep of the same config draws there.
+    # The missing row is the one an uninterrupted sweep of the same config draws there, with
+    # the 0.1.0 streams keyed by (seed, sample) that migration 004 recorded for old runs.
+    assert config["stream"] == "sample"
     fresh = tmp_path / "fresh.db"
-    args = ["sweep", "--model", config["model"], "--prompt", *config["prompts"], "--temperatures",
-            ",".join(str(t) for t in config["temperatures"]), "--samples",
-            str(config["samples"]), "--max-new-tokens", str(config["max_new_tokens"]),
-            "--seed", str(config["seed"]), "--db", str(fresh)]
-    assert run_cli(*args).exit_code == 0
+    toml = tmp_path / "same.toml"
+    toml.write_text(
+        f'model = "{config["model"]}"\nprompts = {json.dumps(config["prompts"])}\n'
+        f'temperatures = {json.dumps(config["temperatures"])}\nsamples = {config["samples"]}\n'
+        f'max_new_tokens = {config["max_new_tokens"]}\nseed = {config["seed"]}\n'
+        'stream = "sample"\n'
+    )
+    assert run_cli("sweep", "--config", str(toml), "--db", str(fresh)).exit_code == 0
     with RunStore(fresh) as store:
         assert_same_rows([resumed[3]], [stored(store, store.get_run("latest")["id"])[3]])
         assert (resumed[3]["temperature"], resumed[3]["sample"]) == (0.9, 1)

@@ -25,7 +25,7 @@ from typing import Any
 from sampler.engine.params import DEFAULT_ORDER, SamplingParams, setting_fields
 from sampler.engine.stages import SETTINGS
 from sampler.errors import InvalidInputError
-from sampler.generation.loop import GenerationRow
+from sampler.generation.loop import STREAM_KEYS, GenerationRow
 from sampler.softmax import check_temperatures
 from sampler.sources import DEFAULT_MODEL
 
@@ -51,6 +51,10 @@ class _Sweep:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"{name}={value!r} is invalid: use an integer >= 1")
+        if self.stream not in STREAM_KEYS:
+            raise InvalidInputError(
+                f"stream={self.stream!r} is unknown: use one of {', '.join(STREAM_KEYS)}"
+            )
         for temperature in self.temperatures:
             self.params(temperature)  # SamplingParams checks every stage setting
 
@@ -63,7 +67,7 @@ class _Sweep:
         """Every prompt x temperature x sample, in a fixed order (a row's index is its id)."""
         by_temperature = {tau: self.params(tau) for tau in self.temperatures}
         return [
-            GenerationRow(prompt, by_temperature[tau], sample)
+            GenerationRow(prompt, by_temperature[tau], sample, self.stream)
             for prompt in self.prompts
             for tau in self.temperatures
             for sample in range(self.samples)
@@ -104,6 +108,9 @@ _EXPERIMENT_FIELDS: list[tuple[str, type, Any]] = [
     ("raw", bool, field(default=False)),
     ("stop", tuple, field(default=())),
     ("batch_size", int, field(default=64)),
+    # how rows' random streams are keyed: "prompt" = (seed, prompt, sample); "sample" = (seed,
+    # sample), the 0.1.0 keying that runs logged then keep (migration 004_stream_keys)
+    ("stream", str, field(default="prompt")),
 ]
 _FLAG_SETTINGS = [name for name, setting in SETTINGS.items() if setting.flag]
 SweepConfig = make_dataclass(

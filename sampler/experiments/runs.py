@@ -65,7 +65,7 @@ def compare_plan(config: SweepConfig) -> list[GenerationRow]:
             f"{len(config.prompts)} prompts and temperatures {list(temperatures)}"
         )
     (prompt,) = config.prompts
-    return compare_rows(prompt, config.params(temperatures[-1]), config.samples)
+    return compare_rows(prompt, config.params(temperatures[-1]), config.samples, config.stream)
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,9 @@ class SampleComparison:
     argmax_rate: float  # share of the sample's steps whose token was the base argmax
 
 
-def compare_rows(prompt: str, params: SamplingParams, samples: int) -> list[GenerationRow]:
+def compare_rows(
+    prompt: str, params: SamplingParams, samples: int, stream: str = "prompt"
+) -> list[GenerationRow]:
     """The rows a comparison runs: greedy first, then samples ``0..samples-1`` under ``params``.
 
     Greedy is ``params`` at temperature 0 (no seed: it draws nothing): the same order, bias
@@ -54,8 +56,8 @@ def compare_rows(prompt: str, params: SamplingParams, samples: int) -> list[Gene
     filters never change the argmax, so greedy is the same with or without them.
     """
     greedy = replace(params, temperature=0.0, seed=None, mode="sample")
-    return [GenerationRow(prompt, greedy)] + [
-        GenerationRow(prompt, params, sample) for sample in range(samples)
+    return [GenerationRow(prompt, greedy, 0, stream)] + [
+        GenerationRow(prompt, params, sample, stream) for sample in range(samples)
     ]
 
 

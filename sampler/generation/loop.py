@@ -5,12 +5,16 @@ as one batch (one forward pass per step serves every temperature of a sweep). A 
 EOS token, at a stop string, or after ``max_new_tokens``. Statistics are kept per step; full logits
 never are.
 
-A row's random stream is ``(seed, sample)``: sample ``s`` at τ = 0.7 and sample ``s`` at
-τ = 1.0 use the same uniform numbers, so what differs between them is the temperature alone.
+A row's random stream is keyed by ``(seed, prompt, sample)`` (:meth:`GenerationRow.stream_key`):
+sample ``s`` of a prompt at τ = 0.7 and at τ = 1.0 use the same uniform numbers, so what
+differs between them is the temperature alone (common random numbers), while different
+prompts never share a stream. The key does not depend on the batch, on the row's place in it,
+or on Python's hash randomisation.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -21,7 +25,15 @@ from sampler.engine.sampling import Sampler
 from sampler.errors import InvalidInputError
 from sampler.sources.base import LogitSource
 
-__all__ = ["Completion", "GenerationRow", "generate", "summary_line", "use_chat"]
+__all__ = [
+    "STREAM_KEYS",
+    "Completion",
+    "GenerationRow",
+    "generate",
+    "prompt_key",
+    "summary_line",
+    "use_chat",
+]
 
 TextCallback = Callable[[int, str], None]
 # A 32-row, 512-token SmolLM2 batch would hold ~800 MB of float32 KV cache; past this budget
@@ -31,11 +43,37 @@ DEFAULT_CACHE_BUDGET_MB = 200.0
 
 @dataclass(frozen=True)
 class GenerationRow:
-    """One completion to produce: a prompt, its decoding settings, and a sample index."""
+    """One completion to produce: a prompt, its decoding settings, and a sample index.
+
+    ``stream`` is how the row's random stream is keyed (mixed with ``params.seed``):
+    ``"prompt"``, by the prompt and the sample index (:func:`prompt_key`), or ``"sample"``, by
+    the sample index alone, which runs logged by sampler 0.1.0 used, so that resuming one
+    draws the tokens its first rows were drawn with.
+    """
 
     prompt: str
     params: SamplingParams
     sample: int = 0
+    stream: str = "prompt"
+
+    def stream_key(self) -> tuple[int, ...]:
+        """The integers mixed with the seed into this row's stream."""
+        if self.stream == "sample":
+            return (self.sample,)
+        return (*prompt_key(self.prompt), self.sample)
+
+
+STREAM_KEYS = ("prompt", "sample")
+
+
+def prompt_key(prompt: str) -> tuple[int, int]:
+    """Two 32-bit words of the prompt's SHA-256: stable across processes, machines, batches.
+
+    >>> prompt_key("kalo mesu") == prompt_key("kalo mesu") != prompt_key("puzo hena")
+    True
+    """
+    digest = hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:4], "little"), int.from_bytes(digest[4:8], "little")
 
 
 @dataclass
@@ -196,7 +234,7 @@ def _run_batch(
     """Extend one batch of rows to the end; callbacks get indices ``offset + i``."""
     rows = [c.row for c in completions]
     sampler = Sampler(
-        [row.params for row in rows], row_keys=[(row.sample,) for row in rows], stats=plan.stats
+        [row.params for row in rows], row_keys=[row.stream_key() for row in rows], stats=plan.stats
     )
     penalised = any("penalties" in row.params.active_stages for row in rows)
     watch_text = bool(plan.stop) or plan.on_text is not None

@@ -91,12 +91,19 @@ CREATE TABLE steps (
 ) WITHOUT ROWID;
 """,
     ),
-    # generate.py records the base distribution's argmax per step; summaries use it for agreement
+    # the loop records the base distribution's argmax per step; summaries use it for agreement
     ("002_steps_base_argmax", "ALTER TABLE steps ADD COLUMN base_argmax INTEGER;"),
     # Runs plan their rows by kind. A compare was logged as a sweep over temperatures (0, τ)
     # storing rows 0 (greedy) and samples + i (sample i); its plan is greedy at 0 and sample i
     # at 1 + i, so its total is 1 + samples.
     ("003_run_kinds", _RUN_KINDS),
+    # Random streams are keyed by (seed, prompt, sample) since 004; the runs logged before drew
+    # from (seed, sample) streams, and say so, so that resuming one draws as its first rows did.
+    (
+        "004_stream_keys",
+        """UPDATE runs SET config = json_set(config, '$.stream', 'sample')
+        WHERE json_extract(config, '$.stream') IS NULL;""",
+    ),
 ]
 
 
