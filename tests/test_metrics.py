@@ -26,7 +26,9 @@ corpora = st.lists(tokens, max_size=8)
 
 
 def naive_self_bleu(seqs, max_n=4):
-    return sum(bleu(s, seqs[:i] + seqs[i + 1 :], max_n) for i, s in enumerate(seqs)) / len(seqs)
+    # the literal definition; empty sequences have no BLEU of their own and are skipped
+    scores = [bleu(s, seqs[:i] + seqs[i + 1 :], max_n) for i, s in enumerate(seqs) if s]
+    return sum(scores) / len(scores) if scores else math.nan
 
 
 def test_ngrams():
@@ -63,7 +65,7 @@ def test_repetition_rate_skips_short_sequences():
 def test_bleu_closed_forms():
     assert bleu([1, 2, 3, 4], [[1, 2, 3, 4]]) == 1.0
     assert bleu([1, 2, 3], [[4, 5, 6]]) == 0.0  # no unigram match: 0 even with smoothing
-    assert bleu([], [[1, 2]]) == 0.0
+    assert math.isnan(bleu([], [[1, 2]]))  # 0/0 precisions: undefined (nltk says 0.0)
     # Precisions 3/4, 2/3, 1/2 and a smoothed 0.1/1 for the missing 4-gram.
     expected = (3 / 4 * 2 / 3 * 1 / 2 * 0.1) ** 0.25
     assert bleu([1, 2, 3, 5], [[1, 2, 3, 4]]) == pytest.approx(expected, rel=1e-14)
@@ -88,6 +90,10 @@ def test_self_bleu_closed_forms():
     assert self_bleu([[1, 2], [3, 4]]) == 0.0
     assert math.isnan(self_bleu([[1, 2, 3, 4]]))
     assert math.isnan(self_bleu([]))
+    # identical empty completions: nothing to score, not "no overlap"
+    assert math.isnan(self_bleu([[], [], []]))
+    # an empty completion is no hypothesis, but still a (useless) reference for the others
+    assert self_bleu([[], [1, 2, 3, 4], [1, 2, 3, 4]]) == 1.0
     seqs = [[1, 2, 3, 4, 5], [1, 2, 3], [1, 2, 3, 4, 6], [2, 3, 4]]
     assert self_bleu(seqs) == naive_self_bleu(seqs)
 
@@ -164,6 +170,9 @@ def test_distinct_1_of_unique_tokens_is_1(seq):
 @given(tokens, st.lists(tokens, min_size=1, max_size=4), st.integers(1, 5))
 def test_bleu_is_a_fraction_and_ignores_reference_order(hyp, refs, max_n):
     value = bleu(hyp, refs, max_n)
+    if not hyp:
+        assert math.isnan(value) and math.isnan(bleu(hyp, refs[::-1], max_n))
+        return
     assert 0.0 <= value <= 1.0
     assert bleu(hyp, refs[::-1], max_n) == value
 
@@ -175,7 +184,9 @@ def test_bleu_against_itself_is_1(seq):
 
 @given(st.lists(tokens, min_size=2, max_size=8), st.integers(1, 4))
 def test_self_bleu_equals_its_definition(seqs, max_n):
-    assert self_bleu(seqs, max_n) == pytest.approx(naive_self_bleu(seqs, max_n), abs=1e-15)
+    assert self_bleu(seqs, max_n) == pytest.approx(
+        naive_self_bleu(seqs, max_n), abs=1e-15, nan_ok=True
+    )
 
 
 def _random_case(rng: random.Random):
@@ -194,8 +205,9 @@ def test_bleu_matches_nltk_sentence_bleu(max_n):
     weights = (1 / max_n,) * max_n
     rng = random.Random(max_n)
     cases = [_random_case(rng) for _ in range(200)]
-    # NLTK's edge cases: empty hypothesis, empty reference, no unigram match, length ties.
-    cases += [([], [[1, 2]]), ([1, 2], [[]]), ([1, 2], [[3, 4]])]
+    # NLTK's edge cases: empty reference, no unigram match, length ties. (The empty hypothesis
+    # is the one deliberate difference, NaN here: test_bleu_closed_forms.)
+    cases += [([1, 2], [[]]), ([1, 2], [[3, 4]])]
     cases += [([1, 2, 3, 4], [[1] * 3, [2] * 5]), ([1, 2, 3, 4], [[2] * 5, [1] * 3])]
     worst = 0.0
     for hyp, refs in cases:

@@ -131,7 +131,9 @@ def repetition_rate(sequences: Sequence[Sequence[Hashable]], n: int = 4) -> floa
 def _bleu_score(matches: list[int], totals: list[int], hyp_len: int, ref_len: int) -> float:
     # The arithmetic follows nltk's corpus_bleu step by step (same divisions, fsum, order of
     # operations), so results agree to the last bit rather than merely to rounding.
-    if hyp_len == 0 or matches[0] == 0:
+    if hyp_len == 0:
+        return math.nan  # no n-gram: every precision is 0/0 (nltk says 0.0; undefined here)
+    if matches[0] == 0:
         return 0.0  # nltk returns 0 before smoothing when no unigram matches
     weight = 1 / len(matches)
     logs = []
@@ -160,7 +162,8 @@ def bleu(
     a zero match count becomes 0.1. Equals nltk's ``sentence_bleu(references, hypothesis,
     smoothing_function=SmoothingFunction().method1)`` -- mind the argument order -- including
     its edge cases: 0.0 when no unigram matches, and orders longer than the hypothesis
-    scored as 0.1 rather than skipped.
+    scored as 0.1 rather than skipped. One difference, by this module's rule: an empty
+    hypothesis has no n-gram to score, so its BLEU is undefined (NaN), where nltk says 0.0.
 
     Examples
     --------
@@ -191,7 +194,8 @@ def self_bleu(sequences: Sequence[Sequence[Hashable]], max_n: int = 4) -> float:
     every sequence is used (Texygen's default fast mode keeps the first 500). It equals the literal
     ``mean(bleu(s[i], s[:i] + s[i+1:]))`` but runs in about linear time: for each n-gram
     it keeps the two largest per-sequence counts, so "the largest count among the others"
-    is a lookup. NaN with fewer than two sequences.
+    is a lookup. Empty sequences are references but get no score of their own (their BLEU is
+    undefined); NaN with fewer than two sequences, or when every sequence is empty.
 
     Examples
     --------
@@ -226,7 +230,8 @@ def self_bleu(sequences: Sequence[Sequence[Hashable]], max_n: int = 4) -> float:
         at = bisect.bisect_left(lengths, len(seq))
         ref_len = _closest_length(len(seq), lengths[max(at - 1, 0) : at] + lengths[at + 1 : at + 2])
         scores.append(_bleu_score(matches, totals, len(seq), ref_len))
-    return math.fsum(scores) / len(scores)
+    scored = [score for score in scores if not math.isnan(score)]
+    return math.fsum(scored) / len(scored) if scored else math.nan
 
 
 def zipf_coefficient(sequences: Sequence[Sequence[Hashable]], top: int = 1000) -> float:
