@@ -176,3 +176,33 @@ def test_infinite_temperature_is_uniform_over_the_kept_tokens():
     _, stats = Sampler(SamplingParams(temperature=math.inf, seed=1)).step(logits[None, :])
     assert stats.entropy_temp[0] == pytest.approx(math.log(4))
     assert stats.entropy_final[0] == pytest.approx(math.log(4))
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.1, 0.01, 1e-3])
+def test_kept_tokens_are_the_tokens_with_nonzero_float64_probability(temperature):
+    # the oracle: log q in float64 by scipy's logsumexp, q > 0 where log q >= log(5e-324)
+    from scipy.special import logsumexp
+
+    logits = np.random.default_rng(5).normal(0, 3, (2, 49_152))
+    logits[1, :7] = 40.0  # seven tied maxima far above the rest
+    scaled = logits / temperature
+    log_q = scaled - logsumexp(scaled, axis=1, keepdims=True)
+    expected = (log_q >= math.log(np.nextafter(0.0, 1.0))).sum(axis=1)
+    counts = {}
+    for dtype in (np.float32, np.float64):
+        _, stats = Sampler(SamplingParams(temperature=temperature, seed=0)).step(
+            logits.astype(dtype)
+        )
+        counts[dtype] = stats.kept_tokens.tolist()
+    assert counts[np.float32] == counts[np.float64] == expected.tolist()
+    if temperature <= 0.01:
+        assert expected[1] == 7  # the tail underflows even in float64: only the ties remain
+
+
+def test_kept_mass_weighs_the_same_tokens_as_kept_tokens():
+    logits = np.array([[5.0, 4.0, -3000.0, 0.0]])
+    _, stats = Sampler(SamplingParams(temperature=0.25, seed=0)).step(logits)
+    # -3000 / 0.25 is 12,000 nats below the top: probability 0 in float64, not kept
+    base = np.exp(logits[0] - logits[0].max())
+    assert stats.kept_tokens[0] == 3
+    assert stats.kept_mass[0] == pytest.approx(base[[0, 1, 3]].sum() / base.sum(), rel=1e-12)

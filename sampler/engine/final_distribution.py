@@ -13,6 +13,7 @@ cumulative sum is ever built.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,6 @@ from sampler.engine.candidates import BLOCK, Candidates, sorted_head
 from sampler.engine.rows import RowParams
 
 __all__ = ["FinalDistribution"]
-
 
 
 def _block_sums(weights: np.ndarray) -> np.ndarray:
@@ -49,6 +49,10 @@ def _maxima(candidates: Candidates) -> Candidates:
     logits = candidates.logits
     ties = int((logits == logits.max(axis=1, keepdims=True)).sum(axis=1).max())
     return sorted_head(candidates, ties)
+
+
+# log of the smallest positive float64 (a subnormal): below it a probability is 0 in float64
+_LOG_SMALLEST_FLOAT64 = math.log(np.nextafter(0.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,25 @@ class FinalDistribution:
             candidates.vocab_size,
         )
 
+    def support(self) -> np.ndarray:
+        """``[B, N]``: the columns whose probability is non-zero in float64.
+
+        A token is in the support when the chain kept it (finite logit) and its probability
+        ``exp(x - max) / total`` is at least the smallest positive float64 (about 4.9e-324),
+        whatever the logits' dtype: so float32 and float64 logits give the same support, and
+        a token that a tiny temperature pushed below every float's range is not counted. (In
+        float32 the draw's weights underflow sooner, below about 1e-45; such a token is in the
+        support but is never drawn.) A greedy row's support is its first maximum.
+        """
+        shifted = self.logits - self.peak[:, None].astype(self.logits.dtype)
+        floor = _LOG_SMALLEST_FLOAT64 + np.log(self.total)
+        support = shifted >= floor[:, None].astype(self.logits.dtype)
+        if self.greedy.any():
+            first = np.argmax(self.weights, axis=1)[:, None]
+            only_first = np.arange(support.shape[1])[None, :] == first
+            support = np.where(self.greedy[:, None], only_first, support)
+        return support
+
     def token_ids(self, columns: np.ndarray) -> np.ndarray:
         """Token ids of one column per row."""
         if self.ids is None:
@@ -142,17 +165,16 @@ class FinalDistribution:
             first = np.argmax(self.weights, axis=1)[:, None]  # columns are in token-id order
             others = np.arange(kept.shape[1])[None, :] != first
             kept = np.where(self.greedy[:, None] & others, -np.inf, kept).astype(kept.dtype)
-        if self.ids is None:
-            return kept
-        out = np.full((kept.shape[0], self.vocab_size), -np.inf, dtype=kept.dtype)
-        np.put_along_axis(out, self.ids, kept, axis=1)
-        return out
+        return self.scatter(kept, -np.inf)
 
     def to_dense(self) -> np.ndarray:
         """Probabilities over the whole vocabulary ``[B, V]``."""
-        probs = self.probabilities()
+        return self.scatter(self.probabilities(), 0)
+
+    def scatter(self, values: np.ndarray, fill: float | bool) -> np.ndarray:
+        """Column ``values`` ``[B, N]`` put at their token ids in ``[B, V]``, ``fill`` elsewhere."""
         if self.ids is None:
-            return probs
-        out = np.zeros((probs.shape[0], self.vocab_size), dtype=probs.dtype)
-        np.put_along_axis(out, self.ids, probs, axis=1)
+            return values
+        out = np.full((values.shape[0], self.vocab_size), fill, dtype=values.dtype)
+        np.put_along_axis(out, self.ids, values, axis=1)
         return out

@@ -98,17 +98,17 @@ def step_stats(
     else:
         entropy_temp = normalize(tempered).entropy
 
-    finite = np.isfinite(final.logits)
+    support = final.support()  # what kept_tokens counts and kept_mass weighs
     if final.ids is None:
         base_log_probs = base.shifted  # minus log Z, below
     else:
         base_log_probs = np.take_along_axis(base.shifted, final.ids, axis=1)
     # Σ_kept q_i log p_i, and the base mass of the kept set.
     cross = weighted_sum(final.weights, base_log_probs) / final.total - base.log_total
-    if final.ids is None and finite.all():
+    if final.ids is None and support.all():
         kept_mass = np.ones(len(batch))  # nothing dropped: all the base mass is kept
     else:
-        kept_base = np.where(finite, np.exp(base_log_probs), 0.0)
+        kept_base = np.where(support, np.exp(base_log_probs), 0.0)
         kept_mass = np.minimum(kept_base.sum(axis=1, dtype=np.float64) / np.exp(base.log_total), 1)
 
     chosen_base = (base.shifted[batch, tokens] - base.log_total).astype(np.float64)
@@ -121,7 +121,7 @@ def step_stats(
         surprisal=np.where(greedy, 0.0, log_z_final - chosen_final),
         surprisal_base=-chosen_base,
         top1_prob=np.where(greedy, 1.0, 1.0 / final.total),
-        kept_tokens=np.where(greedy, 1, finite.sum(axis=1)).astype(np.int64),
+        kept_tokens=support.sum(axis=1).astype(np.int64),
         kept_mass=np.where(greedy, np.exp(chosen_base), kept_mass),
         # KL(q || p) = Σ q log q - Σ q log p = -H(q) - cross; a one-hot q gives -log p(token).
         kl_final_base=np.where(greedy, -chosen_base, np.maximum(-entropy_final - cross, 0.0)),

@@ -66,8 +66,9 @@ def trace_chain(
         candidates = BY_NAME[name].function(candidates, rows)
         if name in params.active_stages:
             steps.append(_record(name, candidates.to_dense()[0], base))
-    final = FinalDistribution.from_candidates(candidates, rows).to_dense()[0]
-    steps.append(_record("final", np.where(final > 0, raw[0], -np.inf), base, final))
+    final = FinalDistribution.from_candidates(candidates, rows)
+    support = final.scatter(final.support(), False)[0]
+    steps.append(_record("final", np.where(support, raw[0], -np.inf), base, final.to_dense()[0]))
     return steps
 
 
