@@ -64,10 +64,10 @@ class Candidates:
 
 
 def log_normalizer(logits: np.ndarray) -> np.ndarray:
-    """``log Σ exp(logits)`` per row ``[B]``, stable; rows need one finite logit."""
+    """``log Σ exp(logits)`` per row ``[B]`` in float64, stable; rows need one finite logit."""
     peak = logits.max(axis=1)
     weights = np.exp(logits - peak[:, None])
-    return peak + np.log(weights.sum(axis=1, dtype=np.float64)).astype(logits.dtype)
+    return peak.astype(np.float64) + np.log(weights.sum(axis=1, dtype=np.float64))
 
 
 # Rows are cut into blocks of this many logits: to find a head (see _top_columns) and to

@@ -58,6 +58,11 @@ def top_p(candidates: Candidates, rows: RowParams) -> Candidates:
     drops tokens whose ascending cumulative mass is ``<= 1 - top_p``) and in llama.cpp.
     Only a head found by partition is sorted, never the whole vocabulary, unless the
     distribution is so flat that the nucleus is the whole vocabulary.
+
+    The masses are float64, and a mass within ``8 ε`` of ``top_p`` (ε the logits' machine
+    epsilon: 9.5e-7 for float32) counts as reaching it: logits are rounded log-probabilities,
+    so a nucleus that ends exactly at ``p`` (0.5 + 0.3 at p = 0.8, transformers' own test)
+    must not hinge on whether the rounded masses sum to 0.79999998 or 0.80000001.
     """
     p = rows["top_p"]
     active = rows.on("top_p")
@@ -68,13 +73,14 @@ def top_p(candidates: Candidates, rows: RowParams) -> Candidates:
     size = min(width, _FIRST_HEAD)
     while True:
         head = sorted_head(candidates, size)
-        probs = np.exp(head.logits - log_z[:, None])
+        probs = np.exp(head.logits.astype(np.float64) - log_z[:, None])
         mass_above = np.cumsum(probs, axis=1, dtype=np.float64) - probs
         # Done when every row's nucleus ends before the head's last column (see cut_head).
         if size == width or ((mass_above[:, -1] >= p) | ~active).all():
             break
         size = min(width, size * 8)
-    kept = np.maximum((mass_above < p[:, None]).sum(axis=1), rows.min_keep)
+    reached = p - 8 * np.finfo(candidates.logits.dtype).eps
+    kept = np.maximum((mass_above < reached[:, None]).sum(axis=1), rows.min_keep)
     last = _row_pick(head.logits, np.minimum(kept, size) - 1)
     return cut_head(candidates, head, np.where(active, last, -np.inf))
 
