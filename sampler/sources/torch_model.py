@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import shutil
 import socket
 import threading
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -29,7 +29,9 @@ from sampler.sources.model_cache import (
     MANIFEST,
     Progress,
     cache_root,
+    check_model_folder,
     ensure_model,
+    first_line,
     model_folder,
     unknown_alias,
     verify_folder,
@@ -113,9 +115,17 @@ class HFSource:
     """Next-token logits from a local Hugging Face causal-LM folder."""
 
     def __init__(self, folder: Path, name: str, fingerprint: str) -> None:
-        self.tokenizer = AutoTokenizer.from_pretrained(
-            folder, local_files_only=True, trust_remote_code=False
-        )
+        check_model_folder(folder)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                folder, local_files_only=True, trust_remote_code=False
+            )
+        except Exception as error:
+            # A damaged tokenizer fails in json, tokenizers (bare Exception) or transformers,
+            # each with its own exception type; all mean the same to the user.
+            raise InvalidInputError(
+                f"cannot load the tokenizer from {folder}: {first_line(error)}"
+            ) from None
         try:
             self.model = AutoModelForCausalLM.from_pretrained(
                 folder,
@@ -124,10 +134,9 @@ class HFSource:
                 use_safetensors=True,
                 dtype=torch.float32,
             )
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, SafetensorError) as error:
             raise InvalidInputError(
-                f"cannot load a model from {folder}: "
-                f"{str(error).splitlines()[0]} (safetensors only)"
+                f"cannot load a model from {folder}: {first_line(error)} (safetensors only)"
             ) from None
         self.model.eval()
         self.name = name
@@ -195,14 +204,14 @@ def load_hf_source(
 ) -> HFSource:
     """A source from an alias, a local folder or a hub id (where the hub is reachable)."""
     if spec in ALIASES:
-        folder = model_folder(spec, cache_root(cache_dir))
+        root = cache_root(cache_dir)
+        folder, problem = model_folder(spec, root), None
         if (folder / MANIFEST).is_file():
             source, problem = _load_verifying(folder, spec)
             if source is not None:
                 return source
-            progress(f"cached {spec} at {folder} is unusable ({problem}); rebuilding it")
-            shutil.rmtree(folder)
-        folder = ensure_model(spec, cache_root(cache_dir), progress)
+        # The unusable folder stays until its replacement is built (ensure_model).
+        folder = ensure_model(spec, root, progress, rebuild=problem)
         source, problem = _load_verifying(folder, spec)
         if source is None:
             raise InvalidInputError(f"the freshly built {spec} does not load: {problem}")
@@ -241,6 +250,9 @@ def _load_verifying(folder: Path, alias: str) -> tuple[HFSource | None, str | No
 
     Returns the source, or ``None`` and why the folder is unusable.
     """
+    # Sizes first, by stat alone: a truncated file is never handed to the loaders.
+    if (problem := verify_folder(folder, checksums=False)) is not None:
+        return None, problem
     problems: list[str | None] = []
     checker = threading.Thread(target=lambda: problems.append(verify_folder(folder)))
     checker.start()
