@@ -236,7 +236,7 @@ def test_a_truncated_cache_file_is_rebuilt_like_a_flipped_byte(tiny_alias, name)
 def test_a_failed_rebuild_leaves_the_old_folder_as_it_was(tiny_alias, monkeypatch):
     from sampler.errors import InvalidInputError
 
-    cache, builds = tiny_alias
+    cache, _ = tiny_alias
     _load(cache)
     weights = _cached(cache, "model.safetensors")
     data = bytearray(weights.read_bytes())

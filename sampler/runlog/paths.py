@@ -20,7 +20,7 @@ def read_only(path: Path) -> bool:
 
 
 def check_database_path(path: Path) -> None:
-    """Refuse a missing folder, a read-only file or folder, or a file that is not SQLite."""
+    """Refuse a missing folder, a read-only file or folder, a device, or a non-SQLite file."""
     folder = path.parent
     if not folder.is_dir():
         raise InvalidInputError(
@@ -28,6 +28,12 @@ def check_database_path(path: Path) -> None:
             "create it or choose another database path"
         )
     if path.exists():
+        if not path.is_file() and not path.is_dir():  # a folder "cannot be read", below
+            # /dev/null, a pipe or a socket: SQLite would fail on it at its first write
+            raise InvalidInputError(
+                f"database {path} is not a regular file; give the path of a run log file "
+                "(a new one is created)"
+            )
         if read_only(path):
             raise InvalidInputError(READ_ONLY.format(path))
         try:

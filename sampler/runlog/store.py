@@ -19,18 +19,16 @@ complete {0}
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import sqlite3
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from sampler.errors import InvalidInputError
-from sampler.runlog.paths import NOT_SQLITE, READ_ONLY, check_database_path
+from sampler.runlog.connection import migrate, now, open_connection, write_transaction
 from sampler.runlog.schema import (
     COMPLETION_FIELDS,
     CSV_COLUMNS,
@@ -38,7 +36,6 @@ from sampler.runlog.schema import (
     MIGRATIONS,
     STEP_STATS,
     insert_rows,
-    sql_statements,
     step_dict,
 )
 
@@ -51,22 +48,13 @@ __all__ = [
     "default_db_path",
 ]
 
-BUSY_TIMEOUT_S = 30
 _ROWS_DONE = "(SELECT count(*) FROM completions c WHERE c.run_id = r.id) AS rows_done"
 _UNKNOWN_RUN = "run '{}' is not in DB; `sampler runs` lists the runs"
-_LOCKED = (
-    f"database {{}} stayed locked by another process for {BUSY_TIMEOUT_S} s; "
-    "wait for it to finish or choose another path"
-)
 
 
 def default_db_path() -> Path:
     """The run log used when no ``--db`` is given: ``runs/sampler.db`` under the working folder."""
     return Path("runs") / "sampler.db"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _dumps(value: Any) -> str:
@@ -85,31 +73,17 @@ def _opt(kind: type, value: Any) -> Any:
 class RunStore:
     """A run log in the SQLite file ``path``, whose folder must exist.
 
-    Bad paths (missing folder, read-only file or folder, a file that is not SQLite, a database
-    from a newer sampler) raise :class:`~sampler.errors.InvalidInputError`.
+    Bad paths (missing folder, read-only file or folder, a file that is not SQLite, a damaged
+    database, another application's database, one from a newer sampler) raise
+    :class:`~sampler.errors.InvalidInputError` and leave the file as it was.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        check_database_path(self.path)
-        self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
+        self._conn = open_connection(self.path)
         try:
-            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
-            self._use_wal()
-            # a commit per completion: NORMAL skips the fsync per commit; a power cut can lose
-            # only the last rows, which resume then redoes
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            self._conn.close()
-            message = str(exc).lower()
-            if "readonly" in message:
-                raise InvalidInputError(READ_ONLY.format(self.path)) from exc
-            if "not a database" in message or "encrypted" in message:
-                raise InvalidInputError(NOT_SQLITE.format(self.path)) from exc
-            raise
+            # looked up here, not in connection.py, so a test can add a future migration
+            migrate(self._conn, self.path, MIGRATIONS)
         except BaseException:
             self._conn.close()
             raise
@@ -137,69 +111,8 @@ class RunStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _use_wal(self) -> None:
-        # switching a new database to WAL needs an exclusive lock and SQLite answers "locked"
-        # at once, without the busy handler, when another process opens it at the same moment
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
-        while True:
-            try:
-                self._conn.execute("PRAGMA journal_mode = WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc).lower():
-                    raise
-                if time.monotonic() > deadline:
-                    raise InvalidInputError(_LOCKED.format(self.path)) from exc
-            time.sleep(0.01)
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        # IMMEDIATE takes the write lock up front, so a busy database waits in the busy handler
-        # instead of failing at the first write inside a read transaction
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc).lower():
-                raise InvalidInputError(_LOCKED.format(self.path)) from exc
-            raise
-        try:
-            yield self._conn
-            self._conn.execute("COMMIT")
-        except BaseException:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise
-
-    def _applied(self) -> list[str]:
-        if not self._conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-        ).fetchone():
-            return []
-        return [row[0] for row in self._conn.execute("SELECT name FROM schema_migrations")]
-
-    def _migrate(self) -> None:
-        known = {name for name, _ in MIGRATIONS}
-        applied = self._applied()
-        if unknown := [name for name in applied if name not in known]:
-            raise InvalidInputError(
-                f"database {self.path} has migration '{unknown[0]}' unknown to this sampler; "
-                "upgrade sampler or choose another database path"
-            )
-        if known <= set(applied):
-            return  # the common case takes no write lock
-        with self._write() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-            applied = self._applied()  # again under the lock: another process may have migrated
-            for name, script in MIGRATIONS:
-                if name not in applied:
-                    for statement in sql_statements(script):
-                        conn.execute(statement)
-                    conn.execute(
-                        "INSERT INTO schema_migrations VALUES (?, ?)", (name, _now().isoformat())
-                    )
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self._conn, self.path)
 
     def create_run(
         self, kind: str, model: str, fingerprint: str, config: dict, versions: dict, total_rows: int
@@ -209,8 +122,8 @@ class RunStore:
         The id is the UTC start second plus 4 random hex digits: sortable, short to type.
         """
         for _ in range(100):
-            now = _now()
-            run_id = f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+            started = now()
+            run_id = f"{started:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
             try:
                 with self._write() as conn:
                     insert_rows(
@@ -219,7 +132,7 @@ class RunStore:
                         [
                             {
                                 "id": run_id,
-                                "created_at": now.isoformat(),
+                                "created_at": started.isoformat(),
                                 "kind": kind,
                                 "model": model,
                                 "fingerprint": fingerprint,
