@@ -22,9 +22,7 @@ CHECKED_KEYS = (
     "rows",
     "length",
     "entropy_final",
-    "entropy_final_sd",
     "entropy_base",
-    "entropy_base_sd",
     "surprisal",
     "ppl_base",
     "distinct_1",
@@ -59,29 +57,27 @@ def hand_summary(completions: list[dict]) -> dict[float, dict]:
     for temperature, rows in by_temperature.items():
         sequences = [list(row["token_ids"]) for row in rows]
         steps = [step for row in rows for step in row["steps"]]
-        row_means = {
-            key: [statistics.fmean(s[key] for s in row["steps"]) for row in rows if row["steps"]]
-            for key in ("entropy_final", "entropy_base")
-        }
-        distinct = {}
-        for n in (1, 2, 3):
-            grams = [g for seq in sequences for g in _ngrams(seq, n)]
-            distinct[n] = len(set(grams)) / len(grams)
         # seq-rep-4 per completion; those too short for a four-gram are skipped
         fours = [_ngrams(seq, 4) for seq in sequences]
         reps = [1 - len(set(grams)) / len(grams) for grams in fours if grams]
         by_prompt = defaultdict(list)
         for row in rows:
             by_prompt[row["prompt"]].append(list(row["token_ids"]))
+        # distinct-n among one prompt's rows, then the mean over prompts
+        distinct = {}
+        for n in (1, 2, 3):
+            per_prompt = []
+            for group in by_prompt.values():
+                grams = [g for seq in group for g in _ngrams(seq, n)]
+                per_prompt.append(len(set(grams)) / len(grams))
+            distinct[n] = statistics.fmean(per_prompt)
         out[temperature] = {
             "temperature": temperature,
             "rows": len(rows),
             "length": statistics.fmean(len(seq) for seq in sequences),
-            # the spread is the population SD of the per-row means (README: "SD of per-row means")
-            "entropy_final": statistics.fmean(row_means["entropy_final"]),
-            "entropy_final_sd": statistics.pstdev(row_means["entropy_final"]),
-            "entropy_base": statistics.fmean(row_means["entropy_base"]),
-            "entropy_base_sd": statistics.pstdev(row_means["entropy_base"]),
+            # means over every step of every row
+            "entropy_final": statistics.fmean(s["entropy_final"] for s in steps),
+            "entropy_base": statistics.fmean(s["entropy_base"] for s in steps),
             "surprisal": statistics.fmean(s["surprisal"] for s in steps),
             "ppl_base": math.exp(statistics.fmean(s["surprisal_base"] for s in steps)),
             "distinct_1": distinct[1],
@@ -143,18 +139,22 @@ def _completions() -> list[dict]:
 def test_hand_summary_counts_match_the_paper_ones():
     """The oracle's n-gram columns against counts done on paper."""
     hand = hand_summary(_completions())
-    # τ = 0.5: 20 tokens, 9 distinct; 16 bigrams, 9 distinct; 12 trigrams, 8 distinct.
+    # τ = 0.5, prompt a: 13 tokens, 6 distinct; 11 bigrams, 6 distinct; 9 trigrams, 6 distinct.
+    # Prompt b: 7 tokens, 3 distinct; 5 bigrams, 3 distinct; 3 trigrams, 2 distinct.
     # seq-rep-4: [1,2,3,4,1,2,3,4] has 5 four-grams, 4 distinct: 0.2; [1,2,3,5,6] and
     # [7,8,9,7] repeat none: 0; [7,8,9] has no four-gram and is skipped. Mean 0.2 / 3.
     assert hand[0.5]["length"] == 5.0 and hand[0.5]["rows"] == 4
-    assert (hand[0.5]["distinct_1"], hand[0.5]["distinct_2"]) == (9 / 20, 9 / 16)
-    assert hand[0.5]["distinct_3"] == 8 / 12
+    assert hand[0.5]["distinct_1"] == pytest.approx((6 / 13 + 3 / 7) / 2, abs=1e-15)
+    assert hand[0.5]["distinct_2"] == pytest.approx((6 / 11 + 3 / 5) / 2, abs=1e-15)
+    assert hand[0.5]["distinct_3"] == pytest.approx((6 / 9 + 2 / 3) / 2, abs=1e-15)
     assert hand[0.5]["repetition"] == pytest.approx(0.2 / 3, abs=1e-15)
-    # τ = 1: 21 tokens, 8 distinct; 17 bigrams, 14 distinct; 13 trigrams, 11 distinct.
+    # τ = 1, prompt a: 12 tokens, 6 distinct; 10 bigrams and 8 trigrams, all distinct.
+    # Prompt b: 9 tokens, 5 distinct; 7 bigrams, 4 distinct; 5 trigrams, 3 distinct.
     # [9,9,9,9,9] has 2 four-grams, 1 distinct: 0.5; the three others 0. Mean 0.125.
     assert hand[1.0]["length"] == 5.25
-    assert (hand[1.0]["distinct_1"], hand[1.0]["distinct_2"]) == (8 / 21, 14 / 17)
-    assert hand[1.0]["distinct_3"] == 11 / 13
+    assert hand[1.0]["distinct_1"] == pytest.approx((6 / 12 + 5 / 9) / 2, abs=1e-15)
+    assert hand[1.0]["distinct_2"] == pytest.approx((1 + 4 / 7) / 2, abs=1e-15)
+    assert hand[1.0]["distinct_3"] == pytest.approx((1 + 3 / 5) / 2, abs=1e-15)
     assert hand[1.0]["repetition"] == 0.125
     # Two steps per row follow the argmax: 8 of 20 steps at τ = 0.5, 8 of 21 at τ = 1.
     assert hand[0.5]["greedy_agreement"] == 8 / 20 and hand[1.0]["greedy_agreement"] == 8 / 21
@@ -178,3 +178,44 @@ def test_summarize_matches_hand_computed_columns():
         expected = hand[row["temperature"]]
         for key in CHECKED_KEYS:
             assert row[key] == pytest.approx(expected[key], rel=1e-12, abs=1e-12), key
+
+
+def test_intervals_with_two_prompts_span_the_one_prompt_values():
+    """With prompts a and b, a bootstrap resample is {a, a}, {a, b} or {b, b} (chances 1/4,
+    1/2, 1/4), so the 2.5 and 97.5 percentiles are the statistic of a alone and of b alone."""
+    completions = _completions()
+    summary = {row["temperature"]: row for row in summarize(completions)}
+    for prompt_rows in ("a", "b"):
+        only = hand_summary([c for c in completions if c["prompt"] == prompt_rows])
+        for temperature, row in summary.items():
+            for key in ("entropy_final", "length", "distinct_2", "greedy_agreement"):
+                low, high = row[f"{key}_ci"]
+                assert low - 1e-12 <= only[temperature][key] <= high + 1e-12, key
+    for row in summary.values():
+        for key in ("entropy_final", "length", "distinct_2"):
+            ends = sorted(
+                hand_summary([c for c in completions if c["prompt"] == p])[row["temperature"]][key]
+                for p in ("a", "b")
+            )
+            assert row[f"{key}_ci"] == pytest.approx(tuple(ends), abs=1e-12), key
+
+
+def test_adjacent_orderings_are_tested_on_the_same_prompts():
+    completions = _completions()
+    later = [dict(c, temperature=2.0, steps=[dict(s, entropy_final=s["entropy_final"] + 5)
+                                             for s in c["steps"]])
+             for c in completions if c["temperature"] == 1.0]
+    summary = summarize(completions + later)
+    # τ 1 → 2 adds 5 nats to every step of every prompt: significant whatever is resampled
+    assert "entropy_final" not in summary[2]["not_significant"]
+    # and changes nothing else, so those differences are exactly 0: not significant
+    assert "length" in summary[2]["not_significant"]
+    assert summary[0]["not_significant"] == []
+
+
+
+def test_rows_too_short_for_a_four_gram_leave_repetition_undefined():
+    short = [dict(c, token_ids=c["token_ids"][:2], steps=c["steps"][:2]) for c in _completions()]
+    summary = summarize(short)
+    assert all(math.isnan(row["repetition"]) for row in summary)
+    assert all(row["length"] == 2 for row in summary)

@@ -141,6 +141,7 @@ def _report_cells(output: str) -> dict[str, dict[str, float]]:
         if not line.strip():
             break
         cells = re.split(r" {2,}", line.strip())
+        cells[1] = cells[1].split()[0]  # "12 (3 distinct)": the rows
         table[cells[0]] = {t: float(c) for t, c in zip(titles[1:], cells[1:], strict=True)}
     return table
 
@@ -206,8 +207,8 @@ def test_runs_export_and_report(tmp_path):
     assert table.exit_code == 0, table.output
     cells = _report_cells(table.output)
     titles = {
-        "length": "length", "entropy_final": "H final", "entropy_final_sd": "H final ±",
-        "entropy_base": "H base", "entropy_base_sd": "H base ±", "surprisal": "surprisal",
+        "length": "length", "entropy_final": "H final",
+        "entropy_base": "H base", "surprisal": "surprisal",
         "ppl_base": "PPL base", "distinct_1": "dist-1", "distinct_2": "dist-2",
         "distinct_3": "dist-3", "self_bleu4": "self-BLEU4", "repetition": "rep-4",
         "greedy_agreement": "greedy agr.",

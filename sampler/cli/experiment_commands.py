@@ -10,6 +10,8 @@ from click.core import ParameterSource
 
 from sampler.cli import cli
 from sampler.cli.options import (
+    COUNT,
+    SEED,
     cache_option,
     db_option,
     load_model,
@@ -38,13 +40,13 @@ def _given(ctx: click.Context, name: str) -> bool:
     help='Prompts, one per line or JSONL {"prompt": ...}.',
 )
 @click.option("--temperatures", metavar="T1,T2,...", help="Comma-separated; 0 = greedy.")
-@click.option("--samples", type=int, help="Completions per prompt and temperature.")
+@click.option("--samples", type=COUNT, help="Completions per prompt and temperature.")
 @model_option(default=None, help="Default: the config's, else the default model.")
-@click.option("--max-new-tokens", type=int)
-@click.option("--seed", type=int)
+@click.option("--max-new-tokens", type=COUNT)
+@click.option("--seed", type=SEED)
 @order_option(default=None)
 @click.option("--raw", is_flag=True, default=None, help="No chat template.")
-@click.option("--batch-size", type=int, help="Rows per batch (memory bound).")
+@click.option("--batch-size", type=COUNT, help="Rows per batch (memory bound).")
 @sampling_options
 @click.option("--resume", "resume_id", metavar="RUN", help="Finish an interrupted run (any kind).")
 @db_option
@@ -106,7 +108,7 @@ def sweep(
         length=todo * config.max_new_tokens, label="tokens", file=sys.stderr
     ) as bar:
         run_rows(kind, config, store, run_id, source, on_step=lambda _s, live: bar.update(live))
-    click.echo(format_summary(summarize(store.completions(run_id))))
+    click.echo(format_summary(summarize(store.iter_completions(run_id, with_steps=True))))
     click.echo(f"\nrun id: {run_id}   (sampler report {run_id} --format html)")
 
 
@@ -115,10 +117,12 @@ def sweep(
 @click.option(
     "-t", "--temperature", "temperature_text", default="0.8", show_default=True, metavar="T"
 )
-@click.option("--samples", default=4, show_default=True, help="Sampled rows beside greedy.")
+@click.option(
+    "--samples", type=COUNT, default=4, show_default=True, help="Sampled rows beside greedy."
+)
 @model_option()
-@click.option("--max-new-tokens", default=48, show_default=True)
-@click.option("--seed", default=0, show_default=True)
+@click.option("--max-new-tokens", type=COUNT, default=48, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @order_option()
 @sampling_options
 @click.option("--raw", is_flag=True, help="No chat template.")
@@ -181,7 +185,7 @@ def compare(
 @cli.command()
 @click.option("--text", metavar="TEXT", help="A fixed text to analyse (raw, no chat template).")
 @click.option("--run", "run_id", metavar="RUN", help="Analyse a logged completion instead.")
-@click.option("--row", default=0, show_default=True, help="Which row of --run.")
+@click.option("--row", type=COUNT, default=0, show_default=True, help="Which row of --run.")
 @click.option("--temperatures", default="0.3,0.7,1,1.5", show_default=True, metavar="T1,...")
 @model_option(default=None, help="Default: the run's model with --run, else the default model.")
 @click.option("--plot", "plot_path", metavar="FILE", help="Also draw entropy per position.")

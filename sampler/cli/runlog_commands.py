@@ -7,7 +7,7 @@ import sys
 import click
 
 from sampler.cli import cli
-from sampler.cli.options import db_option, open_store
+from sampler.cli.options import INT64_MAX, db_option, open_store
 from sampler.errors import InvalidInputError
 from sampler.report.pages import REPORT_FORMATS
 from sampler.runlog.schema import EXPORT_FORMATS
@@ -15,7 +15,9 @@ from sampler.runlog.schema import EXPORT_FORMATS
 
 @cli.command()
 @db_option
-@click.option("--limit", default=20, show_default=True)
+@click.option(
+    "--limit", type=click.IntRange(1, INT64_MAX), default=20, show_default=True, help="Runs shown."
+)
 def runs(db: str | None, limit: int) -> None:
     """List logged runs, newest first."""
     from sampler.tables import aligned_table
@@ -80,16 +82,17 @@ def report(run_id: str, fmt: str, out_dir: str | None, db: str | None) -> None:
 
     store = open_store(db)
     run = store.get_run(run_id)
-    completions = store.completions(run["id"])
-    if not completions:
+    if not run["rows_done"]:
         raise InvalidInputError(f"run {run['id']} has no finished rows yet")
     if fmt == "table":
         click.echo(
             f"run {run['id']} · {run['kind']} · {run['model']} · "
-            f"{len(completions)}/{run['total_rows']} rows"
+            f"{run['rows_done']}/{run['total_rows']} rows"
         )
-        click.echo(format_summary(summarize(completions)))
+        # one pass over the rows as they are read: a large run is never held in memory
+        click.echo(format_summary(summarize(store.iter_completions(run["id"], with_steps=True))))
         return
+    completions = store.completions(run["id"])
     from pathlib import Path
 
     from sampler.report.pages import write_report

@@ -21,7 +21,14 @@ from sampler.engine.stages import SETTINGS
 from sampler.errors import InvalidInputError
 from sampler.files import atomic_writer
 from sampler.report.plots.run_plots import PLOT_FILES, render_run_plots, save_run_plots
-from sampler.report.summary import COLUMNS, cell, format_summary, markdown_summary, summarize
+from sampler.report.summary import (
+    format_summary,
+    interval_rows,
+    markdown_summary,
+    significance_notes,
+    summarize,
+    table_rows,
+)
 
 __all__ = ["REPORT_FORMATS", "html_report", "markdown_report", "write_report"]
 
@@ -197,14 +204,22 @@ def html_report(
         _html_table(None, _overview(run, completions), css="meta"),
         "<h2>Summary by temperature</h2>",
         '<div class="wide">',
-        _html_table(
-            [t for _, t in COLUMNS],
-            ([cell(key, row[key]) for key, _ in COLUMNS] for row in summary),
-            numeric=1,
-        ),
+        _html_table(*table_rows(summary), numeric=1),
         "</div>",
-        "<h2>Plots</h2>",
+        '<p class="note">95 % intervals: bootstrap over prompts (a prompt\'s rows are '
+        "resampled together).</p>",
+        '<div class="wide">',
+        _html_table(*interval_rows(summary), numeric=1),
+        "</div>",
     ]
+    notes = significance_notes(summary)
+    if notes:
+        parts.append(
+            "<p>Not significant between adjacent temperatures (paired bootstrap, 95 %):</p><ul>"
+            + "".join(f"<li>{escape(note)}</li>" for note in notes)
+            + "</ul>"
+        )
+    parts.append("<h2>Plots</h2>")
     for name, data in images.items():
         caption = escape(PLOT_FILES.get(name, Path(name).stem.replace("_", " ")))
         encoded = base64.b64encode(data).decode("ascii")

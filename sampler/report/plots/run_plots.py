@@ -110,8 +110,17 @@ def _temperature_axis(axes: Any, temperatures: list[float]) -> None:
     axes.set_xlim(min(positions) - 0.08 * span, max(positions) + 0.08 * span)
 
 
+def _interval_bars(summary: Sequence[dict[str, Any]], key: str) -> np.ndarray:
+    """``[2, T]`` distances from each mean down and up to its interval (0 where there is none)."""
+    means = np.array([row[key] for row in summary])
+    low = np.array([row[f"{key}_ci"][0] for row in summary])
+    high = np.array([row[f"{key}_ci"][1] for row in summary])
+    bars = np.stack([means - low, high - means])
+    return np.where(np.isfinite(bars), np.maximum(bars, 0.0), 0.0)
+
+
 def entropy_vs_temperature(summary: Sequence[dict[str, Any]]) -> Any:
-    """Mean final and base entropy per temperature, error bars one SD of the per-row means.
+    """Mean final and base entropy per temperature, error bars their 95 % intervals.
 
     Temperature 0 (greedy) sits at x = 0 on a linear axis.
     """
@@ -126,7 +135,7 @@ def entropy_vs_temperature(summary: Sequence[dict[str, Any]]) -> Any:
         axes.errorbar(
             _positions(temperatures),
             [row[key] for row in summary],
-            yerr=[row[f"{key}_sd"] for row in summary],
+            yerr=_interval_bars(summary, key),
             label=label,
             color=colour,
             marker=marker,
@@ -135,7 +144,7 @@ def entropy_vs_temperature(summary: Sequence[dict[str, Any]]) -> Any:
         )
     _temperature_axis(axes, temperatures)
     axes.set_ylabel("mean entropy per step (nats)")
-    axes.set_title("Entropy against temperature (± 1 SD across rows)")
+    axes.set_title("Entropy against temperature (95 % intervals, bootstrap over prompts)")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
     figure.tight_layout()
