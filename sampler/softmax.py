@@ -186,13 +186,30 @@ def scaled_logits(logits: ArrayLike, temperature: float | ArrayLike = 1.0) -> np
     lies in ``[1, V]``. Temperature 0 gives 0 on the tied maxima and ``-inf`` elsewhere (the
     hardmax limit); temperature ``inf`` gives 0 on every unmasked token (the uniform limit).
     ``temperature`` is one number or one per row (shape ``logits.shape[:-1]``).
+
+    A finite logit whose ``y`` lies below the dtype's most negative number (``x - max x`` can
+    reach ``-2 * max`` for logits near ``±max``, e.g. ``1e308`` and ``-1e308`` in float64) gets
+    ``y = -inf``: its probability is 0 and its true log-probability is not a number of that
+    dtype. Above τ = 1 it is computed as ``x/τ - max x/τ`` and stays finite where it can.
+
+    >>> scaled_logits([1e308, -1e308], 4.0).tolist()
+    [0.0, -5e+307]
     """
     x, peak = validated_logits(logits)
     temps = _temperature_array(temperature, x)
-    shifted = x - peak[..., None]
+    with np.errstate(over="ignore"):  # only for spreads beyond the dtype, documented above
+        shifted = x - peak[..., None]
+    overflowed = np.isneginf(shifted) & np.isfinite(x)
     if temps.size == 1 and temps.flat[0] == 1:
         return shifted
-    return divide_by_temperature(shifted, temps)
+    y = divide_by_temperature(shifted, temps)
+    recover = overflowed & (temps > 1) & np.isfinite(temps)
+    if recover.any():
+        # every row is divided (np.where takes whole arrays), τ = 0 rows included: no warnings
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            divisor = temps.astype(x.dtype)
+            y = np.where(recover, x / divisor - peak[..., None] / divisor, y)
+    return y
 
 
 def softmax(logits: ArrayLike, temperature: float | ArrayLike = 1.0) -> np.ndarray:
