@@ -1,4 +1,4 @@
-"""Writing output files safely: atomically, with ordinary permissions."""
+"""Writing output files safely: atomically, with ordinary permissions, or a one-line error."""
 
 from __future__ import annotations
 
@@ -9,7 +9,35 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_writer"]
+from sampler.errors import InvalidInputError
+
+__all__ = ["atomic_writer", "check_writable_folder", "read_only"]
+
+
+def read_only(path: Path) -> bool:
+    """Whether ``path`` cannot or should not be written: no access, or no write bit at all.
+
+    Root ignores permission bits, so ``os.access`` alone says "writable"; the bits decide too,
+    so a folder made read-only is refused for every user alike.
+    """
+    return not os.access(path, os.W_OK) or (path.stat().st_mode & 0o222) == 0
+
+
+def check_writable_folder(folder: str | os.PathLike[str]) -> None:
+    """Refuse, in one line, a folder that cannot take new files (or its nearest existing parent).
+
+    A folder that does not exist yet is judged by the nearest folder above it that does, where
+    it would be created.
+    """
+    target = Path(folder)
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.is_dir() and read_only(existing):
+        raise InvalidInputError(
+            f"folder {str(existing)!r} is not writable: make it writable (chmod u+w) or "
+            f"choose another place than {str(target)!r}"
+        )
 
 
 def _umask() -> int:
@@ -34,13 +62,27 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     'hello'
     """
     target = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    check_writable_folder(target.parent)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    except OSError as error:
+        raise _unwritable(target, error) from None
     try:
         with os.fdopen(handle, "wb") as stream:
             yield stream
         # mkstemp makes the file private (0600); a report should get the user's usual mode.
         os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, target)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise _unwritable(target, error) from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _unwritable(target: Path, error: OSError) -> InvalidInputError:
+    reason = error.strerror or str(error)
+    return InvalidInputError(
+        f"cannot write {str(target)!r}: {reason}; choose a writable folder (nothing was written)"
+    )

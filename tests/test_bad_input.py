@@ -85,3 +85,111 @@ def test_a_foreign_or_damaged_database_is_refused_untouched(tmp_path, make, mess
 def test_dev_null_as_database(tmp_path):
     result = run_cli("runs", "--db", "/dev/null")
     one_error_line(result, "/dev/null", "not a regular file")
+
+
+# --- arguments that are not UTF-8 ----------------------------------------------------------
+
+BAD_UTF8 = "ka\udcfflo"  # what Python makes of the bytes b"ka\xfflo" in argv
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["generate", "--model", MARKOV, "--no-log", "--prompt", BAD_UTF8], "--prompt"),
+        (["generate", "--model", MARKOV, "--no-log", "--prompt", "kalo", "--stop", BAD_UTF8],
+         "--stop"),
+        (["generate", "--model", MARKOV, "--no-log", f"--prompt={BAD_UTF8}"], "--prompt"),
+        (["analyze", "--model", MARKOV, "--text", BAD_UTF8], "--text"),
+        (["softmax", "--labels", BAD_UTF8 + ",b", "1", "2"], "--labels"),
+    ],
+)
+def test_an_argument_that_is_not_utf8_is_named(args, named):
+    result = run_cli(*args)
+    one_error_line(result, named, "not valid UTF-8", r"ka\xfflo")
+
+
+# --- integers too large for a C long or SQLite, and a negative limit -----------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["generate", "--model", MARKOV, "--no-log", "--prompt", "kalo",
+          "--top-k", "99999999999999999999"], "--top-k"),
+        (["generate", "--model", MARKOV, "--prompt", "kalo", "--seed", "99999999999999999999"],
+         "--seed"),
+        (["runs", "--limit", "9999999999999999999999"], "--limit"),
+        (["runs", "--limit", "-1"], "--limit"),
+        (["runs", "--limit", "0"], "--limit"),
+    ],
+)
+def test_out_of_range_integers(args, named):
+    one_error_line(run_cli(*args), named)
+
+
+# --- unwritable output ---------------------------------------------------------------------
+
+
+def _logged_run(db: Path) -> None:
+    result = run_cli("generate", "--model", MARKOV, "--prompt", "kalo", "-t", "0.5",
+                     "--max-new-tokens", "3", "--db", str(db))
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("fmt", ["md", "html"])
+def test_report_into_a_read_only_folder(tmp_path, fmt):
+    _logged_run(tmp_path / "log.db")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)  # root ignores the bits, so they are what the check reads
+    result = run_cli("report", "latest", "--db", str(tmp_path / "log.db"), "--format", fmt,
+                     "--out", str(locked))
+    one_error_line(result, str(locked), "not writable")
+    assert list(locked.iterdir()) == []
+
+
+def test_report_write_failure_is_one_line(tmp_path, monkeypatch):
+    _logged_run(tmp_path / "log.db")
+
+    def refuse(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("tempfile.mkstemp", refuse)
+    result = run_cli("report", "latest", "--db", str(tmp_path / "log.db"), "--format", "html",
+                     "--out", str(tmp_path / "out"))
+    one_error_line(result, "Permission denied", str(tmp_path / "out"))
+
+
+def test_softmax_plot_into_a_read_only_folder(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    result = run_cli("softmax", "--plot", str(locked / "sheet.png"))
+    one_error_line(result, str(locked), "not writable")
+    assert result.stdout == "" and list(locked.iterdir()) == []
+
+
+def test_softmax_plot_write_failure_is_one_line(tmp_path, monkeypatch):
+    def refuse(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("tempfile.mkstemp", refuse)
+    result = run_cli("softmax", "--plot", str(tmp_path / "sheet.svg"))
+    one_error_line(result, "Permission denied", "sheet.svg")
+
+
+# --- extreme logits ------------------------------------------------------------------------
+
+
+def test_extreme_logits_give_no_warning_and_finite_or_documented_log_softmax(recwarn):
+    import json
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = run_cli("softmax", "1e308", "-1e308", "-t", "1", "-t", "4", "--json")
+    assert result.exit_code == 0, result.output
+    assert "Warning" not in result.stderr
+    rows = {row["temperature"]: row for row in json.loads(result.output)["rows"]}
+    assert rows[1.0]["log_probs"] == [0.0, None]  # -2e308 is below float64: -inf, documented
+    assert rows[4.0]["log_probs"] == [0.0, -5e307]  # representable: finite

@@ -10,6 +10,7 @@ the parsing they share, including a flag for every setting of the stage table.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -19,18 +20,48 @@ from sampler.errors import InvalidInputError
 __all__ = ["cli", "main"]
 
 
+def check_utf8(arguments: Sequence[str]) -> None:
+    """Refuse an argument that is not valid UTF-8, naming its option.
+
+    Python hands undecodable argv bytes over as lone surrogates (``b"\\xff"`` becomes
+    ``"\\udcff"``), which pass through click and fail much later, when the text is encoded.
+    """
+    for position, argument in enumerate(arguments):
+        if not any("\ud800" <= char <= "\udfff" for char in argument):
+            continue
+        name, equals, value = argument.partition("=")
+        if argument.startswith("--") and equals:
+            what = f"{name} value"
+        elif position and arguments[position - 1].startswith("-"):
+            what, value = f"{arguments[position - 1]} value", argument
+        else:
+            what, value = f"argument {position + 1}", argument
+        shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise InvalidInputError(
+            f"{what} '{shown}' is not valid UTF-8: give UTF-8 text (check the terminal's "
+            "or the script's encoding)"
+        )
+
+
 class OneLineErrors(click.Group):
-    """A click group whose usage and input errors are a single ``error: ...`` line, exit 2."""
+    """A click group whose usage and input errors are a single ``error: ...`` line, exit 2.
+
+    Ctrl-C while a command runs prints ``aborted`` and exits with 130.
+    """
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         try:
+            arguments = args[0] if args else kwargs.get("args")
+            check_utf8(sys.argv[1:] if arguments is None else list(arguments))
             result = super().main(*args, **kwargs)
         except (click.ClickException, InvalidInputError) as error:
             message = error.format_message() if isinstance(error, click.ClickException) else error
             click.echo(f"error: {message}", err=True)
             sys.exit(2)
-        except click.Abort:
+        except (click.Abort, KeyboardInterrupt):
+            # click turns Ctrl-C inside a command into Abort; one outside it (while this
+            # method runs) arrives as KeyboardInterrupt
             click.echo("aborted", err=True)
             sys.exit(130)
         sys.exit(result if isinstance(result, int) else 0)

@@ -213,9 +213,10 @@ def analyze(
         raise InvalidInputError("give exactly one of --text TEXT or --run RUN")
     temps = parse_temperatures(temperatures)
     if plot_path is not None:
+        from sampler.files import check_writable_folder
         from sampler.report.plots.figures import check_figure_path
 
-        check_figure_path(plot_path)
+        check_writable_folder(check_figure_path(plot_path).parent)
     if text is not None:
         source = load_model(model or DEFAULT_MODEL, cache_dir)
         result = analyze_text(source, text, temps)

@@ -8,6 +8,8 @@ import click
 
 from sampler.cli import cli
 from sampler.cli.options import (
+    COUNT,
+    SEED,
     parse_logit,
     parse_temperature,
     parse_temperatures,
@@ -79,8 +81,10 @@ def softmax(
 
 
 @cli.command()
-@click.option("--draws", default=20_000, show_default=True, help="Tokens drawn per case.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the draws.")
+@click.option(
+    "--draws", type=COUNT, default=20_000, show_default=True, help="Tokens drawn per case."
+)
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the draws.")
 @click.option(
     "--alpha",
     default=1e-4,

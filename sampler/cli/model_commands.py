@@ -21,12 +21,20 @@ from sampler.cli import cli, options
 )
 @options.model_option()
 @options.temperatures_option("Temperature (repeatable: one row per value). Default 1.0.")
-@click.option("--samples", default=1, show_default=True, help="Completions per temperature.")
+@click.option(
+    "--samples",
+    type=options.COUNT,
+    default=1,
+    show_default=True,
+    help="Completions per temperature.",
+)
 @options.sampling_options
 @options.order_option()
-@click.option("--max-new-tokens", default=64, show_default=True)
+@click.option("--max-new-tokens", type=options.COUNT, default=64, show_default=True)
 @click.option("--stop", "stops", multiple=True, metavar="TEXT", help="Stop string (repeatable).")
-@click.option("--seed", type=int, default=None, help="Seed (default: a random one, reported).")
+@click.option(
+    "--seed", type=options.SEED, default=None, help="Seed (default: a random one, reported)."
+)
 @click.option("--raw", is_flag=True, help="Send the prompt as is, without the chat template.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @options.db_option

@@ -15,7 +15,11 @@ from sampler.errors import InvalidInputError
 from sampler.sources import DEFAULT_MODEL
 
 __all__ = [
+    "COUNT",
     "DB_HELP",
+    "INT64",
+    "INT64_MAX",
+    "SEED",
     "cache_option",
     "db_option",
     "load_model",
@@ -33,6 +37,12 @@ DB_HELP = "Run log (SQLite). Default: runs/sampler.db under the working folder."
 MODEL_HELP = (
     "Alias (sampler models), local Hugging Face folder, hub id, or synthetic:KIND?key=value."
 )
+# Integers are stored in SQLite and numpy int64: a larger one is a clear usage error here, not
+# an OverflowError deep inside. The lower bounds are each setting's own rule (its message).
+INT64_MAX = 2**63 - 1
+INT64 = click.IntRange(-INT64_MAX - 1, INT64_MAX)
+COUNT = click.IntRange(max=INT64_MAX)  # samples, tokens, rows: checked >= 1 by their rule
+SEED = click.IntRange(0, INT64_MAX)
 db_option = click.option("--db", default=None, metavar="PATH", help=DB_HELP)
 cache_option = click.option("--cache-dir", default=None, metavar="DIR", help="Model cache folder.")
 
@@ -139,7 +149,7 @@ def _setting_option(setting: Setting) -> Callable[[Callable[..., Any]], Callable
         )
     return click.option(
         flag,
-        type=click.INT if setting.kind is int else click.FLOAT,
+        type=INT64 if setting.kind is int else click.FLOAT,
         default=setting.off,
         show_default=True,
         help=f"{setting.help} Allowed: {setting.allowed}.",

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from sampler.errors import InvalidInputError
+from sampler.files import read_only
 
 __all__ = ["NOT_SQLITE", "READ_ONLY", "check_database_path"]
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 READ_ONLY = "database {} is read-only; make it writable (chmod u+w) or choose another path"
 NOT_SQLITE = "database {} is not a SQLite database; choose another path for the run log"
-
-
-def read_only(path: Path) -> bool:
-    # Root ignores permission bits, so os.access alone says "writable"; the bits decide too.
-    return not os.access(path, os.W_OK) or (path.stat().st_mode & 0o222) == 0
 
 
 def check_database_path(path: Path) -> None:
