@@ -2,8 +2,13 @@
 
 The text is fed token by token (no sampling); at each position the model's logits are read
 and, for every temperature of a list, the exact entropy of ``softmax(logits / τ)`` and the
-surprisal of the token that actually comes next are computed. Averaged over positions, this is
-the exact expected-entropy curve that a sweep's sampled averages can be checked against.
+surprisal of the token that actually comes next are computed.
+
+What it is exact for: at the first generated position (the distribution right after a
+prompt, encoded as a sweep encodes it) the entropy at τ is exactly the expected
+``entropy_final`` of a sweep's first step at τ with no filters. Later positions follow *this*
+text, not the texts a sweep samples, so they give the entropy along one path, not the
+sweep's average.
 
 Examples
 --------
@@ -72,12 +77,28 @@ def analyze_tokens(
     )
 
 
-def analyze_text(source: LogitSource, text: str, temperatures: Sequence[float]) -> Analysis:
-    """Teacher-forced analysis of ``text`` as a raw continuation (no chat template)."""
-    ids = source.encode(text, chat=False)
-    if len(ids) < 2:
-        raise InvalidInputError(f"the text {text!r} has {len(ids)} token(s): give at least two")
-    return analyze_tokens(source, ids[:1], ids[1:], temperatures)
+def analyze_text(
+    source: LogitSource,
+    text: str,
+    temperatures: Sequence[float],
+    prompt: str | None = None,
+    chat: bool = False,
+) -> Analysis:
+    """Teacher-forced analysis of ``text``, alone or as the continuation of ``prompt``.
+
+    Without a prompt the text is encoded raw and its first token is the context (it is not
+    scored). With a prompt, the context is the prompt encoded as a sweep encodes it (through
+    the chat template when ``chat``), the text is tokenized on its own, and every token of it
+    is scored, the first at the position a sweep's first step samples from.
+    """
+    if prompt is None:
+        ids = source.encode(text, chat=False)
+        if len(ids) < 2:
+            raise InvalidInputError(f"the text {text!r} has {len(ids)} token(s): give at least two")
+        return analyze_tokens(source, ids[:1], ids[1:], temperatures)
+    return analyze_tokens(
+        source, source.encode(prompt, chat), source.encode(text, chat=False), temperatures
+    )
 
 
 def format_analysis(result: Analysis, per_token: bool = True) -> str:

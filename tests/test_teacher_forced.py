@@ -1,0 +1,38 @@
+"""Teacher-forced analysis after a prompt scores the position a sweep's first step samples from."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.special
+import scipy.stats
+
+from sampler import SamplingParams
+from sampler.generation.loop import GenerationRow, generate
+from sampler.generation.teacher_forced import analyze_text
+from sampler.sources.synthetic_spec import parse_synthetic
+
+MARKOV = "synthetic:markov?vocab=300&sharpness=2.0&seed=1"
+TEMPERATURES = [0.5, 1.0, 1.7]
+
+
+def test_first_position_is_the_sweeps_first_step():
+    source = parse_synthetic(MARKOV)
+    result = analyze_text(source, "puzo hena kobe", TEMPERATURES, prompt="kalo mesu")
+    assert result.labels == ["puzo", "hena", "kobe"]  # every text token is scored
+    logits, _ = source.start([source.encode("kalo mesu", chat=False)])
+    for column, tau in enumerate(TEMPERATURES):
+        # the oracle: scipy on the logits after the prompt
+        probs = scipy.special.softmax(logits[0].astype(np.float64) / tau)
+        assert result.entropy[0, column] == pytest.approx(scipy.stats.entropy(probs), abs=1e-5)
+        # and the first step of sampled rows at that τ (it does not depend on the draw)
+        rows = [GenerationRow("kalo mesu", SamplingParams(temperature=tau, seed=s)) for s in (1, 2)]
+        for completion in generate(source, rows, max_new_tokens=1):
+            first = completion.steps[0]["entropy_final"]
+            assert first == pytest.approx(result.entropy[0, column], abs=1e-5)
+
+
+def test_without_a_prompt_the_first_token_is_context_only():
+    source = parse_synthetic(MARKOV)
+    result = analyze_text(source, "kalo mesu puzo", [1.0])
+    assert result.labels == ["mesu", "puzo"]
