@@ -34,5 +34,6 @@ def test_first_position_is_the_sweeps_first_step():
 
 def test_without_a_prompt_the_first_token_is_context_only():
     source = parse_synthetic(MARKOV)
+    ids = source.encode("kalo mesu puzo", chat=False)
     result = analyze_text(source, "kalo mesu puzo", [1.0])
-    assert result.labels == ["mesu", "puzo"]
+    assert result.labels == [source.token_label(i) for i in ids[1:]] and len(ids) == 3
