@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from sampler.cli import cli
+from sampler.runlog.store import RunStore
 
 MARKOV = "synthetic:markov?vocab=300&sharpness=2.0&seed=1"
 
@@ -193,3 +194,73 @@ def test_extreme_logits_give_no_warning_and_finite_or_documented_log_softmax(rec
     rows = {row["temperature"]: row for row in json.loads(result.output)["rows"]}
     assert rows[1.0]["log_probs"] == [0.0, None]  # -2e308 is below float64: -inf, documented
     assert rows[4.0]["log_probs"] == [0.0, -5e307]  # representable: finite
+
+
+# --- sizes that cannot fit, checked before a run is recorded -------------------------------
+
+
+def _runs_in(db: Path) -> list[dict]:
+    if not db.exists():
+        return []
+    with RunStore(db) as store:
+        return store.list_runs()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["generate", "--prompt", "kalo", "--samples", "20000", "--max-new-tokens", "1"],
+         ["20000 rows", "at most 10000"]),
+        (["generate", "--prompt", "kalo", "--max-new-tokens", "1000000000"],
+         ["1000000000 token steps", "at most"]),
+        (["sweep", "--prompt", "kalo", "--temperatures", "0.5,1", "--samples", "6000",
+          "--max-new-tokens", "1"], ["12000 rows", "at most 10000"]),
+        (["compare", "--prompt", "kalo", "--samples", "10000", "--max-new-tokens", "1"],
+         ["10001 rows", "at most 10000"]),
+        (["generate", "--prompt", "kalo " * 30_000], ["characters", "at most 100000"]),
+    ],
+    ids=["generate-rows", "generate-tokens", "sweep-rows", "compare-rows", "prompt-size"],
+)
+def test_a_run_too_large_is_refused_before_it_is_recorded(tmp_path, args, fragments):
+    db = tmp_path / "log.db"
+    result = run_cli(*args, "--model", MARKOV, "--db", str(db))
+    one_error_line(result, *fragments)
+    assert _runs_in(db) == []
+
+
+def test_synthetic_sources_have_a_context_limit():
+    from sampler.generation.loop import GenerationRow, generate
+    from sampler.sources.synthetic_spec import parse_synthetic
+    from sampler.errors import InvalidInputError
+    from sampler import SamplingParams
+
+    source = parse_synthetic(MARKOV)
+    assert source.context_limit is not None
+    with pytest.raises(InvalidInputError, match="exceeds the model's context"):
+        generate(source, [GenerationRow("kalo", SamplingParams())], max_new_tokens=10**9)
+
+
+def test_a_large_vocabulary_runs_in_batches_that_fit(monkeypatch):
+    """100 rows of a 200,000-word vocabulary would need ~640 MB of working memory at once."""
+    from sampler import SamplingParams
+    from sampler.generation import loop
+    from sampler.sources.synthetic_spec import parse_synthetic
+
+    source = parse_synthetic("synthetic:zipf?vocab=200000")
+    widths = []
+    start = source.start
+    monkeypatch.setattr(source, "start", lambda prompts: widths.append(len(prompts))
+                        or start(prompts))
+    rows = [loop.GenerationRow("kalo", SamplingParams(seed=1), sample) for sample in range(100)]
+    completions = loop.generate(source, rows, max_new_tokens=2, stats=False)
+    assert len(completions) == 100 and sum(widths) == 100
+    assert max(widths) * source.vocab_size * loop.BYTES_PER_LOGIT <= loop.LOGITS_BUDGET_BYTES
+
+
+def test_a_sweep_prompt_over_the_context_is_refused_before_it_is_recorded(tmp_path):
+    db = tmp_path / "log.db"
+    long_prompt = "kalo " * 9000  # more words than the synthetic context
+    result = run_cli("sweep", "--model", MARKOV, "--prompt", long_prompt, "--temperatures",
+                     "0.5", "--samples", "1", "--max-new-tokens", "2", "--db", str(db))
+    one_error_line(result, "exceeds the model's context")
+    assert _runs_in(db) == []

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from sampler.cli import cli
+from sampler.cli import cli, limits
 from sampler.cli.options import (
     COUNT,
     SEED,
@@ -71,6 +71,7 @@ def sweep(
         run_rows,
         start_run,
     )
+    from sampler.generation.loop import use_chat
     from sampler.report.summary import format_summary, summarize
 
     overrides = {name: value for name, value in settings.items() if _given(ctx, name)}
@@ -94,8 +95,12 @@ def sweep(
     else:
         data = load_config(config_path) if config_path else {}
         config = SweepConfig.from_dict(data | overrides, origin=config_path or "options")
+        limits.check_size("sweep", config)
         source = load_model(config.model, cache_dir)
         kind = "sweep"
+        limits.check_fits(
+            planned_rows(kind, config), source, use_chat(source, config.raw), config.max_new_tokens
+        )
         run_id = start_run(kind, config, store, source)
     rows = len(planned_rows(kind, config))
     todo = len(missing_rows(kind, config, store, run_id))
@@ -160,9 +165,11 @@ def compare(
         raw=raw,
         **settings,
     )
+    limits.check_size("compare", config)
     rows = planned_rows("compare", config)  # greedy at 0, sample i at 1 + i
     store = None if no_log else open_store(db)
     source = load_model(model, cache_dir)
+    limits.check_fits(rows, source, use_chat(source, raw), max_new_tokens)
     # Recorded before generating, so an interrupted compare can be finished by --resume.
     run_id = None if store is None else start_run("compare", config, store, source)
     greedy, comparisons = run_compare(

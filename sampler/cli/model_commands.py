@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from sampler.cli import cli, options
+from sampler.cli import cli, limits, options
 
 
 @cli.command()
@@ -79,9 +79,11 @@ def generate(
         mode=mode,
         **settings,
     )
+    limits.check_size("generate", config)
     rows = planned_rows("generate", config)
     store = None if no_log else options.open_store(db)
     source = options.load_model(model, cache_dir)
+    limits.check_fits(rows, source, use_chat(source, raw), max_new_tokens)
     run_id = None if store is None else start_run("generate", config, store, source)
 
     def log(index: int, completion: Completion) -> None:

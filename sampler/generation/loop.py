@@ -39,6 +39,12 @@ TextCallback = Callable[[int, str], None]
 # A 32-row, 512-token SmolLM2 batch would hold ~800 MB of float32 KV cache; past this budget
 # the rows run as consecutive batches instead, so memory stays bounded whatever the sweep.
 DEFAULT_CACHE_BUDGET_MB = 200.0
+# A step holds the [B, V] float32 logits and the engine's working arrays: about 32 bytes per
+# logit (measured with tracemalloc, top-p at 50,000 tokens). Batches stay under 256 MB of
+# those, so a large vocabulary or many samples run as several batches instead of running out
+# of memory (a row's tokens do not depend on its batch).
+BYTES_PER_LOGIT = 32
+LOGITS_BUDGET_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -197,7 +203,10 @@ def generate(
     prompt_ids = encode_prompts(source, rows, chat, max_new_tokens)
     completions = [Completion(row, ids) for row, ids in zip(rows, prompt_ids, strict=True)]
     plan = _Plan(max_new_tokens, tuple(stop), on_text, stats, ignore_eos, on_step, on_finish)
-    size = batch_rows(source, prompt_ids, max_new_tokens, cache_budget_mb)
+    size = min(
+        batch_rows(source, prompt_ids, max_new_tokens, cache_budget_mb),
+        max(1, LOGITS_BUDGET_BYTES // (BYTES_PER_LOGIT * source.vocab_size)),
+    )
     for start in range(0, len(completions), size):
         _run_batch(source, completions[start : start + size], start, plan)
     return completions

@@ -16,6 +16,9 @@ Spec grammar: ``synthetic:KIND[?KEY=VALUE[&KEY=VALUE...]]``, parsed and range-ch
   The end token ``"."`` gets probability 1/12 after any word (sentences of about a dozen words
   whatever the sharpness) and the lowest logit of the row at the start.
 
+Every kind has a context of :data:`SYNTHETIC_CONTEXT` (8192) tokens, prompt and generated
+tokens together, as a model would: a longer request is refused before it runs.
+
 gaussian, dirichlet and markov depend on the previous token only; each row is drawn when first
 needed from PCG64 seeded with ``(seed, kind, previous token)``, so a ``vocab x vocab`` table is
 never built and the logits are a pure function of (spec, context), whatever the batch. The empty
@@ -53,9 +56,16 @@ import numpy as np
 
 from sampler.errors import InvalidInputError
 
-__all__ = ["END_WORD", "SYNTHETIC_KINDS", "SyntheticSession", "SyntheticSource"]
+__all__ = [
+    "END_WORD",
+    "SYNTHETIC_CONTEXT",
+    "SYNTHETIC_KINDS",
+    "SyntheticSession",
+    "SyntheticSource",
+]
 
 PREFIX = "synthetic:"
+SYNTHETIC_CONTEXT = 8192  # tokens of prompt + generation, like a model's context length
 END_WORD = "."
 SYNTHETIC_KINDS: dict[str, dict[str, Any]] = {
     "fixed": {"logits": None, "labels": None},
@@ -136,7 +146,9 @@ def _dirichlet_log_probs(rng: np.random.Generator, alpha: float, size: int) -> n
 class SyntheticSource:
     """A :class:`~sampler.sources.base.LogitSource` built by :func:`parse_synthetic`."""
 
-    context_limit: int | None = None
+    # Nothing in a synthetic table needs a limit, but without one a huge max_new_tokens would
+    # run for ever before its row could be committed; this is SmolLM2's context.
+    context_limit: int | None = SYNTHETIC_CONTEXT
     is_chat: bool = False
 
     def __init__(self, kind: str, params: dict[str, Any], canonical_spec: str) -> None:
