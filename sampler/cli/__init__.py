@@ -3,8 +3,9 @@
 Every command parses its arguments, calls library functions a user could call from Python,
 and prints. Bad input becomes one line on stderr and exit code 2, never a traceback. The
 commands live in ``math_commands`` (softmax, chain, verify), ``model_commands`` (generate,
-models) and ``run_commands`` (sweep, compare, runs, export, analyze, report); ``options`` holds
-the parsing they share, including a flag for every setting of the stage table.
+models), ``experiment_commands`` (sweep, compare, analyze) and ``runlog_commands`` (runs,
+export, report); ``options`` holds the parsing they share, including a flag for every setting
+of the stage table.
 """
 
 from __future__ import annotations
