@@ -37,3 +37,37 @@ def test_without_a_prompt_the_first_token_is_context_only():
     ids = source.encode("kalo mesu puzo", chat=False)
     result = analyze_text(source, "kalo mesu puzo", [1.0])
     assert result.labels == [source.token_label(i) for i in ids[1:]] and len(ids) == 3
+
+
+def test_cli_analyze_prompt_matches_a_logged_first_step(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from sampler.cli import cli
+    from sampler.runlog.store import RunStore
+
+    db = str(tmp_path / "log.db")
+    runner = CliRunner()
+    swept = runner.invoke(cli, ["sweep", "--model", MARKOV, "--prompt", "kalo mesu",
+                                "--temperatures", "0.5,1.7", "--samples", "2",
+                                "--max-new-tokens", "3", "--db", db])
+    assert swept.exit_code == 0, swept.output
+    result = runner.invoke(cli, ["analyze", "--model", MARKOV, "--prompt", "kalo mesu",
+                                 "--text", "puzo hena", "--temperatures", "0.5,1.7", "--json"])
+    assert result.exit_code == 0, result.output
+    first = json.loads(result.stdout)["entropy"][0]
+    with RunStore(db) as store:
+        for completion in store.completions("latest"):
+            column = [0.5, 1.7].index(completion["temperature"])
+            assert completion["steps"][0]["entropy_final"] == pytest.approx(first[column], abs=1e-5)
+
+
+def test_cli_analyze_prompt_needs_text():
+    from click.testing import CliRunner
+
+    from sampler.cli import cli
+
+    result = CliRunner().invoke(cli, ["analyze", "--run", "latest", "--prompt", "hi"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: --prompt goes with --text (a logged run has its own prompt)"

@@ -190,7 +190,14 @@ def compare(
 
 
 @cli.command()
-@click.option("--text", metavar="TEXT", help="A fixed text to analyse (raw, no chat template).")
+@click.option("--text", metavar="TEXT", help="A fixed text to analyse.")
+@click.option(
+    "--prompt",
+    metavar="TEXT",
+    help="Score --text as the continuation of this prompt, encoded as a sweep encodes it: the "
+    "first text token is then scored where a sweep's first step samples.",
+)
+@click.option("--raw", is_flag=True, help="With --prompt: no chat template.")
 @click.option("--run", "run_id", metavar="RUN", help="Analyse a logged completion instead.")
 @click.option("--row", type=COUNT, default=0, show_default=True, help="Which row of --run.")
 @click.option("--temperatures", default="0.3,0.7,1,1.5", show_default=True, metavar="T1,...")
@@ -201,6 +208,8 @@ def compare(
 @cache_option
 def analyze(
     text: str | None,
+    prompt: str | None,
+    raw: bool,
     run_id: str | None,
     row: int,
     temperatures: str,
@@ -218,6 +227,8 @@ def analyze(
 
     if (text is None) == (run_id is None):
         raise InvalidInputError("give exactly one of --text TEXT or --run RUN")
+    if prompt is not None and text is None:
+        raise InvalidInputError("--prompt goes with --text (a logged run has its own prompt)")
     temps = parse_temperatures(temperatures)
     if plot_path is not None:
         from sampler.files import check_writable_folder
@@ -226,7 +237,8 @@ def analyze(
         check_writable_folder(check_figure_path(plot_path).parent)
     if text is not None:
         source = load_model(model or DEFAULT_MODEL, cache_dir)
-        result = analyze_text(source, text, temps)
+        chat = prompt is not None and use_chat(source, raw)
+        result = analyze_text(source, text, temps, prompt=prompt, chat=chat)
     else:
         store = open_store(db)
         run = store.get_run(run_id)
