@@ -70,4 +70,5 @@ def test_cli_analyze_prompt_needs_text():
 
     result = CliRunner().invoke(cli, ["analyze", "--run", "latest", "--prompt", "hi"])
     assert result.exit_code == 2
-    assert result.stderr.strip() == "error: --prompt goes with --text (a logged run has its own prompt)"
+    expected = "error: --prompt goes with --text (a logged run has its own prompt)"
+    assert result.stderr.strip() == expected
