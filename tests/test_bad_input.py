@@ -264,3 +264,13 @@ def test_a_sweep_prompt_over_the_context_is_refused_before_it_is_recorded(tmp_pa
                      "0.5", "--samples", "1", "--max-new-tokens", "2", "--db", str(db))
     one_error_line(result, "exceeds the model's context")
     assert _runs_in(db) == []
+
+
+def test_verify_caps_draws_with_a_reason():
+    one_error_line(run_cli("verify", "--draws", "100000000"), "draws=100000000", "at most 10000000")
+
+
+def test_verify_shows_progress_on_stderr():
+    result = run_cli("verify", "--draws", "1000", "--case", "cheat-sheet τ=1")
+    assert result.exit_code == 0, result.output
+    assert "draws" in result.stderr and "ok" in result.stdout

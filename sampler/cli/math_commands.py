@@ -98,13 +98,16 @@ def verify(draws: int, seed: int, alpha: float, cases: tuple[str, ...], as_json:
 
     Exit code 1 if any case is rejected at --alpha.
     """
+    import sys
     from dataclasses import asdict
 
-    from sampler.engine.verify import format_results, run_cases
+    from sampler.engine.verify import check_request, format_results, run_cases
 
     if not 0 < alpha < 1:
         raise InvalidInputError(f"alpha={alpha} is out of range: use 0 < alpha < 1")
-    results = run_cases(draws=draws, seed=seed, names=cases or None)
+    total = draws * len(check_request(draws, cases or None))  # errors before the bar shows
+    with click.progressbar(length=total, label="draws", file=sys.stderr) as bar:
+        results = run_cases(draws=draws, seed=seed, names=cases or None, on_progress=bar.update)
     failed = [r.name for r in results if r.p_value < alpha]
     if as_json:
         click.echo(
