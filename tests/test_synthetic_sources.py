@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 from sampler.entropy import softmax_entropy
 from sampler.errors import InvalidInputError
 from sampler.softmax import softmax
-from sampler.sources.synthetic import SYNTHETIC_KINDS, SyntheticSource, pseudo_word, word_index
+from sampler.sources.synthetic import (
+    SYNTHETIC_CONTEXT,
+    SYNTHETIC_KINDS,
+    SyntheticSource,
+    pseudo_word,
+    word_index,
+)
 from sampler.sources.synthetic_spec import parse_synthetic
 
 SMALL_SPECS = [
@@ -43,7 +49,7 @@ def test_shapes_dtypes_and_session(spec):
     after[:] = 0  # the caller owns the array: writing must not touch the source's cache
     assert np.array_equal(session.advance(np.array([1, 2, 0])), source.start([[1], [2], [0]])[0])
     assert source.start([])[0].shape == (0, size)
-    assert source.context_limit is None and source.is_chat is False
+    assert source.context_limit == SYNTHETIC_CONTEXT and source.is_chat is False
 
 
 @pytest.mark.parametrize("spec", SMALL_SPECS)
