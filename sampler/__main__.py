@@ -1,5 +1,5 @@
-"""``python -m sampler`` runs the command line."""
+"""``python -m sampler`` runs the command line (as the ``sampler`` console script does)."""
 
-from sampler.cli import main
+from sampler_entry import main
 
 main()

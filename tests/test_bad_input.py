@@ -6,6 +6,8 @@ corrupted file); the fix made it one line naming the bad value and what is allow
 
 import hashlib
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -274,3 +276,22 @@ def test_verify_shows_progress_on_stderr():
     result = run_cli("verify", "--draws", "1000", "--case", "cheat-sheet τ=1")
     assert result.exit_code == 0, result.output
     assert "draws" in result.stderr and "ok" in result.stdout
+
+
+def test_ctrl_c_while_the_command_line_is_still_importing_is_aborted_not_a_traceback():
+    # A KeyboardInterrupt raised inside `import sampler.cli`, as a Ctrl-C in the first tenths
+    # of a second would: the console script must say "aborted" and exit 130.
+    code = (
+        "import builtins, sys\n"
+        "real = builtins.__import__\n"
+        "def interrupting(name, *args, **kwargs):\n"
+        "    if name == 'sampler.cli':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = interrupting\n"
+        "sys.argv = ['sampler', '--version']\n"
+        "import sampler_entry\n"
+        "sampler_entry.main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stderr, done.stdout) == (130, "aborted\n", "")
