@@ -129,7 +129,7 @@ def entropy(probs: ArrayLike, base: EntropyBase = "nats") -> np.ndarray:
         raise InvalidInputError("probabilities must be non-negative numbers (found NaN or < 0)")
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
-    nats = -terms.sum(axis=-1)
+    nats = 0.0 - terms.sum(axis=-1)  # not -sum: a certain outcome has entropy 0.0, not -0.0
     if base == "nats":
         return nats
     if base == "bits":

@@ -206,3 +206,9 @@ def test_kept_mass_weighs_the_same_tokens_as_kept_tokens():
     base = np.exp(logits[0] - logits[0].max())
     assert stats.kept_tokens[0] == 3
     assert stats.kept_mass[0] == pytest.approx(base[[0, 1, 3]].sum() / base.sum(), rel=1e-12)
+
+
+def test_a_spread_beyond_float64_gives_the_limit_without_warnings():
+    # pytest turns RuntimeWarnings into errors here (pyproject filterwarnings)
+    probs = distribution(np.array([1e308, -1e308]), SamplingParams(temperature=2.0))
+    np.testing.assert_array_equal(probs, [1.0, 0.0])

@@ -41,7 +41,9 @@ def temperature(candidates: Candidates, rows: RowParams) -> Candidates:
     if not rows.on("temperature").any():
         return candidates
     logits = candidates.logits
-    shifted = logits - logits.max(axis=1, keepdims=True)
+    # a spread beyond the dtype's range (1e308 and -1e308) is -inf below the max: probability 0
+    with np.errstate(over="ignore"):
+        shifted = logits - logits.max(axis=1, keepdims=True)
     return candidates.with_logits(divide_by_temperature(shifted, rows["temperature"][:, None]))
 
 
