@@ -31,7 +31,8 @@ tune_math_libraries()  # the same MKL settings for both sides, before torch load
 import torch  # noqa: E402
 
 from sampler import SamplingParams  # noqa: E402
-from sampler.generation.loop import GenerationRow, generate  # noqa: E402
+from sampler.generation.loop import generate  # noqa: E402
+from sampler.generation.rows import GenerationRow  # noqa: E402
 from sampler.sources import load_source  # noqa: E402
 
 PROMPT = "Write a long story about a dragon who learns to bake bread."

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from sampler import SamplingParams
-from sampler.generation.loop import GenerationRow, generate
+from sampler.generation.loop import generate
+from sampler.generation.rows import GenerationRow
 from sampler.sources.synthetic_spec import parse_synthetic
 
 

@@ -8,7 +8,8 @@ import scipy.special
 import scipy.stats
 
 from sampler import SamplingParams
-from sampler.generation.loop import GenerationRow, generate
+from sampler.generation.loop import generate
+from sampler.generation.rows import GenerationRow
 from sampler.generation.teacher_forced import analyze_text
 from sampler.sources.synthetic_spec import parse_synthetic
 

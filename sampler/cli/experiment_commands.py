@@ -71,7 +71,7 @@ def sweep(
         run_rows,
         start_run,
     )
-    from sampler.generation.loop import use_chat
+    from sampler.generation.rows import use_chat
     from sampler.report.summary import format_summary, summarize
 
     overrides = {name: value for name, value in settings.items() if _given(ctx, name)}
@@ -152,7 +152,7 @@ def compare(
     from sampler.experiments.runs import planned_rows, save_row, start_run
     from sampler.generation.compare import compare as run_compare
     from sampler.generation.compare import format_comparison
-    from sampler.generation.loop import use_chat
+    from sampler.generation.rows import use_chat
 
     temperature = parse_temperature(temperature_text)
     config = SweepConfig(
@@ -222,7 +222,7 @@ def analyze(
     """Teacher-forced: the exact entropy at every token under each temperature, no sampling."""
     import json
 
-    from sampler.generation.loop import use_chat
+    from sampler.generation.rows import use_chat
     from sampler.generation.teacher_forced import analyze_text, analyze_tokens, format_analysis
 
     if (text is None) == (run_id is None):

@@ -32,7 +32,8 @@ from sampler.errors import InvalidInputError
 from sampler.experiments.config import SweepConfig
 from sampler.experiments.sweep import Extras, first_step_extras
 from sampler.generation.compare import compare_rows
-from sampler.generation.loop import Completion, GenerationRow, generate, use_chat
+from sampler.generation.loop import generate
+from sampler.generation.rows import Completion, GenerationRow, use_chat
 from sampler.runlog.schema import COMPLETION_FIELDS
 from sampler.runlog.store import RunStore
 from sampler.sources.base import LogitSource

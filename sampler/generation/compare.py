@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from sampler.engine.params import SamplingParams
-from sampler.generation.loop import Completion, GenerationRow, generate
+from sampler.generation.loop import generate
+from sampler.generation.rows import Completion, GenerationRow
 from sampler.sources.base import LogitSource
 
 __all__ = [
@@ -114,4 +115,3 @@ def format_comparison(greedy: Completion, comparisons: Sequence[SampleComparison
             f"{item.argmax_rate:.0%} of its tokens were the argmax\n{item.completion.text}\n"
         )
     return "\n".join(blocks)
-
