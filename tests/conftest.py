@@ -117,3 +117,29 @@ def penalty_history(logits, seed: int):
         tokens = np.concatenate([rng.choice(likely, 110), rng.integers(0, len(row), 40)])
         history.append(rng.permutation(tokens))
     return history
+
+
+def kill_once(command: list[str], db, query: str, enough: int, timeout: float = 60.0) -> None:
+    """Start ``command``, SIGKILL it once ``query`` on the SQLite file ``db`` counts ``enough``.
+
+    The database may not exist yet, or be mid-write, while the process starts: those reads are
+    retried until ``timeout``; the process is killed then whatever the count.
+    """
+    import signal
+    import sqlite3
+    import subprocess
+    import time
+
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, count = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline and count < enough:
+        time.sleep(0.02)
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as conn:
+                    count = conn.execute(query).fetchone()[0]
+            except sqlite3.Error:
+                continue
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+

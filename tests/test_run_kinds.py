@@ -7,15 +7,13 @@ uninterrupted run, or `sampler generate` drawing the same (seed, sample) streams
 
 import json
 import math
-import signal
 import sqlite3
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import kill_once
 
 from sampler.cli import cli
 from sampler.errors import InvalidInputError
@@ -124,19 +122,8 @@ def test_resume_finishes_a_compare_killed_mid_way(tmp_path):
     reference = tmp_path / "reference.db"
     assert run_cli("compare", *args, "--db", str(reference)).exit_code == 0
     killed = tmp_path / "killed.db"
-    process = subprocess.Popen([sys.executable, "-m", "sampler", "compare", *args, "--db",
-                                str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline, started = time.monotonic() + 60, False
-    while time.monotonic() < deadline and not started:
-        time.sleep(0.02)
-        if killed.exists():
-            try:
-                with sqlite3.connect(killed) as conn:
-                    started = conn.execute("SELECT count(*) FROM runs").fetchone()[0] > 0
-            except sqlite3.Error:
-                continue
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    command = [sys.executable, "-m", "sampler", "compare", *args, "--db", str(killed)]
+    kill_once(command, killed, "SELECT count(*) FROM runs", 1)
     with RunStore(killed) as store:
         run = store.get_run("latest")
     assert run["status"] == "running" and run["rows_done"] < 31 == run["total_rows"]

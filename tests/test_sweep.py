@@ -8,11 +8,9 @@ import csv
 import io
 import json
 import re
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ import pytest
 import scipy.special
 import scipy.stats
 from click.testing import CliRunner
+from conftest import kill_once
 from test_summary import hand_summary
 
 from sampler.cli import cli
@@ -83,19 +82,7 @@ def test_resume_after_sigkill_ends_with_the_uninterrupted_rows(tmp_path):
 
     killed = tmp_path / "killed.db"
     command = [sys.executable, "-m", "sampler", *sweep_args(killed, *extra)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    done = 0
-    while time.monotonic() < deadline and done < 4:
-        time.sleep(0.05)
-        if killed.exists():
-            try:
-                with sqlite3.connect(killed) as conn:
-                    done = conn.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
-            except sqlite3.Error:
-                continue
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_once(command, killed, "SELECT COUNT(*) FROM completions", 4)
     with RunStore(killed) as store:
         run = store.get_run("latest")
         partial = len(store.done_rows(run["id"]))
