@@ -38,6 +38,10 @@ SWITCHED_ON = {
     "epsilon": 0.01,
     "eta": 0.02,
     "top_n_sigma": 1.5,
+    "smoothing_factor": 0.4,
+    "smoothing_curve": 2.0,
+    "top_a": 0.2,
+    "tfs": 0.9,
 }
 # A value outside each setting's range.
 OUT_OF_RANGE = {
@@ -54,6 +58,10 @@ OUT_OF_RANGE = {
     "epsilon": 1.0,
     "eta": 1.0,
     "top_n_sigma": math.inf,
+    "smoothing_factor": 10.5,
+    "smoothing_curve": 0.5,
+    "top_a": 1.5,
+    "tfs": -0.1,
 }
 SAMPLING_COMMANDS = ("generate", "sweep", "compare", "chain")
 
@@ -112,7 +120,8 @@ def test_every_flag_setting_is_an_option_of_every_sampling_command(command):
 def test_every_flag_setting_is_a_sweep_key_and_round_trips(name):
     value = SWITCHED_ON[name]
     toml_value = {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
-    order = "llama.cpp" if name == "top_n_sigma" else "hf"
+    # the webui preset holds every stage of the table
+    order = "webui"
     config = SweepConfig.from_dict({name: toml_value, "order": order}, origin="test.toml")
     assert getattr(config, name) == value
     assert getattr(config.rows()[0].params, name) == value

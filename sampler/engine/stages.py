@@ -183,6 +183,60 @@ STAGES: tuple[StageSpec, ...] = (
         "transformers EtaLogitsWarper (Hewitt et al. 2022)",
     ),
     StageSpec(
+        "smoothing",
+        shaping.smoothing,
+        (
+            Setting(
+                "smoothing_factor",
+                float,
+                0.0,
+                "0 <= smoothing_factor <= 10 (0 = off)",
+                "Quadratic smoothing: x' = -k·f·d² + s·f·d³ + max, d = x - max.",
+                between(0, 10),
+            ),
+            Setting(
+                "smoothing_curve",
+                float,
+                1.0,
+                "1 <= smoothing_curve <= 10",
+                "Smoothing curve: 1 quadratic; above 1 the cubic term steepens the tail.",
+                between(1, 10),
+                activates=False,
+            ),
+        ),
+        "text-generation-webui QuadraticSamplingLogitsWarper (modules/sampler_hijack.py, dceb23c7)",
+    ),
+    StageSpec(
+        "top_a",
+        truncation.top_a,
+        (
+            Setting(
+                "top_a",
+                float,
+                0.0,
+                "0 <= top_a <= 1 (0 = off)",
+                "Keep tokens with p >= A × p_max².",
+                between(0, 1),
+            ),
+        ),
+        "text-generation-webui TopALogitsWarper (modules/sampler_hijack.py, dceb23c7)",
+    ),
+    StageSpec(
+        "tfs",
+        truncation.tfs,
+        (
+            Setting(
+                "tfs",
+                float,
+                1.0,
+                "0 <= tfs <= 1 (1 = off)",
+                "Tail-free: cut where the sorted probabilities' curvature mass passes Z.",
+                between(0, 1),
+            ),
+        ),
+        "text-generation-webui TailFreeLogitsWarper (modules/sampler_hijack.py, dceb23c7)",
+    ),
+    StageSpec(
         "top_n_sigma",
         truncation.top_n_sigma,
         (
@@ -230,4 +284,23 @@ PRESETS: dict[str, tuple[str, ...]] = {
     ),
     # vLLM v1 Sampler: logits processors (bias), penalties, temperature, min-p, top-k/top-p.
     "vllm": ("logit_bias", "penalties", "temperature", "min_p", "top_k", "top_p"),
+    # text-generation-webui's default sampler_priority (modules/presets.py, ec17a5d2): the
+    # repetition/presence/frequency penalties, (DRY), temperature, (dynamic temperature),
+    # quadratic smoothing, top-n-σ, top-k, top-p, typical, epsilon, eta, tail-free, top-a,
+    # min-p, (mirostat, XTC); the logit bias comes first, as a processor.
+    "webui": (
+        "logit_bias",
+        "penalties",
+        "temperature",
+        "smoothing",
+        "top_n_sigma",
+        "top_k",
+        "top_p",
+        "typical_p",
+        "epsilon",
+        "eta",
+        "tfs",
+        "top_a",
+        "min_p",
+    ),
 }

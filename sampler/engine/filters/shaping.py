@@ -1,4 +1,4 @@
-"""Stages that reshape logits without dropping tokens: bias, penalties, temperature."""
+"""Stages that reshape logits without dropping tokens: bias, penalties, temperature, smoothing."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 from sampler.errors import InvalidInputError
 from sampler.softmax import divide_by_temperature
 
-__all__ = ["logit_bias", "penalties", "temperature"]
+__all__ = ["logit_bias", "penalties", "smoothing", "temperature"]
 
 
 def _columns(candidates: Candidates, row: int, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -45,6 +45,29 @@ def temperature(candidates: Candidates, rows: RowParams) -> Candidates:
     with np.errstate(over="ignore"):
         shifted = logits - logits.max(axis=1, keepdims=True)
     return candidates.with_logits(divide_by_temperature(shifted, rows["temperature"][:, None]))
+
+
+def smoothing(candidates: Candidates, rows: RowParams) -> Candidates:
+    """Quadratic / cubic smoothing: ``x' = -k f d² + s f d³ + h`` on the finite logits.
+
+    text-generation-webui's ``QuadraticSamplingLogitsWarper`` (modules/sampler_hijack.py at
+    commit dceb23c7): ``h`` the maximum logit, ``d = x - h``, ``f`` the smoothing factor,
+    ``k = (3 - curve) / 2``, ``s = (curve - 1) / 2``; curve 1 is purely quadratic. One choice
+    of ours: ``h`` is each row's own maximum (webui takes the maximum of the whole batch,
+    which is the same for its usual batch of one).
+    """
+    active = rows.on("smoothing")
+    if not active.any():
+        return candidates
+    logits = candidates.logits
+    factor = np.where(active, rows["smoothing_factor"], 0.0)[:, None]
+    curve = rows["smoothing_curve"][:, None]
+    peak = logits.max(axis=1, keepdims=True).astype(np.float64)
+    with np.errstate(invalid="ignore"):  # -inf rows of d: kept as they are below
+        d = logits.astype(np.float64) - peak
+        smoothed = -((3 - curve) / 2) * factor * d**2 + ((curve - 1) / 2) * factor * d**3 + peak
+    out = np.where(np.isfinite(logits), smoothed, logits)
+    return candidates.with_logits(out.astype(logits.dtype))
 
 
 def logit_bias(candidates: Candidates, rows: RowParams) -> Candidates:

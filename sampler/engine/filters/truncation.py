@@ -1,4 +1,4 @@
-"""Truncation by rank and by logit: top-k, top-p (nucleus), min-p, top-n-σ.
+"""Truncation by rank and by logit: top-k, top-p (nucleus), min-p, top-a, tail-free, top-n-σ.
 
 Each filter is a pure function ``(Candidates, RowParams) -> Candidates`` that sets dropped
 tokens to ``-inf``. Rows whose parameter is neutral are left exactly as they were. Tokens with
@@ -22,7 +22,7 @@ from sampler.engine.candidates import (
 if TYPE_CHECKING:
     from sampler.engine.rows import RowParams
 
-__all__ = ["min_p", "top_k", "top_n_sigma", "top_p"]
+__all__ = ["min_p", "tfs", "top_a", "top_k", "top_n_sigma", "top_p"]
 
 # Nucleus search starts from this many candidates and widens eightfold while the mass is short.
 _FIRST_HEAD = 256
@@ -91,18 +91,74 @@ def min_p(candidates: Candidates, rows: RowParams) -> Candidates:
     ``p_i >= min_p * p_max`` is ``x_i >= x_max + log(min_p)``: no exponential is needed.
     This is transformers' ``MinPLogitsWarper``, vLLM's and llama.cpp's rule.
     """
-    p = rows["min_p"]
     active = rows.on("min_p")
     if not active.any():
         return candidates
+    floor = candidates.logits.max(axis=1) + np.log(np.where(active, rows["min_p"], 1.0))
+    return _keep_above(candidates, rows, active, floor)
+
+
+def top_a(candidates: Candidates, rows: RowParams) -> Candidates:
+    """Keep tokens with ``p_i >= top_a * p_max**2``: a min-p whose bar rises with confidence.
+
+    text-generation-webui's ``TopALogitsWarper`` (modules/sampler_hijack.py at commit
+    dceb23c7). In logits, ``x_i >= log(top_a) + 2 x_max - log Z``. Ties are kept together.
+    """
+    active = rows.on("top_a")
+    if not active.any():
+        return candidates
     logits = candidates.logits
-    floor = logits.max(axis=1) + np.log(np.where(active, p, 1.0))
+    log_z = log_normalizer(logits)
+    bar = np.log(np.where(active, rows["top_a"], 1.0))
+    floor = bar + 2 * logits.max(axis=1).astype(np.float64) - log_z
+    return _keep_above(candidates, rows, active, floor)
+
+
+def _keep_above(
+    candidates: Candidates, rows: RowParams, active: np.ndarray, floor: np.ndarray
+) -> Candidates:
+    """Keep logits ``>= floor`` in active rows, and always the ``min_keep`` most likely."""
+    logits = candidates.logits
     if (rows.min_keep[active] > 1).any():
         needed = int(rows.min_keep[active].max())
         head = sorted_head(candidates, min(needed, logits.shape[1]))
         kth = _row_pick(head.logits, np.minimum(rows.min_keep, head.logits.shape[1]) - 1)
         floor = np.minimum(floor, kth)
     return keep_at_least(candidates, np.where(active, floor, -np.inf))
+
+
+def tfs(candidates: Candidates, rows: RowParams) -> Candidates:
+    """Tail-free sampling (Phillips 2019), as text-generation-webui's ``TailFreeLogitsWarper``.
+
+    Sort the probabilities of the whole vocabulary descending; ``d2 = |p[i] - 2 p[i+1] +
+    p[i+2]|`` normalised to sum 1; keep the top token and token ``j >= 1`` while the running
+    sum of ``d2`` up to ``j - 1`` is ``<= tfs``; the last token of the vocabulary is always
+    dropped (webui's "centre the distribution around the cutoff", modules/sampler_hijack.py at
+    commit dceb23c7). Tokens already dropped count as probability 0, as in webui's dense
+    scores. Two choices of ours: a tie at the cut keeps all the tied tokens, and a row whose
+    ``d2`` sums to 0 (no curvature, e.g. uniform) is left whole where webui's NaN would drop
+    only its last token.
+    """
+    active = rows.on("tfs")
+    if not active.any():
+        return candidates
+    logits = candidates.logits
+    width = logits.shape[1]
+    head = sorted_head(candidates, width)  # tfs needs every probability, sorted
+    probs = np.exp(head.logits.astype(np.float64) - log_normalizer(logits)[:, None])
+    # dropped tokens outside a compacted batch are zeros at the end of webui's sorted row
+    padding = min(2, candidates.vocab_size - width)
+    padded = np.concatenate([probs, np.zeros((len(probs), padding))], axis=1)
+    d2 = np.abs(np.diff(padded, n=2, axis=1))
+    total = d2.sum(axis=1)
+    cdf = np.cumsum(d2, axis=1) / np.where(total > 0, total, 1.0)[:, None]
+    # position j >= 1 is kept while cdf[j - 1] <= tfs; the vocabulary's last token never is
+    kept = 1 + (cdf[:, : width - 1] <= rows["tfs"][:, None]).sum(axis=1)
+    if width == candidates.vocab_size:
+        kept = np.minimum(kept, width - 1)
+    kept = np.maximum(np.where(total > 0, kept, width), np.minimum(rows.min_keep, width))
+    last = _row_pick(head.logits, np.maximum(kept, 1) - 1)
+    return keep_at_least(candidates, np.where(active, last, -np.inf))
 
 
 def top_n_sigma(candidates: Candidates, rows: RowParams) -> Candidates:
