@@ -16,7 +16,7 @@ from sampler.cli.options import (
     sampling_options,
 )
 from sampler.engine.params import DEFAULT_ORDER
-from sampler.engine.stages import PRESETS
+from sampler.engine.presets import PRESETS
 from sampler.errors import InvalidInputError
 
 

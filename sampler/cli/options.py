@@ -9,8 +9,9 @@ from typing import Any
 import click
 
 from sampler.engine.params import DEFAULT_ORDER, MODES
+from sampler.engine.presets import PRESETS
 from sampler.engine.settings import Setting
-from sampler.engine.stages import PRESETS, SETTINGS
+from sampler.engine.stages import SETTINGS
 from sampler.errors import InvalidInputError
 from sampler.sources import DEFAULT_MODEL
 

@@ -33,7 +33,8 @@ from collections.abc import Sequence
 from dataclasses import field, make_dataclass
 from typing import Any, Literal
 
-from sampler.engine.stages import PRESETS, SETTINGS, STAGE_NAMES, STAGES
+from sampler.engine.presets import PRESETS
+from sampler.engine.stages import SETTINGS, STAGE_NAMES, STAGES
 from sampler.errors import InvalidInputError
 
 __all__ = ["DEFAULT_ORDER", "MODES", "PRESETS", "SamplingParams", "setting_fields"]

@@ -24,7 +24,7 @@ from sampler.engine.filters import information, shaping, truncation
 from sampler.engine.settings import Setting, StageSpec, between
 from sampler.softmax import TEMPERATURE_RULE
 
-__all__ = ["BY_NAME", "PRESETS", "SETTINGS", "STAGES", "STAGE_NAMES"]
+__all__ = ["BY_NAME", "SETTINGS", "STAGES", "STAGE_NAMES"]
 
 STAGES: tuple[StageSpec, ...] = (
     StageSpec(
@@ -255,52 +255,3 @@ STAGES: tuple[StageSpec, ...] = (
 STAGE_NAMES = tuple(spec.name for spec in STAGES)
 BY_NAME: dict[str, StageSpec] = {spec.name: spec for spec in STAGES}
 SETTINGS: dict[str, Setting] = {s.name: s for spec in STAGES for s in spec.settings}
-
-PRESETS: dict[str, tuple[str, ...]] = {
-    # transformers' generate(): processors (bias, repetition penalty), then the warpers in the
-    # order _get_logits_processor appends them.
-    "hf": (
-        "logit_bias",
-        "penalties",
-        "temperature",
-        "top_k",
-        "top_p",
-        "min_p",
-        "typical_p",
-        "epsilon",
-        "eta",
-    ),
-    # llama.cpp common_params_sampling.samplers: penalties, (DRY), top-n-sigma, top-k, typical,
-    # top-p, min-p, (XTC), temperature; logit bias is put in front by common_sampler_init.
-    "llama.cpp": (
-        "logit_bias",
-        "penalties",
-        "top_n_sigma",
-        "top_k",
-        "typical_p",
-        "top_p",
-        "min_p",
-        "temperature",
-    ),
-    # vLLM v1 Sampler: logits processors (bias), penalties, temperature, min-p, top-k/top-p.
-    "vllm": ("logit_bias", "penalties", "temperature", "min_p", "top_k", "top_p"),
-    # text-generation-webui's default sampler_priority (modules/presets.py, ec17a5d2): the
-    # repetition/presence/frequency penalties, (DRY), temperature, (dynamic temperature),
-    # quadratic smoothing, top-n-σ, top-k, top-p, typical, epsilon, eta, tail-free, top-a,
-    # min-p, (mirostat, XTC); the logit bias comes first, as a processor.
-    "webui": (
-        "logit_bias",
-        "penalties",
-        "temperature",
-        "smoothing",
-        "top_n_sigma",
-        "top_k",
-        "top_p",
-        "typical_p",
-        "epsilon",
-        "eta",
-        "tfs",
-        "top_a",
-        "min_p",
-    ),
-}

@@ -1,0 +1,57 @@
+"""The chain orders of the peers, as data: each preset is a tuple of stage names.
+
+Each comment names the peer's source; ``sampler chain --order all`` shows them side by side.
+"""
+
+from __future__ import annotations
+
+__all__ = ["PRESETS"]
+
+PRESETS: dict[str, tuple[str, ...]] = {
+    # transformers' generate(): processors (bias, repetition penalty), then the warpers in the
+    # order _get_logits_processor appends them.
+    "hf": (
+        "logit_bias",
+        "penalties",
+        "temperature",
+        "top_k",
+        "top_p",
+        "min_p",
+        "typical_p",
+        "epsilon",
+        "eta",
+    ),
+    # llama.cpp common_params_sampling.samplers: penalties, (DRY), top-n-sigma, top-k, typical,
+    # top-p, min-p, (XTC), temperature; logit bias is put in front by common_sampler_init.
+    "llama.cpp": (
+        "logit_bias",
+        "penalties",
+        "top_n_sigma",
+        "top_k",
+        "typical_p",
+        "top_p",
+        "min_p",
+        "temperature",
+    ),
+    # vLLM v1 Sampler: logits processors (bias), penalties, temperature, min-p, top-k/top-p.
+    "vllm": ("logit_bias", "penalties", "temperature", "min_p", "top_k", "top_p"),
+    # text-generation-webui's default sampler_priority (modules/presets.py, ec17a5d2): the
+    # repetition/presence/frequency penalties, (DRY), temperature, (dynamic temperature),
+    # quadratic smoothing, top-n-σ, top-k, top-p, typical, epsilon, eta, tail-free, top-a,
+    # min-p, (mirostat, XTC); the logit bias comes first, as a processor.
+    "webui": (
+        "logit_bias",
+        "penalties",
+        "temperature",
+        "smoothing",
+        "top_n_sigma",
+        "top_k",
+        "top_p",
+        "typical_p",
+        "epsilon",
+        "eta",
+        "tfs",
+        "top_a",
+        "min_p",
+    ),
+}
