@@ -90,7 +90,10 @@ def test_chain_command_all_orders_and_json():
         cli, ["chain", "3", "2.5", "1", "0.2", "-t", "2", "--min-p", "0.2", "--order", "all"]
     )
     assert result.exit_code == 0, result.output
-    assert result.output.count("order ") == 3 and "min_p" in result.output
+    # one block per preset: hf, llama.cpp, vllm, webui
+    headers = [line.split(":")[0] for line in result.output.splitlines() if line.startswith("order ")]
+    assert headers == ["order hf", "order llama.cpp", "order vllm", "order webui"]
+    assert "min_p" in result.output
     result = runner.invoke(cli, ["chain", "--top-k", "2", "--json"])
     data = json.loads(result.output)
     final = data["chains"]["hf"][-1]
