@@ -91,7 +91,8 @@ def test_chain_command_all_orders_and_json():
     )
     assert result.exit_code == 0, result.output
     # one block per preset: hf, llama.cpp, vllm, webui
-    headers = [line.split(":")[0] for line in result.output.splitlines() if line.startswith("order ")]
+    lines = result.output.splitlines()
+    headers = [line.split(":")[0] for line in lines if line.startswith("order ")]
     assert headers == ["order hf", "order llama.cpp", "order vllm", "order webui"]
     assert "min_p" in result.output
     result = runner.invoke(cli, ["chain", "--top-k", "2", "--json"])
