@@ -42,6 +42,8 @@ SWITCHED_ON = {
     "smoothing_curve": 2.0,
     "top_a": 0.2,
     "tfs": 0.9,
+    "dynatemp_range": 0.5,
+    "dynatemp_exponent": 2.0,
 }
 # A value outside each setting's range.
 OUT_OF_RANGE = {
@@ -62,6 +64,8 @@ OUT_OF_RANGE = {
     "smoothing_curve": 0.5,
     "top_a": 1.5,
     "tfs": -0.1,
+    "dynatemp_range": -0.5,
+    "dynatemp_exponent": math.inf,
 }
 SAMPLING_COMMANDS = ("generate", "sweep", "compare", "chain")
 

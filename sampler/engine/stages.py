@@ -86,8 +86,26 @@ STAGES: tuple[StageSpec, ...] = (
             Setting(
                 "temperature", float, 1.0, TEMPERATURE_RULE, "Divide the logits by τ.", flag=False
             ),
+            Setting(
+                "dynatemp_range",
+                float,
+                0.0,
+                "0 <= dynatemp_range, finite (0 = off)",
+                "Dynamic temperature: τ' from τ ± R by the row's normalised entropy.",
+                between(0, math.inf, high_open=True),
+            ),
+            Setting(
+                "dynatemp_exponent",
+                float,
+                1.0,
+                "0 <= dynatemp_exponent, finite",
+                "Dynamic temperature: τ' = lo + (hi - lo)·(H / ln N)^E.",
+                between(0, math.inf, high_open=True),
+                activates=False,
+            ),
         ),
-        "transformers TemperatureLogitsWarper; τ = 0 greedy as vLLM and llama.cpp",
+        "transformers TemperatureLogitsWarper; τ = 0 greedy as vLLM and llama.cpp; dynamic "
+        "temperature as llama.cpp temp_ext (src/llama-sampling.cpp)",
         required=True,
         shaping=True,
     ),

@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sampler.engine.candidates import Candidates
-
-if TYPE_CHECKING:
-    from sampler.engine.rows import RowParams
+from sampler.entropy import normalize
 from sampler.errors import InvalidInputError
 from sampler.softmax import divide_by_temperature
 
-__all__ = ["logit_bias", "penalties", "smoothing", "temperature"]
+if TYPE_CHECKING:
+    from sampler.engine.rows import RowParams
+
+__all__ = ["dynamic_temperature", "logit_bias", "penalties", "smoothing", "temperature"]
 
 
 def _columns(candidates: Candidates, row: int, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -37,6 +38,13 @@ def temperature(candidates: Candidates, rows: RowParams) -> Candidates:
     :func:`sampler.softmax.divide_by_temperature`. A stage after this one sees logits whose
     maximum is 0, which matters only to the sign-dependent repetition penalty placed after
     temperature in a custom order.
+
+    With ``dynatemp_range`` > 0 the row's temperature is chosen from its own entropy, as
+    llama.cpp's ``temp_ext`` sampler does (src/llama-sampling.cpp,
+    ``llama_sampler_temp_ext_apply``): with ``N`` tokens still allowed and ``H`` the entropy
+    of their softmax, ``τ' = lo + (hi - lo) · (H / ln N)^exponent``, ``lo = max(0, τ - range)``,
+    ``hi = τ + range``; nothing changes when ``N <= 1``. (llama.cpp's ``N`` also counts tokens
+    a bias set to -inf while they stay in its candidate array; here they are not allowed.)
     """
     if not rows.on("temperature").any():
         return candidates
@@ -44,7 +52,30 @@ def temperature(candidates: Candidates, rows: RowParams) -> Candidates:
     # a spread beyond the dtype's range (1e308 and -1e308) is -inf below the max: probability 0
     with np.errstate(over="ignore"):
         shifted = logits - logits.max(axis=1, keepdims=True)
-    return candidates.with_logits(divide_by_temperature(shifted, rows["temperature"][:, None]))
+    tau = rows["temperature"]
+    dynamic = rows.on("dynatemp_range") & (tau > 0)  # greedy and hardmax rows stay τ = 0
+    if dynamic.any():
+        tau = tau.copy()
+        tau[dynamic] = dynamic_temperature(
+            shifted[dynamic],
+            tau[dynamic],
+            rows["dynatemp_range"][dynamic],
+            rows["dynatemp_exponent"][dynamic],
+        )
+    return candidates.with_logits(divide_by_temperature(shifted, tau[:, None]))
+
+
+def dynamic_temperature(
+    shifted: np.ndarray, tau: np.ndarray, spread: np.ndarray, exponent: np.ndarray
+) -> np.ndarray:
+    """Per row, llama.cpp's entropy-scaled temperature (see :func:`temperature`)."""
+    allowed = np.isfinite(shifted).sum(axis=1)
+    entropy = normalize(shifted).entropy
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.clip(entropy / np.log(allowed), 0.0, 1.0)
+    low, high = np.maximum(0.0, tau - spread), tau + spread
+    chosen = low + (high - low) * ratio**exponent
+    return np.where(allowed > 1, chosen, tau)
 
 
 def smoothing(candidates: Candidates, rows: RowParams) -> Candidates:
