@@ -1,8 +1,10 @@
-"""Logit sources: a real Hugging Face causal LM, or synthetic vocabularies (numpy only).
+"""Logit sources: a real Hugging Face causal LM, a GGUF model run by llama.cpp, or synthetic
+vocabularies (numpy only).
 
 :func:`load_source` takes ``synthetic:KIND?key=value&...``, a model alias (see
-``sampler models``), a local Hugging Face folder, or a hub id. Only the model paths import
-torch and transformers.
+``sampler models``), a local ``.gguf`` file, a local Hugging Face folder, or a hub id. Only the
+torch paths import torch and transformers; the llama.cpp ones (``smollm2-135m-gguf``, a
+``.gguf`` file) import llama-cpp-python instead.
 """
 
 from __future__ import annotations
@@ -31,6 +33,15 @@ def load_source(
         from sampler.sources.synthetic_spec import parse_synthetic
 
         return parse_synthetic(spec)
+    from sampler.sources.model_cache import ALIASES
+
+    alias = ALIASES.get(spec)
+    if (alias is not None and alias.backend == "llama.cpp") or (
+        alias is None and spec.lower().endswith(".gguf")
+    ):
+        from sampler.sources.llamacpp_model import load_gguf_source
+
+        return load_gguf_source(spec, cache_dir=cache_dir, progress=progress)
     from sampler.sources.cpu import tune_math_libraries
 
     tune_math_libraries()  # must run before torch is first imported

