@@ -467,3 +467,29 @@ def test_an_empty_cache_gets_the_gguf_file_alone(gguf_alias):
     assert sorted(p.name for p in path.parent.iterdir()) == ["manifest.json", "model.gguf"]
     # The torch backend sees a folder it must build (and reuses the verified file then).
     assert "only the GGUF file" in verify_folder(path.parent)
+
+
+def test_the_torch_build_reuses_a_cached_gguf_file(gguf_alias, monkeypatch):
+    from sampler.sources import model_cache
+
+    root, fetches = gguf_alias
+    torch_alias = model_cache.ModelAlias(
+        "tiny-base", "test", "none==0", "none", model_cache.ALIASES["tiny-gguf"].gguf_sha256, 1
+    )
+    monkeypatch.setitem(model_cache.ALIASES, "tiny-base", torch_alias)
+    _ensure(root)  # an empty cache: the GGUF file alone
+
+    def fake_build(spec, work, progress):  # the real one converts what it finds in work
+        assert (work / "model.gguf").read_bytes() == FAKE_GGUF
+        output = work / "model"
+        output.mkdir()
+        (work / "model.gguf").replace(output / "model.gguf")
+        (output / "model.safetensors").write_bytes(b"weights")
+        model_cache.write_manifest(output, {"alias": spec.alias})
+        return output
+
+    monkeypatch.setattr(model_cache, "_build", fake_build)
+    folder = model_cache.ensure_model("tiny-base", root, lambda message: None)
+    assert model_cache.verify_folder(folder) is None
+    assert fetches == ["tiny-gguf"]  # downloaded once, for llama.cpp
+    assert _ensure(root)[0] == folder / "model.gguf" and fetches == ["tiny-gguf"]
