@@ -311,3 +311,23 @@ def test_a_damaged_model_folder_is_one_error_line(tiny_model_dir, tmp_path, dama
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert str(folder) in lines[0]
+
+
+def test_the_gguf_file_in_the_cache_does_not_change_the_torch_fingerprint(tmp_path):
+    # runs logged before the GGUF file was kept must still resume (--resume compares these)
+    import hashlib
+    import json
+
+    from sampler.sources.model_cache import GGUF_NAME, MANIFEST
+
+    files = {"config.json": {"size": 1, "sha256": "a"}, "model.safetensors": {"size": 2,
+                                                                               "sha256": "b"}}
+    old = json.dumps({"alias": "x", "files": files}, indent=2)
+    (tmp_path / MANIFEST).write_text(old)
+    before = torch_model.manifest_fingerprint(tmp_path)
+    assert before == "sha256:" + hashlib.sha256(old.encode()).hexdigest()[:16]
+    with_gguf = dict(files) | {GGUF_NAME: {"size": 3, "sha256": "c"}}
+    (tmp_path / MANIFEST).write_text(json.dumps({"alias": "x", "files": with_gguf}, indent=2))
+    assert torch_model.manifest_fingerprint(tmp_path) == before
+    (tmp_path / MANIFEST).write_text(json.dumps({"alias": "y", "files": with_gguf}, indent=2))
+    assert torch_model.manifest_fingerprint(tmp_path) != before

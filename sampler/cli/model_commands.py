@@ -136,6 +136,7 @@ def models(cache_dir: str | None) -> None:
 
     root = cache_root(cache_dir)
     click.echo(f"cache: {root}")
+    width = max(len(alias) for alias in ALIASES)
     for alias, spec in ALIASES.items():
         state, size = cached_state(alias, root)
         where = (
@@ -143,7 +144,8 @@ def models(cache_dir: str | None) -> None:
             if size
             else f"(fetched on first use, ~{spec.download_mb} MB download)"
         )
-        click.echo(f"{alias:<14} {state:<10} {size / 2**20:8.1f} MiB  {spec.description}  {where}")
+        size_mib = f"{size / 2**20:8.1f} MiB"
+        click.echo(f"{alias:<{width}} {state:<10} {size_mib}  {spec.description}  {where}")
     click.echo(
         "also: any local Hugging Face folder, a hub id (where the hub is reachable), "
         "or synthetic:KIND?key=value (fixed, zipf, gaussian, dirichlet, markov)"

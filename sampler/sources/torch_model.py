@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import socket
 import threading
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from transformers import (
 from sampler.errors import InvalidInputError
 from sampler.sources.model_cache import (
     ALIASES,
+    GGUF_NAME,
     MANIFEST,
     Progress,
     cache_root,
@@ -37,7 +39,13 @@ from sampler.sources.model_cache import (
     verify_folder,
 )
 
-__all__ = ["HFSession", "HFSource", "load_hf_source", "quiet_transformers"]
+__all__ = [
+    "HFSession",
+    "HFSource",
+    "load_hf_source",
+    "manifest_fingerprint",
+    "quiet_transformers",
+]
 
 _CACHE_ARGUMENT = (
     "cache"
@@ -263,8 +271,20 @@ def _load_verifying(folder: Path, alias: str) -> tuple[HFSource | None, str | No
     checker.join()
     if problems[0] is not None or source is None:
         return None, problems[0] or failure
-    source.fingerprint = "sha256:" + _text_digest((folder / MANIFEST).read_text())
+    source.fingerprint = manifest_fingerprint(folder)
     return source, None
+
+
+def manifest_fingerprint(folder: Path) -> str:
+    """The cached model's fingerprint: a digest of its manifest, less the GGUF file's entry.
+
+    The GGUF file is the llama.cpp backend's, kept beside the torch weights; whether it is
+    there (caches built before it was kept get it later) changes nothing torch loads, so it
+    must not change the fingerprint a run was logged with (``--resume`` compares them).
+    """
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["files"] = {n: f for n, f in manifest["files"].items() if n != GGUF_NAME}
+    return "sha256:" + _text_digest(json.dumps(manifest, indent=2))
 
 
 def _folder_fingerprint(folder: Path) -> str:
