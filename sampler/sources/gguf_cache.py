@@ -29,6 +29,7 @@ from sampler.sources.model_cache import (
     Progress,
     _move_in,
     _sha256,
+    make_parent,
     model_folder,
     verify_folder,
     write_manifest,
@@ -80,13 +81,7 @@ def ensure_gguf(alias: str, root: Path, progress: Progress) -> tuple[Path, str]:
     if problem is None:
         return folder / GGUF_NAME, fingerprint
     progress(f"fetching the GGUF file of {alias} into {folder} ({problem})")
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InvalidInputError(
-            f"cannot create the cache folder {folder.parent}: "
-            f"{error.strerror}; set --cache-dir or SAMPLER_CACHE"
-        ) from None
+    make_parent(folder)
     with tempfile.TemporaryDirectory(prefix=f".gguf-{alias}-", dir=folder.parent) as work:
         gguf = fetch_gguf(spec, Path(work), progress)
         if verify_folder(folder) is None:

