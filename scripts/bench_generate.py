@@ -1,25 +1,41 @@
-"""Generation speed and memory against transformers' `model.generate`, same model, same process.
+"""Generation speed and memory against transformers' `model.generate` and llama.cpp's own loop.
 
-Cases (SmolLM2-135M-Instruct, the same chat prompt, every row made to run its full length):
+Everything in one process, interleaved (each repeat rotates which side goes first), best of
+the repeats. SmolLM2-135M-Instruct, the same chat prompt, every row made to run its full
+length (EOS ignored). Sides:
 
-a. batch 1, greedy, 128 new tokens: ours (engine + statistics) vs `generate(do_sample=False)`;
-b. 8 temperatures x 64 new tokens, one sample each: ours as one batch vs `generate` once per
-   temperature;
-c. 8 temperatures x 4 samples x 64 tokens: ours as one batch of 32 vs `generate` once per
+- torch: our loop (engine + statistics) on `smollm2-135m` (float32);
+- gguf: our loop on `smollm2-135m-gguf` (the Q4_1 file, logits from llama.cpp);
+- generate: transformers' `model.generate`, float32, the same model object as torch;
+- llama.cpp: llama-cpp-python's high-level loop on the same GGUF file,
+  `Llama(model_path, n_ctx=512, n_threads=<ours>, logits_all=False, verbose=False)` and
+  `Llama.generate(prompt, temp=T, top_k=0, top_p=1, min_p=0, repeat_penalty=1)` (its own
+  sampler chain: greedy at T = 0, else temperature + dist), reset before each run.
+
+Cases:
+
+a. batch 1, greedy, 128 new tokens: torch, gguf, generate, llama.cpp;
+b. 8 temperatures x 64 new tokens, one sample each: torch and gguf as one batch; generate and
+   llama.cpp once per temperature;
+c. 8 temperatures x 4 samples x 64 tokens: torch as one batch of 32 vs `generate` once per
    temperature with `num_return_sequences=4`;
-d. peak RSS of a 32-row, 512-token run of ours, against the RSS of the loaded model (in a
-   fresh subprocess, from the OS: `resource.getrusage`).
+d. peak RSS of a 32-row, 512-token run of ours (torch), against the RSS of the loaded model
+   (in a fresh subprocess, from the OS: VmHWM, reset after loading);
+s. one torch decoding step (session `advance`, full logits read back) at batch 1 and 8, in
+   float32 and bfloat16 (`load_hf_source(..., dtype=...)`), median of 16 steps.
 
 Prints a table and one JSON line. Not a test: these machines are noisy.
 
-    .venv/bin/python scripts/bench_generate.py [--quick]
+    .venv/bin/python scripts/bench_generate.py [--quick] [--cases abcds] [--repeats N]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -28,12 +44,14 @@ from sampler.sources.cpu import tune_math_libraries
 
 tune_math_libraries()  # the same MKL settings for both sides, before torch loads
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from sampler import SamplingParams  # noqa: E402
 from sampler.generation.loop import generate  # noqa: E402
 from sampler.generation.rows import GenerationRow  # noqa: E402
 from sampler.sources import load_source  # noqa: E402
+from sampler.sources.torch_model import load_hf_source, native_bf16  # noqa: E402
 
 PROMPT = "Write a long story about a dragon who learns to bake bread."
 TEMPERATURES = (0.0, 0.3, 0.5, 0.7, 0.9, 1.1, 1.3, 1.5)
@@ -50,6 +68,28 @@ def hf_generate(source, prompt_ids: list[int], max_new: int, temperature: float,
                               num_return_sequences=copies, pad_token_id=source.pad_id, **extra)
 
 
+class LlamaCppLoop:
+    """llama-cpp-python's own generation loop on the GGUF file (the anchor)."""
+
+    def __init__(self) -> None:
+        from llama_cpp import Llama
+
+        from sampler.sources.gguf_cache import ensure_gguf
+        from sampler.sources.llamacpp_model import _threads
+        from sampler.sources.model_cache import cache_root
+
+        path, _ = ensure_gguf("smollm2-135m-gguf", cache_root(None), lambda message: None)
+        self.threads = _threads()
+        self.llama = Llama(model_path=str(path), n_ctx=512, n_threads=self.threads,
+                           n_threads_batch=self.threads, logits_all=False, verbose=False)
+
+    def run(self, prompt_ids: list[int], max_new: int, temperature: float) -> list[int]:
+        self.llama.reset()  # no prefix reuse: the prompt is prefilled every run, as ours is
+        tokens = self.llama.generate(prompt_ids, temp=temperature, top_k=0, top_p=1.0,
+                                     min_p=0.0, repeat_penalty=1.0)
+        return list(itertools.islice(tokens, max_new))  # EOS ignored, as on our side
+
+
 def ours(source, temperatures, samples: int, max_new: int) -> list:
     rows = [GenerationRow(PROMPT, SamplingParams(temperature=tau, seed=0), sample)
             for tau in temperatures for sample in range(samples)]
@@ -62,33 +102,69 @@ def timed(run) -> float:
     return time.perf_counter() - start
 
 
-def case(name: str, ours_run, peer_run, repeats: int, target: float) -> dict:
-    mine, theirs = [], []
-    for repeat in range(repeats):  # interleaved, alternating which side goes first
-        if repeat % 2:
-            theirs.append(timed(peer_run))
-            mine.append(timed(ours_run))
-        else:
-            mine.append(timed(ours_run))
-            theirs.append(timed(peer_run))
-    ours_s, peer_s = min(mine), min(theirs)
-    return {"case": name, "ours_s": round(ours_s, 2), "generate_s": round(peer_s, 2),
-            "speedup": round(peer_s / ours_s, 2), "target": target,
-            "met": peer_s / ours_s >= target}
+def case(name: str, sides: dict, repeats: int, targets: list) -> dict:
+    """Time every side ``repeats`` times, rotating which goes first; best of each.
+
+    ``targets``: ``(side, peer, ratio)``, met when ``peer`` takes at least ``ratio`` times as
+    long as ``side`` (a ratio below 1 is a ceiling: 1/1.3 means side <= 1.3x peer).
+    """
+    names = list(sides)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for repeat in range(repeats):
+        order = names[repeat % len(names):] + names[:repeat % len(names)]
+        for n in order:
+            times[n].append(timed(sides[n]))
+    best = {n: round(min(t), 2) for n, t in times.items()}
+    checks = []
+    for side, peer, ratio in targets:
+        speedup = min(times[peer]) / min(times[side])
+        checks.append({"side": side, "peer": peer, "speedup": round(speedup, 2),
+                       "target": ratio, "met": speedup >= ratio})
+    return {"case": name, "best_s": best, "all_s": {n: [round(x, 2) for x in t]
+                                                   for n, t in times.items()},
+            "checks": checks}
+
+
+def step_case(sources: dict, prompt_ids: list[int], batches=(1, 8), steps: int = 16,
+              repeats: int = 2) -> dict:
+    """Median ms of one torch decoding step per dtype and batch, interleaved by dtype."""
+    result: dict[str, dict[str, float]] = {d: {} for d in sources}
+    for batch in batches:
+        samples: dict[str, list[float]] = {d: [] for d in sources}
+        names = list(sources)
+        for repeat in range(repeats):
+            for dtype in names[repeat % 2:] + names[:repeat % 2]:
+                _, session = sources[dtype].start([prompt_ids] * batch)
+                token = np.full(batch, prompt_ids[-1], dtype=np.int64)
+                session.advance(token)  # warm-up
+                for _ in range(steps):
+                    start = time.perf_counter()
+                    session.advance(token)
+                    samples[dtype].append(time.perf_counter() - start)
+        for dtype in names:
+            result[dtype][f"batch_{batch}_ms"] = round(1000 * statistics.median(samples[dtype]), 1)
+    return {"case": "s. one torch decoding step (median ms)", "native_bf16": native_bf16(),
+            "step_ms": result}
 
 
 def memory_case() -> dict:
     """Run in a fresh interpreter so the peak belongs to this run alone."""
     script = (
-        "import json, resource\n"
+        "import json\n"
         "from sampler.sources.cpu import tune_math_libraries; tune_math_libraries()\n"
         "from sampler import SamplingParams\n"
         "from sampler.generation.loop import GenerationRow, generate\n"
         "from sampler.sources import load_source\n"
         "source = load_source('smollm2-135m', quiet=True)\n"
         "source.start([[1, 2, 3]])\n"
-        "def rss(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
-        "loaded = rss()\n"
+        "def status(key):\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith(key + ':'): return int(line.split()[1]) / 1024\n"
+        "def rss(): return status('VmHWM')\n"
+        # Loading peaks above the loaded model (checksums, conversion buffers): reset the
+        # high-water mark (Linux clear_refs 5) so the peak is the generation's alone.
+        "open('/proc/self/clear_refs', 'w').write('5')\n"
+        "loaded = status('VmRSS')\n"
         f"rows = [GenerationRow({PROMPT!r}, SamplingParams(temperature=0.3 + 0.05 * i, seed=0))"
         " for i in range(32)]\n"
         "generate(source, rows, max_new_tokens=512, ignore_eos=True)\n"
@@ -106,40 +182,65 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no memory case")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--cases", default="abcd", help="which cases to run, e.g. abc or d")
+    parser.add_argument("--cases", default="abcds", help="which cases to run, e.g. ab or ds")
     args = parser.parse_args()
     source = load_source("smollm2-135m", quiet=True)
+    gguf = load_source("smollm2-135m-gguf")
+    anchor = LlamaCppLoop()
     prompt_ids = source.encode(PROMPT, chat=True)
+    gguf_ids = gguf.encode(PROMPT, chat=True)
+    assert gguf_ids == prompt_ids, "both backends must see the same prompt"
     repeats = 1 if args.quick else args.repeats
-    cases = [
-        ("a. batch 1 greedy, 128 tokens",
-             lambda: ours(source, [0.0], 1, 128),
-             lambda: hf_generate(source, prompt_ids, 128, 0.0), repeats, 1.0),
-        ("b. 8 temperatures x 64 tokens",
-             lambda: ours(source, TEMPERATURES, 1, 64),
-             lambda: [hf_generate(source, prompt_ids, 64, t) for t in TEMPERATURES],
-             repeats, 5.0),
-        ("c. 8 temperatures x 4 samples x 64",
-             lambda: ours(source, TEMPERATURES, 4, 64),
-             lambda: [hf_generate(source, prompt_ids, 64, t, copies=4 if t else 1)
-                      for t in TEMPERATURES], repeats, 3.0),
-    ]
-    results = [case(*spec) for letter, spec in zip("abc", cases, strict=True)
-               if letter in args.cases]
+    cases = {
+        "a": ("a. batch 1 greedy, 128 tokens", {
+            "torch": lambda: ours(source, [0.0], 1, 128),
+            "generate": lambda: hf_generate(source, prompt_ids, 128, 0.0),
+            "gguf": lambda: ours(gguf, [0.0], 1, 128),
+            "llama.cpp": lambda: anchor.run(gguf_ids, 128, 0.0),
+        }, repeats, [("torch", "generate", 1.0), ("gguf", "llama.cpp", round(1 / 1.3, 3)),
+                     ("gguf", "generate", 5.0)]),
+        "b": ("b. 8 temperatures x 64 tokens", {
+            "torch": lambda: ours(source, TEMPERATURES, 1, 64),
+            "generate": lambda: [hf_generate(source, prompt_ids, 64, t) for t in TEMPERATURES],
+            "gguf": lambda: ours(gguf, TEMPERATURES, 1, 64),
+            "llama.cpp": lambda: [anchor.run(gguf_ids, 64, t) for t in TEMPERATURES],
+        }, repeats, [("torch", "generate", 5.0), ("gguf", "generate", 5.0),
+                     ("gguf", "llama.cpp", 2.0)]),
+        "c": ("c. 8 temperatures x 4 samples x 64", {
+            "torch": lambda: ours(source, TEMPERATURES, 4, 64),
+            "generate": lambda: [hf_generate(source, prompt_ids, 64, t, copies=4 if t else 1)
+                                 for t in TEMPERATURES],
+        }, repeats, [("torch", "generate", 3.0)]),
+    }
+    results = [case(*spec) for letter, spec in cases.items() if letter in args.cases]
+    if "s" in args.cases:
+        dtypes = {"float32": source,
+                  "bfloat16": load_hf_source("smollm2-135m", dtype="bfloat16")}
+        results.append(step_case(dtypes, prompt_ids, repeats=max(repeats, 2)))
     if "d" in args.cases and not args.quick:
         results.append(memory_case())
     for row in results:
-        if "speedup" in row:
-            print(f"{row['case']:<38} ours {row['ours_s']:7.2f} s   generate "
-                  f"{row['generate_s']:7.2f} s   {row['speedup']:5.2f}x   "
-                  f"target {row['target']}x   {'met' if row['met'] else 'NOT met'}")
+        if "checks" in row:
+            times = "   ".join(f"{n} {t:.2f} s" for n, t in row["best_s"].items())
+            print(f"{row['case']:<36} {times}")
+            for c in row["checks"]:
+                target = (f">= {c['target']}x" if c["target"] >= 1
+                          else f"<= {1 / c['target']:.2f}x the time")
+                print(f"{'':<36}   {c['side']} vs {c['peer']}: {c['speedup']:.2f}x faster   "
+                      f"target {target}   {'met' if c['met'] else 'NOT met'}")
+        elif "step_ms" in row:
+            for dtype, ms in row["step_ms"].items():
+                cells = "   ".join(f"{k.replace('_ms', '')} {v:.1f} ms" for k, v in ms.items())
+                print(f"{row['case']:<36} {dtype:<9} {cells}")
         else:
-            print(f"{row['case']:<38} model {row['model_rss_mb']} MB   peak "
+            print(f"{row['case']:<36} model {row['model_rss_mb']} MB   peak "
                   f"{row['peak_rss_mb']} MB   +{row['extra_mb']} MB   "
                   f"{'met' if row['met'] else 'NOT met'}")
+    import llama_cpp
+
     print(json.dumps({"benchmark": "generate", "machine": platform.machine(),
                       "torch": torch.__version__, "threads": torch.get_num_threads(),
-                      "results": results}))
+                      "llama_cpp_python": llama_cpp.__version__, "results": results}))
 
 
 if __name__ == "__main__":
