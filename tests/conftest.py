@@ -143,3 +143,30 @@ def kill_once(command: list[str], db, query: str, enough: int, timeout: float = 
     process.send_signal(signal.SIGKILL)
     process.wait()
 
+
+def import_llama_cpp_or_skip():
+    """llama-cpp-python, or a skip locally; under CI=true its absence fails (README installs it)."""
+    try:
+        import llama_cpp
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(
+            "llama-cpp-python is not installed: pip install -e '.[llamacpp]'",
+            allow_module_level=True,
+        )
+    return llama_cpp
+
+
+@pytest.fixture(scope="module")
+def gguf():
+    """SmolLM2 on the llama.cpp backend (README's first command caches it; CI must have it)."""
+    from sampler.sources import load_source
+    from sampler.sources.model_cache import cache_root, model_folder
+
+    if not (model_folder("smollm2-135m", cache_root()) / "manifest.json").is_file():
+        if os.environ.get("CI"):
+            pytest.fail("SmolLM2 is not cached: README's first command must fetch it first")
+        pytest.skip("SmolLM2 is not cached: run README's first command to fetch it")
+    return load_source("smollm2-135m-gguf")
+
