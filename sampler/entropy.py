@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,6 +31,9 @@ __all__ = [
     "entropy",
     "entropy_from_weights",
     "normalize",
+    "row_dot",
+    "row_softmax_sums",
+    "scratch",
     "softmax_entropy",
     "weighted_sum",
 ]
@@ -78,6 +82,66 @@ def weighted_sum(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
     return sums
 
 
+def row_dot(weights: np.ndarray, values: np.ndarray, product: np.ndarray) -> float:
+    """``Σ_j w_j v_j`` of one row in float64, ``0 · (-inf) = 0``; ``product`` is scratch.
+
+    The same numbers as :func:`weighted_sum` on that row, bit for bit (products in the
+    row's dtype, summed pairwise in float64), so a row's statistics do not depend on the path
+    or the batch that computed them. (BLAS's dot is not used: it accumulates float32 in
+    float32, and its result can depend on where the row sits in memory.)
+    """
+    with np.errstate(invalid="ignore"):
+        np.multiply(weights, values, out=product)
+    result = float(product.sum(dtype=np.float64))
+    if math.isnan(result):  # a masked token (0 · -inf): sum over the positive weights only
+        np.multiply(weights, values, out=product, where=weights > 0)
+        np.copyto(product, 0, where=weights <= 0)
+        result = float(product.sum(dtype=np.float64))
+    return result
+
+
+def row_softmax_sums(
+    row: np.ndarray, peak: float, shifted: np.ndarray, weights: np.ndarray, product: np.ndarray
+) -> tuple[float, float]:
+    """For one row: ``shifted = row - peak``, ``weights = exp(shifted)`` (written into the
+    buffers given; ``product`` is scratch), and ``(Σ weights, Σ weights · shifted)`` in float64.
+    A row whose peak is 0 is used as its own ``shifted``, which is then not written.
+
+    One row at a time, so that its passes run in the CPU's cache: over a batch of 150k-token
+    rows this is about 3× faster than whole-batch array operations.
+    """
+    if peak == 0:
+        shifted = row  # already shifted (the temperature stage's output): no copy
+    else:
+        np.subtract(row, row.dtype.type(peak), out=shifted)
+    np.exp(shifted, out=weights)
+    return float(weights.sum(dtype=np.float64)), row_dot(weights, shifted, product)
+
+
+_scratch = threading.local()
+
+
+def scratch(owner: str, count: int, width: int, dtype: np.dtype) -> list[np.ndarray]:
+    """``count`` distinct work rows of ``width`` elements for ``owner``, reused by its later
+    calls on the same thread (two owners never share one).
+
+    A fresh 200 kB array is mapped from the kernel and page-faulted on every call, which at
+    batch 1 cost more than the arithmetic; these stay mapped. Never return them to a caller.
+    """
+    key = (owner, width, np.dtype(dtype).str)
+    pool: dict[tuple[str, int, str], list[np.ndarray]] = getattr(_scratch, "pool", None) or {}
+    _scratch.pool = pool
+    rows = pool.get(key, [])
+    if len(rows) < count:
+        rows = rows + [np.empty(width, dtype) for _ in range(count - len(rows))]
+        pool[key] = rows
+    return rows[:count]
+
+
+# Below this many columns whole-batch operations are cheaper than a loop over rows.
+_ROW_LOOP_WIDTH = 4096
+
+
 def entropy_from_weights(weights: np.ndarray, shifted: np.ndarray, total: np.ndarray) -> np.ndarray:
     """The entropy of ``softmax(x)`` from ``shifted = x - c``, ``exp(shifted)`` and their sum.
 
@@ -93,11 +157,29 @@ def normalize(logits: np.ndarray, peak: np.ndarray | None = None) -> Normalized:
 
     ``peak`` is the row maximum when the caller already has it.
     """
-    peak = logits.max(axis=-1) if peak is None else peak
-    shifted = logits - np.asarray(peak)[..., None].astype(logits.dtype)
-    weights = np.exp(shifted)
-    total = weights.sum(axis=-1, dtype=np.float64)
-    return Normalized(peak, shifted, weights, total, entropy_from_weights(weights, shifted, total))
+    peak = logits.max(axis=-1) if peak is None else np.asarray(peak)
+    width = logits.shape[-1]
+    if width < _ROW_LOOP_WIDTH or logits.ndim == 0:
+        shifted = logits - peak[..., None].astype(logits.dtype)
+        weights = np.exp(shifted)
+        total = weights.sum(axis=-1, dtype=np.float64)
+        entropy = entropy_from_weights(weights, shifted, total)
+        return Normalized(peak, shifted, weights, total, entropy)
+    rows = np.ascontiguousarray(logits).reshape(-1, width)
+    flat_peak = peak.reshape(-1)
+    shifted, weights = np.empty_like(rows), np.empty_like(rows)
+    (product,) = scratch("normalize", 1, width, rows.dtype)
+    total, weighted = np.empty(len(rows)), np.empty(len(rows))
+    for i, row in enumerate(rows):
+        total[i], weighted[i] = row_softmax_sums(
+            row, flat_peak[i], shifted[i], weights[i], product
+        )
+    shape = logits.shape[:-1]
+    total, weighted = total.reshape(shape), weighted.reshape(shape)
+    entropy = np.log(total) - weighted / total
+    return Normalized(
+        peak, shifted.reshape(logits.shape), weights.reshape(logits.shape), total, entropy
+    )
 
 
 def softmax_entropy(logits: ArrayLike, temperature: float | ArrayLike = 1.0) -> np.ndarray:

@@ -13,13 +13,13 @@ from sampler.engine.params import SamplingParams
 from sampler.engine.rows import RowParams
 from sampler.engine.stages import BY_NAME
 
-__all__ = ["GroupResult", "run_chain", "run_groups"]
+__all__ = ["GroupResult", "chain_groups", "run_chain", "run_group", "run_groups"]
 
 # Stages before temperature that reshape without cutting: part of the tempered distribution.
 _SHAPING = tuple(name for name, spec in BY_NAME.items() if spec.shaping and not spec.required)
 
 
-def _groups(params: list[SamplingParams]) -> list[tuple[tuple[str, ...], np.ndarray]]:
+def chain_groups(params: list[SamplingParams]) -> list[tuple[tuple[str, ...], np.ndarray]]:
     """Rows that share a chain order, so each group runs its chain once, batched."""
     by_order: dict[tuple[str, ...], list[int]] = {}
     for row, item in enumerate(params):
@@ -32,6 +32,9 @@ def _group_inputs(
 ) -> tuple[np.ndarray, RowParams]:
     if len(members) == raw.shape[0] and (members == np.arange(len(members))).all():
         return raw, rows  # the usual case, one order for the batch: no copy
+    start = int(members[0])
+    if (members == np.arange(start, start + len(members))).all():
+        return raw[start : start + len(members)], rows.take(members)  # a slice: a view
     return raw[members], rows.take(members)
 
 
@@ -78,8 +81,15 @@ def run_groups(
     raw: np.ndarray, params: list[SamplingParams], rows: RowParams
 ) -> Iterator[GroupResult]:
     """Run each row's chain, batched over the rows that share a chain order."""
-    for stages, members in _groups(params):
-        group_raw, group_rows = _group_inputs(raw, rows, members)
-        candidates, tempered = run_chain(group_raw, group_rows, stages)
-        final = FinalDistribution.from_candidates(candidates, group_rows)
-        yield GroupResult(members, group_raw, group_rows, final, tempered)
+    for stages, members in chain_groups(params):
+        yield run_group(raw, rows, stages, members)
+
+
+def run_group(
+    raw: np.ndarray, rows: RowParams, stages: Sequence[str], members: np.ndarray
+) -> GroupResult:
+    """Run the chain ``stages`` on the rows ``members`` of the batch."""
+    group_raw, group_rows = _group_inputs(raw, rows, members)
+    candidates, tempered = run_chain(group_raw, group_rows, stages)
+    final = FinalDistribution.from_candidates(candidates, group_rows)
+    return GroupResult(members, group_raw, group_rows, final, tempered)

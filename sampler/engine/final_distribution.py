@@ -113,13 +113,19 @@ class FinalDistribution:
         support but is never drawn.) A greedy row's support is its first maximum.
         """
         shifted = self.logits - self.peak[:, None].astype(self.logits.dtype)
-        floor = _LOG_SMALLEST_FLOAT64 + np.log(self.total)
-        support = shifted >= floor[:, None].astype(self.logits.dtype)
+        support = self.row_support(shifted, self.total[:, None])
         if self.greedy.any():
             first = np.argmax(self.weights, axis=1)[:, None]
             only_first = np.arange(support.shape[1])[None, :] == first
             support = np.where(self.greedy[:, None], only_first, support)
         return support
+
+    @staticmethod
+    def row_support(shifted: np.ndarray, total: np.ndarray | float) -> np.ndarray:
+        """Of logits shifted to max 0 whose weights sum to ``total``: the tokens that
+        :meth:`support` counts (the greedy rule aside)."""
+        floor = _LOG_SMALLEST_FLOAT64 + np.log(total)
+        return shifted >= np.asarray(floor).astype(shifted.dtype)
 
     def token_ids(self, columns: np.ndarray) -> np.ndarray:
         """Token ids of one column per row."""

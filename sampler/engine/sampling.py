@@ -27,8 +27,9 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sampler.engine.chain import GroupResult, run_groups
+from sampler.engine.chain import GroupResult, chain_groups, run_group, run_groups
 from sampler.engine.inputs import History, as_batch, as_history, as_params
+from sampler.engine.parallel import map_parallel, slices
 from sampler.engine.params import SamplingParams
 from sampler.engine.rows import RowParams
 from sampler.engine.stats import StepStats, step_stats
@@ -159,19 +160,27 @@ class Sampler:
         rows = self._rows.with_history(as_history(history, raw.shape[0], raw.shape[1]))
         # Every row consumes one number per step, greedy or not, so streams stay aligned.
         uniforms = np.array([stream.random() for stream in self._streams])
+        work = [
+            (stages, part)
+            for stages, members in chain_groups(self._params)
+            for part in slices(members, raw.shape[1])
+        ]
+
+        def run(item: tuple[tuple[str, ...], np.ndarray]) -> tuple[np.ndarray, StepStats | None]:
+            group = run_group(raw, rows, *item)
+            columns = group.final.draw(uniforms[group.members])
+            chosen = group.final.token_ids(columns)
+            if not self.stats:
+                return chosen, None
+            peaks = peak[group.members]
+            stats = step_stats(group.raw, peaks, group.tempered, group.final, columns, chosen)
+            return chosen, stats
+
         tokens = np.empty(raw.shape[0], dtype=np.int64)
         parts = []
-        for group in run_groups(raw, self._params, rows):
-            columns = group.final.draw(uniforms[group.members])
-            tokens[group.members] = group.final.token_ids(columns)
-            if self.stats:
-                stats = step_stats(
-                    group.raw,
-                    peak[group.members],
-                    group.tempered,
-                    group.final,
-                    columns,
-                    tokens[group.members],
-                )
-                parts.append((group.members, stats))
-        return tokens, StepStats.concatenate(parts, raw.shape[0]) if self.stats else None
+        for (_, members), (chosen, stats) in zip(work, map_parallel(run, work), strict=True):
+            tokens[members] = chosen
+            parts.append((members, stats))
+        if not self.stats:
+            return tokens, None
+        return tokens, StepStats.concatenate(parts, raw.shape[0])

@@ -25,7 +25,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from sampler.engine.final_distribution import FinalDistribution
-from sampler.entropy import entropy_from_weights, normalize, weighted_sum
+from sampler.entropy import (
+    entropy_from_weights,
+    row_dot,
+    row_softmax_sums,
+    scratch,
+    weighted_sum,
+)
 
 __all__ = ["StepStats", "step_stats"]
 
@@ -83,47 +89,99 @@ def step_stats(
         The distribution the tokens were drawn from; ``columns`` and ``tokens`` the draw.
     """
     batch = np.arange(raw.shape[0])
-    base = normalize(raw, raw_peak)  # log p_base = base.shifted - base.log_total
+    separate_temp = not (tempered is raw or tempered is final.logits or final.frozen.all())
+    base = _base_sums(raw, raw_peak, final, tempered if separate_temp else None)
+    base_log_total = np.log(base.total)
     log_z_final = np.log(final.total)
-    shifted_final = final.logits - final.peak[:, None].astype(final.logits.dtype)
-    sampled_entropy = entropy_from_weights(final.weights, shifted_final, final.total)
-    entropy_final = np.where(final.greedy, 0.0, sampled_entropy)
+    greedy = final.greedy
+    if final.ids is None:
+        sampled_entropy = log_z_final - base.final_weighted / final.total
+        cross = base.cross / final.total - base_log_total
+        support_size, kept_mass = base.support_size, base.kept_mass
+    else:
+        shifted_final = final.logits - final.peak[:, None].astype(final.logits.dtype)
+        sampled_entropy = entropy_from_weights(final.weights, shifted_final, final.total)
+        base_log_probs = np.take_along_axis(raw, final.ids, axis=1) - raw_peak[:, None]
+        cross = weighted_sum(final.weights, base_log_probs) / final.total - base_log_total
+        support = final.support()
+        kept_base = np.where(support, np.exp(base_log_probs), 0.0).sum(axis=1, dtype=np.float64)
+        support_size = support.sum(axis=1)
+        kept_mass = np.minimum(kept_base / base.total, 1)
+    entropy_final = np.where(greedy, 0.0, sampled_entropy)
+    entropy_base = base_log_total - base.weighted / base.total
     if tempered is raw:
-        entropy_temp = base.entropy
+        entropy_temp = entropy_base
     elif tempered is final.logits:
         entropy_temp = sampled_entropy
     elif final.frozen.all():
         # Temperature 0 leaves only the tied maxima: the entropy of a uniform over them.
         entropy_temp = np.log(np.isfinite(tempered).sum(axis=1))
     else:
-        entropy_temp = normalize(tempered).entropy
+        entropy_temp = base.temp_entropy
 
-    support = final.support()  # what kept_tokens counts and kept_mass weighs
-    if final.ids is None:
-        base_log_probs = base.shifted  # minus log Z, below
-    else:
-        base_log_probs = np.take_along_axis(base.shifted, final.ids, axis=1)
-    # Σ_kept q_i log p_i, and the base mass of the kept set.
-    cross = weighted_sum(final.weights, base_log_probs) / final.total - base.log_total
-    if final.ids is None and support.all():
-        kept_mass = np.ones(len(batch))  # nothing dropped: all the base mass is kept
-    else:
-        kept_base = np.where(support, np.exp(base_log_probs), 0.0)
-        kept_mass = np.minimum(kept_base.sum(axis=1, dtype=np.float64) / np.exp(base.log_total), 1)
-
-    chosen_base = (base.shifted[batch, tokens] - base.log_total).astype(np.float64)
+    chosen_base = (raw[batch, tokens] - raw_peak).astype(np.float64) - base_log_total
     chosen_final = final.logits[batch, columns] - final.peak
-    greedy = final.greedy
     return StepStats(
-        entropy_base=base.entropy,
+        entropy_base=entropy_base,
         entropy_temp=np.asarray(entropy_temp, dtype=np.float64),
         entropy_final=entropy_final,
         surprisal=np.where(greedy, 0.0, log_z_final - chosen_final),
         surprisal_base=-chosen_base,
         top1_prob=np.where(greedy, 1.0, 1.0 / final.total),
-        kept_tokens=support.sum(axis=1).astype(np.int64),
+        kept_tokens=np.where(greedy, 1, support_size).astype(np.int64),
         kept_mass=np.where(greedy, np.exp(chosen_base), kept_mass),
         # KL(q || p) = Σ q log q - Σ q log p = -H(q) - cross; a one-hot q gives -log p(token).
         kl_final_base=np.where(greedy, -chosen_base, np.maximum(-entropy_final - cross, 0.0)),
         base_argmax=np.argmax(raw, axis=1).astype(np.int64),
     )
+
+
+@dataclass(frozen=True)
+class _BaseSums:
+    """Per row: the base softmax's sums and, for a dense final distribution, the sums that
+    pair it with the final weights (``cross = Σ q·log p_base``, the support and its mass)."""
+
+    total: np.ndarray  # Σ exp(x - max x)
+    weighted: np.ndarray  # Σ exp(x - max x) · (x - max x)
+    final_weighted: np.ndarray  # Σ w_final · (y - max y), dense final only
+    cross: np.ndarray  # Σ w_final · (x - max x), dense final only
+    support_size: np.ndarray  # dense final only
+    kept_mass: np.ndarray  # base mass of the support, dense final only
+    temp_entropy: np.ndarray  # entropy of the tempered logits, when asked for
+
+
+def _base_sums(
+    raw: np.ndarray, raw_peak: np.ndarray, final: FinalDistribution, tempered: np.ndarray | None
+) -> _BaseSums:
+    """Row by row, in cache: the base (and tempered) distributions are never stored whole."""
+    rows, width = raw.shape
+    sums = {name: np.zeros(rows) for name in _BaseSums.__dataclass_fields__}
+    sums["support_size"] = np.ones(rows, dtype=np.int64)
+    shifted, weights = scratch("stats.base", 2, width, raw.dtype)
+    (product,) = scratch("stats.product", 1, width, np.result_type(raw.dtype, final.logits.dtype))
+    dense = final.ids is None
+    final_shifted = scratch("stats.final", 1, width, final.logits.dtype)[0] if dense else None
+    if tempered is not None:
+        temp_shifted, temp_weights, temp_product = scratch("stats.temp", 3, width, tempered.dtype)
+    for i in range(rows):
+        if tempered is not None:
+            total, weighted = row_softmax_sums(
+                tempered[i], tempered[i].max(), temp_shifted, temp_weights, temp_product
+            )
+            sums["temp_entropy"][i] = np.log(total) - weighted / total
+        total, weighted = row_softmax_sums(raw[i], raw_peak[i], shifted, weights, product)
+        sums["total"][i], sums["weighted"][i] = total, weighted
+        if final_shifted is None or final.greedy[i]:
+            continue  # a greedy row's final statistics follow from its token alone
+        final_weights = final.weights[i]
+        np.subtract(final.logits[i], final.peak[i].astype(final.logits.dtype), out=final_shifted)
+        sums["final_weighted"][i] = row_dot(final_weights, final_shifted, product)
+        sums["cross"][i] = row_dot(final_weights, shifted, product)
+        support = final.row_support(final_shifted, final.total[i])
+        if support.all():
+            sums["support_size"][i], sums["kept_mass"][i] = width, 1.0
+        else:
+            kept = weights[support].sum(dtype=np.float64)
+            sums["support_size"][i] = support.sum()
+            sums["kept_mass"][i] = min(kept / total, 1.0)
+    return _BaseSums(**sums)
