@@ -1,7 +1,7 @@
 """Speed of one sampling step against transformers, measured in the same process.
 
-For each batch size, vocabulary size and chain it times, interleaved and over several
-repetitions (median):
+For each batch size, vocabulary size and chain it times, in interleaved rounds of short
+blocks (the first call of each block not counted; median):
 
 * ours: ``Sampler.step`` (validation, chain, draw; with or without statistics);
 * transformers: ``LogitsProcessorList`` of its warpers + ``softmax`` + ``torch.multinomial``;
@@ -49,6 +49,9 @@ def hf_chain(setting: dict) -> LogitsProcessorList:
     return LogitsProcessorList(processors)
 
 
+BLOCK = 4
+
+
 def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1e3
 
@@ -80,11 +83,16 @@ def bench_case(batch: int, vocab: int, chain: str, repeats: int) -> list[dict]:
     for _ in range(2):  # warm-up
         for run in timers.values():
             run()
-    for _ in range(repeats):
+    # Rounds of short blocks: each contender runs BLOCK times in a row and the first call of
+    # a block is not counted, so no contender is timed in the wake of another (torch leaves
+    # its worker threads busy and the caches full for a few milliseconds after a call).
+    for _ in range(max(1, repeats // (BLOCK - 1))):
         for name, run in timers.items():
-            start = time.perf_counter()
-            run()
-            samples[name].append(time.perf_counter() - start)
+            for call in range(BLOCK):
+                start = time.perf_counter()
+                run()
+                if call:
+                    samples[name].append(time.perf_counter() - start)
     hf_ms, exp_ms = median_ms(samples["hf"]), median_ms(samples["exp"])
     rows = []
     for name, stats in (("ours", False), ("ours+stats", True)):

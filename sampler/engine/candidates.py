@@ -8,6 +8,7 @@ nothing. Dropped tokens are ``-inf`` in either form. Nothing here modifies its i
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,11 +16,20 @@ import numpy as np
 __all__ = [
     "BLOCK",
     "Candidates",
+    "column_numbers",
     "cut_head",
     "keep_at_least",
     "log_normalizer",
     "sorted_head",
 ]
+
+
+@functools.lru_cache(maxsize=8)
+def column_numbers(width: int) -> np.ndarray:
+    """``arange(width)``, read-only and made once per width (every dense row needs it)."""
+    numbers = np.arange(width)
+    numbers.flags.writeable = False
+    return numbers
 
 
 @dataclass(frozen=True)
@@ -47,8 +57,7 @@ class Candidates:
         """Token ids ``[B, N]`` of the columns (materialised for a dense batch)."""
         if self.ids is not None:
             return self.ids
-        rows, width = self.logits.shape
-        return np.broadcast_to(np.arange(width), (rows, width))
+        return np.broadcast_to(column_numbers(self.logits.shape[1]), self.logits.shape)
 
     def to_dense(self) -> np.ndarray:
         """``[B, V]`` logits with every token that is not a candidate at ``-inf``."""
@@ -141,7 +150,7 @@ def sorted_head(candidates: Candidates, size: int) -> Candidates:
         columns = _top_columns(logits, candidates.token_ids(), size)
         values = np.take_along_axis(logits, columns, axis=1)
     else:
-        columns = np.broadcast_to(np.arange(width), logits.shape)
+        columns = np.broadcast_to(column_numbers(width), logits.shape)
         values = logits
     ids = np.take_along_axis(candidates.token_ids(), columns, axis=1)
     order = np.lexsort((ids, -values), axis=1)

@@ -116,6 +116,8 @@ class Sampler:
         self.stats = stats
         self._streams: list[np.random.Generator] | None = None
         self._rows: RowParams | None = None
+        self._work_width = -1
+        self._work_items: list[tuple[tuple[str, ...], np.ndarray]] = []
 
     def _setup(self, batch: int) -> None:
         params = self._params or [self._shared] * batch
@@ -136,6 +138,18 @@ class Sampler:
             )
             for p, key in zip(params, keys, strict=True)
         ]
+
+    def _work(self, width: int) -> list[tuple[tuple[str, ...], np.ndarray]]:
+        """The groups of rows that share a chain order, sliced for the cores (cached)."""
+        if self._work_width != width:
+            assert self._params is not None
+            self._work_items = [
+                (stages, part)
+                for stages, members in chain_groups(self._params)
+                for part in slices(members, width)
+            ]
+            self._work_width = width
+        return self._work_items
 
     def step(
         self, logits: ArrayLike, history: History = None
@@ -160,11 +174,7 @@ class Sampler:
         rows = self._rows.with_history(as_history(history, raw.shape[0], raw.shape[1]))
         # Every row consumes one number per step, greedy or not, so streams stay aligned.
         uniforms = np.array([stream.random() for stream in self._streams])
-        work = [
-            (stages, part)
-            for stages, members in chain_groups(self._params)
-            for part in slices(members, raw.shape[1])
-        ]
+        work = self._work(raw.shape[1])
 
         def run(item: tuple[tuple[str, ...], np.ndarray]) -> tuple[np.ndarray, StepStats | None]:
             group = run_group(raw, rows, *item)

@@ -30,6 +30,7 @@ from sampler.entropy import (
     row_dot,
     row_softmax_sums,
     scratch,
+    weight_sums,
     weighted_sum,
 )
 
@@ -89,8 +90,12 @@ def step_stats(
         The distribution the tokens were drawn from; ``columns`` and ``tokens`` the draw.
     """
     batch = np.arange(raw.shape[0])
-    separate_temp = not (tempered is raw or tempered is final.logits or final.frozen.all())
-    base = _base_sums(raw, raw_peak, final, tempered if separate_temp else None)
+    base_argmax = np.argmax(raw, axis=1)
+    if tempered is raw or final.frozen.all():
+        temp_source = None
+    else:
+        temp_source = "final" if tempered is final.logits else tempered
+    base = _base_sums(raw, raw_peak, base_argmax, final, temp_source)
     base_log_total = np.log(base.total)
     log_z_final = np.log(final.total)
     greedy = final.greedy
@@ -111,8 +116,6 @@ def step_stats(
     entropy_base = base_log_total - base.weighted / base.total
     if tempered is raw:
         entropy_temp = entropy_base
-    elif tempered is final.logits:
-        entropy_temp = sampled_entropy
     elif final.frozen.all():
         # Temperature 0 leaves only the tied maxima: the entropy of a uniform over them.
         entropy_temp = np.log(np.isfinite(tempered).sum(axis=1))
@@ -132,7 +135,7 @@ def step_stats(
         kept_mass=np.where(greedy, np.exp(chosen_base), kept_mass),
         # KL(q || p) = Σ q log q - Σ q log p = -H(q) - cross; a one-hot q gives -log p(token).
         kl_final_base=np.where(greedy, -chosen_base, np.maximum(-entropy_final - cross, 0.0)),
-        base_argmax=np.argmax(raw, axis=1).astype(np.int64),
+        base_argmax=base_argmax.astype(np.int64),
     )
 
 
@@ -151,37 +154,54 @@ class _BaseSums:
 
 
 def _base_sums(
-    raw: np.ndarray, raw_peak: np.ndarray, final: FinalDistribution, tempered: np.ndarray | None
+    raw: np.ndarray,
+    raw_peak: np.ndarray,
+    base_argmax: np.ndarray,
+    final: FinalDistribution,
+    tempered: np.ndarray | str | None,
 ) -> _BaseSums:
-    """Row by row, in cache: the base (and tempered) distributions are never stored whole."""
+    """Row by row, in cache: the base (and tempered) distributions are never stored whole.
+
+    ``tempered``: the tempered logits, ``"final"`` when they are the final distribution's
+    own logits (its weights are then reused), or ``None`` (not needed). The base and tempered
+    sums use :func:`~sampler.entropy.weight_sums` with the row's maximum set apart: the same
+    numbers whichever way a row's tempered logits arrive, so a row's statistics do not depend
+    on its batch.
+    """
     rows, width = raw.shape
     sums = {name: np.zeros(rows) for name in _BaseSums.__dataclass_fields__}
     sums["support_size"] = np.ones(rows, dtype=np.int64)
-    shifted, weights = scratch("stats.base", 2, width, raw.dtype)
-    (product,) = scratch("stats.product", 1, width, np.result_type(raw.dtype, final.logits.dtype))
+    shifted, weights, product = scratch("stats.base", 3, width, raw.dtype)
     dense = final.ids is None
-    final_shifted = scratch("stats.final", 1, width, final.logits.dtype)[0] if dense else None
-    if tempered is not None:
-        temp_shifted, temp_weights, temp_product = scratch("stats.temp", 3, width, tempered.dtype)
+    final_shifted, final_product = scratch("stats.final", 2, width, final.logits.dtype)
+    if isinstance(tempered, np.ndarray):
+        temp_shifted, temp_weights = scratch("stats.temp", 2, width, tempered.dtype)
     for i in range(rows):
-        if tempered is not None:
+        total, weighted = row_softmax_sums(
+            raw[i], raw_peak[i], shifted, weights, product, top=int(base_argmax[i])
+        )
+        sums["total"][i], sums["weighted"][i] = total, weighted
+        if isinstance(tempered, np.ndarray):
+            top = int(tempered[i].argmax())
             total, weighted = row_softmax_sums(
-                tempered[i], tempered[i].max(), temp_shifted, temp_weights, temp_product
+                tempered[i], tempered[i][top], temp_shifted, temp_weights, final_product, top
             )
             sums["temp_entropy"][i] = np.log(total) - weighted / total
-        total, weighted = row_softmax_sums(raw[i], raw_peak[i], shifted, weights, product)
-        sums["total"][i], sums["weighted"][i] = total, weighted
-        if final_shifted is None or final.greedy[i]:
+        if not dense or final.greedy[i]:
             continue  # a greedy row's final statistics follow from its token alone
         final_weights = final.weights[i]
         np.subtract(final.logits[i], final.peak[i].astype(final.logits.dtype), out=final_shifted)
-        sums["final_weighted"][i] = row_dot(final_weights, final_shifted, product)
-        sums["cross"][i] = row_dot(final_weights, shifted, product)
+        if isinstance(tempered, str):
+            top = int(final.logits[i].argmax())
+            total, weighted = weight_sums(final_weights, final_shifted, final_product, top)
+            sums["temp_entropy"][i] = np.log(total) - weighted / total
+        sums["final_weighted"][i] = row_dot(final_weights, final_shifted, final_product)
+        sums["cross"][i] = row_dot(final_weights, shifted, final_product)
         support = final.row_support(final_shifted, final.total[i])
         if support.all():
             sums["support_size"][i], sums["kept_mass"][i] = width, 1.0
         else:
             kept = weights[support].sum(dtype=np.float64)
             sums["support_size"][i] = support.sum()
-            sums["kept_mass"][i] = min(kept / total, 1.0)
+            sums["kept_mass"][i] = min(kept / sums["total"][i], 1.0)
     return _BaseSums(**sums)
