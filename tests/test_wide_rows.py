@@ -95,3 +95,17 @@ def test_statistics_of_full_vocabulary_rows_match_scipy(setting):
     np.testing.assert_allclose(stats.kept_mass, np.where(final > 0, base, 0).sum(axis=1), atol=1e-6)
     assert (stats.kept_tokens == (final > 0).sum(axis=1)).all()
     assert (stats.base_argmax == logits.argmax(axis=1)).all()
+
+
+def test_statistics_keep_seven_digits_when_one_token_holds_almost_all_the_mass():
+    # The tail holds about 1e-9 of the mass: a float32 sum of all weights would round it away.
+    rng = np.random.default_rng(9)
+    logits = rng.normal(0, 1, (2, 151_936)).astype(np.float32)
+    logits[:, 4242] = 33.0
+    _, stats = Sampler(SamplingParams(temperature=0.9, seed=1)).step(logits)
+    wide = logits.astype(np.float64)
+    for got, tau in ((stats.entropy_base, 1.0), (stats.entropy_temp, 0.9)):
+        probs = scipy.special.softmax(wide / tau, axis=1)
+        expected = scipy.stats.entropy(probs, axis=1)
+        assert (expected < 1e-6).all() and (expected > 1e-9).all()
+        np.testing.assert_allclose(got, expected, rtol=2e-6)
