@@ -14,6 +14,7 @@ from sampler.cli.options import (
     SEED,
     cache_option,
     db_option,
+    dtype_option,
     load_model,
     model_option,
     open_store,
@@ -42,6 +43,7 @@ def _given(ctx: click.Context, name: str) -> bool:
 @click.option("--temperatures", metavar="T1,T2,...", help="Comma-separated; 0 = greedy.")
 @click.option("--samples", type=COUNT, help="Completions per prompt and temperature.")
 @model_option(default=None, help="Default: the config's, else the default model.")
+@dtype_option(default=None)
 @click.option("--max-new-tokens", type=COUNT)
 @click.option("--seed", type=SEED)
 @order_option(default=None)
@@ -89,14 +91,17 @@ def sweep(
             )
         run = store.get_run(resume_id)
         run_kind(run["kind"])  # before loading a model for a run this sampler cannot plan
-        source = load_model(run["config"].get("model", DEFAULT_MODEL), cache_dir)
+        saved = run["config"]
+        source = load_model(
+            saved.get("model", DEFAULT_MODEL), cache_dir, saved.get("dtype", "float32")
+        )
         kind, run_id = run["kind"], run["id"]
         config = resume_config(store, run_id, source)
     else:
         data = load_config(config_path) if config_path else {}
         config = SweepConfig.from_dict(data | overrides, origin=config_path or "options")
         limits.check_size("sweep", config)
-        source = load_model(config.model, cache_dir)
+        source = load_model(config.model, cache_dir, config.dtype)
         kind = "sweep"
         limits.check_fits(
             planned_rows(kind, config), source, use_chat(source, config.raw), config.max_new_tokens
@@ -126,6 +131,7 @@ def sweep(
     "--samples", type=COUNT, default=4, show_default=True, help="Sampled rows beside greedy."
 )
 @model_option()
+@dtype_option()
 @click.option("--max-new-tokens", type=COUNT, default=48, show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @order_option()
@@ -139,6 +145,7 @@ def compare(
     temperature_text: str,
     samples: int,
     model: str,
+    dtype: str,
     max_new_tokens: int,
     seed: int,
     raw: bool,
@@ -157,6 +164,7 @@ def compare(
     temperature = parse_temperature(temperature_text)
     config = SweepConfig(
         model=model,
+        dtype=dtype,
         prompts=(prompt,),
         temperatures=(0.0, temperature) if temperature else (0.0,),
         samples=samples,
@@ -168,7 +176,7 @@ def compare(
     limits.check_size("compare", config)
     rows = planned_rows("compare", config)  # greedy at 0, sample i at 1 + i
     store = None if no_log else open_store(db)
-    source = load_model(model, cache_dir)
+    source = load_model(model, cache_dir, dtype)
     limits.check_fits(rows, source, use_chat(source, raw), max_new_tokens)
     # Recorded before generating, so an interrupted compare can be finished by --resume.
     run_id = None if store is None else start_run("compare", config, store, source)
@@ -202,6 +210,7 @@ def compare(
 @click.option("--row", type=COUNT, default=0, show_default=True, help="Which row of --run.")
 @click.option("--temperatures", default="0.3,0.7,1,1.5", show_default=True, metavar="T1,...")
 @model_option(default=None, help="Default: the run's model with --run, else the default model.")
+@dtype_option(default=None)
 @click.option("--plot", "plot_path", metavar="FILE", help="Also draw entropy per position.")
 @click.option("--json", "as_json", is_flag=True)
 @db_option
@@ -214,6 +223,7 @@ def analyze(
     row: int,
     temperatures: str,
     model: str | None,
+    dtype: str | None,
     plot_path: str | None,
     as_json: bool,
     db: str | None,
@@ -236,7 +246,7 @@ def analyze(
 
         check_writable_folder(check_figure_path(plot_path).parent)
     if text is not None:
-        source = load_model(model or DEFAULT_MODEL, cache_dir)
+        source = load_model(model or DEFAULT_MODEL, cache_dir, dtype or "float32")
         chat = prompt is not None and use_chat(source, raw)
         result = analyze_text(source, text, temps, prompt=prompt, chat=chat)
     else:
@@ -249,7 +259,8 @@ def analyze(
                 f"{len(completions)} stored rows (0..{len(completions) - 1})"
             )
         chosen = completions[row]
-        source = load_model(model or run["model"], cache_dir)
+        run_dtype = run["config"].get("dtype", "float32") if model is None else "float32"
+        source = load_model(model or run["model"], cache_dir, dtype or run_dtype)
         chat = use_chat(source, run["config"].get("raw", False))
         result = analyze_tokens(
             source, source.encode(chosen["prompt"], chat), chosen["token_ids"], temps

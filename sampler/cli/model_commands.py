@@ -20,6 +20,7 @@ from sampler.cli import cli, limits, options
     help="Prompt (repeatable: several prompts run as one batch).",
 )
 @options.model_option()
+@options.dtype_option()
 @options.temperatures_option("Temperature (repeatable: one row per value). Default 1.0.")
 @click.option(
     "--samples",
@@ -43,6 +44,7 @@ from sampler.cli import cli, limits, options
 def generate(
     prompts: tuple[str, ...],
     model: str,
+    dtype: str,
     temperatures: tuple[str, ...],
     samples: int,
     mode: str,
@@ -68,6 +70,7 @@ def generate(
     seed = secrets.randbelow(2**31) if seed is None else seed
     config = SweepConfig(
         model=model,
+        dtype=dtype,
         prompts=prompts,
         temperatures=tuple(options.parse_temperatures(temperatures)) or (1.0,),
         samples=samples,
@@ -82,7 +85,7 @@ def generate(
     limits.check_size("generate", config)
     rows = planned_rows("generate", config)
     store = None if no_log else options.open_store(db)
-    source = options.load_model(model, cache_dir)
+    source = options.load_model(model, cache_dir, dtype)
     limits.check_fits(rows, source, use_chat(source, raw), max_new_tokens)
     run_id = None if store is None else start_run("generate", config, store, source)
 

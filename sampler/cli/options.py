@@ -13,7 +13,7 @@ from sampler.engine.presets import PRESETS
 from sampler.engine.settings import Setting
 from sampler.engine.stages import SETTINGS
 from sampler.errors import InvalidInputError
-from sampler.sources import DEFAULT_MODEL
+from sampler.sources import DEFAULT_MODEL, DTYPES
 
 __all__ = [
     "COUNT",
@@ -23,6 +23,7 @@ __all__ = [
     "SEED",
     "cache_option",
     "db_option",
+    "dtype_option",
     "load_model",
     "model_option",
     "open_store",
@@ -73,12 +74,28 @@ def temperatures_option(help: str) -> Any:
     )
 
 
-def load_model(spec: str, cache_dir: str | None) -> Any:
+def dtype_option(default: str | None = "float32") -> Any:
+    """``--dtype``: the torch backend's weight type."""
+    return click.option(
+        "--dtype",
+        type=click.Choice(DTYPES),
+        default=default,
+        show_default=default is not None,
+        help="Torch models' weights: float32 (exact parity with transformers), bfloat16, or "
+        "auto (bfloat16 where the CPU has native bf16). Other sources take float32 only.",
+    )
+
+
+def load_model(spec: str, cache_dir: str | None, dtype: str = "float32") -> Any:
     """The logit source ``spec``, its download and conversion progress on stderr."""
     from sampler.sources import load_source
 
     return load_source(
-        spec, cache_dir=cache_dir, progress=lambda line: click.echo(line, err=True), quiet=True
+        spec,
+        cache_dir=cache_dir,
+        progress=lambda line: click.echo(line, err=True),
+        quiet=True,
+        dtype=dtype,
     )
 
 

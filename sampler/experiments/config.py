@@ -27,7 +27,7 @@ from sampler.engine.stages import SETTINGS
 from sampler.errors import InvalidInputError
 from sampler.generation.rows import STREAM_KEYS, GenerationRow
 from sampler.softmax import check_temperatures
-from sampler.sources import DEFAULT_MODEL
+from sampler.sources import DEFAULT_MODEL, DTYPES
 
 __all__ = ["SweepConfig", "load_config", "read_prompts"]
 
@@ -51,6 +51,10 @@ class _Sweep:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"{name}={value!r} is invalid: use an integer >= 1")
+        if self.dtype not in DTYPES:
+            raise InvalidInputError(
+                f"dtype={self.dtype!r} is unknown: use one of {', '.join(DTYPES)}"
+            )
         if self.stream not in STREAM_KEYS:
             raise InvalidInputError(
                 f"stream={self.stream!r} is unknown: use one of {', '.join(STREAM_KEYS)}"
@@ -98,6 +102,7 @@ class _Sweep:
 
 _EXPERIMENT_FIELDS: list[tuple[str, type, Any]] = [
     ("model", str, field(default=DEFAULT_MODEL)),
+    ("dtype", str, field(default="float32")),  # torch models' weights (sources.DTYPES)
     ("prompts", tuple, field(default=DEFAULT_PROMPTS)),
     ("temperatures", tuple, field(default=(0.0, 0.3, 0.7, 1.0, 1.5))),
     ("samples", int, field(default=4)),

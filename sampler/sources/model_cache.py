@@ -74,7 +74,9 @@ ALIASES = {
         folder="smollm2-135m",
     ),
 }
-DEFAULT_MODEL = "smollm2-135m"
+# The default model runs on llama.cpp: the same weights answer about 6x faster than on torch
+# and a command starts in under a second (README, "Which backend").
+DEFAULT_MODEL = "smollm2-135m-gguf"
 MANIFEST = "manifest.json"
 GGUF_NAME = "model.gguf"
 # Files any one of which gives transformers a tokenizer to load.

@@ -29,6 +29,7 @@ from transformers import (
 )
 
 from sampler.errors import InvalidInputError
+from sampler.sources import DTYPES
 from sampler.sources.model_cache import (
     ALIASES,
     GGUF_NAME,
@@ -44,7 +45,6 @@ from sampler.sources.model_cache import (
 )
 
 __all__ = [
-    "DTYPES",
     "HFSession",
     "HFSource",
     "load_hf_source",
@@ -54,7 +54,6 @@ __all__ = [
     "resolve_dtype",
 ]
 
-DTYPES = ("float32", "bfloat16", "auto")
 _BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
