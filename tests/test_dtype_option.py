@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sampler.cli import cli
-from sampler.cli import experiment_commands
+from sampler.cli import cli, experiment_commands
 from sampler.runlog.store import RunStore
 from sampler.sources import DEFAULT_MODEL, load_source
 from sampler.sources.model_cache import ALIASES, cache_root, model_folder

@@ -115,3 +115,19 @@ def test_entropy_temp_reports_the_chosen_temperature():
     assert stats.entropy_temp[0] == pytest.approx(
         scipy.stats.entropy(closed_form(x, 0.8, 0.5, 1.0)), abs=1e-9
     )
+
+
+@pytest.mark.parametrize(("tau", "spread", "exponent"), CASES)
+def test_step_statistics_report_the_temperature_it_chose(tau, spread, exponent):
+    batch = np.stack(rows())
+    params = [SamplingParams(temperature=tau, dynatemp_range=spread, dynatemp_exponent=exponent,
+                             order="llama.cpp", seed=i) for i in range(len(batch))]
+    plain = SamplingParams(temperature=tau, seed=9)
+    _, stats = Sampler([*params, plain]).step(np.vstack([batch, batch[:1]]))
+    for row, x in enumerate(batch):
+        h = scipy.stats.entropy(scipy.special.softmax(x))
+        low, high = max(0.0, tau - spread), tau + spread
+        chosen = low + (high - low) * (h / math.log(len(x))) ** exponent
+        assert stats.temperature_chosen[row] == pytest.approx(chosen, rel=1e-9)
+    assert np.isnan(stats.temperature_chosen[-1])  # no dynamic temperature on that row
+    assert "temperature_chosen" not in stats.row(len(batch))

@@ -44,6 +44,9 @@ SWITCHED_ON = {
     "tfs": 0.9,
     "dynatemp_range": 0.5,
     "dynatemp_exponent": 2.0,
+    "mirostat": 2,
+    "mirostat_tau": 3.0,
+    "mirostat_eta": 0.2,
 }
 # A value outside each setting's range.
 OUT_OF_RANGE = {
@@ -66,6 +69,9 @@ OUT_OF_RANGE = {
     "tfs": -0.1,
     "dynatemp_range": -0.5,
     "dynatemp_exponent": math.inf,
+    "mirostat": 3,
+    "mirostat_tau": 0.0,
+    "mirostat_eta": -0.1,
 }
 SAMPLING_COMMANDS = ("generate", "sweep", "compare", "chain")
 

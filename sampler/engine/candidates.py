@@ -9,7 +9,8 @@ nothing. Dropped tokens are ``-inf`` in either form. Nothing here modifies its i
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -34,11 +35,17 @@ def column_numbers(width: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Candidates:
-    """Logits ``[B, N]`` and, when compacted, the token id of every column ``[B, N]``."""
+    """Logits ``[B, N]`` and, when compacted, the token id of every column ``[B, N]``.
+
+    ``notes``: what the stage that made these candidates reports about each row (``[B]``
+    arrays by name, e.g. the temperature dynamic temperature chose); the chain collects them
+    after each stage, so later stages need not carry them.
+    """
 
     logits: np.ndarray
     ids: np.ndarray | None
     vocab_size: int
+    notes: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def dense(cls, logits: np.ndarray) -> Candidates:
@@ -52,6 +59,10 @@ class Candidates:
     def with_logits(self, logits: np.ndarray) -> Candidates:
         """The same tokens with new logits."""
         return Candidates(logits, self.ids, self.vocab_size)
+
+    def noted(self, **notes: np.ndarray) -> Candidates:
+        """The same candidates with per-row ``notes`` (see the class docstring)."""
+        return replace(self, notes={**self.notes, **notes})
 
     def token_ids(self) -> np.ndarray:
         """Token ids ``[B, N]`` of the columns (materialised for a dense batch)."""

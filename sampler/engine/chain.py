@@ -40,8 +40,9 @@ def _group_inputs(
 
 def run_chain(
     raw: np.ndarray, rows: RowParams, stages: Sequence[str]
-) -> tuple[Candidates, np.ndarray]:
-    """Run ``stages`` in order; return the final candidates and the *tempered* logits.
+) -> tuple[Candidates, np.ndarray, dict[str, np.ndarray]]:
+    """Run ``stages`` in order; return the final candidates, the *tempered* logits, and the
+    stages' notes (:attr:`Candidates.notes`, collected after each stage).
 
     The tempered logits are the dense logits after bias, penalties and temperature with
     nothing dropped: what ``entropy_temp`` measures. When the chain computes them on its way
@@ -51,9 +52,13 @@ def run_chain(
     candidates = Candidates.dense(raw)
     shaped = candidates if stages[: len(shaping)] == tuple(shaping) else None
     tempered = None
+    notes: dict[str, np.ndarray] = {}
     for name in stages:
         before = candidates
         candidates = BY_NAME[name].function(candidates, rows)
+        if candidates.notes:
+            notes.update(candidates.notes)
+            candidates = Candidates(candidates.logits, candidates.ids, candidates.vocab_size)
         if name == "temperature" and shaped is not None and before is shaped:
             tempered = candidates.logits
         if shaped is not None and name in _SHAPING:
@@ -63,7 +68,7 @@ def run_chain(
         for name in shaping:
             dense = BY_NAME[name].function(dense, rows)
         tempered = BY_NAME["temperature"].function(dense, rows).logits
-    return candidates, tempered
+    return candidates, tempered, notes
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class GroupResult:
     rows: RowParams
     final: FinalDistribution
     tempered: np.ndarray  # dense logits after bias, penalties and temperature
+    notes: dict[str, np.ndarray]  # what the stages reported per row (Candidates.notes)
 
 
 def run_groups(
@@ -90,6 +96,6 @@ def run_group(
 ) -> GroupResult:
     """Run the chain ``stages`` on the rows ``members`` of the batch."""
     group_raw, group_rows = _group_inputs(raw, rows, members)
-    candidates, tempered = run_chain(group_raw, group_rows, stages)
+    candidates, tempered, notes = run_chain(group_raw, group_rows, stages)
     final = FinalDistribution.from_candidates(candidates, group_rows)
-    return GroupResult(members, group_raw, group_rows, final, tempered)
+    return GroupResult(members, group_raw, group_rows, final, tempered, notes)

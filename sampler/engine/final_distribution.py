@@ -127,6 +127,11 @@ class FinalDistribution:
         floor = _LOG_SMALLEST_FLOAT64 + np.log(total)
         return shifted >= np.asarray(floor).astype(shifted.dtype)
 
+    def chosen_probability(self, columns: np.ndarray) -> np.ndarray:
+        """``[B]`` float64: the probability each row's drawn column had (1 on greedy rows)."""
+        drawn = self.weights[np.arange(len(columns)), columns].astype(np.float64)
+        return np.where(self.greedy, 1.0, drawn / self.total)
+
     def token_ids(self, columns: np.ndarray) -> np.ndarray:
         """Token ids of one column per row."""
         if self.ids is None:

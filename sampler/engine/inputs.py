@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from sampler.engine.params import SamplingParams
+from sampler.engine.rows import RowParams
 from sampler.errors import InvalidInputError
 from sampler.softmax import validated_logits
 
-__all__ = ["History", "as_batch", "as_history", "as_params"]
+__all__ = ["History", "as_batch", "as_history", "as_params", "as_state"]
 
 History = Sequence[ArrayLike] | None
 
@@ -63,3 +64,25 @@ def as_history(history: History, rows: int, vocab: int) -> tuple[np.ndarray, ...
             )
         checked.append(ids.astype(np.int64, copy=False))
     return tuple(checked)
+
+
+def as_state(state: Mapping[str, ArrayLike] | None, rows: RowParams) -> dict[str, np.ndarray]:
+    """Per-row stage state, checked: the known keys, one finite number per mirostat row."""
+    from sampler.engine.state import initial_state
+
+    checked = initial_state(rows)
+    if state is None:
+        return checked
+    for name, value in state.items():
+        if name not in checked:
+            raise InvalidInputError(f"state key {name!r} is unknown: use {', '.join(checked)}")
+        values = np.asarray(value, dtype=np.float64).reshape(-1)
+        if values.shape != (len(rows),):
+            raise InvalidInputError(
+                f"state[{name!r}] has {values.size} values for a batch of {len(rows)} rows"
+            )
+        on = rows.on("mirostat")
+        if not np.isfinite(values[on]).all():
+            raise InvalidInputError(f"state[{name!r}] must be a finite number on mirostat rows")
+        checked[name] = np.where(on, values, np.nan)
+    return checked

@@ -37,12 +37,24 @@ from sampler.engine.presets import PRESETS
 from sampler.engine.stages import SETTINGS, STAGE_NAMES, STAGES
 from sampler.errors import InvalidInputError
 
-__all__ = ["DEFAULT_ORDER", "MODES", "PRESETS", "SamplingParams", "setting_fields"]
+__all__ = [
+    "DEFAULT_ORDER",
+    "MIROSTAT_CHAIN",
+    "MODES",
+    "PRESETS",
+    "SamplingParams",
+    "setting_fields",
+]
 
 # transformers is the peer most users already know, and its order (temperature first) is the one
 # whose parity the test suite checks against the transformers warpers themselves.
 DEFAULT_ORDER = "hf"
 MODES = ("sample", "greedy", "hardmax")
+# With mirostat on, the chain is these stages (those the order has) and then mirostat: as in
+# llama.cpp's common sampling, mirostat replaces every truncation stage. llama.cpp (since its
+# PR #10803) also drops the penalties there; they stay here, so that a penalty a user sets
+# acts (set them off for llama.cpp's chain exactly).
+MIROSTAT_CHAIN = ("logit_bias", "penalties", "temperature")
 Mode = Literal["sample", "greedy", "hardmax"]
 
 
@@ -92,7 +104,17 @@ class _RowSettings:
             _check_int("seed", self.seed, 0, "None or an integer >= 0")
         _check_int("min_tokens_to_keep", self.min_tokens_to_keep, 1, "an integer >= 1")
         object.__setattr__(self, "order", _checked_order(self.order))
-        unused = [name for name in self.active_stages if name not in self.order]
+        if self.mirostat:
+            beside = [s for s in self.active_stages if s not in (*MIROSTAT_CHAIN, "mirostat")]
+            if self.dynatemp_range:
+                beside.insert(0, "dynatemp_range")
+            if beside:
+                raise InvalidInputError(
+                    f"{beside[0]} has no effect with mirostat={self.mirostat}: mirostat "
+                    "replaces the truncation stages and dynamic temperature (as in llama.cpp); "
+                    "switch one of them off"
+                )
+        unused = [s for s in self.active_stages if s not in self.stages]
         if unused:
             raise InvalidInputError(
                 f"{unused[0]} is set but the chain {list(self.order)} has no {unused[0]} stage: "
@@ -105,8 +127,11 @@ class _RowSettings:
 
     @property
     def stages(self) -> tuple[str, ...]:
-        """The chain order as a tuple of stage names."""
-        return tuple(self.order)
+        """The chain this row runs, in order: its ``order``, or with mirostat on, the shaping
+        stages of :data:`MIROSTAT_CHAIN` that the order has, then mirostat."""
+        if self.mirostat:
+            return (*(name for name in self.order if name in MIROSTAT_CHAIN), "mirostat")
+        return tuple(name for name in self.order if name != "mirostat")
 
     @property
     def is_greedy(self) -> bool:
@@ -144,6 +169,9 @@ def _docstring() -> str:
         f"    A preset name ({', '.join(PRESETS)}) or a list of stage names.",
         "min_tokens_to_keep",
         "    Every truncating stage keeps at least this many tokens (``>= 1``).",
+        "",
+        "With ``mirostat`` on, the chain is bias, penalties, temperature, mirostat (see",
+        "``stages``); setting a truncation stage or dynamic temperature beside it is an error.",
     ]
     return "\n".join(lines)
 

@@ -8,7 +8,7 @@ a whole stage) is switched on.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,7 +27,9 @@ class RowParams:
 
     ``rows["temperature"]`` is the effective temperature: 0 for greedy and hardmax rows.
     Numeric settings are int64 or float64 arrays; ``logit_bias`` is a tuple of dicts.
-    ``history`` holds each row's past token ids (for the penalties), or ``None``.
+    ``history`` holds each row's past token ids (for the penalties), or ``None``. ``state``
+    holds what stateful stages carry from step to step, per row (``mirostat_mu``), given by
+    the sampler; a stage that needs a state it was not given starts from its initial value.
     """
 
     values: Mapping[str, Any]
@@ -36,6 +38,7 @@ class RowParams:
     greedy: np.ndarray
     hardmax: np.ndarray
     history: tuple[np.ndarray, ...] | None = None
+    state: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_params(cls, params: Sequence[SamplingParams]) -> RowParams:
@@ -79,6 +82,9 @@ class RowParams:
     def with_history(self, history: tuple[np.ndarray, ...] | None) -> RowParams:
         return replace(self, history=history)
 
+    def with_state(self, state: Mapping[str, np.ndarray]) -> RowParams:
+        return replace(self, state=dict(state))
+
     def take(self, rows: np.ndarray) -> RowParams:
         """The parameters of a subset of rows, in the given order."""
 
@@ -94,4 +100,5 @@ class RowParams:
             greedy=self.greedy[rows],
             hardmax=self.hardmax[rows],
             history=None if self.history is None else pick(self.history),
+            state={name: value[rows] for name, value in self.state.items()},
         )

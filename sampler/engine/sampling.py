@@ -22,16 +22,17 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from sampler.engine.chain import GroupResult, chain_groups, run_group, run_groups
-from sampler.engine.inputs import History, as_batch, as_history, as_params
+from sampler.engine.inputs import History, as_batch, as_history, as_params, as_state
 from sampler.engine.parallel import map_parallel, slices
 from sampler.engine.params import SamplingParams
 from sampler.engine.rows import RowParams
+from sampler.engine.state import next_state
 from sampler.engine.stats import StepStats, step_stats
 from sampler.errors import InvalidInputError
 
@@ -42,6 +43,7 @@ def distribution(
     logits: ArrayLike,
     params: SamplingParams | Sequence[SamplingParams],
     history: History = None,
+    state: Mapping[str, ArrayLike] | None = None,
 ) -> np.ndarray:
     """The exact distribution a draw uses, over the whole vocabulary.
 
@@ -53,6 +55,9 @@ def distribution(
         One :class:`SamplingParams` for every row, or one per row.
     history
         Per row, the token ids the penalties look at (prompt and generated tokens).
+    state
+        Per row, what stateful stages carry (``{"mirostat_mu": [B]}``, e.g. a
+        :attr:`Sampler.state`); default: each row's initial state (μ = 2τ).
 
     Returns
     -------
@@ -65,7 +70,7 @@ def distribution(
     >>> distribution([3.0, 1.0, 0.2], SamplingParams(top_k=2)).round(4).tolist()
     [0.8808, 0.1192, 0.0]
     """
-    raw, single, groups = final_groups(logits, params, history)
+    raw, single, groups = final_groups(logits, params, history, state)
     out = np.empty_like(raw)
     for group in groups:
         out[group.members] = group.final.to_dense()
@@ -73,13 +78,17 @@ def distribution(
 
 
 def final_groups(
-    logits: ArrayLike, params: SamplingParams | Sequence[SamplingParams], history: History = None
+    logits: ArrayLike,
+    params: SamplingParams | Sequence[SamplingParams],
+    history: History = None,
+    state: Mapping[str, ArrayLike] | None = None,
 ) -> tuple[np.ndarray, bool, list[GroupResult]]:
     """Validate, run every row's chain; ``(raw [B, V], single row given, groups)``."""
     raw, single, _ = as_batch(logits)
     all_params = as_params(params, raw.shape[0])
-    rows = RowParams.from_params(all_params).with_history(
-        as_history(history, raw.shape[0], raw.shape[1])
+    rows = RowParams.from_params(all_params)
+    rows = rows.with_history(as_history(history, raw.shape[0], raw.shape[1])).with_state(
+        as_state(state, rows)
     )
     return raw, single, list(run_groups(raw, all_params, rows))
 
@@ -98,6 +107,9 @@ class Sampler:
         any batch; ``(i,)`` for row ``i`` when one params serves the whole batch.
     stats
         Compute :class:`StepStats` (entropies, surprisal, kept mass, KL) at each step.
+    state
+        Each row's state before the first step (``{"mirostat_mu": [B]}``); default: fresh
+        (μ = 2τ). :attr:`state` gives it back after each step.
     """
 
     def __init__(
@@ -105,6 +117,7 @@ class Sampler:
         params: SamplingParams | Sequence[SamplingParams],
         row_keys: Sequence[Sequence[int]] | None = None,
         stats: bool = True,
+        state: Mapping[str, ArrayLike] | None = None,
     ) -> None:
         self._shared = params if isinstance(params, SamplingParams) else None
         if self._shared is None:
@@ -116,6 +129,8 @@ class Sampler:
         self.stats = stats
         self._streams: list[np.random.Generator] | None = None
         self._rows: RowParams | None = None
+        self._state: dict[str, np.ndarray] = {}
+        self._given_state = state
         self._work_width = -1
         self._work_items: list[tuple[tuple[str, ...], np.ndarray]] = []
 
@@ -132,6 +147,7 @@ class Sampler:
             raise InvalidInputError(f"{len(keys)} row keys for a batch of {batch} rows")
         self._params = params
         self._rows = RowParams.from_params(params)
+        self._state = as_state(self._given_state, self._rows)
         self._streams = [
             np.random.Generator(
                 np.random.PCG64(np.random.SeedSequence(None if p.seed is None else [p.seed, *key]))
@@ -171,26 +187,48 @@ class Sampler:
             raise InvalidInputError(
                 f"logits have {raw.shape[0]} rows but the sampler has {len(self._streams)}"
             )
-        rows = self._rows.with_history(as_history(history, raw.shape[0], raw.shape[1]))
+        history_rows = as_history(history, raw.shape[0], raw.shape[1])
+        rows = self._rows.with_history(history_rows).with_state(self._state)
         # Every row consumes one number per step, greedy or not, so streams stay aligned.
         uniforms = np.array([stream.random() for stream in self._streams])
         work = self._work(raw.shape[1])
 
-        def run(item: tuple[tuple[str, ...], np.ndarray]) -> tuple[np.ndarray, StepStats | None]:
+        def run(item: tuple[tuple[str, ...], np.ndarray]) -> tuple:
             group = run_group(raw, rows, *item)
             columns = group.final.draw(uniforms[group.members])
             chosen = group.final.token_ids(columns)
+            probability = group.final.chosen_probability(columns)
             if not self.stats:
-                return chosen, None
-            peaks = peak[group.members]
-            stats = step_stats(group.raw, peaks, group.tempered, group.final, columns, chosen)
-            return chosen, stats
+                return chosen, probability, None
+            telemetry = {**group.notes, **group.rows.state}
+            stats = step_stats(
+                group.raw, peak[group.members], group.tempered, group.final, columns, chosen,
+                telemetry,
+            )
+            return chosen, probability, stats
 
         tokens = np.empty(raw.shape[0], dtype=np.int64)
+        probabilities = np.empty(raw.shape[0])
         parts = []
-        for (_, members), (chosen, stats) in zip(work, map_parallel(run, work), strict=True):
-            tokens[members] = chosen
+        for (_, members), (chosen, probability, stats) in zip(
+            work, map_parallel(run, work), strict=True
+        ):
+            tokens[members], probabilities[members] = chosen, probability
             parts.append((members, stats))
+        self._state = next_state(self._state, self._rows, probabilities)
         if not self.stats:
             return tokens, None
         return tokens, StepStats.concatenate(parts, raw.shape[0])
+
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        """Each row's state for the next step (mirostat's μ; NaN on rows without it), a copy:
+        ``distribution(logits, params, state=sampler.state)`` is the next draw's exact law."""
+        if self._streams is None:
+            if self._params is None:
+                raise InvalidInputError(
+                    "a sampler made with one SamplingParams for any batch has no state before "
+                    "its first step: give one SamplingParams per row"
+                )
+            self._setup(len(self._params))
+        return {name: value.copy() for name, value in self._state.items()}

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from sampler.engine.filters import information, shaping, truncation
+from sampler.engine.filters import information, mirostat, shaping, truncation
 from sampler.engine.settings import Setting, StageSpec, between
 from sampler.softmax import TEMPERATURE_RULE
 
@@ -268,6 +268,39 @@ STAGES: tuple[StageSpec, ...] = (
             ),
         ),
         "llama.cpp top_n_sigma (Tang et al. 2024)",
+    ),
+    StageSpec(
+        "mirostat",
+        mirostat.mirostat,
+        (
+            Setting(
+                "mirostat",
+                int,
+                0,
+                "0 (off), 1 or 2",
+                "Mirostat version; replaces the truncation stages (as in llama.cpp).",
+                lambda value: value in (0, 1, 2),
+            ),
+            Setting(
+                "mirostat_tau",
+                float,
+                5.0,
+                "mirostat_tau > 0, finite",
+                "Mirostat's target surprise τ (bits); μ starts at 2τ.",
+                between(0, math.inf, low_open=True, high_open=True),
+                activates=False,
+            ),
+            Setting(
+                "mirostat_eta",
+                float,
+                0.1,
+                "mirostat_eta >= 0, finite",
+                "Mirostat's learning rate η: μ ← μ − η(surprise − τ) after each token.",
+                between(0, math.inf, high_open=True),
+                activates=False,
+            ),
+        ),
+        "llama.cpp mirostat / mirostat_v2 (Basu et al. 2021)",
     ),
 )
 STAGE_NAMES = tuple(spec.name for spec in STAGES)

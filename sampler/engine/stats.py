@@ -12,7 +12,10 @@ Definitions (nats throughout):
   distribution allows; ``kept_mass``: the base probability of those tokens;
 * ``kl_final_base``: ``KL(final || base) = Σ q_i log(q_i / p_i)``;
 * ``base_argmax``: the base distribution's most likely token (lowest id on ties), so that
-  "did sampling pick what greedy would have" is one comparison.
+  "did sampling pick what greedy would have" is one comparison;
+* what adaptive and stateful stages did (NaN where the stage is off, see :data:`TELEMETRY`):
+  ``temperature_chosen``, the temperature dynamic temperature chose; ``mirostat_mu``, mirostat's
+  target surprise μ before the step (its kept tokens are ``kept_tokens``).
 
 Each full-vocabulary quantity costs one exponential pass; the final distribution's weights
 are shared with the draw, and nothing is computed twice when stages leave logits unchanged.
@@ -20,6 +23,8 @@ are shared with the draw, and nothing is computed twice when stages leave logits
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +39,11 @@ from sampler.entropy import (
     weighted_sum,
 )
 
-__all__ = ["StepStats", "step_stats"]
+__all__ = ["TELEMETRY", "StepStats", "step_stats"]
+
+# Fields that report what a stage did rather than measure the distributions: where each comes
+# from is the stage's note (Candidates.notes) or the sampler's per-row state.
+TELEMETRY = ("temperature_chosen", "mirostat_mu")
 
 
 @dataclass(frozen=True)
@@ -51,11 +60,17 @@ class StepStats:
     kept_mass: np.ndarray
     kl_final_base: np.ndarray
     base_argmax: np.ndarray
+    temperature_chosen: np.ndarray
+    mirostat_mu: np.ndarray
 
     def row(self, index: int) -> dict[str, float]:
-        """One row's statistics as plain numbers."""
+        """One row's statistics as plain numbers; telemetry only where its stage was on."""
         # Not dataclasses.asdict: it deep-copies every array, once per row per step.
-        return {name: getattr(self, name)[index].item() for name in self.__dataclass_fields__}
+        values = {name: getattr(self, name)[index].item() for name in self.__dataclass_fields__}
+        for name in TELEMETRY:
+            if math.isnan(values[name]):
+                del values[name]
+        return values
 
     @classmethod
     def concatenate(cls, parts: list[tuple[np.ndarray, StepStats]], size: int) -> StepStats:
@@ -76,6 +91,7 @@ def step_stats(
     final: FinalDistribution,
     columns: np.ndarray,
     tokens: np.ndarray,
+    telemetry: Mapping[str, np.ndarray] | None = None,
 ) -> StepStats:
     """Statistics of one step for one group of rows.
 
@@ -88,6 +104,8 @@ def step_stats(
         ``raw`` itself or ``final.logits`` itself, its entropy is not computed again.
     final
         The distribution the tokens were drawn from; ``columns`` and ``tokens`` the draw.
+    telemetry
+        The :data:`TELEMETRY` fields the stages reported (missing ones are NaN).
     """
     batch = np.arange(raw.shape[0])
     base_argmax = np.argmax(raw, axis=1)
@@ -136,6 +154,10 @@ def step_stats(
         # KL(q || p) = Σ q log q - Σ q log p = -H(q) - cross; a one-hot q gives -log p(token).
         kl_final_base=np.where(greedy, -chosen_base, np.maximum(-entropy_final - cross, 0.0)),
         base_argmax=base_argmax.astype(np.int64),
+        **{
+            name: np.asarray((telemetry or {}).get(name, np.full(len(batch), np.nan)), float)
+            for name in TELEMETRY
+        },
     )
 
 

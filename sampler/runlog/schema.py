@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import fields
 
-from sampler.engine.stats import StepStats
+from sampler.engine.stats import TELEMETRY, StepStats
 
 __all__ = [
     "COMPLETION_FIELDS",
@@ -104,6 +104,13 @@ CREATE TABLE steps (
         """UPDATE runs SET config = json_set(config, '$.stream', 'sample')
         WHERE json_extract(config, '$.stream') IS NULL;""",
     ),
+    # What adaptive and stateful stages did at each step (StepStats' telemetry); NULL where
+    # the stage was off, and for every step logged before.
+    (
+        "005_step_telemetry",
+        """ALTER TABLE steps ADD COLUMN temperature_chosen REAL;
+        ALTER TABLE steps ADD COLUMN mirostat_mu REAL;""",
+    ),
 ]
 
 
@@ -131,7 +138,9 @@ def insert_rows(
 
 
 def step_dict(row: sqlite3.Row) -> dict:
-    step = {"step": row["step"], "token": row["token"]} | {k: row[k] for k in STEP_STATS}
+    """One stored step; optional columns (base_argmax, a stage's telemetry) only when set."""
+    step = {"step": row["step"], "token": row["token"]}
+    step |= {k: row[k] for k in STEP_STATS if k not in TELEMETRY or row[k] is not None}
     if row["base_argmax"] is not None:
         step["base_argmax"] = row["base_argmax"]
     return step

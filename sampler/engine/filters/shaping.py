@@ -62,7 +62,10 @@ def temperature(candidates: Candidates, rows: RowParams) -> Candidates:
             rows["dynatemp_range"][dynamic],
             rows["dynatemp_exponent"][dynamic],
         )
-    return candidates.with_logits(divide_by_temperature(shifted, tau[:, None]))
+    tempered = candidates.with_logits(divide_by_temperature(shifted, tau[:, None]))
+    if dynamic.any():  # what dynamic temperature chose, for the step statistics
+        tempered = tempered.noted(temperature_chosen=np.where(dynamic, tau, np.nan))
+    return tempered
 
 
 def dynamic_temperature(

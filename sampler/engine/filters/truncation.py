@@ -22,7 +22,7 @@ from sampler.engine.candidates import (
 if TYPE_CHECKING:
     from sampler.engine.rows import RowParams
 
-__all__ = ["min_p", "tfs", "top_a", "top_k", "top_n_sigma", "top_p"]
+__all__ = ["keep_above", "min_p", "tfs", "top_a", "top_k", "top_n_sigma", "top_p"]
 
 # Nucleus search starts from this many candidates and widens eightfold while the mass is short.
 _FIRST_HEAD = 256
@@ -95,7 +95,7 @@ def min_p(candidates: Candidates, rows: RowParams) -> Candidates:
     if not active.any():
         return candidates
     floor = candidates.logits.max(axis=1) + np.log(np.where(active, rows["min_p"], 1.0))
-    return _keep_above(candidates, rows, active, floor)
+    return keep_above(candidates, rows, active, floor)
 
 
 def top_a(candidates: Candidates, rows: RowParams) -> Candidates:
@@ -111,10 +111,10 @@ def top_a(candidates: Candidates, rows: RowParams) -> Candidates:
     log_z = log_normalizer(logits)
     bar = np.log(np.where(active, rows["top_a"], 1.0))
     floor = bar + 2 * logits.max(axis=1).astype(np.float64) - log_z
-    return _keep_above(candidates, rows, active, floor)
+    return keep_above(candidates, rows, active, floor)
 
 
-def _keep_above(
+def keep_above(
     candidates: Candidates, rows: RowParams, active: np.ndarray, floor: np.ndarray
 ) -> Candidates:
     """Keep logits ``>= floor`` in active rows, and always the ``min_keep`` most likely."""
