@@ -35,16 +35,18 @@ PRESETS: dict[str, tuple[str, ...]] = {
     ),
     # vLLM v1 Sampler: logits processors (bias), penalties, temperature, min-p, top-k/top-p.
     "vllm": ("logit_bias", "penalties", "temperature", "min_p", "top_k", "top_p"),
-    # text-generation-webui's default sampler_priority (modules/presets.py, ec17a5d2): the
-    # repetition/presence/frequency penalties, (DRY), temperature, (dynamic temperature),
-    # quadratic smoothing, top-n-σ, top-k, top-p, typical, epsilon, eta, tail-free, top-a,
-    # min-p, (mirostat, XTC); the logit bias comes first, as a processor.
+    # text-generation-webui's default sampler_priority (modules/presets.py, default_preset(),
+    # the version with the portable mode; the source index gives no commit for it): the
+    # repetition/presence/frequency penalties, (DRY), top-n-σ, temperature, (dynamic
+    # temperature), quadratic smoothing, top-k, top-p, typical, epsilon, eta, tail-free, top-a,
+    # min-p, (mirostat, XTC); the logit bias comes first, as a processor. Earlier versions (PR
+    # #6796, 2025-03-14) had top-n-σ after smoothing; the first ones sorted only the warpers.
     "webui": (
         "logit_bias",
         "penalties",
+        "top_n_sigma",
         "temperature",
         "smoothing",
-        "top_n_sigma",
         "top_k",
         "top_p",
         "typical_p",
