@@ -161,7 +161,7 @@ def test_a_bad_state_is_one_clear_error():
     params = SamplingParams(mirostat=2)
     with pytest.raises(InvalidInputError, match="state key 'mu' is unknown"):
         distribution([1.0, 2.0], params, state={"mu": [1.0]})
-    with pytest.raises(InvalidInputError, match="finite number on mirostat rows"):
+    with pytest.raises(InvalidInputError, match="must be a finite number on the rows that use it"):
         distribution([1.0, 2.0], params, state={"mirostat_mu": [np.nan]})
 
 

@@ -47,6 +47,8 @@ SWITCHED_ON = {
     "mirostat": 2,
     "mirostat_tau": 3.0,
     "mirostat_eta": 0.2,
+    "xtc_probability": 0.5,
+    "xtc_threshold": 0.2,
 }
 # A value outside each setting's range.
 OUT_OF_RANGE = {
@@ -72,6 +74,8 @@ OUT_OF_RANGE = {
     "mirostat": 3,
     "mirostat_tau": 0.0,
     "mirostat_eta": -0.1,
+    "xtc_probability": 1.5,
+    "xtc_threshold": 1.1,
 }
 SAMPLING_COMMANDS = ("generate", "sweep", "compare", "chain")
 

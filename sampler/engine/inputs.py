@@ -67,22 +67,28 @@ def as_history(history: History, rows: int, vocab: int) -> tuple[np.ndarray, ...
 
 
 def as_state(state: Mapping[str, ArrayLike] | None, rows: RowParams) -> dict[str, np.ndarray]:
-    """Per-row stage state, checked: the known keys, one finite number per mirostat row."""
+    """Per-row stage state, checked: known keys, one number per row (a single number is
+    every row's); ``mirostat_mu`` finite on mirostat rows, ``xtc_coin`` in [0, 1] on XTC rows.
+    """
     from sampler.engine.state import initial_state
 
     checked = initial_state(rows)
-    if state is None:
-        return checked
-    for name, value in state.items():
-        if name not in checked:
-            raise InvalidInputError(f"state key {name!r} is unknown: use {', '.join(checked)}")
+    rules = {
+        "mirostat_mu": (rows.on("mirostat"), np.isfinite, "a finite number"),
+        "xtc_coin": (rows.on("xtc_probability"), lambda v: (v >= 0) & (v <= 1), "in [0, 1]"),
+    }
+    for name, value in (state or {}).items():
+        if name not in rules:
+            raise InvalidInputError(f"state key {name!r} is unknown: use {', '.join(rules)}")
         values = np.asarray(value, dtype=np.float64).reshape(-1)
+        if values.size == 1:
+            values = np.full(len(rows), values[0])
         if values.shape != (len(rows),):
             raise InvalidInputError(
                 f"state[{name!r}] has {values.size} values for a batch of {len(rows)} rows"
             )
-        on = rows.on("mirostat")
-        if not np.isfinite(values[on]).all():
-            raise InvalidInputError(f"state[{name!r}] must be a finite number on mirostat rows")
+        on, valid, rule = rules[name]
+        if not valid(values[on]).all():
+            raise InvalidInputError(f"state[{name!r}] must be {rule} on the rows that use it")
         checked[name] = np.where(on, values, np.nan)
     return checked

@@ -10,15 +10,15 @@ The chain ``order`` is a preset name or an explicit list of stage names:
 preset     order
 ========== ==================================================================================
 hf         logit_bias, penalties, temperature, top_k, top_p, min_p, typical_p, epsilon, eta
-llama.cpp  logit_bias, penalties, top_n_sigma, top_k, typical_p, top_p, min_p, temperature
+llama.cpp  logit_bias, penalties, top_n_sigma, top_k, typical_p, top_p, min_p, xtc, temperature
 vllm       logit_bias, penalties, temperature, min_p, top_k, top_p
 ========== ==================================================================================
 
 Examples
 --------
 >>> params = SamplingParams(temperature=0.7, top_p=0.9, order="llama.cpp")
->>> params.stages
-('logit_bias', 'penalties', 'top_n_sigma', 'top_k', 'typical_p', 'top_p', 'min_p', 'temperature')
+>>> params.stages[-3:]
+('min_p', 'xtc', 'temperature')
 >>> params.active_stages
 ('temperature', 'top_p')
 >>> SamplingParams(top_p=1.5)

@@ -21,8 +21,9 @@ PRESETS: dict[str, tuple[str, ...]] = {
         "epsilon",
         "eta",
     ),
-    # llama.cpp common_params_sampling.samplers: penalties, (DRY), top-n-sigma, top-k, typical,
-    # top-p, min-p, (XTC), temperature; logit bias is put in front by common_sampler_init.
+    # llama.cpp common_params_sampling.samplers (common/common.h, 001d906a): penalties, (DRY),
+    # top-n-sigma, top-k, typical, top-p, min-p, XTC, temperature; logit bias is put in front
+    # by common_sampler_init (common/sampling.cpp).
     "llama.cpp": (
         "logit_bias",
         "penalties",
@@ -31,6 +32,7 @@ PRESETS: dict[str, tuple[str, ...]] = {
         "typical_p",
         "top_p",
         "min_p",
+        "xtc",
         "temperature",
     ),
     # vLLM v1 Sampler: logits processors (bias), penalties, temperature, min-p, top-k/top-p.
@@ -55,5 +57,6 @@ PRESETS: dict[str, tuple[str, ...]] = {
         "tfs",
         "top_a",
         "min_p",
+        "xtc",
     ),
 }

@@ -57,7 +57,9 @@ def distribution(
         Per row, the token ids the penalties look at (prompt and generated tokens).
     state
         Per row, what stateful stages carry (``{"mirostat_mu": [B]}``, e.g. a
-        :attr:`Sampler.state`); default: each row's initial state (μ = 2τ).
+        :attr:`Sampler.state`); default: each row's initial state (μ = 2τ). With
+        ``"xtc_coin"`` (one number in [0, 1] per row), the distribution given that coin;
+        without it, the mixture over XTC's coin, which is what a draw follows.
 
     Returns
     -------
@@ -70,11 +72,33 @@ def distribution(
     >>> distribution([3.0, 1.0, 0.2], SamplingParams(top_k=2)).round(4).tolist()
     [0.8808, 0.1192, 0.0]
     """
-    raw, single, groups = final_groups(logits, params, history, state)
+    given = {} if state is None else dict(state)
+    if "xtc_coin" in given:
+        return _dense(*final_groups(logits, params, history, given))
+    # The law of a draw with XTC is a mixture: its coin fires with probability xtc_probability.
+    # A coin of 0 fires on every XTC row, a coin of 1 only where the probability is 1.
+    raw, single, fired = final_groups(logits, params, history, {**given, "xtc_coin": 0})
+    out = _dense(raw, single, fired)
+    chance = _xtc_chance(as_params(params, raw.shape[0]))
+    if chance.any():
+        held = _dense(*final_groups(logits, params, history, {**given, "xtc_coin": 1}))
+        out = (chance * out.T + (1 - chance) * held.T).T.astype(out.dtype)
+    return out
+
+
+def _dense(raw: np.ndarray, single: bool, groups: list[GroupResult]) -> np.ndarray:
     out = np.empty_like(raw)
     for group in groups:
         out[group.members] = group.final.to_dense()
     return out[0] if single else out
+
+
+def _xtc_chance(params: list[SamplingParams]) -> np.ndarray:
+    """Per row, the chance XTC fires at a step (0 where it is off)."""
+    from sampler.engine.filters.xtc import xtc_rows
+
+    rows = RowParams.from_params(params)
+    return np.where(xtc_rows(rows), rows["xtc_probability"], 0.0)
 
 
 def final_groups(
@@ -148,6 +172,7 @@ class Sampler:
         self._params = params
         self._rows = RowParams.from_params(params)
         self._state = as_state(self._given_state, self._rows)
+        self._coin_rows = self._rows.on("xtc_probability")
         self._streams = [
             np.random.Generator(
                 np.random.PCG64(np.random.SeedSequence(None if p.seed is None else [p.seed, *key]))
@@ -188,9 +213,16 @@ class Sampler:
                 f"logits have {raw.shape[0]} rows but the sampler has {len(self._streams)}"
             )
         history_rows = as_history(history, raw.shape[0], raw.shape[1])
-        rows = self._rows.with_history(history_rows).with_state(self._state)
-        # Every row consumes one number per step, greedy or not, so streams stay aligned.
-        uniforms = np.array([stream.random() for stream in self._streams])
+        # Every row consumes one number per step, greedy or not, so streams stay aligned; a
+        # row with XTC first draws its coin for the step.
+        coins, uniforms = np.full(raw.shape[0], np.nan), np.empty(raw.shape[0])
+        for row, stream in enumerate(self._streams):
+            if self._coin_rows[row]:
+                coins[row] = stream.random()
+            uniforms[row] = stream.random()
+        rows = self._rows.with_history(history_rows).with_state(
+            {**self._state, "xtc_coin": coins}
+        )
         work = self._work(raw.shape[1])
 
         def run(item: tuple[tuple[str, ...], np.ndarray]) -> tuple:

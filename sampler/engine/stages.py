@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from sampler.engine.filters import information, mirostat, shaping, truncation
+from sampler.engine.filters import information, mirostat, shaping, truncation, xtc
 from sampler.engine.settings import Setting, StageSpec, between
 from sampler.softmax import TEMPERATURE_RULE
 
@@ -268,6 +268,30 @@ STAGES: tuple[StageSpec, ...] = (
             ),
         ),
         "llama.cpp top_n_sigma (Tang et al. 2024)",
+    ),
+    StageSpec(
+        "xtc",
+        xtc.xtc,
+        (
+            Setting(
+                "xtc_probability",
+                float,
+                0.0,
+                "0 <= xtc_probability <= 1 (0 = off)",
+                "XTC: the chance per step of removing the top choices.",
+                between(0, 1),
+            ),
+            Setting(
+                "xtc_threshold",
+                float,
+                0.1,
+                "0 <= xtc_threshold <= 1 (above 0.5 XTC does nothing, as in llama.cpp)",
+                "XTC removes the tokens with p >= T except the least likely of them.",
+                between(0, 1),
+                activates=False,
+            ),
+        ),
+        "llama.cpp xtc (PR #9742); text-generation-webui XTCLogitsWarper",
     ),
     StageSpec(
         "mirostat",

@@ -71,6 +71,14 @@ def _cases() -> dict[str, tuple[np.ndarray, SamplingParams]]:
             normal,
             SamplingParams(temperature=0.8, top_k=40, top_p=0.95, min_p=0.05, order="vllm"),
         ),
+        # the law of a draw is the mixture over XTC's coin, fired on 40 % of steps
+        "XTC 0.4, threshold 0.05": (
+            normal,
+            SamplingParams(xtc_probability=0.4, xtc_threshold=0.05, order="llama.cpp"),
+        ),
+        # each draw is a row's first step, at μ = 2τ (a later step's law depends on its μ)
+        "mirostat v2, τ=3": (normal, SamplingParams(mirostat=2, mirostat_tau=3.0)),
+        "mirostat v1, τ=4": (zipf, SamplingParams(mirostat=1, mirostat_tau=4.0)),
     }
 
 
@@ -136,6 +144,9 @@ def sample_counts(
     batch = np.broadcast_to(logits, (rows, logits.size))
     counts = np.zeros(logits.size, dtype=np.int64)
     for done in range(0, draws, rows):
+        if seeded.mirostat:  # μ moves after each draw: fresh rows, each at its first step
+            keys = [(done, row) for row in range(rows)]
+            sampler = Sampler(seeded, row_keys=keys, stats=False)
         tokens = sampler.step(batch)[0][: draws - done]
         counts += np.bincount(tokens, minlength=logits.size)
         if on_progress is not None:

@@ -111,6 +111,11 @@ CREATE TABLE steps (
         """ALTER TABLE steps ADD COLUMN temperature_chosen REAL;
         ALTER TABLE steps ADD COLUMN mirostat_mu REAL;""",
     ),
+    (
+        "006_xtc_telemetry",
+        """ALTER TABLE steps ADD COLUMN xtc_fired REAL;
+        ALTER TABLE steps ADD COLUMN xtc_removed REAL;""",
+    ),
 ]
 
 

@@ -46,7 +46,9 @@ def mirostat(candidates: Candidates, rows: RowParams) -> Candidates:
     version = np.where(rows.on("mirostat"), rows["mirostat"], 0)
     if not version.any():
         return candidates
-    mu = rows.state["mirostat_mu"]
+    mu = rows.state.get("mirostat_mu")
+    if mu is None:  # a row's first step (a trace of the chain has no sampler)
+        mu = 2.0 * rows["mirostat_tau"]
     logits = candidates.logits
     # v2: log p >= -μ ln 2, i.e. x >= log Z - μ ln 2; keep_above keeps min_keep tokens.
     floor = log_normalizer(logits) - mu * _LN2
