@@ -24,6 +24,7 @@ from sampler.report.plots.run_plots import (
     printable_label,
     save_run_plots,
 )
+from sampler.report.plots.telemetry_plots import TELEMETRY_PLOTS
 from sampler.report.summary import markdown_summary, summarize
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -33,6 +34,9 @@ TEMPERATURES = [0.0, 0.7, 1.5]
 SAMPLES = 3
 # Twelve first-step candidates, so the bar plot has to cut the union down to ten.
 LABELS = [SCRIPT, "&", "\n", " the", "$x$", "a", "```", "\t", "é", "'", '"', "<"]
+
+# a run without mirostat or dynamic temperature gets none of their telemetry plots
+BASE_PLOTS = [name for name in PLOT_FILES if name not in TELEMETRY_PLOTS]
 
 
 def _first_step_top(temperature: float, rng: np.random.Generator) -> list[dict]:
@@ -200,8 +204,10 @@ def test_save_run_plots(tmp_path, summary, completions):
     folder = tmp_path / "plots"
     folder.mkdir()
     written = save_run_plots(summary, completions, folder)
-    assert set(written) == set(PLOT_FILES)
-    assert _files(tmp_path) == ["plots"] + [f"plots/{name}" for name in sorted(PLOT_FILES)]
+    # no mirostat or dynamic temperature in this run: none of their plots
+    expected = set(BASE_PLOTS)
+    assert set(written) == expected
+    assert _files(tmp_path) == ["plots"] + [f"plots/{name}" for name in sorted(expected)]
     for path in written.values():
         assert path.parent == folder and path.read_bytes().startswith(PNG_MAGIC)
     with pytest.raises(InvalidInputError, match="does not exist"):
@@ -254,9 +260,9 @@ def test_write_report_markdown(tmp_path, completions):
     main = write_report(make_run(len(completions)), completions, "md", out)
     assert main == out / "report.md"
     expected = ["reports", "reports/nested", "reports/nested/report.md"]
-    expected += [f"reports/nested/{name}" for name in PLOT_FILES]
+    expected += [f"reports/nested/{name}" for name in BASE_PLOTS]
     assert _files(tmp_path) == sorted(expected)
-    for name in PLOT_FILES:
+    for name in BASE_PLOTS:
         assert (out / name).read_bytes().startswith(PNG_MAGIC)
 
 
@@ -266,7 +272,7 @@ def test_write_report_html(tmp_path, completions):
     assert main == out / "report.html"
     assert _files(tmp_path) == ["html", "html/report.html"]
     page = main.read_text(encoding="utf-8")
-    assert page.count("data:image/png;base64,") == len(PLOT_FILES)
+    assert page.count("data:image/png;base64,") == len(BASE_PLOTS)
     for encoded in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page):
         assert base64.b64decode(encoded).startswith(PNG_MAGIC)
     assert "<script>" not in page

@@ -21,6 +21,7 @@ import numpy as np
 from sampler.errors import InvalidInputError
 from sampler.files import atomic_writer
 from sampler.report.plots.figures import pyplot
+from sampler.report.plots.telemetry_plots import TELEMETRY_PLOTS, telemetry_figures
 
 __all__ = [
     "PLOT_FILES",
@@ -39,6 +40,7 @@ PLOT_FILES = {
     "entropy_traces.png": "Entropy per generation step",
     "first_step.png": "First-step next-token probabilities",
     "distinct_vs_temperature.png": "Distinct n-grams against temperature",
+    **TELEMETRY_PLOTS,
 }
 MAX_BAR_TOKENS = 10
 MAX_LABEL_CHARS = 16
@@ -303,7 +305,7 @@ def _figures(
         "entropy_traces.png": lambda: entropy_traces(completions),
         "first_step.png": lambda: first_step_bars(completions),
         "distinct_vs_temperature.png": lambda: distinct_vs_temperature(summary),
-    }
+    } | telemetry_figures(completions)
 
 
 def save_run_plots(
@@ -311,7 +313,8 @@ def save_run_plots(
     completions: Sequence[dict[str, Any]],
     folder: str | os.PathLike[str],
 ) -> dict[str, Path]:
-    """Write the four run plots as PNGs into an existing ``folder``: file name → path."""
+    """Write the run plots (four, and the telemetry plots of the stages the run used) as PNGs
+    into an existing ``folder``: file name → path."""
     target = Path(folder)
     if not target.is_dir():
         raise InvalidInputError(
@@ -328,7 +331,7 @@ def save_run_plots(
 def render_run_plots(
     summary: Sequence[dict[str, Any]], completions: Sequence[dict[str, Any]]
 ) -> dict[str, bytes]:
-    """The four run plots as PNG bytes, rendered in memory: file name → bytes."""
+    """The run plots (see :func:`save_run_plots`) as PNG bytes, in memory: file name → bytes."""
     _require_rows(summary)
     plt = pyplot()
     rendered = {}
