@@ -81,6 +81,7 @@ def main() -> None:
 
 # Registering the commands needs `cli` above.
 from sampler.cli import (  # noqa: E402, F401
+    divergence_command,
     experiment_commands,
     math_commands,
     model_commands,

@@ -16,6 +16,7 @@ from sampler.cli.options import (
     db_option,
     dtype_option,
     load_model,
+    logged_row,
     model_option,
     open_store,
     order_option,
@@ -250,15 +251,7 @@ def analyze(
         chat = prompt is not None and use_chat(source, raw)
         result = analyze_text(source, text, temps, prompt=prompt, chat=chat)
     else:
-        store = open_store(db)
-        run = store.get_run(run_id)
-        completions = store.completions(run["id"], with_steps=False)
-        if not 0 <= row < len(completions):
-            raise InvalidInputError(
-                f"--row {row} is out of range: run {run['id']} has "
-                f"{len(completions)} stored rows (0..{len(completions) - 1})"
-            )
-        chosen = completions[row]
+        run, chosen = logged_row(db, run_id, row)
         run_dtype = run["config"].get("dtype", "float32") if model is None else "float32"
         source = load_model(model or run["model"], cache_dir, dtype or run_dtype)
         chat = use_chat(source, run["config"].get("raw", False))

@@ -25,6 +25,7 @@ __all__ = [
     "db_option",
     "dtype_option",
     "load_model",
+    "logged_row",
     "model_option",
     "open_store",
     "order_option",
@@ -97,6 +98,19 @@ def load_model(spec: str, cache_dir: str | None, dtype: str = "float32") -> Any:
         quiet=True,
         dtype=dtype,
     )
+
+
+def logged_row(db: str | None, run_id: str, row: int) -> tuple[dict, dict]:
+    """A logged run and its stored row ``row`` (prompt, token ids; no steps)."""
+    store = open_store(db)
+    run = store.get_run(run_id)
+    completions = store.completions(run["id"], with_steps=False)
+    if not 0 <= row < len(completions):
+        raise InvalidInputError(
+            f"--row {row} is out of range: run {run['id']} has "
+            f"{len(completions)} stored rows (0..{len(completions) - 1})"
+        )
+    return run, completions[row]
 
 
 def open_store(db: str | None) -> Any:

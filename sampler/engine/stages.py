@@ -19,12 +19,14 @@ sampler.errors.InvalidInputError: top_p=1.5 is out of range: allowed 0 < top_p <
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from sampler.engine.filters import information, mirostat, shaping, truncation, xtc
 from sampler.engine.settings import Setting, StageSpec, between
 from sampler.softmax import TEMPERATURE_RULE
 
-__all__ = ["BY_NAME", "SETTINGS", "STAGES", "STAGE_NAMES"]
+__all__ = ["BY_NAME", "SETTINGS", "STAGES", "STAGE_NAMES", "switched_on"]
 
 STAGES: tuple[StageSpec, ...] = (
     StageSpec(
@@ -330,3 +332,17 @@ STAGES: tuple[StageSpec, ...] = (
 STAGE_NAMES = tuple(spec.name for spec in STAGES)
 BY_NAME: dict[str, StageSpec] = {spec.name: spec for spec in STAGES}
 SETTINGS: dict[str, Setting] = {s.name: s for spec in STAGES for s in spec.settings}
+
+
+def switched_on(values: Mapping[str, Any], flags_only: bool = True) -> dict[str, Any]:
+    """The stage settings among ``values`` that are not at their "off" value, in table order
+    (``flags_only``: without the temperature, which every command takes in its own way).
+
+    >>> switched_on({"top_k": 5, "top_p": 1.0, "temperature": 0.7})
+    {'top_k': 5}
+    """
+    return {
+        name: values[name]
+        for name, setting in SETTINGS.items()
+        if (setting.flag or not flags_only) and name in values and not setting.is_off(values[name])
+    }

@@ -32,7 +32,7 @@ from sampler.softmax import log_softmax
 from sampler.sources.base import LogitSource
 from sampler.tables import aligned_table
 
-__all__ = ["Analysis", "analyze_text", "analyze_tokens", "format_analysis"]
+__all__ = ["Analysis", "analyze_text", "analyze_tokens", "forced_ids", "format_analysis"]
 
 
 @dataclass(frozen=True)
@@ -77,14 +77,10 @@ def analyze_tokens(
     )
 
 
-def analyze_text(
-    source: LogitSource,
-    text: str,
-    temperatures: Sequence[float],
-    prompt: str | None = None,
-    chat: bool = False,
-) -> Analysis:
-    """Teacher-forced analysis of ``text``, alone or as the continuation of ``prompt``.
+def forced_ids(
+    source: LogitSource, text: str, prompt: str | None = None, chat: bool = False
+) -> tuple[list[int], list[int]]:
+    """``(context, targets)``: the token ids teacher forcing starts from, and those it scores.
 
     Without a prompt the text is encoded raw and its first token is the context (it is not
     scored). With a prompt, the context is the prompt encoded as a sweep encodes it (through
@@ -95,10 +91,20 @@ def analyze_text(
         ids = source.encode(text, chat=False)
         if len(ids) < 2:
             raise InvalidInputError(f"the text {text!r} has {len(ids)} token(s): give at least two")
-        return analyze_tokens(source, ids[:1], ids[1:], temperatures)
-    return analyze_tokens(
-        source, source.encode(prompt, chat), source.encode(text, chat=False), temperatures
-    )
+        return ids[:1], ids[1:]
+    return source.encode(prompt, chat), source.encode(text, chat=False)
+
+
+def analyze_text(
+    source: LogitSource,
+    text: str,
+    temperatures: Sequence[float],
+    prompt: str | None = None,
+    chat: bool = False,
+) -> Analysis:
+    """Teacher-forced analysis of ``text``, alone or as the continuation of ``prompt``
+    (encoded by :func:`forced_ids`)."""
+    return analyze_tokens(source, *forced_ids(source, text, prompt, chat), temperatures)
 
 
 def format_analysis(result: Analysis, per_token: bool = True) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sampler.engine.stages import SETTINGS
+from sampler.engine.stages import switched_on
 from sampler.errors import InvalidInputError
 from sampler.files import atomic_writer
 from sampler.report.plots.run_plots import PLOT_FILES, render_run_plots, save_run_plots
@@ -54,11 +54,7 @@ figcaption { color: #666; font-size: .9em; } .note { color: #666; font-size: .9e
 
 def _filters(config: dict[str, Any]) -> str:
     """The stage settings a run switched on (those at their "off" value change nothing)."""
-    chosen = [
-        f"{name}={config[name]}"
-        for name, setting in SETTINGS.items()
-        if setting.flag and name in config and not setting.is_off(config[name])
-    ]
+    chosen = [f"{name}={value}" for name, value in switched_on(config).items()]
     return ", ".join(chosen) or "none"
 
 

@@ -57,7 +57,8 @@ def mirostat_traces(completions: Sequence[dict[str, Any]]) -> Any:
         axes.plot(np.arange(1, length + 1), mean, color=colour, linewidth=2, label=label)
     axes.set_xlabel("generation step")
     axes.set_ylabel("μ before the step (bits)")
-    axes.set_title("Mirostat's μ over the steps (it starts at 2τ and tracks the target)")
+    # μ starts at 2τ and climbs while the text is less surprising than τ
+    axes.set_title("Mirostat's μ over the steps")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
     figure.tight_layout()

@@ -1,0 +1,252 @@
+"""Teacher-forced divergence: how far apart two samplers' next-token laws are along one text.
+
+A fixed text is fed token by token (no sampling). At each position every side's exact law
+``distribution(logits, params, history=context so far)`` is computed, and each pair of sides
+is compared: KL both ways (nats), total variation ``TV = ½ Σ |p − q|``, the probability that
+the two draw the same token under the best shared coupling (``1 − TV``), whether their kept
+sets differ, their kept counts and entropies. Sides differ in settings, in chain order, or in
+model (two sources over the same tokens). Text encoding follows
+:mod:`sampler.generation.teacher_forced`: a text alone is encoded raw and its first token is
+context; after a prompt (encoded as a sweep encodes it) every text token is scored.
+
+KL is ``inf`` where a token one side can draw has probability 0 on the other (a kept set
+that is not inside the other's): it is kept as ``inf``, never clipped, and so is its mean.
+
+The comparisons of two settings, two models or every preset along a text are in
+:mod:`sampler.generation.divergence_compare`; this module holds the measures and the
+per-position loop they share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sampler.engine.params import SamplingParams
+from sampler.engine.presets import PRESETS
+from sampler.engine.sampling import distribution
+from sampler.engine.stages import switched_on
+from sampler.entropy import entropy
+from sampler.errors import InvalidInputError
+from sampler.sources.base import LogitSource
+
+__all__ = [
+    "Divergence",
+    "Side",
+    "check_forcible",
+    "check_vocabularies",
+    "describe",
+    "divergences",
+    "law_divergence",
+]
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: a logit source, its settings, the context before the text."""
+
+    source: LogitSource
+    params: SamplingParams
+    context: tuple[int, ...]
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.label or describe(self.params)
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Side A against side B at every position of a text (arrays ``[positions]``)."""
+
+    a: str
+    b: str
+    labels: list[str]  # the forced (next) token at each position
+    entropy_a: np.ndarray
+    entropy_b: np.ndarray
+    kl_ab: np.ndarray  # KL(A ‖ B), nats; inf where A can draw a token B cannot
+    kl_ba: np.ndarray
+    tv: np.ndarray
+    kept_a: np.ndarray
+    kept_b: np.ndarray
+    kept_differ: np.ndarray
+
+    @property
+    def same_token(self) -> np.ndarray:
+        """P(A and B draw the same token) under the maximal coupling: ``1 − TV``."""
+        return 1.0 - self.tv
+
+    def means(self) -> dict[str, float | int]:
+        """Means over the text (a KL mean is ``inf`` if any position is), and counts."""
+        columns = ("entropy_a", "entropy_b", "kl_ab", "kl_ba", "tv", "same_token")
+        return {name: float(np.mean(getattr(self, name))) for name in columns} | {
+            "positions": len(self.labels),
+            "infinite_kl_ab": int(np.isinf(self.kl_ab).sum()),
+            "infinite_kl_ba": int(np.isinf(self.kl_ba).sum()),
+            "kept_differ_count": int(self.kept_differ.sum()),
+        }
+
+
+def law_divergence(p: np.ndarray, q: np.ndarray) -> dict[str, np.ndarray]:
+    """KL both ways, TV and kept sets of two laws over the last axis.
+
+    Parameters
+    ----------
+    p, q
+        Probabilities ``[..., V]``, each row summing to 1.
+
+    Returns
+    -------
+    dict
+        ``kl_ab`` = KL(p ‖ q), ``kl_ba`` = KL(q ‖ p) (nats, ``inf`` where the first has mass
+        the second has not), ``tv``, ``kept_a``, ``kept_b`` (non-zero counts of p and q) and
+        ``kept_differ``, each ``[...]``.
+
+    Examples
+    --------
+    >>> out = law_divergence(np.array([0.5, 0.5, 0.0]), np.array([0.25, 0.5, 0.25]))
+    >>> round(float(out["kl_ab"]), 6), float(out["kl_ba"]), float(out["tv"])
+    (0.346574, inf, 0.25)
+    """
+    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    kept_p, kept_q = p > 0, q > 0
+
+    def kl(x: np.ndarray, y: np.ndarray, kept_x: np.ndarray) -> np.ndarray:
+        # x·(log x − log y) over x's support; a token with y = 0 there gives +inf, kept as such
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(kept_x, x * (np.log(x) - np.log(y)), 0.0)
+        # Gibbs: KL >= 0; a tiny negative sum is rounding between nearly equal laws
+        return np.maximum(terms.sum(axis=-1), 0.0)
+
+    return {
+        "kl_ab": kl(p, q, kept_p),
+        "kl_ba": kl(q, p, kept_q),
+        "tv": np.clip(0.5 * np.abs(p - q).sum(axis=-1), 0.0, 1.0),
+        "kept_a": kept_p.sum(axis=-1),
+        "kept_b": kept_q.sum(axis=-1),
+        "kept_differ": (kept_p != kept_q).any(axis=-1),
+    }
+
+
+def check_forcible(params: SamplingParams) -> None:
+    """Refuse settings whose law along a fixed text is not defined (mirostat)."""
+    if params.mirostat:
+        raise InvalidInputError(
+            f"mirostat={params.mirostat} cannot be teacher-forced: its μ follows its own "
+            "draws, so its law along a fixed text is not defined; switch mirostat off"
+        )
+
+
+def check_vocabularies(sources: Sequence[LogitSource]) -> None:
+    if len({source.vocab_size for source in sources}) > 1:
+        names = ", ".join(sorted({f"{s.name} ({s.vocab_size} tokens)" for s in sources}))
+        raise InvalidInputError(
+            f"the models' vocabularies differ in size ({names}): token-by-token laws can only "
+            "be compared over one vocabulary"
+        )
+
+
+def _laws(sides: Sequence[Side], targets: Sequence[int]) -> Iterator[np.ndarray]:
+    """Per position, every side's law ``[sides, V]`` in float64, each row summing to 1."""
+    # Sides with the same source and context share one forward pass: only their chains differ.
+    groups: dict[tuple[int, tuple[int, ...]], list[int]] = {}
+    for index, side in enumerate(sides):
+        groups.setdefault((id(side.source), side.context), []).append(index)
+    runs = []
+    for (_, context), members in groups.items():
+        if not context:
+            raise InvalidInputError("the context is empty: teacher forcing needs a first token")
+        logits, session = sides[members[0]].source.start([list(context)])
+        runs.append([members, list(context), logits, session])
+    for position, token in enumerate(targets):
+        laws = np.empty((len(sides), sides[0].source.vocab_size))
+        for members, history, logits, _ in runs:
+            # the source's own logits (float32 for a model): the law a draw there follows
+            laws[members] = distribution(
+                np.repeat(logits[:1], len(members), axis=0),
+                [sides[m].params for m in members],
+                history=[history] * len(members),
+            )
+        # summed in float64: a float32 law sums to 1 only within ~1e-7
+        yield laws / laws.sum(axis=1, keepdims=True)
+        if position + 1 < len(targets):
+            for run in runs:
+                run[1] = [*run[1], int(token)]
+                run[2] = run[3].advance(np.array([token]))
+
+
+def divergences(
+    sides: Sequence[Side], targets: Sequence[int], pairs: Sequence[tuple[int, int]]
+) -> list[Divergence]:
+    """Force ``targets`` after each side's context; compare the sides of every pair.
+
+    Parameters
+    ----------
+    sides
+        The sides; those sharing a source object and a context share its forward passes.
+        Their sources must have one vocabulary size; mirostat is refused.
+    targets
+        The token ids forced one by one; each position's law predicts one of them.
+    pairs
+        ``(a, b)`` indices into ``sides``.
+
+    Returns
+    -------
+    list of Divergence
+        One per pair, in the order of ``pairs``.
+
+    Examples
+    --------
+    >>> from sampler.sources.synthetic_spec import parse_synthetic
+    >>> source = parse_synthetic("synthetic:fixed?logits=3,1,0.2")
+    >>> sides = [Side(source, SamplingParams(temperature=t), (0,)) for t in (0.5, 1.0, 2.0)]
+    >>> [round(float(d.tv[0]), 4) for d in divergences(sides, [1], [(0, 1), (0, 2)])]
+    [0.1424, 0.3591]
+    """
+    if not targets:
+        raise InvalidInputError("there is nothing to compare: no token to force (empty text)")
+    for side in sides:
+        check_forcible(side.params)
+    check_vocabularies([side.source for side in sides])
+    first = np.array([a for a, _ in pairs])
+    second = np.array([b for _, b in pairs])
+    steps = [
+        law_divergence(laws[first], laws[second]) | {"entropy": entropy(laws)}
+        for laws in _laws(sides, targets)
+    ]
+    stacked = {key: np.stack([step[key] for step in steps]) for key in steps[0]}
+    entropies = stacked.pop("entropy")
+    labels = [sides[0].source.token_label(int(t)) for t in targets]
+    return [
+        Divergence(
+            a=sides[a].name,
+            b=sides[b].name,
+            labels=labels,
+            entropy_a=entropies[:, a],
+            entropy_b=entropies[:, b],
+            **{key: values[:, column] for key, values in stacked.items()},
+        )
+        for column, (a, b) in enumerate(pairs)
+    ]
+
+
+def describe(params: SamplingParams) -> str:
+    """The settings that matter: order, temperature, and each setting not at its "off" value.
+
+    >>> describe(SamplingParams(temperature=0.7, top_k=3, order="vllm"))
+    'order=vllm temperature=0.7 top_k=3'
+    """
+    named = [name for name, stages in PRESETS.items() if stages == tuple(params.order)]
+    parts = [f"order={named[0] if named else ','.join(params.order)}"]
+    parts.append(f"temperature={params.temperature:g}")
+    parts += [
+        f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+        for name, value in switched_on(params.settings()).items()
+    ]
+    if params.mode != "sample":
+        parts.append(f"mode={params.mode}")
+    if params.min_tokens_to_keep != 1:
+        parts.append(f"min_tokens_to_keep={params.min_tokens_to_keep}")
+    return " ".join(parts)
