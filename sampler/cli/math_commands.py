@@ -168,11 +168,11 @@ def chain(
             f"{len(names)} labels given for {len(values)} logits: give exactly one label per logit"
         )
     orders = list(PRESETS) if order == "all" else [order]
-    traces = {}
+    traces, chains = {}, {}
     for name in orders:
         stages: str | list[str] = name if name in PRESETS else name.split(",")
         params = SamplingParams(temperature=parse_temperature(temperature), order=stages, **filters)
-        traces[name] = trace_chain(values, params)
+        traces[name], chains[name] = trace_chain(values, params), params.stages
     if as_json:
         click.echo(
             json.dumps(
@@ -186,9 +186,13 @@ def chain(
         )
         return
     for index, (name, steps) in enumerate(traces.items()):
-        stages_text = " → ".join(
-            SamplingParams(order=name if name in PRESETS else name.split(",")).stages
-        )
+        # the chain the row runs: mirostat replaces the order's truncation stages
+        stages_text = " → ".join(chains[name])
         click.echo(
             ("\n" if index else "") + format_trace(steps, names, f"order {name}: {stages_text}")
+        )
+    if filters.get("xtc_probability"):
+        click.echo(
+            f"\n(XTC is shown with its coin fired; it fires on a step with probability "
+            f"{filters['xtc_probability']:g})"
         )
