@@ -49,6 +49,11 @@ SWITCHED_ON = {
     "mirostat_eta": 0.2,
     "xtc_probability": 0.5,
     "xtc_threshold": 0.2,
+    "dry_multiplier": 0.8,
+    "dry_base": 2.0,
+    "dry_allowed_length": 3,
+    "dry_penalty_last_n": 64,
+    "dry_sequence_breakers": ("\n", "###"),
 }
 # A value outside each setting's range.
 OUT_OF_RANGE = {
@@ -76,6 +81,11 @@ OUT_OF_RANGE = {
     "mirostat_eta": -0.1,
     "xtc_probability": 1.5,
     "xtc_threshold": 1.1,
+    "dry_multiplier": -0.1,
+    "dry_base": 0.5,
+    "dry_allowed_length": -1,
+    "dry_penalty_last_n": -2,
+    "dry_sequence_breakers": ("", "x"),
 }
 SAMPLING_COMMANDS = ("generate", "sweep", "compare", "chain")
 
@@ -108,6 +118,8 @@ def test_switching_a_setting_on_activates_its_stage_and_reaches_the_rows(name):
     rows = RowParams.from_params([SamplingParams(), params])
     if setting.kind is dict:
         assert rows[name] == ({}, value)
+    elif setting.kind is tuple:
+        assert rows[name] == (setting.off, value)
     else:
         assert rows[name].tolist() == [setting.off, value]
         assert rows.on(name).tolist() == [False, True]

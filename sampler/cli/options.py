@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -168,8 +169,35 @@ def _logit_bias(_ctx: click.Context, _param: click.Parameter, items: tuple[str, 
     return bias
 
 
+def _string_list(name: str) -> Callable[[click.Context, click.Parameter, str | None], Any]:
+    """A JSON list of strings (escapes such as ``\\n`` work), or ``None`` when not given."""
+
+    def parse(_ctx: click.Context, _param: click.Parameter, text: str | None) -> Any:
+        if text is None:
+            return SETTINGS[name].off
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise InvalidInputError(
+                f"--{name.replace('_', '-')} {text!r} is not a JSON list: give e.g. "
+                '\'["\\n", ":", "\\"", "*"]\''
+            ) from None
+        return SETTINGS[name].check(value)
+
+    return parse
+
+
 def _setting_option(setting: Setting) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     flag = "--" + setting.name.replace("_", "-")
+    if setting.kind is tuple:
+        return click.option(
+            flag,
+            setting.name,
+            default=None,
+            metavar="JSON",
+            callback=_string_list(setting.name),
+            help=f"{setting.help} Default: {json.dumps(list(setting.off))}.",
+        )
     if setting.kind is dict:
         return click.option(
             flag,

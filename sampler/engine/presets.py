@@ -21,12 +21,13 @@ PRESETS: dict[str, tuple[str, ...]] = {
         "epsilon",
         "eta",
     ),
-    # llama.cpp common_params_sampling.samplers (common/common.h, 001d906a): penalties, (DRY),
+    # llama.cpp common_params_sampling.samplers (common/common.h, 001d906a): penalties, DRY,
     # top-n-sigma, top-k, typical, top-p, min-p, XTC, temperature; logit bias is put in front
     # by common_sampler_init (common/sampling.cpp).
     "llama.cpp": (
         "logit_bias",
         "penalties",
+        "dry",
         "top_n_sigma",
         "top_k",
         "typical_p",
@@ -39,13 +40,14 @@ PRESETS: dict[str, tuple[str, ...]] = {
     "vllm": ("logit_bias", "penalties", "temperature", "min_p", "top_k", "top_p"),
     # text-generation-webui's default sampler_priority (modules/presets.py, default_preset(),
     # the version with the portable mode; the source index gives no commit for it): the
-    # repetition/presence/frequency penalties, (DRY), top-n-σ, temperature, (dynamic
+    # repetition/presence/frequency penalties, DRY, top-n-σ, temperature, (dynamic
     # temperature), quadratic smoothing, top-k, top-p, typical, epsilon, eta, tail-free, top-a,
     # min-p, (mirostat, XTC); the logit bias comes first, as a processor. Earlier versions (PR
     # #6796, 2025-03-14) had top-n-σ after smoothing; the first ones sorted only the warpers.
     "webui": (
         "logit_bias",
         "penalties",
+        "dry",
         "top_n_sigma",
         "temperature",
         "smoothing",

@@ -26,7 +26,8 @@ class RowParams:
     """Per-row settings ``[B]`` that the filters read, and which of them are on.
 
     ``rows["temperature"]`` is the effective temperature: 0 for greedy and hardmax rows.
-    Numeric settings are int64 or float64 arrays; ``logit_bias`` is a tuple of dicts.
+    Numeric settings are int64 or float64 arrays; ``logit_bias`` is a tuple of dicts and
+    ``dry_sequence_breakers`` a tuple of tuples of strings.
     ``history`` holds each row's past token ids (for the penalties), or ``None``. ``state``
     holds what stateful stages carry from step to step, per row (``mirostat_mu``), given by
     the sampler; a stage that needs a state it was not given starts from its initial value.
@@ -39,6 +40,7 @@ class RowParams:
     hardmax: np.ndarray
     history: tuple[np.ndarray, ...] | None = None
     state: Mapping[str, np.ndarray] = field(default_factory=dict)
+    vocabulary: Any = None  # the model's token texts (a dry.TokenTexts), for DRY's breakers
 
     @classmethod
     def from_params(cls, params: Sequence[SamplingParams]) -> RowParams:
@@ -51,6 +53,8 @@ class RowParams:
             column = [getattr(p, name) for p in params]
             if setting.kind is dict:
                 values[name] = tuple(dict(item) for item in column)
+            elif setting.kind is tuple:
+                values[name] = tuple(tuple(item) for item in column)
             else:
                 values[name] = np.array(column, dtype=np.int64 if setting.kind is int else float)
             active[name] = np.array([not setting.is_off(item) for item in column], dtype=bool)
@@ -85,6 +89,9 @@ class RowParams:
     def with_state(self, state: Mapping[str, np.ndarray]) -> RowParams:
         return replace(self, state=dict(state))
 
+    def with_vocabulary(self, vocabulary: Any) -> RowParams:
+        return replace(self, vocabulary=vocabulary)
+
     def take(self, rows: np.ndarray) -> RowParams:
         """The parameters of a subset of rows, in the given order."""
 
@@ -101,4 +108,5 @@ class RowParams:
             hardmax=self.hardmax[rows],
             history=None if self.history is None else pick(self.history),
             state={name: value[rows] for name, value in self.state.items()},
+            vocabulary=self.vocabulary,
         )

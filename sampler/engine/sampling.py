@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from sampler.engine.chain import GroupResult, chain_groups, run_group, run_groups
+from sampler.engine.filters.dry import TokenTexts
 from sampler.engine.inputs import History, as_batch, as_history, as_params, as_state
 from sampler.engine.parallel import map_parallel, slices
 from sampler.engine.params import SamplingParams
@@ -44,6 +45,7 @@ def distribution(
     params: SamplingParams | Sequence[SamplingParams],
     history: History = None,
     state: Mapping[str, ArrayLike] | None = None,
+    vocabulary: TokenTexts | None = None,
 ) -> np.ndarray:
     """The exact distribution a draw uses, over the whole vocabulary.
 
@@ -60,6 +62,8 @@ def distribution(
         :attr:`Sampler.state`); default: each row's initial state (μ = 2τ). With
         ``"xtc_coin"`` (one number in [0, 1] per row), the distribution given that coin;
         without it, the mixture over XTC's coin, which is what a draw follows.
+    vocabulary
+        The model's token texts, for DRY's sequence breakers (``source.token_texts()``).
 
     Returns
     -------
@@ -74,14 +78,16 @@ def distribution(
     """
     given = {} if state is None else dict(state)
     if "xtc_coin" in given:
-        return _dense(*final_groups(logits, params, history, given))
+        return _dense(*final_groups(logits, params, history, given, vocabulary))
     # The law of a draw with XTC is a mixture: its coin fires with probability xtc_probability.
     # A coin of 0 fires on every XTC row, a coin of 1 only where the probability is 1.
-    raw, single, fired = final_groups(logits, params, history, {**given, "xtc_coin": 0})
+    raw, single, fired = final_groups(
+        logits, params, history, {**given, "xtc_coin": 0}, vocabulary
+    )
     out = _dense(raw, single, fired)
     chance = _xtc_chance(as_params(params, raw.shape[0]))
     if chance.any():
-        held = _dense(*final_groups(logits, params, history, {**given, "xtc_coin": 1}))
+        held = _dense(*final_groups(logits, params, history, {**given, "xtc_coin": 1}, vocabulary))
         out = (chance * out.T + (1 - chance) * held.T).T.astype(out.dtype)
     return out
 
@@ -106,11 +112,12 @@ def final_groups(
     params: SamplingParams | Sequence[SamplingParams],
     history: History = None,
     state: Mapping[str, ArrayLike] | None = None,
+    vocabulary: TokenTexts | None = None,
 ) -> tuple[np.ndarray, bool, list[GroupResult]]:
     """Validate, run every row's chain; ``(raw [B, V], single row given, groups)``."""
     raw, single, _ = as_batch(logits)
     all_params = as_params(params, raw.shape[0])
-    rows = RowParams.from_params(all_params)
+    rows = RowParams.from_params(all_params).with_vocabulary(vocabulary)
     rows = rows.with_history(as_history(history, raw.shape[0], raw.shape[1])).with_state(
         as_state(state, rows)
     )
@@ -134,6 +141,9 @@ class Sampler:
     state
         Each row's state before the first step (``{"mirostat_mu": [B]}``); default: fresh
         (μ = 2τ). :attr:`state` gives it back after each step.
+    vocabulary
+        The model's token texts (``source.token_texts()``): DRY finds its sequence breakers
+        in them.
     """
 
     def __init__(
@@ -142,6 +152,7 @@ class Sampler:
         row_keys: Sequence[Sequence[int]] | None = None,
         stats: bool = True,
         state: Mapping[str, ArrayLike] | None = None,
+        vocabulary: TokenTexts | None = None,
     ) -> None:
         self._shared = params if isinstance(params, SamplingParams) else None
         if self._shared is None:
@@ -155,6 +166,7 @@ class Sampler:
         self._rows: RowParams | None = None
         self._state: dict[str, np.ndarray] = {}
         self._given_state = state
+        self._vocabulary = vocabulary
         self._work_width = -1
         self._work_items: list[tuple[tuple[str, ...], np.ndarray]] = []
 
@@ -170,7 +182,7 @@ class Sampler:
         if len(keys) != batch:
             raise InvalidInputError(f"{len(keys)} row keys for a batch of {batch} rows")
         self._params = params
-        self._rows = RowParams.from_params(params)
+        self._rows = RowParams.from_params(params).with_vocabulary(self._vocabulary)
         self._state = as_state(self._given_state, self._rows)
         self._coin_rows = self._rows.on("xtc_probability")
         self._streams = [

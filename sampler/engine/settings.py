@@ -48,11 +48,21 @@ def _bias(name: str, value: object) -> dict[int, float]:
     return checked
 
 
+def _strings(name: str, value: object, allowed: str) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise InvalidInputError(f"{name}={value!r} must be a list of strings: {allowed}")
+    for item in value:
+        if not isinstance(item, str) or not item:
+            raise InvalidInputError(f"{name} item {item!r} must be a non-empty string ({allowed})")
+    return tuple(value)
+
+
 @dataclass(frozen=True)
 class Setting:
     """One field of a stage: its type, its "off" value, what is allowed, and its help text.
 
-    ``kind`` is ``int``, ``float`` or ``dict`` (the ``{token id: bias}`` of logit bias).
+    ``kind`` is ``int``, ``float``, ``dict`` (the ``{token id: bias}`` of logit bias) or
+    ``tuple`` (strings: DRY's sequence breakers).
     ``allowed`` is both the rule shown in errors and help, and (for numbers) checked by
     ``valid``. A setting with ``activates=False`` only modifies its stage (how far the
     penalties look back) and never switches it on by itself. ``off_values`` lists further
@@ -71,9 +81,12 @@ class Setting:
     flag: bool = True
 
     def check(self, value: object) -> Any:
-        """``value`` validated and normalised (an int, a float or a dict), or a one-line error."""
+        """``value`` validated and normalised (an int, a float, a dict or a tuple of strings),
+        or a one-line error."""
         if self.kind is dict:
             return _bias(self.name, value)
+        if self.kind is tuple:
+            return _strings(self.name, value, self.allowed)
         if self.name == "temperature":
             return check_temperature(value)
         if self.kind is int:
@@ -89,7 +102,10 @@ class Setting:
         return InvalidInputError(f"{self.name}={value!r} is out of range: allowed {self.allowed}")
 
     def is_off(self, value: Any) -> bool:
-        """Whether ``value`` leaves the stage exactly as if it were absent."""
+        """Whether ``value`` leaves the stage exactly as if it were absent (or, for a setting
+        that does not switch its stage on, is its default)."""
+        if self.kind is tuple and isinstance(value, list):
+            value = tuple(value)  # a stored config holds its lists as JSON arrays
         return value == self.off or value in self.off_values
 
 

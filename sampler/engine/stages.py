@@ -9,7 +9,7 @@ TOML keys and the settings line of a report. Adding a stage means writing its pu
 Examples
 --------
 >>> [spec.name for spec in STAGES][:3]
-['logit_bias', 'penalties', 'temperature']
+['logit_bias', 'penalties', 'dry']
 >>> SETTINGS["top_p"].check(1.5)
 Traceback (most recent call last):
 ...
@@ -22,7 +22,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from sampler.engine.filters import information, mirostat, shaping, truncation, xtc
+from sampler.engine.filters import dry, information, mirostat, shaping, truncation, xtc
 from sampler.engine.settings import Setting, StageSpec, between
 from sampler.softmax import TEMPERATURE_RULE
 
@@ -79,6 +79,57 @@ STAGES: tuple[StageSpec, ...] = (
             ),
         ),
         "transformers RepetitionPenaltyLogitsProcessor; vLLM / OpenAI frequency and presence",
+        shaping=True,
+    ),
+    StageSpec(
+        "dry",
+        dry.dry,
+        (
+            Setting(
+                "dry_multiplier",
+                float,
+                0.0,
+                "dry_multiplier >= 0, finite (0 = off)",
+                "DRY: penalise a token that would extend a repeat by M × base^(n − allowed).",
+                between(0, math.inf, high_open=True),
+            ),
+            Setting(
+                "dry_base",
+                float,
+                1.75,
+                "dry_base >= 1, finite",
+                "DRY's base: how fast the penalty grows with the repeat's length.",
+                between(1, math.inf, high_open=True),
+                activates=False,
+            ),
+            Setting(
+                "dry_allowed_length",
+                int,
+                2,
+                "an integer >= 0",
+                "DRY: repeats up to this long are free.",
+                lambda value: value >= 0,
+                activates=False,
+            ),
+            Setting(
+                "dry_penalty_last_n",
+                int,
+                -1,
+                "-1 (the whole history), 0 (off) or a positive integer",
+                "DRY: how many recent tokens it looks at.",
+                lambda value: value >= -1,
+                activates=False,
+            ),
+            Setting(
+                "dry_sequence_breakers",
+                tuple,
+                dry.DEFAULT_BREAKERS,
+                "a list of non-empty strings",
+                "DRY: texts that end a repeat (a JSON list on the command line).",
+                activates=False,
+            ),
+        ),
+        "llama.cpp dry (a KoboldCpp port); text-generation-webui DRYLogitsProcessor",
         shaping=True,
     ),
     StageSpec(

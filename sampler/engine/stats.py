@@ -16,7 +16,9 @@ Definitions (nats throughout):
 * what adaptive and stateful stages did (NaN where the stage is off, see :data:`TELEMETRY`):
   ``temperature_chosen``, the temperature dynamic temperature chose; ``mirostat_mu``, mirostat's
   target surprise μ before the step (its kept tokens are ``kept_tokens``); ``xtc_fired`` (1 or
-  0) and ``xtc_removed``, whether XTC's coin fired and how many tokens it removed.
+  0) and ``xtc_removed``, whether XTC's coin fired and how many tokens it removed;
+  ``dry_match`` and ``dry_penalty``, the longest repeat DRY found a continuation of and the
+  largest penalty it subtracted.
 
 Each full-vocabulary quantity costs one exponential pass; the final distribution's weights
 are shared with the draw, and nothing is computed twice when stages leave logits unchanged.
@@ -44,7 +46,14 @@ __all__ = ["TELEMETRY", "StepStats", "step_stats"]
 
 # Fields that report what a stage did rather than measure the distributions: where each comes
 # from is the stage's note (Candidates.notes) or the sampler's per-row state.
-TELEMETRY = ("temperature_chosen", "mirostat_mu", "xtc_fired", "xtc_removed")
+TELEMETRY = (
+    "temperature_chosen",
+    "mirostat_mu",
+    "xtc_fired",
+    "xtc_removed",
+    "dry_match",
+    "dry_penalty",
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,8 @@ class StepStats:
     mirostat_mu: np.ndarray
     xtc_fired: np.ndarray
     xtc_removed: np.ndarray
+    dry_match: np.ndarray
+    dry_penalty: np.ndarray
 
     def row(self, index: int) -> dict[str, float]:
         """One row's statistics as plain numbers; telemetry only where its stage was on."""

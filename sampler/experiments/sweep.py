@@ -12,7 +12,7 @@ import numpy as np
 
 from sampler.engine.sampling import distribution
 from sampler.generation.rows import GenerationRow
-from sampler.sources.base import LogitSource
+from sampler.sources.base import LogitSource, dry_vocabulary
 
 __all__ = ["FIRST_STEP_TOP", "Extras", "first_step_extras", "first_step_tops"]
 
@@ -30,15 +30,24 @@ def first_step_tops(
     One forward pass per distinct prompt; every temperature reuses its logits.
     """
     logits_by_prompt: dict[str, np.ndarray] = {}
+    prompt_ids: dict[str, list[int]] = {}
+    vocabulary = dry_vocabulary(source, [row.params for row in rows])
     tops = {}
     for row in rows:
         key = (row.prompt, row.params.temperature)
         if key in tops:
             continue
         if row.prompt not in logits_by_prompt:
-            logits, _ = source.start([source.encode(row.prompt, chat)])
+            prompt_ids[row.prompt] = source.encode(row.prompt, chat)
+            logits, _ = source.start([prompt_ids[row.prompt]])
             logits_by_prompt[row.prompt] = logits[0]
-        probs = distribution(logits_by_prompt[row.prompt], row.params)
+        # the prompt is the history penalties and DRY see at a row's first step
+        probs = distribution(
+            logits_by_prompt[row.prompt],
+            row.params,
+            history=[prompt_ids[row.prompt]],
+            vocabulary=vocabulary,
+        )
         best = np.argsort(-probs, kind="stable")[:top]
         tops[key] = [
             {"token": int(t), "label": source.token_label(int(t)), "prob": float(probs[t])}

@@ -30,7 +30,7 @@ from sampler.engine.sampling import distribution
 from sampler.engine.stages import switched_on
 from sampler.entropy import entropy
 from sampler.errors import InvalidInputError
-from sampler.sources.base import LogitSource
+from sampler.sources.base import LogitSource, dry_vocabulary
 
 __all__ = [
     "Divergence",
@@ -164,10 +164,12 @@ def _laws(sides: Sequence[Side], targets: Sequence[int]) -> Iterator[np.ndarray]
         laws = np.empty((len(sides), sides[0].source.vocab_size))
         for members, history, logits, _ in runs:
             # the source's own logits (float32 for a model): the law a draw there follows
+            source, params = sides[members[0]].source, [sides[m].params for m in members]
             laws[members] = distribution(
                 np.repeat(logits[:1], len(members), axis=0),
-                [sides[m].params for m in members],
+                params,
                 history=[history] * len(members),
+                vocabulary=dry_vocabulary(source, params),
             )
         # summed in float64: a float32 law sums to 1 only within ~1e-7
         yield laws / laws.sum(axis=1, keepdims=True)

@@ -20,7 +20,7 @@ import numpy as np
 from sampler.engine.sampling import Sampler
 from sampler.errors import InvalidInputError
 from sampler.generation.rows import Completion, GenerationRow
-from sampler.sources.base import LogitSource
+from sampler.sources.base import LogitSource, dry_vocabulary
 
 __all__ = ["batch_rows", "encode_prompts", "generate"]
 
@@ -149,10 +149,16 @@ def _run_batch(
 ) -> None:
     """Extend one batch of rows to the end; callbacks get indices ``offset + i``."""
     rows = [c.row for c in completions]
+    vocabulary = dry_vocabulary(source, [row.params for row in rows])
     sampler = Sampler(
-        [row.params for row in rows], row_keys=[row.stream_key() for row in rows], stats=plan.stats
+        [row.params for row in rows],
+        row_keys=[row.stream_key() for row in rows],
+        stats=plan.stats,
+        vocabulary=vocabulary,
     )
-    penalised = any("penalties" in row.params.active_stages for row in rows)
+    penalised = vocabulary is not None or any(
+        "penalties" in row.params.active_stages for row in rows
+    )
     watch_text = bool(plan.stop) or plan.on_text is not None
     live = np.ones(len(rows), dtype=bool)
     filler = min(source.eos_token_ids) if source.eos_token_ids else 0

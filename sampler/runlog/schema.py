@@ -116,6 +116,11 @@ CREATE TABLE steps (
         """ALTER TABLE steps ADD COLUMN xtc_fired REAL;
         ALTER TABLE steps ADD COLUMN xtc_removed REAL;""",
     ),
+    (
+        "007_dry_telemetry",
+        """ALTER TABLE steps ADD COLUMN dry_match REAL;
+        ALTER TABLE steps ADD COLUMN dry_penalty REAL;""",
+    ),
 ]
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-__all__ = ["LogitSource", "Session"]
+if TYPE_CHECKING:
+    from sampler.engine.filters.dry import TokenTexts
+
+__all__ = ["LogitSource", "Session", "dry_vocabulary", "token_texts"]
 
 
 class Session(Protocol):
@@ -62,3 +66,35 @@ class LogitSource(Protocol):
     def start(self, prompts: Sequence[Sequence[int]]) -> tuple[np.ndarray, Session]:
         """Logits ``[B, V]`` for the token after each prompt, and the session to continue."""
         ...
+
+
+def dry_vocabulary(source: LogitSource, params: Sequence[Any]) -> TokenTexts | None:
+    """:func:`token_texts` of ``source`` if any of ``params`` runs DRY (its breakers are
+    found in the vocabulary), else ``None``: the vocabulary is read only when needed."""
+    return token_texts(source) if any("dry" in p.active_stages for p in params) else None
+
+
+def token_texts(source: LogitSource) -> TokenTexts:
+    """The source's vocabulary as DRY reads it, made once per source.
+
+    A source with ``token_bytes`` and ``tokenize_bytes`` (the llama.cpp one, through
+    llama.cpp's own detokenizer, as its DRY sampler does) gives exact bytes; any other source
+    its ``decode`` of each token (UTF-8) and its ``encode`` without chat template.
+    """
+    cached = getattr(source, "_dry_token_texts", None)
+    if cached is not None:
+        return cached
+    from sampler.engine.filters.dry import TokenTexts
+
+    text = getattr(source, "text", None)
+    if hasattr(text, "token_bytes") and hasattr(text, "tokenize_bytes"):
+        texts = [text.token_bytes(i) for i in range(source.vocab_size)]
+        vocabulary = TokenTexts(texts, text.tokenize_bytes)
+    else:
+        texts = [source.decode([i]).encode("utf-8") for i in range(source.vocab_size)]
+        vocabulary = TokenTexts(
+            texts, lambda data: source.encode(data.decode("utf-8", "replace"), chat=False)
+        )
+    with contextlib.suppress(AttributeError):  # a slotted source: built again next time
+        setattr(source, "_dry_token_texts", vocabulary)  # noqa: B010
+    return vocabulary

@@ -108,6 +108,26 @@ class GGUFText:
                 return buffer.raw[:count].decode("utf-8", errors="replace")
             size = -count
 
+    def token_bytes(self, token_id: int) -> bytes:
+        """One token's text as bytes, special tokens as their text (what DRY matches)."""
+        tokens = (self._llama.llama_token * 1)(int(token_id))
+        size = 64
+        while True:
+            buffer = ctypes.create_string_buffer(size)
+            count = self._llama.llama_detokenize(self.vocab, tokens, 1, buffer, size, False, True)
+            if count >= 0:
+                return buffer.raw[:count]
+            size = -count
+
+    def tokenize_bytes(self, data: bytes) -> list[int]:
+        """Token ids of raw bytes, no special token added or parsed (DRY's breaker tails)."""
+        capacity = len(data) + 8
+        buffer = (self._llama.llama_token * capacity)()
+        count = self._llama.llama_tokenize(
+            self.vocab, data, len(data), buffer, capacity, False, False
+        )
+        return list(buffer[: max(count, 0)])
+
     def label(self, token_id: int) -> str:
         """The piece of one token, special tokens shown (as transformers' ``decode([id])``)."""
         token_id = int(token_id)

@@ -1,0 +1,202 @@
+"""DRY, "don't repeat yourself" (pi6am, 2024), as llama.cpp implements it.
+
+A token that would extend a sequence already seen in the history is penalised by
+``multiplier · base^(n - allowed_length)``, ``n`` the length of the longest such repeat (the
+token itself not counted), when ``n >= allowed_length``. Sequence breakers (``"\\n"``, ``":"``,
+...) cut repeats short: a repeat never reaches back past the most recent breaker, and a token
+that is a breaker is never penalised.
+
+Source: llama.cpp ``src/llama-sampler.cpp`` (``llama_sampler_dry_apply`` and
+``get_overlapping_token_sequences``; ggml-org/llama.cpp 6f7f63ee, the same in the commit
+0c1e570 that llama-cpp-python 0.3.36 bundles), a port of KoboldCpp's. Its rules, kept here:
+
+* breakers are found in the vocabulary by text: every token whose text *contains* a breaker
+  is a single-token breaker (401 tokens of SmolLM2 for the four defaults); a token whose text
+  ends with a proper prefix of a breaker is the head of a multi-token breaker, whose tail is
+  the tokenization of the rest (at most 20 tokens); breakers are cut to 40 bytes;
+* the repeat limit is the distance back to the most recent breaker (its longest matching
+  tail set apart); if that is below ``allowed_length`` nothing is penalised;
+* ``allowed_length = 0`` penalises every token that followed any earlier position;
+* the exponent is clamped at ``int(88.7228391 / ln base)`` (so ``base^exp`` stays finite in
+  float32; the product with a multiplier above 1 may still reach infinity and ban the token).
+
+One difference, on purpose: ``dry_penalty_last_n = -1`` means the whole history here (as
+llama.cpp's ``-1`` did until its PR #26524 clamped negative windows to 0, which is off).
+text-generation-webui's DRY differs (breakers are four exact token ids, repeats are capped at
+50, a row whose last token is a breaker is skipped); README lists the differences.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sampler.engine.candidates import Candidates
+
+if TYPE_CHECKING:
+    from sampler.engine.rows import RowParams
+
+__all__ = ["DEFAULT_BREAKERS", "TokenTexts", "dry", "dry_penalties", "repeat_lengths"]
+
+DEFAULT_BREAKERS = ("\n", ":", '"', "*")
+_MAX_BREAKER_BYTES = 40  # llama.cpp's MAX_CHAR_LEN
+_MAX_TAIL_TOKENS = 20  # llama.cpp's MAX_SEQ_LEN
+_FLOAT_MAX_LOG = 88.7228391  # ln of float32's largest value
+
+
+@dataclass
+class TokenTexts:
+    """A vocabulary as DRY reads it: each token's text as bytes (special tokens as their text)
+    and a tokenizer of bytes (no special tokens added or parsed)."""
+
+    texts: Sequence[bytes]
+    tokenize: Callable[[bytes], list[int]]
+    _restarts: dict[tuple[str, ...], dict[int, list[tuple[int, ...]]]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def restart_sequences(self, breakers: tuple[str, ...]) -> dict[int, list[tuple[int, ...]]]:
+        """``{head token: [tail, ...]}`` for ``breakers`` (computed once per set of breakers).
+
+        An empty tail marks a single-token breaker.
+        """
+        if breakers not in self._restarts:
+            self._restarts[breakers] = _restart_sequences(self, breakers)
+        return self._restarts[breakers]
+
+
+def _restart_sequences(vocab: TokenTexts, breakers: tuple[str, ...]) -> dict:
+    heads: dict[int, list[tuple[int, ...]]] = {}
+    for breaker in breakers:
+        text = breaker.encode("utf-8")[:_MAX_BREAKER_BYTES]
+        for token, word in enumerate(vocab.texts):
+            if text in word:
+                heads.setdefault(token, []).append(())
+                continue
+            # the word ends with a proper prefix of the breaker, starting at any of its
+            # occurrences of the breaker's first byte
+            position = word.find(text[:1])
+            while position != -1:
+                rest = word[position:]
+                if text.startswith(rest):
+                    tail = tuple(vocab.tokenize(text[len(rest) :])[:_MAX_TAIL_TOKENS])
+                    if tail not in heads.get(token, []):
+                        heads.setdefault(token, []).append(tail)
+                position = word.find(text[:1], position + 1)
+    return heads
+
+
+def repeat_lengths(window: Sequence[int], limit: int) -> np.ndarray:
+    """``[N]``: for each earlier end position ``N - 1 - k`` of the window, how long a suffix of
+    the window also ends there (capped at ``limit``): llama.cpp's reverse Z-algorithm."""
+    reverse = list(reversed(window))
+    size = len(reverse)
+    z = [0] * size
+    left = right = 0
+    for k in range(1, size):  # the Z-algorithm over the reversed window
+        if k < right:
+            z[k] = min(right - k, z[k - left])
+        while k + z[k] < size and reverse[z[k]] == reverse[k + z[k]]:
+            z[k] += 1
+        if k + z[k] > right:
+            left, right = k, k + z[k]
+    lengths = np.zeros(size, dtype=np.int64)
+    for k in range(1, size):
+        lengths[size - 1 - k] = min(z[k], limit)
+    return lengths
+
+
+def dry_penalties(
+    history: Sequence[int],
+    restarts: dict[int, list[tuple[int, ...]]],
+    multiplier: float,
+    base: float,
+    allowed_length: int,
+    last_n: int,
+) -> tuple[dict[int, float], int]:
+    """``({token: penalty}, longest repeat)`` for one row's history (see the module)."""
+    window = list(history) if last_n < 0 else list(history)[-last_n:] if last_n else []
+    size = len(window)
+    if multiplier == 0 or base < 1 or size <= allowed_length:
+        return {}, 0
+    limit = size
+    for back in range(size):  # the most recent breaker limits how far back a repeat reaches
+        tails = restarts.get(window[size - 1 - back])
+        if tails is None:
+            continue
+        matching = [
+            len(tail)
+            for tail in tails
+            if len(tail) <= back
+            and all(tail[o] == window[size - back + o] for o in range(len(tail)))
+        ]
+        if matching:
+            limit = back - max(matching)
+            break
+    if limit < allowed_length:
+        return {}, 0
+    lengths = repeat_lengths(window, limit)
+    longest: dict[int, int] = {}
+    for end in range(size - 1):  # the token that followed each earlier repeat
+        if lengths[end] >= allowed_length:
+            token = window[end + 1]
+            longest[token] = max(longest.get(token, -1), int(lengths[end]))
+    # float32 arithmetic as llama.cpp's: ln(base) in float, the clamp truncated to int
+    base32 = float(np.float32(base))
+    cap = int(np.float32(_FLOAT_MAX_LOG) / np.float32(math.log(base32))) if base32 > 1.000001 else 0
+    penalties = {}
+    for token, length in longest.items():
+        if any(not tail for tail in restarts.get(token, ())):
+            continue  # a single-token breaker is never penalised
+        exponent = length - allowed_length
+        if cap > 0 and exponent > cap:
+            exponent = cap
+        with np.errstate(over="ignore"):  # beyond float32, as in llama.cpp: the token is banned
+            penalties[token] = float(np.float32(float(np.float32(multiplier)) * base32**exponent))
+    return penalties, max(longest.values(), default=0)
+
+
+def dry(candidates: Candidates, rows: RowParams) -> Candidates:
+    """Subtract each row's DRY penalties from its candidates' logits. Notes ``dry_match`` (the
+    longest repeat a candidate would extend) and ``dry_penalty`` (the largest penalty)."""
+    active = rows.on("dry_multiplier") & (rows["dry_penalty_last_n"] != 0)
+    if not active.any():
+        return candidates
+    logits = candidates.logits.copy()
+    match = np.where(active, 0.0, np.nan)
+    largest = np.where(active, 0.0, np.nan)
+    for row in np.flatnonzero(active):
+        breakers = rows["dry_sequence_breakers"][row]
+        restarts = _vocabulary(rows, breakers).restart_sequences(breakers) if breakers else {}
+        penalties, match[row] = dry_penalties(
+            rows.history[row] if rows.history is not None else (),
+            restarts,
+            rows["dry_multiplier"][row],
+            rows["dry_base"][row],
+            int(rows["dry_allowed_length"][row]),
+            int(rows["dry_penalty_last_n"][row]),
+        )
+        if penalties:
+            ids = candidates.ids[row] if candidates.ids is not None else None
+            for token, penalty in penalties.items():
+                columns = [token] if ids is None else np.flatnonzero(ids == token)
+                for column in columns:
+                    if column < logits.shape[1]:
+                        logits[row, column] -= logits.dtype.type(penalty)
+            largest[row] = max(penalties.values())
+    return candidates.with_logits(logits).noted(dry_match=match, dry_penalty=largest)
+
+
+def _vocabulary(rows: RowParams, breakers: tuple[str, ...]) -> TokenTexts:
+    if rows.vocabulary is None:
+        from sampler.errors import InvalidInputError
+
+        raise InvalidInputError(
+            f"DRY's sequence breakers {list(breakers)} are found in the model's vocabulary: "
+            "pass vocabulary=source.token_texts() (or dry_sequence_breakers=[] for none)"
+        )
+    return rows.vocabulary
