@@ -190,3 +190,49 @@ def test_a_sweep_with_dry_and_xtc_resumes_token_for_token(tmp_path):
         again = store.completions(run["id"])
     assert [c["token_ids"] for c in again] == [c["token_ids"] for c in original]
     assert [c["steps"] for c in again] == [c["steps"] for c in original]
+
+
+def webui_dry(history, multiplier, base, allowed, breaker_ids):
+    """text-generation-webui's DRYLogitsProcessor (modules/sampler_hijack.py, dceb23c7),
+    transcribed: {token: penalty}."""
+    last = history[-1]
+    if last in breaker_ids:
+        return {}
+    lengths = {}
+    for i, value in enumerate(history[:-1]):
+        if value != last:
+            continue
+        following = history[i + 1]
+        if following in breaker_ids:
+            continue
+        length = 1
+        while length < 50:
+            j = i - length
+            if j < 0:
+                break
+            previous = history[-(length + 1)]
+            if history[j] != previous or previous in breaker_ids:
+                break
+            length += 1
+        lengths[following] = max(lengths.get(following, 0), length)
+    return {t: multiplier * base ** (n - allowed) for t, n in lengths.items() if n >= allowed}
+
+
+def test_where_webui_and_llama_cpp_agree_so_do_we_and_where_they_differ_we_follow_llama_cpp():
+    # a toy vocabulary whose only breaker is the newline token 3 (no token merely contains it)
+    vocab = TokenTexts([b"a", b"b", b"c", b"\n", b"d"], lambda data: [b"abc\nd".index(data)])
+    restarts = vocab.restart_sequences(("\n",))
+    rng = np.random.default_rng(8)
+    for _ in range(200):
+        history = list(rng.choice([0, 1, 2, 3, 4], rng.integers(3, 40), p=[.3, .3, .2, .1, .1]))
+        allowed = int(rng.integers(1, 4))
+        ours, _ = dry_penalties(history, restarts, 0.8, 1.75, allowed, -1)
+        theirs = webui_dry(history, 0.8, 1.75, allowed, {3})
+        assert ours.keys() == theirs.keys(), history
+        for token, penalty in theirs.items():
+            assert ours[token] == pytest.approx(penalty, rel=1e-6)
+    # a repeat of 60 tokens: webui caps the match at 50, llama.cpp (and we) do not
+    long = [0, 1, 2, 4] * 30
+    ours, match = dry_penalties(long, restarts, 0.8, 1.75, 2, -1)
+    theirs = webui_dry(long, 0.8, 1.75, 2, {3})
+    assert match == len(long) - 4 and ours[0] > theirs[0] * 1e10

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sampler.engine.filters.dry import TokenTexts
 from sampler.engine.params import SamplingParams
 from sampler.engine.sampling import Sampler, distribution
 from sampler.errors import InvalidInputError
@@ -79,10 +80,24 @@ def _cases() -> dict[str, tuple[np.ndarray, SamplingParams]]:
         # each draw is a row's first step, at μ = 2τ (a later step's law depends on its μ)
         "mirostat v2, τ=3": (normal, SamplingParams(mirostat=2, mirostat_tau=3.0)),
         "mirostat v1, τ=4": (zipf, SamplingParams(mirostat=1, mirostat_tau=4.0)),
+        # DRY with the history below: tokens 5 and 6 would extend repeats and are penalised
+        "DRY 0.8 after a repeat": (
+            normal,
+            SamplingParams(dry_multiplier=0.8, dry_allowed_length=1, order="llama.cpp"),
+        ),
     }
 
 
 CASES = _cases()
+# DRY reads a history and a vocabulary: "t3 t4 t5 t6" twice, then "t3 t4"; no breakers there.
+DRY_HISTORY = [3, 4, 5, 6, 3, 4, 5, 6, 3, 4]
+
+
+def _dry_context(params: SamplingParams, size: int) -> tuple[list | None, TokenTexts | None]:
+    """``(history, vocabulary)`` for a case whose chain runs DRY, else ``(None, None)``."""
+    if "dry" not in params.active_stages:
+        return None, None
+    return [DRY_HISTORY], TokenTexts([f"t{i}".encode() for i in range(size)], lambda data: [])
 
 
 @dataclass(frozen=True)
@@ -140,14 +155,18 @@ def sample_counts(
     gets the number of draws each step added.
     """
     seeded = SamplingParams(**{**_fields(params), "seed": seed})
-    sampler = Sampler(seeded, row_keys=[(row,) for row in range(rows)], stats=False)
+    history, vocabulary = _dry_context(params, logits.size)
+    sampler = Sampler(
+        seeded, row_keys=[(row,) for row in range(rows)], stats=False, vocabulary=vocabulary
+    )
     batch = np.broadcast_to(logits, (rows, logits.size))
+    histories = None if history is None else history * rows
     counts = np.zeros(logits.size, dtype=np.int64)
     for done in range(0, draws, rows):
         if seeded.mirostat:  # μ moves after each draw: fresh rows, each at its first step
             keys = [(done, row) for row in range(rows)]
             sampler = Sampler(seeded, row_keys=keys, stats=False)
-        tokens = sampler.step(batch)[0][: draws - done]
+        tokens = sampler.step(batch, history=histories)[0][: draws - done]
         counts += np.bincount(tokens, minlength=logits.size)
         if on_progress is not None:
             on_progress(len(tokens))
@@ -185,7 +204,8 @@ def run_cases(
     results = []
     for name in chosen:
         logits, params = CASES[name]
-        probs = distribution(logits, params).astype(np.float64)
+        history, vocabulary = _dry_context(params, logits.size)
+        probs = distribution(logits, params, history, vocabulary=vocabulary).astype(np.float64)
         counts = sample_counts(logits, params, draws, seed, on_progress=on_progress)
         statistic, p_value, bins = chi_square(counts, probs)
         results.append(

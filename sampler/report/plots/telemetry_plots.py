@@ -1,5 +1,6 @@
 """Plots of what adaptive and stateful stages did, drawn only for runs where they were on:
-mirostat's μ over the steps, and the temperature dynamic temperature chose against entropy.
+mirostat's μ over the steps, the temperature dynamic temperature chose against entropy, how
+often XTC fired and what it removed, DRY's repeats and penalties over the steps.
 
 Each figure reads the steps' telemetry (``StepStats.TELEMETRY``), which is absent from a step
 where its stage was off, so a run without these stages gets none of these plots.
@@ -18,13 +19,17 @@ from sampler.report.plots.figures import pyplot
 __all__ = [
     "TELEMETRY_PLOTS",
     "chosen_temperature_vs_entropy",
+    "dry_traces",
     "mirostat_traces",
     "telemetry_figures",
+    "xtc_bars",
 ]
 
 TELEMETRY_PLOTS = {
     "mirostat_mu.png": "Mirostat's target surprise μ per generation step",
     "dynamic_temperature.png": "The temperature dynamic temperature chose, against entropy",
+    "xtc.png": "How often XTC fired, and how many tokens it removed",
+    "dry.png": "DRY: the longest repeat a candidate would extend, and the penalty",
 }
 
 
@@ -89,6 +94,57 @@ def chosen_temperature_vs_entropy(completions: Sequence[dict[str, Any]]) -> Any:
     return figure
 
 
+def xtc_bars(completions: Sequence[dict[str, Any]]) -> Any:
+    """Per temperature: the share of steps XTC's coin fired, and tokens removed when it did."""
+    fired: dict[float, list[float]] = defaultdict(list)
+    removed: dict[float, list[float]] = defaultdict(list)
+    for row in completions:
+        for step in row["steps"]:
+            if "xtc_fired" in step:
+                fired[row["temperature"]].append(step["xtc_fired"])
+                if step["xtc_fired"]:
+                    removed[row["temperature"]].append(step["xtc_removed"])
+    temperatures = sorted(fired)
+    plt = pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 4))
+    labels = [f"{t:g}" for t in temperatures]
+    left.bar(labels, [np.mean(fired[t]) for t in temperatures], color="tab:purple")
+    left.set_ylabel("share of steps the coin fired")
+    right.bar(labels, [np.mean(removed[t]) if removed[t] else 0 for t in temperatures])
+    right.set_ylabel("tokens removed when it fired (mean)")
+    for axes in (left, right):
+        axes.set_xlabel("temperature τ")
+        axes.grid(alpha=0.3, axis="y")
+    figure.suptitle("XTC: how often it fired, and what it removed")
+    figure.tight_layout()
+    return figure
+
+
+def dry_traces(completions: Sequence[dict[str, Any]]) -> Any:
+    """Per step, the mean over rows of DRY's longest repeat found and its largest penalty."""
+    by_step: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for row in completions:
+        for index, step in enumerate(row["steps"]):
+            if "dry_match" in step:
+                by_step[index].append((step["dry_match"], step["dry_penalty"]))
+    steps = sorted(by_step)
+    match = [np.mean([m for m, _ in by_step[i]]) for i in steps]
+    penalty = [np.mean([p for _, p in by_step[i]]) for i in steps]
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(7.5, 4.5))
+    axes.plot(np.array(steps) + 1, match, color="tab:blue", label="longest repeat (tokens)")
+    axes.set_xlabel("generation step")
+    axes.set_ylabel("longest repeat a candidate would extend (mean)")
+    other = axes.twinx()
+    other.plot(np.array(steps) + 1, penalty, color="tab:red", label="largest penalty")
+    other.set_ylabel("largest penalty subtracted (mean, logits)")
+    axes.set_title("DRY over the steps")
+    axes.grid(alpha=0.3)
+    figure.legend(loc="upper left", fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
 def telemetry_figures(completions: Sequence[dict[str, Any]]) -> dict[str, Callable[[], Any]]:
     """File name → figure maker, for the stages this run used."""
     figures: dict[str, Callable[[], Any]] = {}
@@ -96,4 +152,8 @@ def telemetry_figures(completions: Sequence[dict[str, Any]]) -> dict[str, Callab
         figures["mirostat_mu.png"] = lambda: mirostat_traces(completions)
     if _has(completions, "temperature_chosen"):
         figures["dynamic_temperature.png"] = lambda: chosen_temperature_vs_entropy(completions)
+    if _has(completions, "xtc_fired"):
+        figures["xtc.png"] = lambda: xtc_bars(completions)
+    if _has(completions, "dry_match"):
+        figures["dry.png"] = lambda: dry_traces(completions)
     return figures
