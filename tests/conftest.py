@@ -170,3 +170,24 @@ def gguf():
         pytest.skip("SmolLM2 is not cached: run README's first command to fetch it")
     return load_source("smollm2-135m-gguf")
 
+
+
+def resume_after_losing(db: str, run_id: str, rows: tuple[int, ...]) -> list[dict]:
+    """Delete ``rows`` of a logged run (as an interrupted sweep would have left it), finish it
+    with ``sweep --resume``, and return the run's completions, steps included."""
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from sampler.cli import cli
+    from sampler.runlog.store import RunStore
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+        marks = ", ".join("?" * len(rows))
+        conn.execute(f"DELETE FROM completions WHERE row_index IN ({marks})", rows)
+    conn.close()
+    result = CliRunner().invoke(cli, ["sweep", "--resume", run_id, "--db", db])
+    assert result.exit_code == 0, result.output
+    with RunStore(db) as store:
+        return store.completions(run_id)

@@ -15,7 +15,7 @@ from sampler import Sampler, SamplingParams, distribution
 from sampler.engine.filters.dry import TokenTexts, dry_penalties, repeat_lengths
 from sampler.errors import InvalidInputError
 from sampler.sources.base import token_texts
-from tests.conftest import import_llama_cpp_or_skip
+from tests.conftest import import_llama_cpp_or_skip, resume_after_losing
 
 
 @pytest.fixture(scope="module")
@@ -160,8 +160,6 @@ def test_a_sampler_reports_what_dry_did():
 
 
 def test_a_sweep_with_dry_and_xtc_resumes_token_for_token(tmp_path):
-    import sqlite3
-
     from click.testing import CliRunner
 
     from sampler.cli import cli
@@ -181,13 +179,7 @@ def test_a_sweep_with_dry_and_xtc_resumes_token_for_token(tmp_path):
     steps = [step for completion in original for step in completion["steps"]]
     assert any(step["dry_penalty"] > 0 for step in steps)  # DRY acted somewhere
     assert {step["xtc_fired"] for step in steps} == {0.0, 1.0}
-    with sqlite3.connect(db) as conn:
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("DELETE FROM completions WHERE row_index IN (0, 5)")
-    conn.close()
-    assert CliRunner().invoke(cli, ["sweep", "--resume", run["id"], "--db", db]).exit_code == 0
-    with RunStore(db) as store:
-        again = store.completions(run["id"])
+    again = resume_after_losing(db, run["id"], (0, 5))
     assert [c["token_ids"] for c in again] == [c["token_ids"] for c in original]
     assert [c["steps"] for c in again] == [c["steps"] for c in original]
 

@@ -16,7 +16,7 @@ import scipy.stats
 
 from sampler import Sampler, SamplingParams, distribution
 from sampler.errors import InvalidInputError
-from tests.conftest import import_llama_cpp_or_skip
+from tests.conftest import import_llama_cpp_or_skip, resume_after_losing
 
 # mirostat's μ inside llama.cpp's sampler context (llama-cpp-python 0.3.36, llama.cpp 0c1e570):
 # after the vocabulary size (v1 only), seed, current seed, τ and η.
@@ -172,8 +172,6 @@ def test_with_mirostat_the_chain_is_bias_penalties_temperature_mirostat():
 
 
 def test_a_mirostat_sweep_logs_mu_and_resumes_token_for_token(tmp_path):
-    import sqlite3
-
     from click.testing import CliRunner
 
     from sampler.cli import cli
@@ -195,13 +193,7 @@ def test_a_mirostat_sweep_logs_mu_and_resumes_token_for_token(tmp_path):
             # μ moves by η (τ - surprise), the surprise in bits under the final distribution
             assert after == pytest.approx(before - 0.5 * (step["surprisal"] / np.log(2) - 3.0))
         assert all("temperature_chosen" not in step for step in completion["steps"])
-    with sqlite3.connect(db) as conn:
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("DELETE FROM completions WHERE row_index IN (1, 6)")
-    conn.close()
-    assert CliRunner().invoke(cli, ["sweep", "--resume", run["id"], "--db", db]).exit_code == 0
-    with RunStore(db) as store:
-        again = store.completions(run["id"])
+    again = resume_after_losing(db, run["id"], (1, 6))
     assert [c["token_ids"] for c in again] == [c["token_ids"] for c in original]
     assert [c["steps"] for c in again] == [c["steps"] for c in original]
     csv_text = CliRunner().invoke(cli, ["export", run["id"], "--format", "csv", "--db", db])

@@ -9,7 +9,7 @@ from typing import Any
 from sampler.errors import InvalidInputError
 from sampler.files import atomic_writer
 
-__all__ = ["FIGURE_FORMATS", "check_figure_path", "pyplot", "save_figure"]
+__all__ = ["FIGURE_FORMATS", "check_figure_path", "finish", "pyplot", "save_figure"]
 
 FIGURE_FORMATS = {".png": "png", ".svg": "svg"}
 
@@ -52,3 +52,14 @@ def save_figure(figure: Any, path: str | os.PathLike[str]) -> Path:
             stream, format=FIGURE_FORMATS[target.suffix.lower()], dpi=110, bbox_inches="tight"
         )
     return target
+
+
+def finish(figure: Any, axes: Any, xlabel: str, ylabel: str, title: str) -> Any:
+    """Label, title, grid and legend one plot the way every run plot is, and lay it out."""
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    return figure

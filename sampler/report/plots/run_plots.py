@@ -20,7 +20,7 @@ import numpy as np
 
 from sampler.errors import InvalidInputError
 from sampler.files import atomic_writer
-from sampler.report.plots.figures import pyplot
+from sampler.report.plots.figures import finish, pyplot
 from sampler.report.plots.telemetry_plots import TELEMETRY_PLOTS, telemetry_figures
 
 __all__ = [
@@ -145,12 +145,8 @@ def entropy_vs_temperature(summary: Sequence[dict[str, Any]]) -> Any:
             linewidth=1.5,
         )
     _temperature_axis(axes, temperatures)
-    axes.set_ylabel("mean entropy per step (nats)")
-    axes.set_title("Entropy against temperature (95 % intervals, bootstrap over prompts)")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize="small")
-    figure.tight_layout()
-    return figure
+    title = "Entropy against temperature (95 % intervals, bootstrap over prompts)"
+    return finish(figure, axes, axes.get_xlabel(), "mean entropy per step (nats)", title)
 
 
 def entropy_traces(completions: Sequence[dict[str, Any]]) -> Any:

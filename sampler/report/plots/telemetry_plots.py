@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sampler.report.plots.figures import pyplot
+from sampler.report.plots.figures import finish, pyplot
 
 __all__ = [
     "TELEMETRY_PLOTS",
@@ -60,14 +60,10 @@ def mirostat_traces(completions: Sequence[dict[str, Any]]) -> Any:
         length = max(len(trace) for trace in traces)
         mean = [np.mean([t[i] for t in traces if len(t) > i]) for i in range(length)]
         axes.plot(np.arange(1, length + 1), mean, color=colour, linewidth=2, label=label)
-    axes.set_xlabel("generation step")
-    axes.set_ylabel("μ before the step (bits)")
     # μ starts at 2τ and climbs while the text is less surprising than τ
-    axes.set_title("Mirostat's μ over the steps")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize="small")
-    figure.tight_layout()
-    return figure
+    return finish(
+        figure, axes, "generation step", "μ before the step (bits)", "Mirostat's μ over the steps"
+    )
 
 
 def chosen_temperature_vs_entropy(completions: Sequence[dict[str, Any]]) -> Any:
