@@ -23,7 +23,11 @@ ALLOWED = {
     "runlog": {TOP, "engine"},
     "experiments": {TOP, "engine", "sources", "generation", "runlog"},
     "report": {TOP, "engine", "generation", "runlog"},
-    "cli": {TOP, "engine", "interop", "sources", "generation", "runlog", "experiments", "report"},
+    "serve": {TOP, "engine", "sources", "generation", "runlog"},
+    "cli": {
+        TOP, "engine", "interop", "sources", "generation", "runlog", "experiments", "report",
+        "serve",
+    },
 }
 
 

@@ -86,4 +86,5 @@ from sampler.cli import (  # noqa: E402, F401
     math_commands,
     model_commands,
     runlog_commands,
+    serve_command,
 )

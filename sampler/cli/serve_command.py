@@ -1,0 +1,45 @@
+"""``sampler serve``: the local web app over one loaded model (JSON API; see README)."""
+
+from __future__ import annotations
+
+import click
+
+from sampler.cli import cli
+from sampler.cli.options import cache_option, dtype_option, load_model, model_option
+from sampler.errors import InvalidInputError
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@cli.command()
+@model_option()
+@dtype_option()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
+@click.option("--db", default=None, metavar="PATH", help="Run log to browse (none if not given).")
+@cache_option
+def serve(
+    model: str, dtype: str, host: str, port: int, db: str | None, cache_dir: str | None
+) -> None:
+    """Serve next-token laws and the run log over HTTP on this machine (JSON API)."""
+    try:
+        import uvicorn
+
+        from sampler.serve.app import make_app
+    except ImportError:
+        raise InvalidInputError(
+            "serving needs starlette and uvicorn: pip install -e '.[serve]' (part of 'all')"
+        ) from None
+    if db is not None:  # refuse a foreign or damaged database now, not at the first request
+        from sampler.runlog.store import RunStore
+
+        with RunStore(db):
+            pass
+    source = load_model(model, cache_dir, dtype)
+    if host not in LOOPBACK:
+        click.echo(
+            f"warning: binding {host}: other machines can reach this server (default 127.0.0.1)",
+            err=True,
+        )
+    click.echo(f"serving {source.name} on http://{host}:{port}/ (Ctrl-C stops)", err=True)
+    uvicorn.run(make_app(source, db, host, port), host=host, port=port, log_level="warning")

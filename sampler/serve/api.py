@@ -1,0 +1,174 @@
+"""What ``sampler serve`` answers, as plain functions from a request body to JSON values.
+
+The web layer (:mod:`sampler.serve.app`) only parses, checks limits and calls these; a user can
+call them from Python. Bad input raises :class:`~sampler.errors.InvalidInputError` with the
+same one-line messages as the command line.
+
+Examples
+--------
+>>> from sampler.sources.synthetic_spec import parse_synthetic
+>>> source = parse_synthetic("synthetic:fixed?logits=3,1,0.2")
+>>> answer = next_token(source, {"prompt": "A", "settings": {"top_k": 2}})
+>>> [round(t["final_p"], 4) for t in answer["top"]]
+[0.8808, 0.1192, 0.0]
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import fields
+from typing import Any
+
+import numpy as np
+
+from sampler.engine.params import SamplingParams
+from sampler.engine.sampling import Sampler, distribution
+from sampler.engine.trace import trace_chain
+from sampler.errors import InvalidInputError
+from sampler.generation.rows import use_chat
+from sampler.softmax import softmax
+from sampler.sources.base import LogitSource, dry_vocabulary
+
+__all__ = ["LIMITS", "next_token", "params_from", "run_listing", "run_view"]
+
+# Bounds on one request, so that no request can hold the server for long or grow its memory.
+LIMITS = {"prompt_chars": 20_000, "forced_tokens": 2_048, "top": 200, "runs": 200}
+_REQUEST_KEYS = ("prompt", "chat", "forced", "settings", "seed", "top")
+_PARAM_FIELDS = tuple(f.name for f in fields(SamplingParams))
+
+
+def params_from(settings: Any) -> SamplingParams:
+    """``SamplingParams`` from a JSON object, its keys and values checked by the engine."""
+    if settings is None:
+        return SamplingParams()
+    if not isinstance(settings, dict):
+        raise InvalidInputError(
+            f"settings must be an object of SamplingParams fields, got {settings!r}"
+        )
+    unknown = [key for key in settings if key not in _PARAM_FIELDS]
+    if unknown:
+        raise InvalidInputError(
+            f"settings key {unknown[0]!r} is unknown: use SamplingParams fields "
+            f"({', '.join(_PARAM_FIELDS)})"
+        )
+    values = dict(settings)
+    if "logit_bias" in values and isinstance(values["logit_bias"], dict):
+        try:  # JSON object keys are strings
+            values["logit_bias"] = {int(k): v for k, v in values["logit_bias"].items()}
+        except ValueError:
+            raise InvalidInputError("settings.logit_bias keys must be token ids") from None
+    return SamplingParams(**values)
+
+
+def _request(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidInputError("the request body must be a JSON object")
+    unknown = [key for key in body if key not in _REQUEST_KEYS]
+    if unknown:
+        raise InvalidInputError(
+            f"request key {unknown[0]!r} is unknown: use {', '.join(_REQUEST_KEYS)}"
+        )
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str):
+        raise InvalidInputError(f"prompt must be a string, got {prompt!r}")
+    if len(prompt) > LIMITS["prompt_chars"]:
+        raise InvalidInputError(
+            f"prompt has {len(prompt)} characters: at most {LIMITS['prompt_chars']}"
+        )
+    return body
+
+
+def _ids(source: LogitSource, body: dict[str, Any]) -> list[int]:
+    chat = body.get("chat")
+    if chat is not None and not isinstance(chat, bool):
+        raise InvalidInputError(f"chat must be true or false, got {chat!r}")
+    ids = source.encode(body["prompt"], use_chat(source, raw=chat is False))
+    forced = body.get("forced", [])
+    if not isinstance(forced, list) or len(forced) > LIMITS["forced_tokens"]:
+        raise InvalidInputError(
+            f"forced must be a list of at most {LIMITS['forced_tokens']} token ids"
+        )
+    for token in forced:
+        if isinstance(token, bool) or not isinstance(token, int):
+            raise InvalidInputError(f"forced token {token!r} is not a token id")
+        if not 0 <= token < source.vocab_size:
+            raise InvalidInputError(
+                f"forced token {token} is outside the vocabulary 0..{source.vocab_size - 1}"
+            )
+    ids = ids + forced
+    limit = source.context_limit
+    if not ids:
+        raise InvalidInputError("the prompt is empty: give at least one token of text")
+    if limit is not None and len(ids) >= limit:
+        raise InvalidInputError(
+            f"prompt and forced tokens are {len(ids)} tokens: the model's context is {limit}"
+        )
+    return ids
+
+
+def next_token(source: LogitSource, body: Any) -> dict[str, Any]:
+    """The next-token law after a prompt (and forced tokens) under the given settings.
+
+    Returns the full float32 logits row (base64, little-endian) from which the page recomputes
+    any setting exactly, the top tokens with their base and final probabilities, one draw with
+    the request's seed and its :class:`~sampler.engine.stats.StepStats`, and the stage-by-stage
+    trace (kept tokens, entropy, kept mass per stage).
+    """
+    body = _request(body)
+    params = params_from(body.get("settings"))
+    seed = body.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidInputError(f"seed must be an integer >= 0, got {seed!r}")
+    top = body.get("top", 20)
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= LIMITS["top"]:
+        raise InvalidInputError(f"top must be an integer in 1..{LIMITS['top']}, got {top!r}")
+    ids = _ids(source, body)
+    logits, _ = source.start([ids])
+    row = np.asarray(logits[0], dtype=np.float32)
+    vocabulary = dry_vocabulary(source, [params])
+    final = distribution(row, params, history=[ids], vocabulary=vocabulary).astype(np.float64)
+    base = softmax(row.astype(np.float64))
+    order = np.argsort(-final, kind="stable")[:top]
+    seeded = SamplingParams(**{**{f: getattr(params, f) for f in _PARAM_FIELDS}, "seed": seed})
+    tokens, stats = Sampler([seeded], vocabulary=vocabulary).step(row[None, :], history=[ids])
+    trace = trace_chain(row, params, ids) if vocabulary is None else []
+    return {
+        "model": source.name,
+        "prompt_tokens": len(ids),
+        "vocab_size": int(row.size),
+        "logits_float32_b64": base64.b64encode(row.astype("<f4").tobytes()).decode("ascii"),
+        "top": [
+            {
+                "token": int(t),
+                "label": source.token_label(int(t)),
+                "base_p": float(base[t]),
+                "final_p": float(final[t]),
+            }
+            for t in order
+        ],
+        "draw": {
+            "seed": seed,
+            "token": int(tokens[0]),
+            "label": source.token_label(int(tokens[0])),
+        },
+        "stats": stats.row(0) if stats is not None else {},
+        "trace": [
+            {"stage": s.stage, "kept_tokens": s.kept_tokens, "entropy": s.entropy,
+             "kept_mass": s.kept_mass}
+            for s in trace
+        ],
+        "stages": list(params.stages),
+    }
+
+
+def run_listing(store: Any, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest runs of the run log, newest first."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= LIMITS["runs"]:
+        raise InvalidInputError(f"limit must be an integer in 1..{LIMITS['runs']}")
+    return store.list_runs(limit)
+
+
+def run_view(store: Any, run_id: str) -> dict[str, Any]:
+    """One run: its record and its completions with their per-step statistics."""
+    run = store.get_run(run_id)
+    return {"run": run, "completions": store.completions(run["id"])}
