@@ -223,7 +223,7 @@ def test_where_webui_and_llama_cpp_agree_so_do_we_and_where_they_differ_we_follo
         assert ours.keys() == theirs.keys(), history
         for token, penalty in theirs.items():
             assert ours[token] == pytest.approx(penalty, rel=1e-6)
-    # a repeat of 60 tokens: webui caps the match at 50, llama.cpp (and we) do not
+    # a 120-token periodic history (a match of 116): webui caps the match at 50, llama.cpp does not
     long = [0, 1, 2, 4] * 30
     ours, match = dry_penalties(long, restarts, 0.8, 1.75, 2, -1)
     theirs = webui_dry(long, 0.8, 1.75, 2, {3})

@@ -97,13 +97,14 @@ def test_the_run_log_is_browsable_and_an_unknown_run_is_a_4xx(tmp_path):
 
     db = str(tmp_path / "runs.db")
     args = ["generate", "--model", MARKOV, "--prompt", "kalo", "-t", "0.8",
-            "--max-new-tokens", "4", "--db", db]
+            "--max-new-tokens", "4", "--seed", "1", "--db", db]
     assert CliRunner().invoke(cli, args).exit_code == 0
     client = TestClient(make_app(parse_synthetic(MARKOV), db), base_url=BASE)
     runs = client.get("/api/runs").json()
     assert len(runs) == 1 and runs[0]["kind"] == "generate"
     view = client.get(f"/api/runs/{runs[0]['id']}").json()
-    assert len(view["completions"]) == 1 and len(view["completions"][0]["steps"]) == 4
+    (completion,) = view["completions"]
+    assert 1 <= len(completion["steps"]) == len(completion["token_ids"]) <= 4
     missing = client.get("/api/runs/20990101-000000-beef")
     assert 400 <= missing.status_code < 500 and "error" in missing.json()
     assert client.get("/api/runs?limit=abc").status_code == 400
@@ -126,3 +127,30 @@ def test_concurrent_clients_are_served_one_model_call_at_a_time(client):
     for thread in threads:
         thread.join()
     assert results and all(result == (200, 5) for result in results)
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"prompt": "kalo", "chat": "yes"}, "chat must be true or false"),
+        ({"prompt": "kalo", "seed": -1}, "seed must be an integer >= 0"),
+        ({"prompt": "kalo", "forced": 3}, "forced must be a list"),
+        ({"prompt": "kalo", "forced": [1.5]}, "forced token 1.5 is not a token id"),
+        ({"prompt": "kalo", "settings": {"logit_bias": {"x": 1}}}, "logit_bias keys"),
+        ({"prompt": "kalo", "settings": [1]}, "settings must be an object"),
+        (["kalo"], "must be a JSON object"),
+    ],
+)
+def test_more_bad_requests_are_400_json(client, body, fragment):
+    response = client.post("/api/next-token", json=body)
+    assert response.status_code == 400 and fragment in response.json()["error"]
+
+
+def test_serve_refuses_to_bind_every_address_and_names_the_extra_it_needs():
+    from click.testing import CliRunner
+
+    from sampler.cli import cli
+    from tests.test_bad_input import one_error_line
+
+    result = CliRunner().invoke(cli, ["serve", "--model", MARKOV, "--host", "0.0.0.0"])
+    one_error_line(result, "--host '0.0.0.0' binds every address", "--host 192.168.1.5")

@@ -128,3 +128,21 @@ def test_a_bad_coin_is_one_clear_error():
     params = SamplingParams(xtc_probability=0.5, order="llama.cpp")
     with pytest.raises(InvalidInputError, match=r"state\['xtc_coin'\] must be in \[0, 1\]"):
         distribution([1.0, 2.0], params, state={"xtc_coin": 1.5})
+
+
+def test_compare_s_greedy_row_stays_greedy_with_xtc_on(tmp_path):
+    from click.testing import CliRunner
+
+    from sampler.cli import cli
+
+    args = ["compare", "--model", "synthetic:markov?vocab=300&sharpness=2.0&seed=1",
+            "--prompt", "kalo mesu", "--order", "llama.cpp", "--xtc-probability", "0.5",
+            "--samples", "2", "--max-new-tokens", "12", "--no-log"]
+    outputs = [CliRunner().invoke(cli, args) for _ in range(2)]
+    assert all(result.exit_code == 0 for result in outputs), outputs[0].output
+    assert outputs[0].output == outputs[1].output  # no coin from OS entropy on the greedy row
+    plain = CliRunner().invoke(cli, [*args[:7], "--samples", "2", "--max-new-tokens", "12",
+                                     "--no-log"])
+    assert outputs[0].output.splitlines()[0].startswith("greedy")
+    greedy_text = outputs[0].output.splitlines()[1]
+    assert greedy_text == plain.output.splitlines()[1]  # the argmax path, as without XTC

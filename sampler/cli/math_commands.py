@@ -148,7 +148,7 @@ def chain(
 ) -> None:
     """Show what each stage of a sampling chain does to one row of LOGITS.
 
-    With no LOGITS it uses the cheat sheet's 3.0 1.0 0.2. Example, the three peers' orders on
+    With no LOGITS it uses the cheat sheet's 3.0 1.0 0.2. Example, the peers' orders on
     the same settings: sampler chain 3 2.5 1 0.2 -t 2 --min-p 0.2 --top-k 3 --order all
     """
     from dataclasses import asdict

@@ -35,6 +35,12 @@ def serve(
 
         with RunStore(db):
             pass
+    if host in ("0.0.0.0", "::", ""):
+        raise InvalidInputError(
+            f"--host {host!r} binds every address, but the server answers only requests that "
+            "name the address it is bound to (against DNS rebinding): give the address clients "
+            "use, e.g. --host 192.168.1.5"
+        )
     source = load_model(model, cache_dir, dtype)
     if host not in LOOPBACK:
         click.echo(

@@ -63,7 +63,8 @@ def distribution(
         ``"xtc_coin"`` (one number in [0, 1] per row), the distribution given that coin;
         without it, the mixture over XTC's coin, which is what a draw follows.
     vocabulary
-        The model's token texts, for DRY's sequence breakers (``source.token_texts()``).
+        The model's token texts, for DRY's sequence breakers
+        (``sampler.sources.base.token_texts(source)``).
 
     Returns
     -------
@@ -142,7 +143,8 @@ class Sampler:
         Each row's state before the first step (``{"mirostat_mu": [B]}``); default: fresh
         (μ = 2τ). :attr:`state` gives it back after each step.
     vocabulary
-        The model's token texts (``source.token_texts()``): DRY finds its sequence breakers
+        The model's token texts (``sampler.sources.base.token_texts(source)``): DRY finds
+        its sequence breakers
         in them.
     """
 

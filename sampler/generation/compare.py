@@ -52,11 +52,13 @@ def compare_rows(
 ) -> list[GenerationRow]:
     """The rows a comparison runs: greedy first, then samples ``0..samples-1`` under ``params``.
 
-    Greedy is ``params`` at temperature 0 (no seed: it draws nothing): the same order, bias
-    and penalties, so a sample and greedy differ by the temperature alone. The truncation
-    filters never change the argmax, so greedy is the same with or without them.
+    Greedy is ``params`` at temperature 0 (no seed: it draws nothing): the same order, bias,
+    penalties and DRY, so a sample and greedy differ by the temperature alone. The truncation
+    filters never change the argmax, so greedy is the same with or without them; XTC, which
+    removes the argmax when its coin fires, is off for greedy (its coin would make the greedy
+    path random).
     """
-    greedy = replace(params, temperature=0.0, seed=None, mode="sample")
+    greedy = replace(params, temperature=0.0, seed=None, mode="sample", xtc_probability=0.0)
     return [GenerationRow(prompt, greedy, 0, stream)] + [
         GenerationRow(prompt, params, sample, stream) for sample in range(samples)
     ]

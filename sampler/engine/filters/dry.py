@@ -197,6 +197,7 @@ def _vocabulary(rows: RowParams, breakers: tuple[str, ...]) -> TokenTexts:
 
         raise InvalidInputError(
             f"DRY's sequence breakers {list(breakers)} are found in the model's vocabulary: "
-            "pass vocabulary=source.token_texts() (or dry_sequence_breakers=[] for none)"
+            "pass vocabulary=sampler.sources.base.token_texts(source) "
+            "(or dry_sequence_breakers=[] for none)"
         )
     return rows.vocabulary
