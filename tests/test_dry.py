@@ -228,3 +228,22 @@ def test_where_webui_and_llama_cpp_agree_so_do_we_and_where_they_differ_we_follo
     ours, match = dry_penalties(long, restarts, 0.8, 1.75, 2, -1)
     theirs = webui_dry(long, 0.8, 1.75, 2, {3})
     assert match == len(long) - 4 and ours[0] > theirs[0] * 1e10
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [("\\n", "is not a JSON list"), ('["", ":"]', "must be a non-empty string")],
+)
+def test_a_bad_breaker_list_on_the_command_line_is_one_error_line(tmp_path, text, fragment):
+    from click.testing import CliRunner
+
+    from sampler.cli import cli
+    from tests.test_bad_input import one_error_line
+
+    db = tmp_path / "runs.db"
+    args = ["generate", "--model", "synthetic:markov?vocab=300&seed=1", "--prompt", "kalo",
+            "--order", "llama.cpp", "--dry-multiplier", "0.8", "--dry-sequence-breakers", text,
+            "--db", str(db)]
+    one_error_line(CliRunner().invoke(cli, args), "dry_sequence_breakers" if "non-empty"
+                   in fragment else "--dry-sequence-breakers", fragment)
+    assert not db.exists()  # refused before anything was written

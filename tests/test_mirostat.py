@@ -198,3 +198,11 @@ def test_a_mirostat_sweep_logs_mu_and_resumes_token_for_token(tmp_path):
     assert [c["steps"] for c in again] == [c["steps"] for c in original]
     csv_text = CliRunner().invoke(cli, ["export", run["id"], "--format", "csv", "--db", db])
     assert "mirostat_mu" in csv_text.stdout.splitlines()[0]
+
+
+def test_a_sampler_with_one_params_for_any_batch_has_no_state_before_its_first_step():
+    sampler = Sampler(SamplingParams(mirostat=2, seed=1))
+    with pytest.raises(InvalidInputError, match="no state before its first step"):
+        _ = sampler.state
+    sampler.step(np.zeros((2, 5)))
+    np.testing.assert_allclose(sampler.state["mirostat_mu"].shape, (2,))
