@@ -7,24 +7,26 @@ never are.
 
 A row's random stream is keyed by ``(seed, prompt, sample)``
 (:meth:`~sampler.generation.rows.GenerationRow.stream_key`); what a row is and what it yields
-live in :mod:`sampler.generation.rows`.
+live in :mod:`sampler.generation.rows`. :func:`generate` runs every step of every batch;
+:func:`batch_steps` is the same loop (one function) yielding after each step, for callers that
+stream tokens as they come (``sampler serve``) or stop a batch between two steps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from sampler.engine.sampling import Sampler
 from sampler.errors import InvalidInputError
+from sampler.generation.incremental_text import TextCallback, text_state, update_text
 from sampler.generation.rows import Completion, GenerationRow
 from sampler.sources.base import LogitSource, dry_vocabulary
 
-__all__ = ["batch_rows", "encode_prompts", "generate"]
+__all__ = ["BatchStep", "batch_rows", "batch_steps", "encode_prompts", "generate"]
 
-TextCallback = Callable[[int, str], None]
 # A 32-row, 512-token SmolLM2 batch would hold ~800 MB of float32 KV cache; past this budget
 # the rows run as consecutive batches instead, so memory stays bounded whatever the sweep.
 DEFAULT_CACHE_BUDGET_MB = 200.0
@@ -45,21 +47,18 @@ def encode_prompts(
     encoded: dict[str, list[int]] = {}
     for row in rows:
         if row.prompt not in encoded:
-            ids = source.encode(row.prompt, chat)
-            limit = source.context_limit
-            if limit is not None and len(ids) + max_new_tokens > limit:
-                raise InvalidInputError(
-                    f"the prompt is {len(ids)} tokens; with max_new_tokens={max_new_tokens} it "
-                    f"exceeds the model's context of {limit} tokens"
-                )
-            encoded[row.prompt] = ids
+            encoded[row.prompt] = source.encode(row.prompt, chat)
+            _check_context(source, encoded[row.prompt], max_new_tokens)
     return [encoded[row.prompt] for row in rows]
 
 
-def _stop_at(text: str, stop: Sequence[str], start: int = 0) -> int | None:
-    """Where the first stop string in ``text[start:]`` begins, or ``None``."""
-    hits = [found for s in stop if s and (found := text.find(s, start)) >= 0]
-    return min(hits) if hits else None
+def _check_context(source: LogitSource, ids: Sequence[int], max_new_tokens: int) -> None:
+    limit = source.context_limit
+    if limit is not None and len(ids) + max_new_tokens > limit:
+        raise InvalidInputError(
+            f"the prompt is {len(ids)} tokens; with max_new_tokens={max_new_tokens} it "
+            f"exceeds the model's context of {limit} tokens"
+        )
 
 
 def generate(
@@ -134,6 +133,55 @@ def batch_rows(
 
 
 @dataclass(frozen=True)
+class BatchStep:
+    """What one step of a batch did, as :func:`batch_steps` yields it.
+
+    ``logits`` (``[B, V]`` float32) are what the step drew from and ``state`` each row's
+    sampler state before it (mirostat's μ): with the rows' params and histories they give the
+    step's exact law through :func:`~sampler.engine.sampling.distribution`. ``tokens`` are the
+    ``[B]`` draws, ``running`` the indices of the rows that were still running (the others drew
+    too, to keep their streams aligned, but their tokens are not used). A running row's
+    statistics are its completion's last ``steps`` entry; its completion is final once it is
+    not running any more.
+    """
+
+    step: int
+    logits: np.ndarray
+    state: dict[str, np.ndarray]
+    tokens: np.ndarray
+    running: np.ndarray
+
+
+def batch_steps(
+    source: LogitSource,
+    completions: Sequence[Completion],
+    max_new_tokens: int,
+    on_text: TextCallback | None = None,
+    stats: bool = True,
+) -> Iterator[BatchStep]:
+    """Extend ``completions`` (rows with their prompt ids, nothing generated yet) as ONE batch,
+    yielding a :class:`BatchStep` after every step: :func:`generate`'s loop, one step at a time.
+
+    A row's prompt ids may go beyond its prompt's text (tokens forced after it); its tokens
+    depend on its ids, params and stream key only, as in :func:`generate`. The model is called
+    when the generator is advanced (the prefill on the first ``next``, one step on each next
+    one), never between, so a caller can take a lock per ``next``. Closing the generator stops
+    the batch between two steps and drops its session (KV cache).
+
+    Raises :class:`~sampler.errors.InvalidInputError` for ``max_new_tokens`` below 1 or a row
+    whose prompt ids and ``max_new_tokens`` exceed the source's context.
+    """
+    if max_new_tokens < 1:
+        raise InvalidInputError(f"max_new_tokens={max_new_tokens} is invalid: use 1 or more")
+    if not completions:
+        raise InvalidInputError("no rows to generate: give at least one prompt")
+    for completion in completions:
+        _check_context(source, completion.prompt_ids, max_new_tokens)
+    plan = _Plan(max_new_tokens, (), on_text, stats, False, None, None)
+    return _steps(source, list(completions), 0, plan)
+
+
+@dataclass(frozen=True)
 class _Plan:
     max_new_tokens: int
     stop: tuple[str, ...]
@@ -148,6 +196,14 @@ def _run_batch(
     source: LogitSource, completions: list[Completion], offset: int, plan: _Plan
 ) -> None:
     """Extend one batch of rows to the end; callbacks get indices ``offset + i``."""
+    for _ in _steps(source, completions, offset, plan):
+        pass
+
+
+def _steps(
+    source: LogitSource, completions: list[Completion], offset: int, plan: _Plan
+) -> Iterator[BatchStep]:
+    """The loop of one batch, yielding after each step (before the model is called again)."""
     rows = [c.row for c in completions]
     vocabulary = dry_vocabulary(source, [row.params for row in rows])
     sampler = Sampler(
@@ -165,6 +221,7 @@ def _run_batch(
     logits, session = source.start([c.prompt_ids for c in completions])
     for step in range(plan.max_new_tokens):
         history = [c.prompt_ids + c.token_ids for c in completions] if penalised else None
+        state = sampler.state  # before the step: what the step's law depends on
         tokens, step_stats = sampler.step(logits, history=history)
         running = np.flatnonzero(live)
         for index in running:
@@ -176,7 +233,7 @@ def _run_batch(
                 continue
             completion.token_ids.append(token)
             if watch_text:
-                _update_text(source, completion, plan.stop, offset + index, plan.on_text)
+                update_text(source, completion, plan.stop, offset + index, plan.on_text)
                 live[index] = completion.finish_reason != "stop"
         last = not live.any() or step == plan.max_new_tokens - 1
         for index in running:
@@ -184,6 +241,7 @@ def _run_batch(
                 _finish(source, completions[index], watch_text, offset + index, plan.on_finish)
         if plan.on_step is not None:
             plan.on_step(step, len(running))
+        yield BatchStep(step, logits, state, tokens, running)
         if last:
             break
         logits = session.advance(np.where(live, tokens, filler))
@@ -199,7 +257,7 @@ def _finish(
     if not text_is_current:
         completion.text = source.decode(completion.token_ids)
         return _report(completion, index, on_finish)
-    state = _text_state(completion)
+    state = text_state(completion)
     if completion.finish_reason != "stop":
         # One full decode per row, at its end: the text is exactly decode(token_ids), and what
         # was held back (a split character, a possible stop string) is streamed now.
@@ -214,61 +272,3 @@ def _report(
 ) -> None:
     if on_finish is not None:
         on_finish(index, completion)
-
-
-@dataclass
-class _TextState:
-    """Where a row's incremental decoding stands (see :func:`_update_text`)."""
-
-    prefix: int = 0  # first token of the decode window
-    read: int = 0  # tokens whose text is already in completion.text
-    emitted: int = 0  # characters of completion.text already given to on_text
-    on_text: TextCallback | None = None
-
-
-def _text_state(completion: Completion) -> _TextState:
-    # Kept on the completion itself (not a field: it is no part of the result) so the state
-    # lives and dies with its row whatever the batch.
-    return completion.__dict__.setdefault("_text_state", _TextState())
-
-
-def _update_text(
-    source: LogitSource,
-    completion: Completion,
-    stop: Sequence[str],
-    index: int,
-    on_text: TextCallback | None,
-) -> None:
-    """Extend ``completion.text`` with the newest token's text, decoding only a short window.
-
-    Re-decoding the whole row at every step costs O(n²) over a row (56 s for 8,000 tokens).
-    The window runs from the token before the last emitted text (``prefix``): its text up to
-    ``read`` was emitted, and what the newer tokens add is the difference. While that ends in
-    U+FFFD (a character whose bytes are split across tokens) nothing is emitted yet, so a
-    multi-byte character is never printed as garbage.
-    """
-    state = _text_state(completion)
-    state.on_text = on_text
-    ids = completion.token_ids
-    settled = source.decode(ids[state.prefix : state.read])
-    window = source.decode(ids[state.prefix :])
-    if window.endswith("\ufffd") or not window.startswith(settled):
-        return  # an incomplete character, or a tokenizer still rewriting the tail: wait
-    before = completion.text
-    text = before + window[len(settled) :]
-    state.prefix, state.read = state.read, len(ids)
-    # a stop string may straddle the new text and the old: search from its longest overlap
-    cut = _stop_at(text, stop, start=max(0, len(before) - max(map(len, stop), default=0)))
-    if cut is not None:
-        text, completion.finish_reason = text[:cut], "stop"
-    completion.text = text
-    # Text that may be the start of a stop string is held back until the next tokens tell.
-    end = len(text) if cut is not None else len(text) - _stop_prefix(text, stop)
-    if on_text is not None and end > state.emitted:
-        on_text(index, text[state.emitted : end])
-        state.emitted = end
-
-
-def _stop_prefix(text: str, stop: Sequence[str]) -> int:
-    """Length of the longest end of ``text`` that begins some stop string."""
-    return max((k for s in stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
