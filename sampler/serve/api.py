@@ -15,17 +15,18 @@ Examples
 
 from __future__ import annotations
 
-import base64
 from dataclasses import fields
 from typing import Any
 
 import numpy as np
 
+from sampler.engine.filters.dry import dry_repeats
 from sampler.engine.params import SamplingParams
 from sampler.engine.sampling import Sampler, distribution
 from sampler.engine.trace import trace_chain
 from sampler.errors import InvalidInputError
 from sampler.generation.rows import use_chat
+from sampler.serve.page import step_view
 from sampler.softmax import softmax
 from sampler.sources.base import LogitSource, dry_vocabulary
 
@@ -110,9 +111,11 @@ def next_token(source: LogitSource, body: Any) -> dict[str, Any]:
     """The next-token law after a prompt (and forced tokens) under the given settings.
 
     Returns the full float32 logits row (base64, little-endian) from which the page recomputes
-    any setting exactly, the top tokens with their base and final probabilities, one draw with
-    the request's seed and its :class:`~sampler.engine.stats.StepStats`, and the stage-by-stage
-    trace (kept tokens, entropy, kept mass per stage).
+    any setting exactly, with the history the penalties see, labels of the tokens the page may
+    show and, when DRY is on, its repeats (:func:`sampler.serve.page.step_view`); the top
+    tokens with their base and final probabilities; one draw with the request's seed and its
+    :class:`~sampler.engine.stats.StepStats`; and the stage-by-stage trace (kept tokens,
+    entropy, kept mass per stage).
     """
     body = _request(body)
     params = params_from(body.get("settings"))
@@ -136,7 +139,7 @@ def next_token(source: LogitSource, body: Any) -> dict[str, Any]:
         "model": source.name,
         "prompt_tokens": len(ids),
         "vocab_size": int(row.size),
-        "logits_float32_b64": base64.b64encode(row.astype("<f4").tobytes()).decode("ascii"),
+        **step_view(source, row, ids, _repeats(params, ids, vocabulary)),
         "top": [
             {
                 "token": int(t),
@@ -159,6 +162,16 @@ def next_token(source: LogitSource, body: Any) -> dict[str, Any]:
         ],
         "stages": list(params.stages),
     }
+
+
+def _repeats(params: SamplingParams, ids: list[int], vocabulary: Any) -> Any:
+    """DRY's repeats of this history under the request's breakers and window, when DRY is on
+    (the page computes the penalties from them for any multiplier, base and allowed length)."""
+    if vocabulary is None or "dry" not in params.active_stages:
+        return None
+    breakers = params.dry_sequence_breakers
+    restarts = vocabulary.restart_sequences(breakers) if breakers else {}
+    return dry_repeats(ids, restarts, params.dry_penalty_last_n)
 
 
 def run_listing(store: Any, limit: int = 50) -> list[dict[str, Any]]:

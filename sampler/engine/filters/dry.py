@@ -40,7 +40,16 @@ from sampler.engine.candidates import Candidates
 if TYPE_CHECKING:
     from sampler.engine.rows import RowParams
 
-__all__ = ["DEFAULT_BREAKERS", "TokenTexts", "dry", "dry_penalties", "repeat_lengths"]
+__all__ = [
+    "DEFAULT_BREAKERS",
+    "Repeats",
+    "TokenTexts",
+    "dry",
+    "dry_penalties",
+    "dry_repeats",
+    "penalties_from",
+    "repeat_lengths",
+]
 
 DEFAULT_BREAKERS = ("\n", ":", '"', "*")
 _MAX_BREAKER_BYTES = 40  # llama.cpp's MAX_CHAR_LEN
@@ -110,19 +119,26 @@ def repeat_lengths(window: Sequence[int], limit: int) -> np.ndarray:
     return lengths
 
 
-def dry_penalties(
-    history: Sequence[int],
-    restarts: dict[int, list[tuple[int, ...]]],
-    multiplier: float,
-    base: float,
-    allowed_length: int,
-    last_n: int,
-) -> tuple[dict[int, float], int]:
-    """``({token: penalty}, longest repeat)`` for one row's history (see the module)."""
+@dataclass(frozen=True)
+class Repeats:
+    """What DRY's penalties are made of, for one history and one set of breakers: the window's
+    length, how far back a repeat may reach (``limit``), per token the longest repeat it would
+    extend (any length), and the single-token breakers that are never penalised. The penalty
+    settings (multiplier, base, allowed length) then give the penalties
+    (:func:`penalties_from`); the page of ``sampler serve`` gets these and computes them."""
+
+    window: int
+    limit: int
+    longest: dict[int, int]
+    exempt: frozenset[int]
+
+
+def dry_repeats(
+    history: Sequence[int], restarts: dict[int, list[tuple[int, ...]]], last_n: int
+) -> Repeats:
+    """The :class:`Repeats` of one row's history (see the module)."""
     window = list(history) if last_n < 0 else list(history)[-last_n:] if last_n else []
     size = len(window)
-    if multiplier == 0 or base < 1 or size <= allowed_length:
-        return {}, 0
     limit = size
     for back in range(size):  # the most recent breaker limits how far back a repeat reaches
         tails = restarts.get(window[size - 1 - back])
@@ -137,20 +153,31 @@ def dry_penalties(
         if matching:
             limit = back - max(matching)
             break
-    if limit < allowed_length:
-        return {}, 0
-    lengths = repeat_lengths(window, limit)
     longest: dict[int, int] = {}
-    for end in range(size - 1):  # the token that followed each earlier repeat
-        if lengths[end] >= allowed_length:
+    if size > 1 and limit >= 0:
+        lengths = repeat_lengths(window, limit)
+        for end in range(size - 1):  # the token that followed each earlier repeat
             token = window[end + 1]
             longest[token] = max(longest.get(token, -1), int(lengths[end]))
+    exempt = frozenset(t for t in longest if any(not tail for tail in restarts.get(t, ())))
+    return Repeats(size, limit, longest, exempt)
+
+
+def penalties_from(
+    repeats: Repeats, multiplier: float, base: float, allowed_length: int
+) -> tuple[dict[int, float], int]:
+    """``({token: penalty}, longest repeat)`` from a row's :class:`Repeats`."""
+    if multiplier == 0 or base < 1 or repeats.window <= allowed_length:
+        return {}, 0
+    if repeats.limit < allowed_length:
+        return {}, 0
+    longest = {t: n for t, n in repeats.longest.items() if n >= allowed_length}
     # float32 arithmetic as llama.cpp's: ln(base) in float, the clamp truncated to int
     base32 = float(np.float32(base))
     cap = int(np.float32(_FLOAT_MAX_LOG) / np.float32(math.log(base32))) if base32 > 1.000001 else 0
     penalties = {}
     for token, length in longest.items():
-        if any(not tail for tail in restarts.get(token, ())):
+        if token in repeats.exempt:
             continue  # a single-token breaker is never penalised
         exponent = length - allowed_length
         if cap > 0 and exponent > cap:
@@ -158,6 +185,20 @@ def dry_penalties(
         with np.errstate(over="ignore"):  # beyond float32, as in llama.cpp: the token is banned
             penalties[token] = float(np.float32(float(np.float32(multiplier)) * base32**exponent))
     return penalties, max(longest.values(), default=0)
+
+
+def dry_penalties(
+    history: Sequence[int],
+    restarts: dict[int, list[tuple[int, ...]]],
+    multiplier: float,
+    base: float,
+    allowed_length: int,
+    last_n: int,
+) -> tuple[dict[int, float], int]:
+    """``({token: penalty}, longest repeat)`` for one row's history (see the module)."""
+    if multiplier == 0 or base < 1:
+        return {}, 0
+    return penalties_from(dry_repeats(history, restarts, last_n), multiplier, base, allowed_length)
 
 
 def dry(candidates: Candidates, rows: RowParams) -> Candidates:

@@ -1,0 +1,141 @@
+"""The page of ``sampler serve`` and ``sampler explore``: one HTML document, built here.
+
+The page's sources live in ``sampler/serve/static/`` (the engine transcription, the page's
+script, its styles, the HTML frame) and are put together into one document: scripts and styles
+inline, each allowed by its SHA-256 in a strict Content-Security-Policy (no ``unsafe-inline``,
+no other origin). What the engine must know of the stage table (presets, settings and their
+"off" values) is generated from :mod:`sampler.engine.stages` and embedded as JSON data, so the
+page and the library cannot drift apart. ``sampler explore`` embeds the logits rows too.
+
+Examples
+--------
+>>> html, csp = page_html({"mode": "server", "model": "synthetic"})
+>>> html.startswith("<!doctype html>") and "script-src 'sha256-" in csp
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from sampler.engine.params import DEFAULT_ORDER, MIROSTAT_CHAIN, PRESETS
+from sampler.engine.stages import STAGES
+
+__all__ = ["engine_config", "page_html", "step_view"]
+
+# Labels sent with a step: the most likely raw tokens (the bar chart's candidates under most
+# settings) and every history token (penalties can lift any of them into view).
+LABELLED_TOP = 200
+_DATA_ID = "sampler-data"
+# One script, in this order: the engine, then the page (its helpers are used by the rest).
+_SCRIPTS = ("engine.js", "page.js", "generate.js", "tabs.js")
+
+
+def engine_config() -> dict[str, Any]:
+    """What the page's engine reads of the stage table: presets, settings, stages."""
+    settings = []
+    for spec in STAGES:
+        for s in spec.settings:
+            off = list(s.off) if isinstance(s.off, tuple) else s.off
+            settings.append(
+                {
+                    "name": s.name,
+                    "stage": spec.name,
+                    "kind": s.kind.__name__,
+                    "off": off,
+                    "off_values": list(s.off_values),
+                    "allowed": s.allowed,
+                    "help": s.help,
+                }
+            )
+    stages = [
+        {
+            "name": spec.name,
+            "activating": [s.name for s in spec.settings if s.activates],
+            "peer": spec.peer,
+        }
+        for spec in STAGES
+    ]
+    return {
+        "presets": {name: list(order) for name, order in PRESETS.items()},
+        "default_order": DEFAULT_ORDER,
+        "mirostat_chain": list(MIROSTAT_CHAIN),
+        "settings": settings,
+        "stages": stages,
+    }
+
+
+def step_view(
+    source: Any, row: np.ndarray, history: list[int], repeats: Any = None
+) -> dict[str, Any]:
+    """One step as the page recomputes it: the float32 logits row (base64, little-endian),
+    the history the penalties see, labels of the tokens it may show, DRY's repeats."""
+    row = np.asarray(row, dtype=np.float32)
+    top = min(LABELLED_TOP, row.size)
+    candidates = np.argpartition(-row, top - 1)[:top] if top < row.size else np.arange(row.size)
+    shown = sorted(set(candidates.tolist()) | set(history))
+    return {
+        "logits_float32_b64": base64.b64encode(row.astype("<f4").tobytes()).decode("ascii"),
+        "history": [int(t) for t in history],
+        "labels": {str(t): source.token_label(int(t)) for t in shown},
+        "dry": None
+        if repeats is None
+        else {
+            "window": repeats.window,
+            "limit": repeats.limit,
+            "longest": {str(t): n for t, n in repeats.longest.items()},
+            "exempt": sorted(repeats.exempt),
+        },
+    }
+
+
+@cache
+def _source(name: str) -> str:
+    return resources.files("sampler.serve").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _digest(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def _data_block(data: dict[str, Any]) -> str:
+    # "</" cannot end the block early, whatever a token's text holds
+    text = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    return f'<script type="application/json" id="{_DATA_ID}">{text}</script>'
+
+
+def page_html(data: dict[str, Any]) -> tuple[str, str]:
+    """The page with ``data`` embedded (``mode`` "server" or "offline", the model, and for
+    offline, the steps), and the Content-Security-Policy that lets exactly its code run."""
+    script = "\n".join(_source(name) for name in _SCRIPTS)
+    style = _source("page.css")
+    connect = "'self'" if data.get("mode") == "server" else "'none'"
+    csp = (
+        f"default-src 'none'; script-src {_digest(script)}; style-src {_digest(style)}; "
+        f"img-src data:; connect-src {connect}; base-uri 'none'; form-action 'none'"
+    )
+    # an offline file carries its own policy (frame-ancestors works only as a header)
+    meta = (
+        ""
+        if data.get("mode") == "server"
+        else (f'<meta http-equiv="Content-Security-Policy" content="{csp}">')
+    )
+    parts = {
+        "<!--csp-->": meta,
+        "<!--data-->": _data_block({**data, "engine": engine_config()}),
+        "/*style*/": style,
+        "/*script*/": script,
+    }
+    # one pass over the frame: nothing inserted (a token's text in the data) is read again
+    body = re.sub(
+        "|".join(re.escape(m) for m in parts), lambda m: parts[m.group()], _source("page.html")
+    )
+    return body, csp + ("; frame-ancestors 'none'" if data.get("mode") == "server" else "")

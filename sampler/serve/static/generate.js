@@ -1,0 +1,194 @@
+// Generation in the page: greedy beside N samples streamed from POST /api/generate (one batch),
+// the step where each sample leaves the greedy path marked, a token's step opened in the
+// next-token view, a branch on any alternative, the session saved as a run.
+"use strict";
+
+const session = { columns: [], controller: null, selection: null, prompt: "", chat: false };
+
+// Server-sent events from a POST (EventSource can only GET): "event: NAME\ndata: JSON\n\n".
+async function* readEvents(response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let name = "message", data = "";
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event: ")) name = line.slice(7);
+        else if (line.startsWith("data: ")) data += line.slice(6);
+      }
+      yield [name, JSON.parse(data)];
+    }
+  }
+}
+
+function newColumn(title, request, forced, branch) {
+  const box = document.createElement("div");
+  box.className = "generation";
+  const heading = document.createElement("h3");
+  heading.textContent = title;
+  const text = document.createElement("div");
+  text.className = "text";
+  const prompt = document.createElement("span");
+  prompt.className = "prompt-text";
+  prompt.textContent = branch ? branch.prefixText : session.prompt;
+  text.append(prompt);
+  box.append(heading, text);
+  $("generations").append(box);
+  return { title, request, forced, tokens: [], texts: [], stats: [], box, text, heading,
+    maxNew: request.max_new_tokens, divergence: null };
+}
+
+function appendToken(column, item) {
+  const index = column.tokens.length;
+  column.tokens.push(item.token);
+  column.texts.push(item.text);
+  column.stats.push(item.stats);
+  const span = document.createElement("span");
+  span.className = "tok";
+  span.dataset.step = index;
+  span.dataset.token = item.token;
+  span.textContent = item.text || JSON.stringify(item.label).slice(1, -1);
+  span.title = `step ${index + 1}: ${item.label} · p ${fmt(Math.exp(-item.stats.surprisal), 4)}`;
+  span.addEventListener("click", () => openStep(column, index));
+  column.text.append(span);
+}
+
+async function stream(body, columns) {
+  const controller = new AbortController();
+  session.controller = controller;
+  $("stop").disabled = false;
+  $("generate").disabled = true;
+  try {
+    const response = await fetch("/api/generate", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body), signal: controller.signal,
+    });
+    if (!response.ok) {
+      const answer = await response.json().catch(() => ({}));
+      throw new Error(answer.error || `HTTP ${response.status}`);
+    }
+    for await (const [name, data] of readEvents(response)) {
+      if (name === "start") {
+        data.rows.forEach((row, i) => { columns[i].request.seed = row.settings.seed; });
+      } else if (name === "step") {
+        for (const item of data.rows) appendToken(columns[item.row], item);
+      } else if (name === "done") {
+        markDivergence(data, columns);
+      } else if (name === "error") {
+        throw new Error(data.error);
+      }
+    }
+    showError("");
+  } catch (error) {
+    if (error.name !== "AbortError") showError(error.message);
+  } finally {
+    session.controller = null;
+    $("stop").disabled = true;
+    $("generate").disabled = false;
+    $("save").disabled = session.columns.length === 0;
+  }
+}
+
+function markDivergence(done, columns) {
+  for (const row of done.rows) {
+    const column = columns[row.row];
+    column.done = true;
+    if (row.divergence_step === undefined || row.divergence_step === null) continue;
+    column.divergence = row.divergence_step;
+    const span = column.text.querySelector(`.tok[data-step="${row.divergence_step}"]`);
+    if (span) span.classList.add("diverged");
+    column.heading.textContent += ` · leaves greedy at step ${row.divergence_step + 1}`;
+  }
+}
+
+function generateFromPage() {
+  const settings = currentSettings();
+  const samples = Math.max(0, Math.min(7, Number($("samples").value) || 0));
+  const seed = Number($("seed").value) || 0;
+  const maxNew = Number($("max-tokens").value) || 24;
+  const greedy = { ...settings, mode: "greedy", seed };
+  delete greedy.xtc_probability;  // XTC's coin would move greedy off its argmax
+  const rows = [greedy];
+  for (let k = 0; k < samples; k++) rows.push({ ...settings, seed, sample: k });
+  session.prompt = $("prompt").value;
+  session.chat = $("chat").checked;
+  $("generations").replaceChildren();
+  session.columns = [];
+  const body = { prompt: session.prompt, chat: session.chat, forced: [], rows,
+    max_new_tokens: maxNew, top: 5 };
+  const columns = rows.map((row, k) => newColumn(k === 0 ? "greedy" : `sample ${k} · seed ${seed}`,
+    { ...row, max_new_tokens: maxNew }, [], null));
+  session.columns.push(...columns);
+  return stream(body, columns);
+}
+
+// Open a generated token's step in the next-token view, with the sliders set to its row.
+function openStep(column, index) {
+  for (const span of document.querySelectorAll(".tok.selected")) span.classList.remove("selected");
+  column.text.querySelector(`.tok[data-step="${index}"]`).classList.add("selected");
+  for (const [name, value] of Object.entries(column.request)) {
+    if (name !== "seed" && name !== "sample" && name !== "max_new_tokens") setSetting(name, value);
+  }
+  for (const [name] of SLIDERS) {
+    if (!(name in column.request)) setSetting(name, name === "min_tokens_to_keep" ? 1 : SETTING[name].off);
+  }
+  session.selection = { column, index };
+  const mu = column.stats[index].mirostat_mu;
+  const context = mu === undefined || mu === null ? {} : { mirostatMu: mu };
+  const forced = [...column.forced, ...column.tokens.slice(0, index)];
+  return loadNextToken(forced, `${column.title}, step ${index + 1}: click a bar to branch`,
+    { chosen: column.tokens[index], context });
+}
+
+// Branch: the same row and seed, from the selected step on, with `token` forced there.
+function branch(token) {
+  const selection = session.selection;
+  if (!selection || session.controller) return null;
+  const { column, index } = selection;
+  const forced = [...column.forced, ...column.tokens.slice(0, index), token];
+  const maxNew = Math.max(1, column.maxNew - index - 1);
+  const row = { ...column.request };
+  delete row.max_new_tokens;
+  const prefixText = session.prompt + column.texts.slice(0, index).join("");
+  const title = `branch of ${column.title} at step ${index + 1}: ${JSON.stringify(label(token))}`;
+  const child = newColumn(title, { ...row, max_new_tokens: maxNew }, forced, { prefixText });
+  const mark = document.createElement("span");
+  mark.className = "tok forced";
+  mark.textContent = JSON.stringify(label(token)).slice(1, -1);
+  child.text.append(mark);
+  session.columns.push(child);
+  return stream({ prompt: session.prompt, chat: session.chat, forced, rows: [row],
+    max_new_tokens: maxNew, top: 5 }, [child]);
+}
+
+async function saveSession() {
+  try {
+    const generations = session.columns.filter((c) => c.tokens.length).map((c) => {
+      const settings = { ...c.request };
+      delete settings.max_new_tokens;
+      return { settings, forced: c.forced, tokens: c.tokens, title: c.title };
+    });
+    const answer = await api("/api/runs", { prompt: session.prompt, chat: session.chat, generations });
+    showError("");
+    $("save").textContent = `Saved as ${answer.run_id}`;
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+function setupGeneration() {
+  $("generate").addEventListener("click", generateFromPage);
+  $("stop").addEventListener("click", () => session.controller && session.controller.abort());
+  $("save").addEventListener("click", saveSession);
+  $("bars").addEventListener("click", (event) => {
+    const row = event.target.closest(".bar-row");
+    if (row) branch(Number(row.dataset.token));
+  });
+}

@@ -1,0 +1,346 @@
+// The page: controls, the next-token view, the URL fragment. The engine (engine.js) does the
+// arithmetic; the server (or, offline, the embedded data) gives the logits rows. Every text
+// that comes from the model is put in with textContent, never parsed as HTML.
+"use strict";
+
+const DATA = JSON.parse(document.getElementById("sampler-data").textContent);
+SamplerEngine.configure(DATA.engine);
+const $ = (id) => document.getElementById(id);
+const SETTING = Object.fromEntries(DATA.engine.settings.map((s) => [s.name, s]));
+
+// The sliders: [name, low, high, step]; temperature's slider is on a log scale, 0 = greedy.
+const SLIDERS = [
+  ["temperature", 0, 10, "log"], ["top_k", 0, 200, 1], ["top_p", 0.01, 1, 0.01],
+  ["min_p", 0, 1, 0.01], ["typical_p", 0.01, 1, 0.01], ["top_n_sigma", 0, 5, 0.05],
+  ["epsilon", 0, 0.2, 0.001], ["eta", 0, 0.2, 0.001], ["repetition_penalty", 0.5, 2, 0.01],
+  ["frequency_penalty", -2, 2, 0.05], ["presence_penalty", -2, 2, 0.05],
+  ["penalty_last_n", 0, 512, 1], ["dry_multiplier", 0, 5, 0.05], ["dry_base", 1, 4, 0.05],
+  ["dry_allowed_length", 0, 10, 1], ["xtc_probability", 0, 1, 0.01],
+  ["xtc_threshold", 0, 0.5, 0.01], ["dynatemp_range", 0, 3, 0.05],
+  ["dynatemp_exponent", 0, 5, 0.05], ["smoothing_factor", 0, 10, 0.05],
+  ["smoothing_curve", 1, 10, 0.05], ["top_a", 0, 1, 0.01], ["tfs", 0, 1, 0.01],
+  ["mirostat", 0, 2, 1], ["mirostat_tau", 0.1, 10, 0.1], ["mirostat_eta", 0, 1, 0.01],
+  ["min_tokens_to_keep", 1, 20, 1],
+];
+const LOG_LOW = -2, LOG_SPAN = 3;  // τ from 0.01 to 10 on the slider; any τ >= 0 typed
+const TRUNCATION = new Set(["top_k", "top_p", "min_p", "typical_p", "top_n_sigma", "epsilon",
+  "eta", "top_a", "tfs", "xtc", "dry", "smoothing"]);
+
+const view = { step: null, context: {}, chosen: null, title: "" };
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+function fmt(value, digits = 6) {
+  if (value === undefined || value === null || Number.isNaN(value)) return "–";
+  return Number.isInteger(value) ? String(value) : value.toFixed(digits);
+}
+
+// --- controls ---------------------------------------------------------------------------
+function sliderPosition(name, value) {
+  if (name !== "temperature") return value;
+  return value <= 0 ? 0 : Math.min(1000, Math.max(1, ((Math.log10(value) - LOG_LOW) / LOG_SPAN) * 1000));
+}
+
+function sliderValue(name, position) {
+  if (name !== "temperature") return Number(position);
+  return Number(position) === 0 ? 0 : Number((10 ** (LOG_LOW + (LOG_SPAN * position) / 1000)).toPrecision(4));
+}
+
+function buildControls() {
+  const box = $("sliders");
+  for (const [name, low, high, step] of SLIDERS) {
+    const setting = SETTING[name] || { off: 1, help: "", allowed: "an integer >= 1" };
+    const wrap = document.createElement("div");
+    wrap.className = "setting";
+    wrap.dataset.name = name;
+    wrap.title = `${setting.help} Allowed: ${setting.allowed}.`;
+    const label = document.createElement("label");
+    label.textContent = name;
+    label.htmlFor = `set-${name}`;
+    const range = document.createElement("input");
+    range.type = "range";
+    range.id = `range-${name}`;
+    const number = document.createElement("input");
+    number.type = "number";
+    number.id = `set-${name}`;
+    number.step = "any";
+    if (step === "log") { range.min = 0; range.max = 1000; range.step = 1; }
+    else { range.min = low; range.max = high; range.step = step; }
+    const initial = name === "min_tokens_to_keep" ? 1 : setting.off;
+    number.value = initial;
+    range.value = sliderPosition(name, initial);
+    range.addEventListener("input", () => {
+      number.value = sliderValue(name, range.value);
+      changed();
+    });
+    number.addEventListener("input", () => {
+      if (number.value !== "") range.value = sliderPosition(name, Number(number.value));
+      changed();
+    });
+    wrap.append(label, range, number);
+    box.append(wrap);
+  }
+  for (const name of Object.keys(DATA.engine.presets)) {
+    const option = document.createElement("option");
+    option.value = name;
+    option.textContent = name;
+    $("order").append(option);
+  }
+  $("order").value = DATA.engine.default_order;
+  $("order").addEventListener("change", changed);
+  $("mode").addEventListener("change", changed);
+}
+
+function setSetting(name, value) {
+  if (name === "order" || name === "mode") { $(name).value = value; return; }
+  const number = $(`set-${name}`);
+  if (!number) return;
+  number.value = value;
+  $(`range-${name}`).value = sliderPosition(name, Number(value));
+}
+
+// The settings as the chain takes them: those the chosen order has a stage for (others are
+// greyed out), and with mirostat on, none of the stages it replaces.
+function currentSettings() {
+  const order = $("order").value;
+  const chain = DATA.engine.presets[order];
+  const out = { order, mode: $("mode").value };
+  const mirostat = Number($("set-mirostat").value) > 0;
+  for (const [name] of SLIDERS) {
+    const value = Number($(`set-${name}`).value);
+    const stage = SETTING[name] ? SETTING[name].stage : null;
+    const usable = !stage || stage === "mirostat" || (chain.includes(stage)
+      && !(mirostat && TRUNCATION.has(stage)) && !(mirostat && name.startsWith("dynatemp")));
+    document.querySelector(`.setting[data-name="${name}"]`).classList.toggle("unused", !usable);
+    if (!usable || $(`set-${name}`).value === "") continue;
+    const off = name === "min_tokens_to_keep" ? 1 : SETTING[name].off;
+    if (value !== off) out[name] = value;
+  }
+  return out;
+}
+
+// --- the view ---------------------------------------------------------------------------
+function decodeRow(b64) {
+  const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+  return new Float32Array(bytes.buffer);
+}
+
+function showStep(stepView, context, title, chosen) {
+  view.step = SamplerEngine.prepare(decodeRow(stepView.logits_float32_b64));
+  view.labels = stepView.labels;
+  view.context = { ...context, history: stepView.history, dry: stepView.dry };
+  view.title = title;
+  view.chosen = chosen;
+  $("step-title").textContent = title;
+  recompute();
+}
+
+function label(token) {
+  const text = view.labels[String(token)];
+  return text === undefined ? `#${token}` : text;
+}
+
+function recompute() {
+  if (!view.step) return;
+  const started = performance.now();
+  const settings = currentSettings();
+  const row = SamplerEngine.rowOf(settings);
+  $("chain-line").textContent = `chain: ${row.stages.join(" → ")}`;
+  const result = SamplerEngine.evaluate(view.step, settings, view.context);
+  renderReadout(result);
+  renderBars(result);
+  const ms = performance.now() - started;
+  $("recompute-ms").textContent = `${ms.toFixed(2)} ms (engine ${result.ms.toFixed(2)} ms)`;
+  $("recompute-ms").dataset.ms = ms;
+  window.lastResult = result;  // read by the browser tests
+}
+
+function renderReadout(result) {
+  for (const cell of document.querySelectorAll("[data-stat]")) {
+    cell.textContent = fmt(result.stats[cell.dataset.stat]);
+  }
+  for (const cell of document.querySelectorAll("[data-bits]")) {
+    cell.textContent = fmt(result.stats[cell.dataset.bits] / Math.LN2);
+  }
+  const notes = Object.entries(result.notes).map(([k, v]) => `${k} ${fmt(v, 4)}`);
+  if (result.xtcChance > 0) notes.push(`XTC fires with p ${result.xtcChance}: final p is the mixture`);
+  $("telemetry").textContent = notes.join(" · ");
+}
+
+// Tokens shown: the 20 most likely under the model, and the 10 most likely after the chain.
+function shownTokens(probs) {
+  const shown = new Set(Array.from(view.step.order.subarray(0, 20)));
+  const best = [];
+  for (let i = 0; i < probs.length; i++) {
+    if (probs[i] === 0 || (best.length === 10 && probs[i] <= probs[best[9]])) continue;
+    best.push(i);
+    best.sort((a, b) => probs[b] - probs[a] || a - b);
+    if (best.length > 10) best.pop();
+  }
+  for (const t of best) shown.add(t);
+  return [...shown].sort((a, b) => view.step.weights[b] - view.step.weights[a] || a - b);
+}
+
+function renderBars(result) {
+  const box = $("bars");
+  const rows = [];
+  for (const token of shownTokens(result.probs)) {
+    const base = view.step.weights[token] / view.step.total;
+    const final = result.probs[token];
+    const row = document.createElement("div");
+    row.className = "bar-row" + (final === 0 ? " cut" : "") + (token === view.chosen ? " chosen" : "");
+    row.dataset.token = token;
+    row.dataset.final = final;
+    const name = document.createElement("span");
+    name.className = "label";
+    name.textContent = JSON.stringify(label(token)).slice(1, -1);
+    const track = document.createElement("span");
+    track.className = "track";
+    const baseBar = document.createElement("span");
+    baseBar.className = "b-base";
+    baseBar.style.width = `${(100 * base).toFixed(2)}%`;
+    const finalBar = document.createElement("span");
+    finalBar.className = "b-final";
+    finalBar.style.width = `${(100 * (final || base)).toFixed(2)}%`;
+    track.append(baseBar, finalBar);
+    const nums = document.createElement("span");
+    nums.className = "nums";
+    nums.textContent = `${base.toFixed(4)} → ${final.toFixed(4)}`;
+    row.append(name, track, nums);
+    rows.push(row);
+  }
+  box.replaceChildren(...rows);
+}
+
+// --- URL fragment -----------------------------------------------------------------------
+let fragmentTimer = null;
+function changed() {
+  recompute();
+  clearTimeout(fragmentTimer);
+  fragmentTimer = setTimeout(writeFragment, 150);
+  if (DATA.mode === "server" && view.step && needsRefetch()) loadNextToken();
+}
+
+function needsRefetch() {
+  const settings = currentSettings();
+  return settings.dry_multiplier > 0 && !view.context.dry && !view.loading;
+}
+
+function writeFragment() {
+  const params = new URLSearchParams();
+  params.set("tab", document.body.dataset.tab || "explore");
+  if (DATA.mode === "server") {
+    params.set("prompt", $("prompt").value);
+    if ($("chat").checked) params.set("chat", "1");
+  } else if (view.offlineStep !== undefined) params.set("step", view.offlineStep);
+  for (const [key, value] of Object.entries(currentSettings())) params.set(key, value);
+  params.set("cs", $("cs-logits").value);
+  params.set("cst", $("cs-temperature").value);
+  history.replaceState(null, "", `#${params}`);
+}
+
+function readFragment() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  for (const [key, value] of params) {
+    if (key === "prompt") $("prompt").value = value;
+    else if (key === "chat") $("chat").checked = value === "1";
+    else if (key === "cs") $("cs-logits").value = value;
+    else if (key === "cst") $("cs-temperature").value = value;
+    else if (key !== "tab" && key !== "step") setSetting(key, value);
+  }
+  return params;
+}
+
+// --- the server -------------------------------------------------------------------------
+async function api(path, body) {
+  const response = await fetch(path, body === undefined ? {} : {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
+  return answer;
+}
+
+async function loadNextToken(forced = [], title = "next token after the prompt", extra = {}) {
+  view.loading = true;
+  try {
+    const settings = currentSettings();
+    const answer = await api("/api/next-token", {
+      prompt: $("prompt").value, chat: $("chat").checked, forced, settings, top: 20,
+    });
+    showError("");
+    showStep(answer, extra.context || {}, `${title} (${answer.prompt_tokens} tokens in)`, extra.chosen);
+    view.forced = forced;
+  } catch (error) {
+    showError(error.message);
+  } finally {
+    view.loading = false;
+  }
+}
+
+// --- offline ----------------------------------------------------------------------------
+function showOfflineStep(index) {
+  const step = DATA.steps[index];
+  view.offlineStep = index;
+  for (const span of document.querySelectorAll("#offline-text .tok")) {
+    span.classList.toggle("selected", Number(span.dataset.step) === index);
+  }
+  const title = `step ${index + 1} of ${DATA.steps.length}` +
+    (step.token === null ? "" : `: the text went on with ${JSON.stringify(step.label)}`);
+  showStep(step.view, {}, title, step.token);
+  writeFragment();
+}
+
+function buildOffline() {
+  const box = $("offline-text");
+  const prompt = document.createElement("span");
+  prompt.className = "prompt-text";
+  prompt.textContent = DATA.prompt;
+  box.append(prompt);
+  DATA.steps.forEach((step, index) => {
+    const span = document.createElement("span");
+    span.className = "tok";
+    span.dataset.step = index;
+    span.textContent = step.token === null ? " ▸" : step.text;
+    span.addEventListener("click", () => showOfflineStep(index));
+    box.append(span);
+  });
+}
+
+// --- start ------------------------------------------------------------------------------
+function selectTab(name) {
+  document.body.dataset.tab = name;
+  for (const tab of document.querySelectorAll(".tab")) {
+    tab.classList.toggle("active", tab.dataset.tab === name);
+  }
+  for (const panel of document.querySelectorAll(".panel")) panel.hidden = panel.id !== `tab-${name}`;
+  if (name === "runs") listRuns();
+  if (name === "cheatsheet") renderCheatSheet();
+  writeFragment();
+}
+
+function start() {
+  document.body.classList.add(DATA.mode);
+  $("model").textContent = DATA.model;
+  buildControls();
+  const params = readFragment();
+  for (const tab of document.querySelectorAll(".tab")) {
+    tab.addEventListener("click", () => selectTab(tab.dataset.tab));
+  }
+  setupCheatSheet();
+  if (DATA.mode === "server") {
+    $("load").addEventListener("click", () => loadNextToken());
+    setupGeneration();
+    loadNextToken();
+  } else {
+    buildOffline();
+    showOfflineStep(Math.min(Number(params.get("step") || 0), DATA.steps.length - 1));
+  }
+  selectTab(params.get("tab") || "explore");
+}
+
+document.addEventListener("DOMContentLoaded", start);
