@@ -19,7 +19,9 @@ def executable() -> str:
     given = os.environ.get("SAMPLER_CHROMIUM")
     found = given or next((shutil.which(name) for name in CANDIDATES if shutil.which(name)), None)
     if not found:
-        pytest.fail("no chromium found: run `bash scripts/install_browser.sh` (README's test command)")
+        pytest.fail(
+            "no chromium found: run `bash scripts/install_browser.sh` (README's test command)"
+        )
     return found
 
 

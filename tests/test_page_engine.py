@@ -63,8 +63,14 @@ CASES = [
     {"order": "webui", "dry_multiplier": 2.0, "dry_base": 2.5, "repetition_penalty": 1.1},
     {"order": "llama.cpp", "dry_multiplier": 1.5, "dry_allowed_length": 0, "top_k": 10},
 ]
-STAT_FIELDS = ("entropy_base", "entropy_temp", "entropy_final", "top1_prob", "kept_mass",
-               "kl_final_base")
+STAT_FIELDS = (
+    "entropy_base",
+    "entropy_temp",
+    "entropy_final",
+    "top1_prob",
+    "kept_mass",
+    "kl_final_base",
+)
 
 EVALUATE = """([b64, settings, context]) => {
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
@@ -137,17 +143,18 @@ def test_page_engine_matches_the_library_on_a_synthetic_row(engine_page):
     row, history = _synthetic_row()
     repeats = dry_repeats(history, {}, -1)  # no breakers: DRY needs no vocabulary
     context = {"history": history, "dry": step_view(_Labels(), row, history, repeats)["dry"]}
-    cases = [
-        {**c, "dry_sequence_breakers": []} if "dry_multiplier" in c else c for c in CASES
-    ]
+    cases = [{**c, "dry_sequence_breakers": []} if "dry_multiplier" in c else c for c in CASES]
     _check(row, history, cases, _in_page(engine_page, row, cases, context))
 
 
 def test_page_engine_matches_the_library_on_smollm2(engine_page, gguf):
     from sampler.serve import api
 
-    body = {"prompt": "The cat sat on the mat. The cat sat on the", "chat": False,
-            "settings": {"order": "llama.cpp", "dry_multiplier": 0.8}}
+    body = {
+        "prompt": "The cat sat on the mat. The cat sat on the",
+        "chat": False,
+        "settings": {"order": "llama.cpp", "dry_multiplier": 0.8},
+    }
     answer = api.next_token(gguf, body)
     row = np.frombuffer(base64.b64decode(answer["logits_float32_b64"]), "<f4")
     assert row.size == 49152
@@ -159,8 +166,10 @@ def test_page_engine_matches_the_library_on_smollm2(engine_page, gguf):
     answers = _in_page(engine_page, row, CASES, context)
     _check(row, history, CASES, answers, vocabulary=token_texts(gguf))
     times = sorted(a["ms"] for a in answers)
-    print(f"\npage engine at V = 49,152: median {times[len(times) // 2]:.2f} ms, "
-          f"max {times[-1]:.2f} ms over {len(times)} settings")
+    print(
+        f"\npage engine at V = 49,152: median {times[len(times) // 2]:.2f} ms, "
+        f"max {times[-1]:.2f} ms over {len(times)} settings"
+    )
 
 
 @pytest.mark.parametrize("logits", [[3.0, 1.0, 0.2], [1.0, 1.0, -2.0], [0.5, -1e3, 2.0, 2.0]])

@@ -83,6 +83,7 @@ def main() -> None:
 from sampler.cli import (  # noqa: E402, F401
     divergence_command,
     experiment_commands,
+    explore_command,
     math_commands,
     model_commands,
     runlog_commands,

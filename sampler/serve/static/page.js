@@ -96,6 +96,12 @@ function buildControls() {
 }
 
 function setSetting(name, value) {
+  if (name === "order" && Array.isArray(value)) {
+    const preset = Object.entries(DATA.engine.presets)
+      .find(([, order]) => JSON.stringify(order) === JSON.stringify(value));
+    if (preset) $("order").value = preset[0];
+    return;
+  }
   if (name === "order" || name === "mode") { $(name).value = value; return; }
   const number = $(`set-${name}`);
   if (!number) return;
@@ -129,8 +135,21 @@ function decodeRow(b64) {
   return new Float32Array(bytes.buffer);
 }
 
+// The first runs of the engine are slow while the JavaScript compiler warms up: run a few
+// typical settings once on the first step, so that slider moves are timed warm.
+let warmedUp = false;
+function warmUp(step) {
+  if (warmedUp) return;
+  warmedUp = true;
+  for (const settings of [{ temperature: 0.7, top_p: 0.9 }, { top_k: 40, min_p: 0.05 },
+    { typical_p: 0.9, repetition_penalty: 1.2 }, { epsilon: 0.001, eta: 0.001 }]) {
+    SamplerEngine.evaluate(step, settings, {});
+  }
+}
+
 function showStep(stepView, context, title, chosen) {
   view.step = SamplerEngine.prepare(decodeRow(stepView.logits_float32_b64));
+  warmUp(view.step);
   view.labels = stepView.labels;
   view.context = { ...context, history: stepView.history, dry: stepView.dry };
   view.title = title;
@@ -149,7 +168,9 @@ function recompute() {
   const started = performance.now();
   const settings = currentSettings();
   const row = SamplerEngine.rowOf(settings);
-  $("chain-line").textContent = `chain: ${row.stages.join(" → ")}`;
+  const active = row.stages.filter((name) => row.on[name] || name === "mirostat");
+  $("chain-line").textContent = `chain: ${row.stages.join(" → ")}; acting: ` +
+    (active.length ? active.join(" → ") : "none (the model's own distribution)");
   const result = SamplerEngine.evaluate(view.step, settings, view.context);
   renderReadout(result);
   renderBars(result);
@@ -327,6 +348,7 @@ function start() {
   document.body.classList.add(DATA.mode);
   $("model").textContent = DATA.model;
   buildControls();
+  if (DATA.settings) for (const [name, value] of Object.entries(DATA.settings)) setSetting(name, value);
   const params = readFragment();
   for (const tab of document.querySelectorAll(".tab")) {
     tab.addEventListener("click", () => selectTab(tab.dataset.tab));

@@ -1,0 +1,89 @@
+"""``sampler explore``: the page as one self-contained offline file, for sharing.
+
+A text is generated from a prompt (greedy unless told otherwise); every step's logits row is
+embedded with its history, token labels and DRY's repeats (default breakers), so the page
+recomputes any setting at any step with no server: the file makes no network request at all
+(its Content-Security-Policy has ``connect-src 'none'``).
+
+Examples
+--------
+>>> from sampler.sources.synthetic_spec import parse_synthetic
+>>> source = parse_synthetic("synthetic:markov?vocab=40&seed=2")
+>>> html = explore_page(source, "kalo", steps=2)
+>>> "connect-src 'none'" in html and html.count('"logits_float32_b64"') == 2
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from sampler.engine.filters.dry import DEFAULT_BREAKERS, dry_repeats
+from sampler.engine.params import SamplingParams
+from sampler.errors import InvalidInputError
+from sampler.generation.loop import batch_steps
+from sampler.generation.rows import Completion, GenerationRow, use_chat
+from sampler.serve.page import page_html, step_view
+from sampler.sources.base import LogitSource, token_texts
+
+__all__ = ["MAX_STEPS", "explore_page"]
+
+# Each step embeds a float32 row (262 kB of base64 at V = 49,152): 256 steps make ~67 MB.
+MAX_STEPS = 256
+
+
+def _restarts(source: LogitSource) -> dict[int, list[tuple[int, ...]]] | None:
+    """DRY's restart sequences for the default breakers, or None if the source has no texts."""
+    with contextlib.suppress(Exception):  # a source without texts: DRY is off in the file
+        return token_texts(source).restart_sequences(DEFAULT_BREAKERS)
+    return None
+
+
+def explore_page(
+    source: LogitSource,
+    prompt: str,
+    steps: int = 16,
+    params: SamplingParams | None = None,
+    raw: bool = False,
+) -> str:
+    """The offline page for ``prompt`` and the next ``steps`` tokens drawn under ``params``
+    (default greedy, seed 0)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+        raise InvalidInputError(f"steps={steps!r} is out of range: allowed 1..{MAX_STEPS}")
+    params = params or SamplingParams(temperature=0.0, seed=0)
+    ids = source.encode(prompt, use_chat(source, raw=raw))
+    if not ids:
+        raise InvalidInputError("the prompt is empty: give at least one token of text")
+    completion = Completion(GenerationRow(prompt, params, 0), list(ids))
+    pending = [""]  # the text the step's token added (a step may add none: a split character)
+    restarts = _restarts(source)
+    embedded: list[dict[str, Any]] = []
+
+    def added(_row: int, text: str) -> None:
+        pending[0] += text
+
+    for step in batch_steps(source, [completion], steps, on_text=added):
+        history = completion.prompt_ids + completion.token_ids[: step.step]
+        repeats = None if restarts is None else dry_repeats(history, restarts, -1)
+        token = int(step.tokens[0])
+        embedded.append(
+            {
+                "view": step_view(source, step.logits[0], history, repeats),
+                "token": token,
+                "label": source.token_label(token),
+                "text": pending[0],
+            }
+        )
+        pending[0] = ""
+    settings = {k: v for k, v in completion.to_dict()["params"].items() if k != "seed"}
+    html, _ = page_html(
+        {
+            "mode": "offline",
+            "model": source.name,
+            "prompt": prompt,
+            "steps": embedded,
+            "settings": settings,
+        }
+    )
+    return html
