@@ -180,3 +180,30 @@ def test_entropy_final_is_at_most_entropy_temp_for_nucleus_at_low_temperature():
         stats.kl_final_base, scipy.stats.entropy(final, base, axis=1), atol=1e-5
     )
     assert (stats.kl_final_base > 0).all()
+
+
+@pytest.mark.parametrize("width", [1000, 8192])
+def test_kl_of_a_row_whose_maximum_is_zero_does_not_read_stale_scratch(width):
+    # A row whose maximum logit is exactly 0 (a zipf row, log-probabilities) is its own shifted
+    # row: the statistics once read the scratch buffer instead, which held an earlier row's
+    # numbers on this thread (or garbage on a fresh one).
+    import threading
+
+    rng = np.random.default_rng(0)
+    row = rng.normal(size=width).astype(np.float32)
+    row -= row.max()
+    other = rng.normal(size=(1, width)).astype(np.float32) * 3 + 1
+    params = SamplingParams(temperature=0.8, seed=1)
+    tempered = scipy.special.softmax(row.astype(np.float64) / 0.8)
+    expected = scipy.stats.entropy(tempered, scipy.special.softmax(row.astype(np.float64)))
+    found = []
+
+    def step() -> None:
+        found.append(Sampler([params]).step(row[None])[1].kl_final_base[0])
+
+    thread = threading.Thread(target=step)  # a thread whose scratch buffers are new
+    thread.start()
+    thread.join()
+    Sampler([params]).step(other)  # leaves another row in this thread's scratch
+    step()
+    np.testing.assert_allclose(found, [expected, expected], rtol=1e-5)

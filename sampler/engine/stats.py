@@ -217,6 +217,9 @@ def _base_sums(
             raw[i], raw_peak[i], shifted, weights, product, top=int(base_argmax[i])
         )
         sums["total"][i], sums["weighted"][i] = total, weighted
+        # a row whose maximum is 0 is its own shifted row: row_softmax_sums did not write the
+        # scratch buffer then, which still holds an earlier row's numbers (or garbage)
+        base_shifted = raw[i] if raw_peak[i] == 0 else shifted
         if isinstance(tempered, np.ndarray):
             top = int(tempered[i].argmax())
             total, weighted = row_softmax_sums(
@@ -232,7 +235,7 @@ def _base_sums(
             total, weighted = weight_sums(final_weights, final_shifted, final_product, top)
             sums["temp_entropy"][i] = np.log(total) - weighted / total
         sums["final_weighted"][i] = row_dot(final_weights, final_shifted, final_product)
-        sums["cross"][i] = row_dot(final_weights, shifted, final_product)
+        sums["cross"][i] = row_dot(final_weights, base_shifted, final_product)
         support = final.row_support(final_shifted, final.total[i])
         if support.all():
             sums["support_size"][i], sums["kept_mass"][i] = width, 1.0
