@@ -6,27 +6,40 @@ serves it. Security, as the issue asks: the app answers only requests whose Host
 the address it is bound to (a page of another site cannot reach it through DNS rebinding),
 bodies over 64 kB are refused, one model call runs at a time and a request that waits too long
 gets 429, and no endpoint takes a path: the run log is the one named on the command line.
+
+Generations (``POST /api/generate``, a server-sent event stream, and ``POST /api/runs``, which
+re-runs a session to log it) take one of :data:`GENERATIONS` slots or get 429 at once; each of
+their steps takes the model lock for one model call, so a long generation never holds the model
+from other requests. A stream whose client disconnects stops between two steps and frees its
+slot (:class:`_EventStream`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from sampler.errors import InvalidInputError
-from sampler.serve import api
+from sampler.serve import api, sessions, stream
 
-__all__ = ["MAX_BODY_BYTES", "allowed_hosts", "make_app"]
+__all__ = ["GENERATIONS", "MAX_BODY_BYTES", "Slots", "allowed_hosts", "make_app"]
 
 MAX_BODY_BYTES = 64 * 1024
+GENERATIONS = 2  # generations at once: each holds a batch's KV cache and a share of the model
 _WAIT_SECONDS = 10.0
+_BUSY = "the model is busy: try again in a moment"
+_log = logging.getLogger("sampler.serve")
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -51,13 +64,54 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def make_app(source: Any, db: str | None, host: str = "127.0.0.1", port: int = 8765) -> Starlette:
+class Slots:
+    """At most ``size`` generations at once; taking a slot never waits (the caller says 429)."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.running = size, 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Take a slot if one is free."""
+        with self._lock:
+            if self.running >= self.size:
+                return False
+            self.running += 1
+            return True
+
+    def free(self) -> None:
+        """Give a slot back."""
+        with self._lock:
+            if self.running <= 0:
+                raise RuntimeError("a generation slot was freed twice")
+            self.running -= 1
+
+
+def make_app(
+    source: Any,
+    db: str | None,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    generations: int = GENERATIONS,
+) -> Starlette:
     """The app serving ``source`` (a loaded logit source) and the run log at ``db`` (or none).
 
-    The run log is opened per request: an SQLite connection belongs to its thread.
+    The run log is opened per request: an SQLite connection belongs to its thread. At most
+    ``generations`` streams and saves run at once (``app.state.slots`` counts them).
     """
     hosts = allowed_hosts(host, port)
     model_lock = threading.Lock()
+    slots = Slots(generations)
+
+    @contextlib.contextmanager
+    def model_turn() -> Iterator[None]:
+        # one model call (a prefill, a step, an encoding) at a time: sources are not thread-safe
+        if not model_lock.acquire(timeout=_WAIT_SECONDS):
+            raise _BusyError
+        try:
+            yield
+        finally:
+            model_lock.release()
 
     def guarded(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Any:
@@ -67,6 +121,10 @@ def make_app(source: Any, db: str | None, host: str = "127.0.0.1", port: int = 8
                 return await handler(request)
             except InvalidInputError as error:
                 return _error(400, str(error))
+            except _BodyTooLargeError:
+                return _error(413, f"the request body is over {MAX_BODY_BYTES} bytes")
+            except _BusyError:
+                return _error(429, _BUSY)
 
         return endpoint
 
@@ -86,7 +144,6 @@ def make_app(source: Any, db: str | None, host: str = "127.0.0.1", port: int = 8
             body = await read_json(request)
         except _BodyTooLargeError:
             return _error(413, f"the request body is over {MAX_BODY_BYTES} bytes")
-        from starlette.concurrency import run_in_threadpool
 
         def answer() -> Any:
             if not model_lock.acquire(timeout=_WAIT_SECONDS):
@@ -98,8 +155,41 @@ def make_app(source: Any, db: str | None, host: str = "127.0.0.1", port: int = 8
 
         result = await run_in_threadpool(answer)
         if result is None:
-            return _error(429, "the model is busy: try again in a moment")
+            return _error(429, _BUSY)
         return JSONResponse(result)
+
+    def no_slot() -> JSONResponse:
+        return _error(
+            429, f"{slots.size} generations are running (the most at once): try again when one ends"
+        )
+
+    async def generate(request: Request) -> Any:
+        body = await read_json(request)
+        if not slots.take():
+            return no_slot()
+        try:
+            with_model = _guarded_call(model_turn, stream.prepare)
+            generation = await run_in_threadpool(with_model, source, body)
+        except BaseException:
+            slots.free()
+            raise
+        return _EventStream(request, generation, model_turn, slots.free)
+
+    async def save(request: Request) -> Any:
+        if db is None:
+            return _error(404, "no run log: start the server with --db PATH")
+        body = await read_json(request)
+        if not slots.take():
+            return no_slot()
+
+        def store_session() -> dict[str, Any]:
+            with open_store() as store:
+                return sessions.save_session(source, store, body, model_turn)
+
+        try:
+            return JSONResponse(await run_in_threadpool(store_session), status_code=201)
+        finally:
+            slots.free()
 
     def open_store() -> Any:
         from sampler.runlog.store import RunStore
@@ -124,15 +214,86 @@ def make_app(source: Any, db: str | None, host: str = "127.0.0.1", port: int = 8
     async def page(_request: Request) -> Any:
         return HTMLResponse(_PAGE, headers={"Content-Security-Policy": _CSP})
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/", guarded(page)),
             Route("/api/next-token", guarded(next_token), methods=["POST"]),
-            Route("/api/runs", guarded(runs)),
+            Route("/api/generate", guarded(generate), methods=["POST"]),
+            Route("/api/runs", guarded(runs), methods=["GET"]),
+            Route("/api/runs", guarded(save), methods=["POST"]),
             Route("/api/runs/{run_id}", guarded(run)),
         ]
     )
+    app.state.slots = slots
+    return app
+
+
+def _guarded_call(guard: stream.Guard, function: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any) -> Any:
+        with guard():
+            return function(*args)
+
+    return call
+
+
+class _EventStream(StreamingResponse):
+    """A generation's events as ``text/event-stream``; its slot is freed when it ends.
+
+    Between two steps it checks whether the client is gone; Starlette also cancels the stream
+    when the client disconnects. Either way :meth:`__call__`'s ``finally`` closes the
+    generation (its session is dropped, no step runs after) and frees the slot, once. An error
+    after the stream has started is sent as an ``error`` event: the status line is long gone.
+    """
+
+    def __init__(
+        self,
+        request: Request,
+        generation: stream.Generation,
+        guard: stream.Guard,
+        free: Callable[[], None],
+    ) -> None:
+        self._generation, self._free = generation, free
+        self._events = generation.events(guard)
+        super().__init__(
+            self._body(request),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    async def _body(self, request: Request) -> AsyncIterator[str]:
+        while not await request.is_disconnected():
+            try:
+                # a step runs in a worker thread (the event loop keeps serving); anyio waits for
+                # that thread before a cancellation lands, so no step is ever left running
+                event = await run_in_threadpool(next, self._events, None)
+            except InvalidInputError as error:
+                yield stream.sse("error", {"error": str(error)})
+                return
+            except _BusyError:
+                yield stream.sse("error", {"error": _BUSY})
+                return
+            except Exception:
+                _log.exception("a generation failed")
+                yield stream.sse("error", {"error": "the generation failed (see the server log)"})
+                return
+            if event is None:
+                return
+            yield stream.sse(*event)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            try:
+                self._events.close()
+                self._generation.close()
+            finally:
+                self._free()
 
 
 class _BodyTooLargeError(Exception):
     """A request body over :data:`MAX_BODY_BYTES`."""
+
+
+class _BusyError(Exception):
+    """The model lock stayed taken for :data:`_WAIT_SECONDS`."""
