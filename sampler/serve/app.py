@@ -32,6 +32,7 @@ from starlette.types import Receive, Scope, Send
 
 from sampler.errors import InvalidInputError
 from sampler.serve import api, sessions, stream
+from sampler.serve.page import page_html
 
 __all__ = ["GENERATIONS", "MAX_BODY_BYTES", "Slots", "allowed_hosts", "make_app"]
 
@@ -40,15 +41,6 @@ GENERATIONS = 2  # generations at once: each holds a batch's KV cache and a shar
 _WAIT_SECONDS = 10.0
 _BUSY = "the model is busy: try again in a moment"
 _log = logging.getLogger("sampler.serve")
-_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-)
-_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>sampler serve</title></head><body><h1>sampler serve</h1>
-<p>The JSON API is up: <code>POST /api/next-token</code>, <code>GET /api/runs</code>,
-<code>GET /api/runs/RUN</code> (see README). The page comes in a later release.</p>
-</body></html>"""
 
 
 def allowed_hosts(host: str, port: int) -> frozenset[str]:
@@ -160,7 +152,7 @@ def make_app(
 
     def no_slot() -> JSONResponse:
         return _error(
-            429, f"{slots.size} generations are running (the most at once): try again when one ends"
+            429, f"all {slots.size} generation slots are taken: try again when a generation ends"
         )
 
     async def generate(request: Request) -> Any:
@@ -211,8 +203,11 @@ def make_app(
         with open_store() as store:
             return JSONResponse(api.run_view(store, request.path_params["run_id"]))
 
+    html, csp = page_html({"mode": "server", "model": source.name})
+    page_headers = {"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff"}
+
     async def page(_request: Request) -> Any:
-        return HTMLResponse(_PAGE, headers={"Content-Security-Policy": _CSP})
+        return HTMLResponse(html, headers=page_headers)
 
     app = Starlette(
         routes=[

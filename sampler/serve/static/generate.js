@@ -3,7 +3,10 @@
 // next-token view, a branch on any alternative, the session saved as a run.
 "use strict";
 
-const session = { columns: [], controller: null, selection: null, prompt: "", chat: false };
+// columns: every generated row shown; finished: the requests that streamed to their end,
+// which is what a save re-runs (the server checks the tokens against its re-run).
+const session = { columns: [], finished: [], controller: null, selection: null, prompt: "",
+  chat: false };
 
 // Server-sent events from a POST (EventSource can only GET): "event: NAME\ndata: JSON\n\n".
 async function* readEvents(response) {
@@ -76,11 +79,15 @@ async function stream(body, columns) {
     }
     for await (const [name, data] of readEvents(response)) {
       if (name === "start") {
-        data.rows.forEach((row, i) => { columns[i].request.seed = row.settings.seed; });
+        data.rows.forEach((row, i) => {
+          columns[i].request.seed = row.settings.seed;
+          body.rows[i].seed = row.settings.seed;
+        });
       } else if (name === "step") {
         for (const item of data.rows) appendToken(columns[item.row], item);
       } else if (name === "done") {
         markDivergence(data, columns);
+        session.finished.push({ ...body, tokens: data.rows.map((row) => row.token_ids) });
       } else if (name === "error") {
         throw new Error(data.error);
       }
@@ -92,7 +99,7 @@ async function stream(body, columns) {
     session.controller = null;
     $("stop").disabled = true;
     $("generate").disabled = false;
-    $("save").disabled = session.columns.length === 0;
+    $("save").disabled = session.finished.length === 0;
   }
 }
 
@@ -100,6 +107,7 @@ function markDivergence(done, columns) {
   for (const row of done.rows) {
     const column = columns[row.row];
     column.done = true;
+    column.box.classList.add("done");
     if (row.divergence_step === undefined || row.divergence_step === null) continue;
     column.divergence = row.divergence_step;
     const span = column.text.querySelector(`.tok[data-step="${row.divergence_step}"]`);
@@ -121,6 +129,7 @@ function generateFromPage() {
   session.chat = $("chat").checked;
   $("generations").replaceChildren();
   session.columns = [];
+  session.finished = [];
   const body = { prompt: session.prompt, chat: session.chat, forced: [], rows,
     max_new_tokens: maxNew, top: 5 };
   const columns = rows.map((row, k) => newColumn(k === 0 ? "greedy" : `sample ${k} · seed ${seed}`,
@@ -170,14 +179,11 @@ function branch(token) {
 
 async function saveSession() {
   try {
-    const generations = session.columns.filter((c) => c.tokens.length).map((c) => {
-      const settings = { ...c.request };
-      delete settings.max_new_tokens;
-      return { settings, forced: c.forced, tokens: c.tokens, title: c.title };
-    });
-    const answer = await api("/api/runs", { prompt: session.prompt, chat: session.chat, generations });
+    const generations = session.finished.map(({ top, ...request }) => request);
+    if (!generations.length) throw new Error("nothing to save: no generation has finished yet");
+    const answer = await api("/api/runs", { generations });
     showError("");
-    $("save").textContent = `Saved as ${answer.run_id}`;
+    $("save").textContent = `Saved as ${answer.id}`;
   } catch (error) {
     showError(error.message);
   }

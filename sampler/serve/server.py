@@ -1,0 +1,47 @@
+"""Running the app: a uvicorn server on a loopback port in a thread, for tests and scripts.
+
+``sampler serve`` runs uvicorn in the foreground instead; this is for code that needs a real
+server beside it (the browser tests, the load test).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["serving"]
+
+
+@contextlib.contextmanager
+def serving(source: Any, db: str | None, **options: Any) -> Iterator[tuple[str, Any]]:
+    """``(base URL, app)`` of a uvicorn server on a free 127.0.0.1 port, in a thread.
+
+    The socket is bound here and handed to uvicorn, so no other process can take the port in
+    between; the server stops (and its thread ends) when the block exits.
+    """
+    import uvicorn
+
+    from sampler.serve.app import make_app
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    app = make_app(source, db, "127.0.0.1", port, **options)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
