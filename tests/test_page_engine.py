@@ -161,6 +161,7 @@ def test_page_engine_matches_the_library_on_smollm2(engine_page, gguf):
     history = answer["history"]
     context = {"history": history, "dry": answer["dry"]}
     assert answer["dry"]["longest"], "the repeated sentence gives DRY something to penalise"
+    assert [s["stage"] for s in answer["trace"]] == ["input", "dry", "temperature", "final"]
     from sampler.sources.base import token_texts
 
     answers = _in_page(engine_page, row, CASES, context)

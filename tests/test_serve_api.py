@@ -84,9 +84,24 @@ def test_a_foreign_host_header_is_refused(client):
 
 
 def test_the_page_has_a_strict_content_security_policy(client):
+    import base64
+    import hashlib
+    import re
+
     response = client.get("/")
-    policy = response.headers["content-security-policy"]
-    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    header = response.headers["content-security-policy"]
+    policy = dict(part.strip().split(" ", 1) for part in header.split(";"))
+    assert policy["default-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
+    assert policy["connect-src"] == "'self'" and "unsafe" not in str(policy)
+
+    def digest(text: str) -> str:
+        return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+    # exactly the page's inline code runs: its one script and one style, by their hashes
+    scripts = re.findall(r"<script>(.*?)</script>", response.text, re.S)
+    styles = re.findall(r"<style>(.*?)</style>", response.text, re.S)
+    assert [policy["script-src"], policy["style-src"]] == [digest(scripts[0]), digest(styles[0])]
+    assert len(scripts) == len(styles) == 1
 
 
 def test_the_run_log_is_browsable_and_an_unknown_run_is_a_4xx(tmp_path):

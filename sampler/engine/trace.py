@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -46,18 +47,24 @@ class StageTrace:
 
 
 def trace_chain(
-    logits: ArrayLike, params: SamplingParams, history: Sequence[int] | None = None
+    logits: ArrayLike,
+    params: SamplingParams,
+    history: Sequence[int] | None = None,
+    vocabulary: Any = None,
 ) -> list[StageTrace]:
     """Run ``params``' chain on one row of logits and record the distribution after each stage.
 
     Active stages are listed (temperature always; a neutral stage changes nothing), framed by
     ``input`` (the raw softmax) and ``final`` (what a draw uses, including greedy/hardmax).
+    ``vocabulary``: the model's token texts, which DRY needs for its sequence breakers.
     """
     raw, _, _ = as_batch(logits)
     if raw.shape[0] != 1:
         raise InvalidInputError(f"a trace takes one row of logits, got shape {raw.shape}")
-    rows = RowParams.from_params([params]).with_history(
-        as_history(None if history is None else [history], 1, raw.shape[1])
+    rows = (
+        RowParams.from_params([params])
+        .with_history(as_history(None if history is None else [history], 1, raw.shape[1]))
+        .with_vocabulary(vocabulary)
     )
     base = softmax(raw[0])
     steps = [_record("input", raw[0], base)]

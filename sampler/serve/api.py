@@ -134,7 +134,7 @@ def next_token(source: LogitSource, body: Any) -> dict[str, Any]:
     order = np.argsort(-final, kind="stable")[:top]
     seeded = SamplingParams(**{**{f: getattr(params, f) for f in _PARAM_FIELDS}, "seed": seed})
     tokens, stats = Sampler([seeded], vocabulary=vocabulary).step(row[None, :], history=[ids])
-    trace = trace_chain(row, params, ids) if vocabulary is None else []
+    trace = trace_chain(row, params, ids, vocabulary)
     return {
         "model": source.name,
         "prompt_tokens": len(ids),
