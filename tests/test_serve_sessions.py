@@ -151,3 +151,15 @@ def test_saving_needs_a_run_log_and_a_bounded_body(client):
     big = json.dumps({"generations": [{"prompt": "x" * MAX_BODY_BYTES, "rows": []}]})
     response = client.post("/api/runs", content=big.encode())
     assert response.status_code == 413 and "request body is over" in response.json()["error"]
+
+
+def test_resuming_a_serve_run_says_there_is_nothing_to_resume(client, db):
+    from click.testing import CliRunner
+    from test_bad_input import one_error_line
+
+    from sampler.cli import cli
+
+    session, _ = _session(client)
+    run_id = client.post("/api/runs", json={"generations": [session]}).json()["id"]
+    result = CliRunner().invoke(cli, ["sweep", "--resume", run_id, "--db", db])
+    one_error_line(result, "run kind 'serve' is a session saved whole", "nothing to resume")

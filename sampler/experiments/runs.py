@@ -86,6 +86,11 @@ RUN_KINDS: dict[str, RunKind] = {
 
 def run_kind(kind: str) -> RunKind:
     """The :class:`RunKind` named ``kind``; an unknown name is an input error."""
+    if kind == "serve":  # saved whole by `sampler serve` (sampler.serve.sessions), never partial
+        raise InvalidInputError(
+            "run kind 'serve' is a session saved whole by sampler serve: there is nothing to "
+            "resume (`sampler export` or `sampler report` read it)"
+        )
     if kind not in RUN_KINDS:
         raise InvalidInputError(
             f"run kind '{kind}' is unknown to this sampler (known: {', '.join(RUN_KINDS)}); "
