@@ -1,8 +1,9 @@
 """Load test of ``sampler serve``: concurrent clients against a real server on 127.0.0.1.
 
-Starts uvicorn in a background thread on a free loopback port, serving a synthetic model (by
-default ``synthetic:zipf?vocab=49152``: SmolLM2's vocabulary width, so the engine does a real
-model's work per step, without its forward pass) and a fresh run log; then runs ``--clients``
+Starts uvicorn in a background thread on a free loopback port
+(:func:`sampler.serve.server.serving`), serving a synthetic model (by default
+``synthetic:zipf?vocab=49152``: SmolLM2's vocabulary width, so the engine does a real model's
+work per step, without its forward pass) and a fresh run log; then runs ``--clients``
 threads for ``--seconds``, each cycling through next-token, a streamed generation (3 rows, read
 to its ``done`` event), saving its last generation as a run, listing the runs and opening one.
 
@@ -27,53 +28,23 @@ import argparse
 import contextlib
 import itertools
 import json
-import socket
 import sqlite3
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
-from sampler.serve.app import make_app
+from sampler.serve.server import serving
 from sampler.sources.synthetic_spec import parse_synthetic
 
 DEFAULT_MODEL = "synthetic:zipf?vocab=49152"
 KINDS = ("next-token", "generate", "save", "list-runs", "open-run")
 ROWS = [{"temperature": 0}, {"temperature": 0.8, "seed": 1}, {"temperature": 0.8, "seed": 2}]
-
-
-@contextlib.contextmanager
-def serving(source: Any, db: str | None, **options: Any) -> Iterator[tuple[str, Any]]:
-    """``(base URL, app)`` of a uvicorn server on a free 127.0.0.1 port, in a thread.
-
-    The socket is bound here and handed to uvicorn, so no other process can take the port in
-    between; the server stops (and its thread ends) when the block exits.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = make_app(source, db, "127.0.0.1", port, **options)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
 
 
 def read_events(response: httpx.Response) -> list[tuple[str, dict]]:

@@ -9,16 +9,31 @@ from other requests.
 """
 
 import gc
+import importlib.util
+import sys
 import time
 import weakref
+from pathlib import Path
 
 import pytest
-from test_serve_stream import PROMPT, events_of, load_script
+from test_serve_stream import PROMPT, events_of
 
+from sampler.serve.server import serving
 from sampler.sources.synthetic_spec import parse_synthetic
 
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "load_serve.py"
+
+
+def load_script():
+    """scripts/load_serve.py as a module: the test and the script share its load_test."""
+    if "load_serve" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("load_serve", SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["load_serve"] = module  # before it runs: its dataclass looks itself up
+        spec.loader.exec_module(module)
+    return sys.modules["load_serve"]
 
 
 def test_the_load_test_serves_every_kind_without_an_error(tmp_path):
@@ -70,7 +85,7 @@ def _wait_until(condition, seconds: float = 20.0) -> None:
 def test_a_client_that_disconnects_stops_its_generation_and_frees_its_slot():
     slow = _Slow(parse_synthetic("synthetic:zipf?vocab=300"))  # no EOS: 256 steps, 5 s
     body = {"prompt": PROMPT, "rows": [{"seed": 1}, {"seed": 2}], "max_new_tokens": 256}
-    with load_script().serving(slow, None) as (url, app), httpx.Client(base_url=url) as http:
+    with serving(slow, None) as (url, app), httpx.Client(base_url=url) as http:
         with http.stream("POST", "/api/generate", json=body, timeout=30) as response:
             for line in response.iter_lines():
                 if line == "event: step":
@@ -92,7 +107,7 @@ def test_other_requests_are_answered_while_a_long_generation_streams():
     slow = _Slow(parse_synthetic("synthetic:zipf?vocab=300"))
     body = {"prompt": PROMPT, "rows": [{"seed": 1}], "max_new_tokens": 100}
     with (
-        load_script().serving(slow, None) as (url, app),
+        serving(slow, None) as (url, app),
         httpx.Client(base_url=url) as http,
         http.stream("POST", "/api/generate", json=body, timeout=30) as response,
     ):

@@ -7,10 +7,7 @@ The tests against a real server (a client that disconnects, a long stream beside
 requests) are in ``test_serve_load.py``.
 """
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,17 +28,6 @@ from sampler.serve.app import MAX_BODY_BYTES, make_app  # noqa: E402
 MARKOV = "synthetic:markov?vocab=300&sharpness=2.0&seed=1"
 BASE = "http://127.0.0.1:8765"
 PROMPT = "kalo mesu"
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "load_serve.py"
-
-
-def load_script():
-    """scripts/load_serve.py as a module (its server helper and load test are shared)."""
-    if "load_serve" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("load_serve", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["load_serve"] = module  # before it runs: its dataclass looks itself up
-        spec.loader.exec_module(module)
-    return sys.modules["load_serve"]
 
 
 def events_of(text: str) -> list[tuple[str, dict]]:
