@@ -132,23 +132,9 @@ def make_app(
             raise InvalidInputError(f"the request body is not valid JSON: {error}") from None
 
     async def next_token(request: Request) -> Any:
-        try:
-            body = await read_json(request)
-        except _BodyTooLargeError:
-            return _error(413, f"the request body is over {MAX_BODY_BYTES} bytes")
-
-        def answer() -> Any:
-            if not model_lock.acquire(timeout=_WAIT_SECONDS):
-                return None
-            try:
-                return api.next_token(source, body)
-            finally:
-                model_lock.release()
-
-        result = await run_in_threadpool(answer)
-        if result is None:
-            return _error(429, _BUSY)
-        return JSONResponse(result)
+        body = await read_json(request)
+        answer = _guarded_call(model_turn, api.next_token)
+        return JSONResponse(await run_in_threadpool(answer, source, body))
 
     def no_slot() -> JSONResponse:
         return _error(
@@ -194,14 +180,18 @@ def make_app(
         text = request.query_params.get("limit", "50")
         if not text.isdigit():
             raise InvalidInputError(f"limit {text!r} is not an integer")
-        with open_store() as store:
-            return JSONResponse(api.run_listing(store, int(text)))
+        return JSONResponse(await run_in_threadpool(read_store, api.run_listing, int(text)))
 
     async def run(request: Request) -> Any:
         if db is None:
             return _error(404, "no run log: start the server with --db PATH")
+        run_id = request.path_params["run_id"]
+        return JSONResponse(await run_in_threadpool(read_store, api.run_view, run_id))
+
+    def read_store(read: Callable[..., Any], *args: Any) -> Any:
+        # in a worker thread: a run log busy for a moment must not stall the streams
         with open_store() as store:
-            return JSONResponse(api.run_view(store, request.path_params["run_id"]))
+            return read(store, *args)
 
     html, csp = page_html({"mode": "server", "model": source.name})
     page_headers = {"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff"}
