@@ -118,3 +118,36 @@ def test_other_requests_are_answered_while_a_long_generation_streams():
         assert answer.status_code == 200 and app.state.slots.running == 1
         assert slow.steps < 99  # answered while the generation was still running
         assert [line for line in lines if line.startswith("event: ")][-1] == "event: done"
+
+
+def test_the_model_lock_goes_to_its_waiters_in_arrival_order():
+    import threading
+
+    from sampler.serve.app import FairLock
+
+    lock, order = FairLock(), []
+    assert lock.acquire(timeout=1)
+
+    def waiter(index: int) -> None:
+        assert lock.acquire(timeout=30)
+        order.append(index)
+        lock.release()
+
+    threads = []
+    for index in range(5):
+        threads.append(threading.Thread(target=waiter, args=(index,)))
+        threads[-1].start()
+        _wait_until(lambda n=index + 1: len(lock._waiters) == n)  # queued in this order
+    lock.release()
+    for thread in threads:
+        thread.join()
+    assert order == [0, 1, 2, 3, 4]
+    # a waiter that gives up leaves the queue; the lock stays usable
+    assert lock.acquire(timeout=1)
+    late = []
+    thread = threading.Thread(target=lambda: late.append(lock.acquire(timeout=0.05)))
+    thread.start()
+    thread.join()
+    assert late == [False] and not lock._waiters
+    lock.release()
+    assert lock.acquire(timeout=0)

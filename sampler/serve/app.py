@@ -10,12 +10,13 @@ gets 429, and no endpoint takes a path: the run log is the one named on the comm
 Generations (``POST /api/generate``, a server-sent event stream, and ``POST /api/runs``, which
 re-runs a session to log it) take one of :data:`GENERATIONS` slots or get 429 at once; each of
 their steps takes the model lock for one model call, so a long generation never holds the model
-from other requests. A stream whose client disconnects stops between two steps and frees its
-slot (:class:`_EventStream`).
+from other requests; the lock goes to its waiters in arrival order (:class:`FairLock`). A stream
+whose client disconnects stops between two steps and frees its slot (:class:`_EventStream`).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -34,7 +35,7 @@ from sampler.errors import InvalidInputError
 from sampler.serve import api, sessions, stream
 from sampler.serve.page import page_html
 
-__all__ = ["GENERATIONS", "MAX_BODY_BYTES", "Slots", "allowed_hosts", "make_app"]
+__all__ = ["GENERATIONS", "MAX_BODY_BYTES", "FairLock", "Slots", "allowed_hosts", "make_app"]
 
 MAX_BODY_BYTES = 64 * 1024
 GENERATIONS = 2  # generations at once: each holds a batch's KV cache and a share of the model
@@ -54,6 +55,45 @@ def allowed_hosts(host: str, port: int) -> frozenset[str]:
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+class FairLock:
+    """A lock handed to its waiters in the order they came (with a timeout).
+
+    ``threading.Lock`` lets the thread that releases it take it again before any waiter
+    wakes: a save stepping in a loop kept the model while a stream, which sends an event
+    between two steps, waited behind every next-token request. Here a release hands the lock
+    to the longest waiter, so each model call waits only for the calls queued before it.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._held = False
+        self._waiters: collections.deque[threading.Event] = collections.deque()
+
+    def acquire(self, timeout: float) -> bool:
+        """Take the lock within ``timeout`` seconds; ``False`` if it did not come."""
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return True
+            turn = threading.Event()
+            self._waiters.append(turn)
+        if turn.wait(timeout):
+            return True
+        with self._mutex:
+            if turn.is_set():  # handed over just as the wait ran out
+                return True
+            self._waiters.remove(turn)
+            return False
+
+    def release(self) -> None:
+        """Hand the lock to the longest waiter, or free it."""
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().set()  # it stays held: the waiter owns it now
+            else:
+                self._held = False
 
 
 class Slots:
@@ -92,7 +132,7 @@ def make_app(
     ``generations`` streams and saves run at once (``app.state.slots`` counts them).
     """
     hosts = allowed_hosts(host, port)
-    model_lock = threading.Lock()
+    model_lock = FairLock()
     slots = Slots(generations)
 
     @contextlib.contextmanager
