@@ -123,7 +123,7 @@ def test_other_requests_are_answered_while_a_long_generation_streams():
 def test_the_model_lock_goes_to_its_waiters_in_arrival_order():
     import threading
 
-    from sampler.serve.app import FairLock
+    from sampler.serve.turns import FairLock
 
     lock, order = FairLock(), []
     assert lock.acquire(timeout=1)
