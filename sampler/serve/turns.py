@@ -1,8 +1,8 @@
 """Who may use the model when: the model lock (:class:`FairLock`) and generation slots.
 
 One model call runs at a time (a source is not thread-safe), and the lock goes to its waiters
-in arrival order; at most :class:`Slots` ``size`` generations run at once, a request beyond
-them is refused at once (429) rather than queued.
+in arrival order. At most ``Slots.size`` generations run at once: one more is refused at once
+(429) rather than queued.
 
 >>> slots = Slots(1)
 >>> slots.take(), slots.take(), slots.running
