@@ -175,17 +175,20 @@ class Generation:
     def events(self, guard: Guard = contextlib.nullcontext) -> Iterator[tuple[str, dict]]:
         """``(name, data)`` of every event; each step runs inside ``guard()``, nothing else does.
 
-        Closing the iterator stops the batch between two steps.
+        Closing the iterator stops the batch between two steps (and drops its session).
         """
-        yield "start", self.start_event()
-        while True:
-            with guard():
-                step = next(self._steps, None)
-                if step is None:
-                    break
-                event = self.step_event(step)
-            yield "step", event
-        yield "done", self.done_event()
+        try:
+            yield "start", self.start_event()
+            while True:
+                with guard():
+                    step = next(self._steps, None)
+                    if step is None:
+                        break
+                    event = self.step_event(step)
+                yield "step", event
+            yield "done", self.done_event()
+        finally:
+            self._steps.close()
 
     def run(self, guard: Guard = contextlib.nullcontext) -> list[Completion]:
         """Run every step (no events) and return the completions."""
