@@ -1,4 +1,4 @@
-"""Debian's chromium under Playwright, for the browser tests (no browser download).
+"""Debian's chromium for the browser tests and scripts (Playwright drives it; no download).
 
 ``scripts/install_browser.sh`` (part of README's test command) installs chromium; without it
 these tests fail with that instruction rather than skip, so CI cannot pass without a browser.
@@ -23,16 +23,3 @@ def executable() -> str:
             "no chromium found: run `bash scripts/install_browser.sh` (README's test command)"
         )
     return found
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """One headless chromium for the whole session."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=executable(), args=["--no-sandbox", "--disable-gpu"]
-        )
-        yield launched
-        launched.close()

@@ -191,3 +191,18 @@ def resume_after_losing(db: str, run_id: str, rows: tuple[int, ...]) -> list[dic
     assert result.exit_code == 0, result.output
     with RunStore(db) as store:
         return store.completions(run_id)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless chromium (Debian's, see tests/chromium.py) for the whole session: one
+    Playwright instance may run per thread, so every browser test shares this one."""
+    from chromium import executable
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=executable(), args=["--no-sandbox", "--disable-gpu"]
+        )
+        yield launched
+        launched.close()

@@ -13,7 +13,6 @@ import re
 
 import numpy as np
 import pytest
-from chromium import browser  # noqa: F401  (the fixture)
 from click.testing import CliRunner
 
 from sampler.cli import cli
@@ -89,7 +88,7 @@ def test_explore_steps_out_of_range(tmp_path):
     assert result.exit_code == 2 and "Traceback" not in result.output
 
 
-def test_offline_page_in_chromium_matches_the_library(tmp_path, browser):  # noqa: F811
+def test_offline_page_in_chromium_matches_the_library(tmp_path, browser):
     result, out = _explore(tmp_path, "-t", "0.8", "--top-k", "50", "--seed", "3")
     assert result.exit_code == 0, result.output
     data = _embedded(out)

@@ -14,7 +14,6 @@ import base64
 
 import numpy as np
 import pytest
-from chromium import browser  # noqa: F401  (the fixture)
 
 from sampler.cheatsheet import cheat_sheet
 from sampler.engine.filters.dry import dry_repeats
@@ -90,7 +89,7 @@ EVALUATE = """([b64, settings, context]) => {
 
 
 @pytest.fixture(scope="module")
-def engine_page(browser):  # noqa: F811
+def engine_page(browser):
     page = browser.new_page()
     page.set_content("<!doctype html><html><body></body></html>")
     page.add_script_tag(content="\n".join(_source(name) for name in _SCRIPTS[:1]))

@@ -15,7 +15,6 @@ import base64
 
 import numpy as np
 import pytest
-from chromium import browser  # noqa: F401  (the fixture)
 
 from sampler.cheatsheet import cheat_sheet
 from sampler.engine.params import SamplingParams
@@ -53,7 +52,7 @@ def synthetic_server(tmp_path_factory):
 
 
 @pytest.fixture
-def page(browser):  # noqa: F811
+def page(browser):
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
     page.problems = []
     page.requests = []
