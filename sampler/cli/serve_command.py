@@ -1,4 +1,4 @@
-"""``sampler serve``: the local web app over one loaded model (JSON API; see README)."""
+"""``sampler serve``: the local web app over one loaded model (the page and its JSON API)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 def serve(
     model: str, dtype: str, host: str, port: int, db: str | None, cache_dir: str | None
 ) -> None:
-    """Serve next-token laws and the run log over HTTP on this machine (JSON API)."""
+    """Serve the page (sliders over a real model's next-token distribution, generation,
+    branching, the cheat sheet, the run log) and its JSON API on this machine."""
     try:
         import uvicorn
 
