@@ -1,4 +1,5 @@
-"""The page's engine (sampler/serve/static/engine.js) in Chromium against the library.
+"""The page's engine (sampler/serve/static/view.js, stages.js, engine.js) in Chromium against
+the library.
 
 The oracle is :func:`sampler.distribution` and the ``StepStats`` of a :class:`Sampler` step,
 both Python; the page must agree within 1e-6 on every probability of the vocabulary, over a grid
@@ -19,7 +20,7 @@ from sampler.cheatsheet import cheat_sheet
 from sampler.engine.filters.dry import dry_repeats
 from sampler.engine.params import SamplingParams
 from sampler.engine.sampling import Sampler, distribution
-from sampler.serve.page import _SCRIPTS, _source, engine_config, step_view
+from sampler.serve.page import ENGINE_SCRIPTS, _source, engine_config, step_view
 
 CASES = [
     {},
@@ -92,7 +93,7 @@ EVALUATE = """([b64, settings, context]) => {
 def engine_page(browser):
     page = browser.new_page()
     page.set_content("<!doctype html><html><body></body></html>")
-    page.add_script_tag(content="\n".join(_source(name) for name in _SCRIPTS[:1]))
+    page.add_script_tag(content="\n".join(_source(name) for name in ENGINE_SCRIPTS))
     page.evaluate("(config) => SamplerEngine.configure(config)", engine_config())
     yield page
     page.close()

@@ -35,8 +35,10 @@ __all__ = ["engine_config", "page_html", "step_view"]
 # settings) and every history token (penalties can lift any of them into view).
 LABELLED_TOP = 200
 _DATA_ID = "sampler-data"
-# One script, in this order: the engine, then the page (its helpers are used by the rest).
-_SCRIPTS = ("engine.js", "page.js", "generate.js", "tabs.js")
+# One script, in this order: the engine (its view of a chain state, the stages, the chain),
+# then the page (page.js's helpers are used by the rest).
+ENGINE_SCRIPTS = ("view.js", "stages.js", "engine.js")
+_SCRIPTS = (*ENGINE_SCRIPTS, "page.js", "fragment.js", "offline.js", "generate.js", "tabs.js")
 
 
 def engine_config() -> dict[str, Any]:

@@ -237,45 +237,6 @@ function renderBars(result) {
   box.replaceChildren(...rows);
 }
 
-// --- URL fragment -----------------------------------------------------------------------
-let fragmentTimer = null;
-function changed() {
-  recompute();
-  clearTimeout(fragmentTimer);
-  fragmentTimer = setTimeout(writeFragment, 150);
-  if (DATA.mode === "server" && view.step && needsRefetch()) loadNextToken();
-}
-
-function needsRefetch() {
-  const settings = currentSettings();
-  return settings.dry_multiplier > 0 && !view.context.dry && !view.loading;
-}
-
-function writeFragment() {
-  const params = new URLSearchParams();
-  params.set("tab", document.body.dataset.tab || "explore");
-  if (DATA.mode === "server") {
-    params.set("prompt", $("prompt").value);
-    if ($("chat").checked) params.set("chat", "1");
-  } else if (view.offlineStep !== undefined) params.set("step", view.offlineStep);
-  for (const [key, value] of Object.entries(currentSettings())) params.set(key, value);
-  params.set("cs", $("cs-logits").value);
-  params.set("cst", $("cs-temperature").value);
-  history.replaceState(null, "", `#${params}`);
-}
-
-function readFragment() {
-  const params = new URLSearchParams(location.hash.slice(1));
-  for (const [key, value] of params) {
-    if (key === "prompt") $("prompt").value = value;
-    else if (key === "chat") $("chat").checked = value === "1";
-    else if (key === "cs") $("cs-logits").value = value;
-    else if (key === "cst") $("cs-temperature").value = value;
-    else if (key !== "tab" && key !== "step") setSetting(key, value);
-  }
-  return params;
-}
-
 // --- the server -------------------------------------------------------------------------
 async function api(path, body) {
   const response = await fetch(path, body === undefined ? {} : {
@@ -301,35 +262,6 @@ async function loadNextToken(forced = [], title = "next token after the prompt",
   } finally {
     view.loading = false;
   }
-}
-
-// --- offline ----------------------------------------------------------------------------
-function showOfflineStep(index) {
-  const step = DATA.steps[index];
-  view.offlineStep = index;
-  for (const span of document.querySelectorAll("#offline-text .tok")) {
-    span.classList.toggle("selected", Number(span.dataset.step) === index);
-  }
-  const title = `step ${index + 1} of ${DATA.steps.length}` +
-    (step.token === null ? "" : `: the text went on with ${JSON.stringify(step.label)}`);
-  showStep(step.view, {}, title, step.token);
-  writeFragment();
-}
-
-function buildOffline() {
-  const box = $("offline-text");
-  const prompt = document.createElement("span");
-  prompt.className = "prompt-text";
-  prompt.textContent = DATA.prompt;
-  box.append(prompt);
-  DATA.steps.forEach((step, index) => {
-    const span = document.createElement("span");
-    span.className = "tok";
-    span.dataset.step = index;
-    span.textContent = step.token === null ? " ▸" : step.text;
-    span.addEventListener("click", () => showOfflineStep(index));
-    box.append(span);
-  });
 }
 
 // --- start ------------------------------------------------------------------------------

@@ -1,0 +1,42 @@
+// The URL fragment: the view's settings, prompt and tab, so that a link reproduces a view;
+// every change recomputes and (after a pause) rewrites the fragment.
+"use strict";
+
+let fragmentTimer = null;
+function changed() {
+  recompute();
+  clearTimeout(fragmentTimer);
+  fragmentTimer = setTimeout(writeFragment, 150);
+  if (DATA.mode === "server" && view.step && needsRefetch()) loadNextToken();
+}
+
+function needsRefetch() {
+  const settings = currentSettings();
+  return settings.dry_multiplier > 0 && !view.context.dry && !view.loading;
+}
+
+function writeFragment() {
+  const params = new URLSearchParams();
+  params.set("tab", document.body.dataset.tab || "explore");
+  if (DATA.mode === "server") {
+    params.set("prompt", $("prompt").value);
+    if ($("chat").checked) params.set("chat", "1");
+  } else if (view.offlineStep !== undefined) params.set("step", view.offlineStep);
+  for (const [key, value] of Object.entries(currentSettings())) params.set(key, value);
+  params.set("cs", $("cs-logits").value);
+  params.set("cst", $("cs-temperature").value);
+  history.replaceState(null, "", `#${params}`);
+}
+
+function readFragment() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  for (const [key, value] of params) {
+    if (key === "prompt") $("prompt").value = value;
+    else if (key === "chat") $("chat").checked = value === "1";
+    else if (key === "cs") $("cs-logits").value = value;
+    else if (key === "cst") $("cs-temperature").value = value;
+    else if (key !== "tab" && key !== "step") setSetting(key, value);
+  }
+  return params;
+}
+
