@@ -227,3 +227,42 @@ def test_cheat_sheet_tab(synthetic_server, page):
     assert shown == pytest.approx(python["probs"], abs=5e-7)
     entropy = float(page.get_attribute("#cs-summary", "data-entropy"))
     assert entropy == pytest.approx(python["entropy_nats"], abs=1e-12)
+
+
+def test_run_log_tab_shows_a_run_s_steps(synthetic_server, page):
+    from click.testing import CliRunner
+
+    from sampler.cli import cli
+    from sampler.runlog.store import RunStore
+
+    url, source, db = synthetic_server
+    args = [
+        "generate",
+        "--model",
+        source.name,
+        "--prompt",
+        "kalo <b>",
+        "-t",
+        "0.8",
+        "--max-new-tokens",
+        "5",
+        "--seed",
+        "2",
+        "--db",
+        db,
+    ]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    with RunStore(db) as store:
+        run = store.list_runs(1)[0]
+        completion = store.completions(run["id"])[0]
+    page.goto(url + "/#tab=runs")
+    page.click(f"#runs-list tr:has-text('{run['id']}')")
+    page.wait_for_selector("#run-view table.steps")
+    assert page.text_content("#run-view .prompt-text") == "kalo <b>"  # text, not markup
+    cells = page.query_selector_all("#run-view table.steps tr")
+    assert len(cells) == 1 + len(completion["steps"])
+    for row, step in zip(cells[1:], completion["steps"], strict=True):
+        values = [c.text_content() for c in row.query_selector_all("td")]
+        assert int(values[1]) == step["token"]
+        assert float(values[4]) == pytest.approx(step["entropy_final"], abs=5e-5)
+    assert not page.problems

@@ -71,7 +71,7 @@ async function listRuns() {
   try {
     const runs = await api("/api/runs");
     const table = $("runs-list");
-    table.replaceChildren(...runs.map((run) => {
+    table.replaceChildren(cellRow("th", ["run", "created", "kind", "model", "status"]), ...runs.map((run) => {
       const tr = document.createElement("tr");
       for (const key of ["id", "created_at", "kind", "model", "status"]) {
         const td = document.createElement("td");
@@ -87,21 +87,48 @@ async function listRuns() {
   }
 }
 
+const STEP_COLUMNS = ["step", "token", "entropy_base", "entropy_temp", "entropy_final",
+  "surprisal", "top1_prob", "kept_tokens", "kept_mass"];
+
+function cellRow(tag, values) {
+  const tr = document.createElement("tr");
+  for (const value of values) {
+    const cell = document.createElement(tag);
+    cell.textContent = typeof value === "number" ? fmt(value, 4) : String(value ?? "–");
+    tr.append(cell);
+  }
+  return tr;
+}
+
+// One completion of a run: its text (model output, as text) and its per-step statistics.
+function completionBlock(completion) {
+  const block = document.createElement("div");
+  block.className = "generation";
+  const text = document.createElement("div");
+  text.className = "text";
+  const prompt = document.createElement("span");
+  prompt.className = "prompt-text";
+  prompt.textContent = completion.prompt || "";
+  text.append(prompt, completion.text || "");
+  const table = document.createElement("table");
+  table.className = "steps";
+  table.append(cellRow("th", STEP_COLUMNS),
+    ...(completion.steps || []).slice(0, 256).map((step) => cellRow("td", STEP_COLUMNS.map((k) => step[k]))));
+  const settings = document.createElement("div");
+  settings.className = "note";
+  settings.textContent = `row ${completion.row_index} · ${completion.mode} · τ ${completion.temperature}` +
+    ` · ${completion.finish_reason || ""}`;
+  block.append(settings, text, table);
+  return block;
+}
+
 async function openRun(id) {
   try {
     const answer = await api(`/api/runs/${encodeURIComponent(id)}`);
     const box = $("run-view");
     const heading = document.createElement("h3");
     heading.textContent = `${answer.run.id} · ${answer.run.kind} · ${answer.completions.length} completions`;
-    const items = answer.completions.slice(0, 50).map((completion) => {
-      const block = document.createElement("div");
-      block.className = "generation text";
-      const steps = completion.steps || [];
-      const last = steps.length ? steps[steps.length - 1] : {};
-      block.textContent = `${completion.prompt || ""}${completion.text || ""}` +
-        (steps.length ? `\n— ${steps.length} steps, last entropy ${fmt(last.entropy_final, 4)} nats` : "");
-      return block;
-    });
+    const items = answer.completions.slice(0, 50).map(completionBlock);
     box.replaceChildren(heading, ...items);
     showError("");
   } catch (error) {
