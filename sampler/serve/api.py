@@ -30,7 +30,17 @@ from sampler.serve.page import step_view
 from sampler.softmax import softmax
 from sampler.sources.base import LogitSource, dry_vocabulary
 
-__all__ = ["LIMITS", "next_token", "params_from", "run_listing", "run_view"]
+__all__ = [
+    "LIMITS",
+    "next_token",
+    "params_from",
+    "prompt_ids",
+    "prompt_request",
+    "request_object",
+    "run_listing",
+    "run_view",
+    "shown_value",
+]
 
 # Bounds on one request, so that no request can hold the server for long or grow its memory.
 LIMITS = {"prompt_chars": 20_000, "forced_tokens": 2_048, "top": 200, "runs": 200}
@@ -61,17 +71,22 @@ def params_from(settings: Any) -> SamplingParams:
     return SamplingParams(**values)
 
 
-def _request(body: Any) -> dict[str, Any]:
+def request_object(body: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    """``body`` if it is a JSON object whose keys are all among ``keys``, else a 400 message."""
     if not isinstance(body, dict):
         raise InvalidInputError("the request body must be a JSON object")
-    unknown = [key for key in body if key not in _REQUEST_KEYS]
+    unknown = [key for key in body if key not in keys]
     if unknown:
-        raise InvalidInputError(
-            f"request key {unknown[0]!r} is unknown: use {', '.join(_REQUEST_KEYS)}"
-        )
+        raise InvalidInputError(f"request key {unknown[0]!r} is unknown: use {', '.join(keys)}")
+    return body
+
+
+def prompt_request(body: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    """A request object (:func:`request_object`) with a ``prompt`` string within the limit."""
+    body = request_object(body, keys)
     prompt = body.get("prompt")
     if not isinstance(prompt, str):
-        raise InvalidInputError(f"prompt must be a string, got {prompt!r}")
+        raise InvalidInputError(f"prompt must be a string, got {shown_value(prompt)}")
     if len(prompt) > LIMITS["prompt_chars"]:
         raise InvalidInputError(
             f"prompt has {len(prompt)} characters: at most {LIMITS['prompt_chars']}"
@@ -79,7 +94,14 @@ def _request(body: Any) -> dict[str, Any]:
     return body
 
 
-def _ids(source: LogitSource, body: dict[str, Any]) -> list[int]:
+def shown_value(value: Any) -> str:
+    """A value as an error message shows it: its repr, cut at 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def prompt_ids(source: LogitSource, body: dict[str, Any]) -> list[int]:
+    """The token ids of a request's prompt (chat template or not) and forced tokens, checked."""
     chat = body.get("chat")
     if chat is not None and not isinstance(chat, bool):
         raise InvalidInputError(f"chat must be true or false, got {chat!r}")
@@ -117,7 +139,7 @@ def next_token(source: LogitSource, body: Any) -> dict[str, Any]:
     :class:`~sampler.engine.stats.StepStats`; and the stage-by-stage trace (kept tokens,
     entropy, kept mass per stage).
     """
-    body = _request(body)
+    body = prompt_request(body, _REQUEST_KEYS)
     params = params_from(body.get("settings"))
     seed = body.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -125,7 +147,7 @@ def next_token(source: LogitSource, body: Any) -> dict[str, Any]:
     top = body.get("top", 20)
     if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= LIMITS["top"]:
         raise InvalidInputError(f"top must be an integer in 1..{LIMITS['top']}, got {top!r}")
-    ids = _ids(source, body)
+    ids = prompt_ids(source, body)
     logits, _ = source.start([ids])
     row = np.asarray(logits[0], dtype=np.float32)
     vocabulary = dry_vocabulary(source, [params])

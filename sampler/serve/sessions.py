@@ -37,6 +37,7 @@ from sampler.errors import InvalidInputError
 from sampler.generation.compare import first_divergence
 from sampler.runlog.schema import COMPLETION_FIELDS
 from sampler.runlog.store import RunStore
+from sampler.serve.api import request_object
 from sampler.serve.stream import Generation, Guard, prepare
 from sampler.sources.base import LogitSource
 
@@ -120,11 +121,7 @@ def save_session(
     dict
         ``{"id": run id, "rows": rows stored, "generations": generations stored}``.
     """
-    if not isinstance(body, dict):
-        raise InvalidInputError("the request body must be a JSON object")
-    unknown = [key for key in body if key not in _KEYS]
-    if unknown:
-        raise InvalidInputError(f"request key {unknown[0]!r} is unknown: use generations")
+    body = request_object(body, _KEYS)
     items = body.get("generations")
     if not isinstance(items, list) or not 1 <= len(items) <= LIMITS["generations"]:
         count = len(items) if isinstance(items, list) else "no list of"

@@ -47,6 +47,7 @@ from sampler.generation.compare import first_divergence
 from sampler.generation.loop import BatchStep, batch_steps
 from sampler.generation.rows import Completion, GenerationRow, use_chat
 from sampler.serve import api
+from sampler.serve.api import shown_value as shown
 from sampler.softmax import softmax
 from sampler.sources.base import LogitSource, dry_vocabulary
 
@@ -61,15 +62,10 @@ _DEFAULTS = {"max_new_tokens": 64, "top": 5}
 Guard = Callable[[], AbstractContextManager[Any]]
 
 
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _bounded(body: dict[str, Any], key: str, low: int, high: int) -> int:
     value = body.get(key, _DEFAULTS[key])
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidInputError(f"{key} must be an integer in {low}..{high}, got {_shown(value)}")
+        raise InvalidInputError(f"{key} must be an integer in {low}..{high}, got {shown(value)}")
     return value
 
 
@@ -82,7 +78,7 @@ def parse_rows(rows: Any) -> list[tuple[SamplingParams, int]]:
     """
     if not isinstance(rows, list) or not rows:
         raise InvalidInputError(
-            f"rows must be a list of 1..{LIMITS['rows']} settings objects, got {_shown(rows)}"
+            f"rows must be a list of 1..{LIMITS['rows']} settings objects, got {shown(rows)}"
         )
     if len(rows) > LIMITS["rows"]:
         raise InvalidInputError(f"rows has {len(rows)} settings objects: at most {LIMITS['rows']}")
@@ -90,13 +86,13 @@ def parse_rows(rows: Any) -> list[tuple[SamplingParams, int]]:
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
             raise InvalidInputError(
-                f"rows[{index}] must be an object of SamplingParams fields, got {_shown(row)}"
+                f"rows[{index}] must be an object of SamplingParams fields, got {shown(row)}"
             )
         settings = dict(row)
         sample = settings.pop("sample", 0)
         if isinstance(sample, bool) or not isinstance(sample, int) or not 0 <= sample < 2**31:
             raise InvalidInputError(
-                f"rows[{index}].sample must be an integer in 0..{2**31 - 1}, got {_shown(sample)}"
+                f"rows[{index}].sample must be an integer in 0..{2**31 - 1}, got {shown(sample)}"
             )
         if settings.get("seed") is None:
             settings["seed"] = secrets.randbelow(2**31)  # drawn and reported, as the CLI does
@@ -114,23 +110,13 @@ def prepare(source: LogitSource, body: Any) -> Generation:
     malformed or too many rows, ``max_new_tokens`` or ``top`` out of bounds, the prompt's length,
     forced tokens, or prompt + forced + ``max_new_tokens`` over the model's context.
     """
-    if not isinstance(body, dict):
-        raise InvalidInputError("the request body must be a JSON object")
-    unknown = [key for key in body if key not in KEYS]
-    if unknown:
-        raise InvalidInputError(f"request key {unknown[0]!r} is unknown: use {', '.join(KEYS)}")
-    prompt = body.get("prompt")
-    if not isinstance(prompt, str):
-        raise InvalidInputError(f"prompt must be a string, got {_shown(prompt)}")
-    if len(prompt) > api.LIMITS["prompt_chars"]:
-        raise InvalidInputError(
-            f"prompt has {len(prompt)} characters: at most {api.LIMITS['prompt_chars']}"
-        )
+    body = api.prompt_request(body, KEYS)
+    prompt = body["prompt"]
     rows = parse_rows(body.get("rows"))
     max_new_tokens = _bounded(body, "max_new_tokens", 1, LIMITS["max_new_tokens"])
     top = _bounded(body, "top", 0, LIMITS["top"])
     # the prompt, chat and forced tokens checked and encoded as /api/next-token does
-    ids = api._ids(source, body)
+    ids = api.prompt_ids(source, body)
     completions = [
         Completion(GenerationRow(prompt, params, sample), list(ids)) for params, sample in rows
     ]
