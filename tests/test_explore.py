@@ -126,4 +126,8 @@ def test_offline_page_in_chromium_matches_the_library(tmp_path, browser):
         shown = page.text_content('[data-stat="entropy_final"]')
         assert float(shown) == pytest.approx(stats.row(0)["entropy_final"], abs=1.5e-6)
         assert int(page.text_content('[data-stat="kept_tokens"]')) == stats.row(0)["kept_tokens"]
+    page.click("#step-title")  # away from the number boxes, which take the arrow keys
+    page.keyboard.press("ArrowRight")  # the arrow keys step through the text
+    assert page.get_attribute("#offline-text .tok.selected", "data-step") == "3"
+    assert "step 4 of 5" in page.text_content("#step-title")
     page.close()

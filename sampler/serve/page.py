@@ -38,7 +38,7 @@ _DATA_ID = "sampler-data"
 # One script, in this order: the engine (its view of a chain state, the stages, the chain),
 # then the page (page.js's helpers are used by the rest).
 ENGINE_SCRIPTS = ("view.js", "stages.js", "engine.js")
-_SCRIPTS = (*ENGINE_SCRIPTS, "page.js", "fragment.js", "offline.js", "generate.js", "tabs.js")
+_SCRIPTS = (*ENGINE_SCRIPTS, "page.js", "fragment.js", "steps.js", "generate.js", "tabs.js")
 
 
 def engine_config() -> dict[str, Any]:

@@ -1,4 +1,5 @@
-// The offline page of `sampler explore`: the text's steps, each with its embedded logits row.
+// Stepping through a text: the offline page's steps (`sampler explore`, each with its embedded
+// logits row), and the arrow keys, which step through the offline text or a generated column.
 "use strict";
 
 function showOfflineStep(index) {
@@ -29,3 +30,21 @@ function buildOffline() {
   });
 }
 
+// Arrow keys step through the selected text (a generated column, or the offline text).
+function stepBy(delta) {
+  if (DATA.mode !== "server") {
+    const next = (view.offlineStep || 0) + delta;
+    if (next >= 0 && next < DATA.steps.length) showOfflineStep(next);
+    return;
+  }
+  const selection = session.selection;
+  if (!selection) return;
+  const next = selection.index + delta;
+  if (next >= 0 && next < selection.column.tokens.length) openStep(selection.column, next);
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.target.closest("input, textarea, select")) return;
+  if (event.key === "ArrowRight") stepBy(1);
+  if (event.key === "ArrowLeft") stepBy(-1);
+});
