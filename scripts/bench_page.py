@@ -44,7 +44,11 @@ GRID = [
     {"eta": 0.001},
     {"repetition_penalty": 1.3},
     {"top_k": 0, "top_p": 1.0, "min_p": 0.0, "typical_p": 1.0},
+    {"order": "webui", "smoothing_factor": 0.5, "smoothing_curve": 4.0},
+    {"smoothing_factor": 0.0, "smoothing_curve": 1.0, "tfs": 0.95},
+    {"tfs": 1.0, "order": "hf"},
 ]
+WEBUI = ("smoothing_factor", "smoothing_curve", "tfs")  # stages only webui's order has
 CONTROLS = {
     "temperature": 1.0,
     "top_k": 0,
@@ -54,6 +58,10 @@ CONTROLS = {
     "epsilon": 0.0,
     "eta": 0.0,
     "repetition_penalty": 1.0,
+    "order": "hf",
+    "smoothing_factor": 0.0,
+    "smoothing_curve": 1.0,
+    "tfs": 1.0,
 }
 
 
@@ -77,9 +85,16 @@ def main() -> None:
             for change in GRID:
                 for name, value in change.items():
                     current[name] = value
-                    page.fill(f"#set-{name}", str(value))
+                    if name == "order":
+                        page.select_option("#order", value)
+                    else:
+                        page.fill(f"#set-{name}", str(value))
                     page_ms.append(float(page.get_attribute("#recompute-ms", "data-ms")))
-                params = SamplingParams(**current, seed=0)
+                order = current["order"]
+                params = SamplingParams(
+                    **{k: v for k, v in current.items() if order == "webui" or k not in WEBUI},
+                    seed=0,
+                )
                 started = time.perf_counter()
                 distribution(row, params, history=[history])
                 Sampler([params]).step(row[None], history=[history])

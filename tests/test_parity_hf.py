@@ -159,3 +159,16 @@ def test_top_p_keeps_ties_together_where_transformers_splits_them():
     assert (ours[:4] > 0).all() and ours[4] == 0
     theirs = hf_distribution(logits, params, [[0]])[0]
     assert (theirs[:4] > 0).sum() < 4  # transformers keeps only some of the tied tokens
+
+
+@pytest.mark.parametrize("keep", [257, 1000])
+def test_top_p_keeps_min_tokens_beyond_its_first_head(keep):
+    """min_tokens_to_keep above the 256-token head the nucleus search starts from (it once
+    kept only 256)."""
+    logits = np.random.default_rng(7).normal(0.0, 2.5, 3000).astype(np.float32)
+    ours = distribution(logits, SamplingParams(top_p=0.5, min_tokens_to_keep=keep))
+    scores = torch.from_numpy(logits[None, :].copy())
+    theirs = generation.TopPLogitsWarper(0.5, min_tokens_to_keep=keep)(None, scores)
+    expected = torch.softmax(theirs, dim=-1)[0].numpy()
+    assert (ours > 0).sum() == (expected > 0).sum() == keep
+    np.testing.assert_allclose(ours, expected, atol=1e-6)

@@ -20,6 +20,8 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from sampler.serve.app import MAX_BODY_BYTES, make_app  # noqa: E402
 
+JSON_TYPE = {"content-type": "application/json"}
+
 MARKOV = "synthetic:markov?vocab=300&sharpness=2.0&seed=1"
 BASE = "http://127.0.0.1:8765"
 
@@ -68,10 +70,10 @@ def test_bad_requests_are_400_json_naming_the_field(client, body, fragment):
 
 
 def test_malformed_json_and_oversized_bodies_are_refused(client):
-    response = client.post("/api/next-token", content=b"{not json")
+    response = client.post("/api/next-token", content=b"{not json", headers=JSON_TYPE)
     assert response.status_code == 400 and "not valid JSON" in response.json()["error"]
     big = json.dumps({"prompt": "x" * (MAX_BODY_BYTES + 10)}).encode()
-    response = client.post("/api/next-token", content=big)
+    response = client.post("/api/next-token", content=big, headers=JSON_TYPE)
     assert response.status_code == 413
 
 
@@ -169,3 +171,47 @@ def test_serve_refuses_to_bind_every_address_and_names_the_extra_it_needs():
 
     result = CliRunner().invoke(cli, ["serve", "--model", MARKOV, "--host", "0.0.0.0"])
     one_error_line(result, "--host '0.0.0.0' binds every address", "--host 192.168.1.5")
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "fragment"),
+    [
+        ({"content-type": "text/plain"}, 400, "send the body as application/json"),
+        ({"content-type": "application/x-www-form-urlencoded"}, 400, "application/json"),
+        ({"content-type": "application/json", "origin": "https://evil.example"}, 403,
+         "'https://evil.example' is refused"),
+        ({"content-type": "application/json", "origin": "null"}, 403, "'null' is refused"),
+        ({"content-type": "application/json", "sec-fetch-site": "cross-site"}, 403, "cross-site"),
+    ],
+)
+def test_requests_another_site_could_send_are_refused(tmp_path, headers, status, fragment):
+    # CSRF: a page of another site (or a file) may POST text/plain or a form without a CORS
+    # preflight; the server refuses those, and any request whose Origin is not its own
+    app = make_app(parse_synthetic(MARKOV), str(tmp_path / "runs.db"), "127.0.0.1", 8765)
+    client = TestClient(app, base_url="http://127.0.0.1:8765")
+    body = json.dumps({"generations": [{"prompt": "kalo", "rows": [{"seed": 1}]}]})
+    response = client.post("/api/runs", content=body, headers=headers)
+    assert response.status_code == status and fragment in response.json()["error"]
+    assert client.get("/api/runs").json() == []  # nothing was written
+    same_origin = {"content-type": "application/json", "origin": "http://127.0.0.1:8765"}
+    assert client.post("/api/runs", content=body, headers=same_origin).status_code == 201
+
+
+def test_non_finite_numbers_and_huge_integers_are_never_a_500(tmp_path):
+    app = make_app(parse_synthetic(MARKOV), str(tmp_path / "runs.db"), "127.0.0.1", 8765)
+    client = TestClient(app, base_url="http://127.0.0.1:8765")
+    huge = client.post("/api/next-token", json={"prompt": "kalo", "settings": {"top_k": 10**23}})
+    assert huge.status_code == 400 and "top_k=" in huge.json()["error"]
+    # Python's JSON reader takes Infinity (the page's JSON.stringify never writes it)
+    body = {"generations": [{"prompt": "kalo", "rows": [{"seed": 1, "temperature": 1e400}],
+                             "max_new_tokens": 3}]}
+    saved = client.post("/api/runs", content=json.dumps(body), headers=JSON_TYPE)
+    assert saved.status_code == 201
+    opened = client.get(f"/api/runs/{saved.json()['id']}")
+    assert opened.status_code == 200  # τ = inf is stored; JSON shows it as null
+    assert opened.json()["run"]["config"]["generations"][0]["rows"][0]["temperature"] is None
+    assert client.get("/api/runs/no-such-run").status_code == 404
+    hot = {"prompt": "kalo", "rows": [{"seed": 1, "temperature": 1e400}], "max_new_tokens": 2}
+    streamed = client.post("/api/generate", content=json.dumps(hot), headers=JSON_TYPE)
+    assert streamed.status_code == 200 and "event: done" in streamed.text
+    assert '"temperature":null' in streamed.text  # the start event's settings, JSON-safe

@@ -161,10 +161,17 @@ def test_generate_branch_and_save(synthetic_server, page):
         else:
             assert marked is None
 
+    # opening greedy's token keeps the page's mode (else the next Generate has no samples)
+    columns[0].query_selector('.tok[data-step="0"]').click()
+    page.wait_for_selector("#step-title:has-text('greedy, step 1')")
+    assert page.input_value("#mode") == "sample"
+
     # open step 3 of the first sample and branch on its least likely shown alternative
     columns[1].query_selector('.tok[data-step="2"]').click()
     page.wait_for_selector("#step-title:has-text('step 3')")
     chosen = tokens[1][2]
+    chosen_bar = page.query_selector("#bars .bar-row.chosen")  # the drawn token is shown
+    assert chosen_bar is not None and int(chosen_bar.get_attribute("data-token")) == chosen
     bars = page.query_selector_all("#bars .bar-row")
     alternative = int(
         next(
@@ -184,8 +191,16 @@ def test_generate_branch_and_save(synthetic_server, page):
     ).run()
     assert branch_tokens == [step["token"] for step in expected[0].steps]
 
+    # the prompt's own next-token view has no step to branch from: a bar click does nothing
+    page.click("#load")
+    page.wait_for_selector("#step-title:has-text('next token after the prompt')")
+    page.click("#bars .bar-row")
+    page.wait_for_timeout(300)
+    assert len(page.query_selector_all(".generation")) == 4
+
     page.click("#save")
     page.wait_for_selector("#save:has-text('Saved as')")
+    assert page.is_disabled("#save")  # saved once; nothing new to save
     run_id = page.text_content("#save").split("Saved as ")[1]
     listed = page.evaluate("() => fetch('/api/runs').then((r) => r.json())")
     assert any(r["id"] == run_id and r["kind"] == "serve" for r in listed)
@@ -201,6 +216,16 @@ def test_errors_show_in_the_page(synthetic_server, page):
     page.click("#load")
     page.wait_for_selector("#error:not([hidden])")
     assert "prompt has 20001 characters: at most 20000" in page.text_content("#error")
+
+
+def test_a_bad_fragment_leaves_the_page_working(synthetic_server, page):
+    url, _, _ = synthetic_server
+    page.goto(url + "/#tab=nope&order=foo&mode=bogus&top_k=abc&temperature=0.5")
+    page.wait_for_selector("#step-title:has-text('tokens in')")
+    assert page.input_value("#order") == "hf" and page.input_value("#mode") == "sample"
+    assert page.input_value("#set-temperature") == "0.5"
+    assert page.is_visible("#tab-explore") and page.query_selector("#bars .bar-row")
+    assert page.is_hidden("#error") and not page.problems
 
 
 def test_fragment_reproduces_a_view(synthetic_server, page):

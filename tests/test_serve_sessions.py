@@ -20,6 +20,8 @@ from starlette.testclient import TestClient
 
 from sampler.serve.app import MAX_BODY_BYTES, make_app
 
+JSON_TYPE = {"content-type": "application/json"}
+
 ROWS = [{"temperature": 0, "seed": 0}, {"temperature": 0.9, "top_k": 30, "seed": 4},
         {"temperature": 0.9, "top_k": 30, "seed": 4, "sample": 1}]
 
@@ -149,7 +151,7 @@ def test_saving_needs_a_run_log_and_a_bounded_body(client):
     response = no_log.post("/api/runs", json=body)
     assert response.status_code == 404 and "--db PATH" in response.json()["error"]
     big = json.dumps({"generations": [{"prompt": "x" * MAX_BODY_BYTES, "rows": []}]})
-    response = client.post("/api/runs", content=big.encode())
+    response = client.post("/api/runs", content=big.encode(), headers=JSON_TYPE)
     assert response.status_code == 413 and "request body is over" in response.json()["error"]
 
 

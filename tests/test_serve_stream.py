@@ -25,6 +25,8 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from sampler.serve.app import MAX_BODY_BYTES, make_app  # noqa: E402
 
+JSON_TYPE = {"content-type": "application/json"}
+
 MARKOV = "synthetic:markov?vocab=300&sharpness=2.0&seed=1"
 BASE = "http://127.0.0.1:8765"
 PROMPT = "kalo mesu"
@@ -190,10 +192,10 @@ def test_bad_generation_requests_are_400_json_naming_the_field(source, body, fra
 
 
 def test_malformed_and_oversized_generation_bodies_are_refused(client):
-    response = client.post("/api/generate", content=b'{"prompt": ')
+    response = client.post("/api/generate", content=b'{"prompt": ', headers=JSON_TYPE)
     assert response.status_code == 400 and "not valid JSON" in response.json()["error"]
     big = json.dumps({"prompt": "x" * MAX_BODY_BYTES, "rows": [{}]}).encode()
-    response = client.post("/api/generate", content=big)
+    response = client.post("/api/generate", content=big, headers=JSON_TYPE)
     assert response.status_code == 413 and "request body is over 65536" in response.json()["error"]
 
 

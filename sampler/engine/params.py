@@ -68,7 +68,7 @@ def setting_fields(names: Sequence[str] | None = None) -> list[tuple[str, type, 
 
 
 def _check_int(name: str, value: object, low: int, allowed: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value < 2**63:
         raise InvalidInputError(f"{name}={value!r} is out of range: allowed {allowed}")
 
 

@@ -90,7 +90,13 @@ class Setting:
         if self.name == "temperature":
             return check_temperature(value)
         if self.kind is int:
-            if isinstance(value, bool) or not isinstance(value, int) or not self.valid(value):
+            # int64: the per-row arrays the filters read, and SQLite's integers
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or not -(2**63) <= value < 2**63
+                or not self.valid(value)
+            ):
                 raise self._out_of_range(value)
             return value
         number = _number(self.name, value)

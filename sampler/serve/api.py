@@ -15,6 +15,8 @@ Examples
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import fields
 from typing import Any
 
@@ -32,6 +34,7 @@ from sampler.sources.base import LogitSource, dry_vocabulary
 
 __all__ = [
     "LIMITS",
+    "json_safe",
     "next_token",
     "params_from",
     "prompt_ids",
@@ -40,6 +43,7 @@ __all__ = [
     "run_listing",
     "run_view",
     "shown_value",
+    "to_json",
 ]
 
 # Bounds on one request, so that no request can hold the server for long or grow its memory.
@@ -184,6 +188,23 @@ def next_token(source: LogitSource, body: Any) -> dict[str, Any]:
         ],
         "stages": list(params.stages),
     }
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, ±inf) as ``None``: JSON has no such numbers,
+    and a run may hold them (a temperature of inf, a statistic that is not finite)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON of ``value`` (:func:`json_safe`): what every answer and event is."""
+    return json.dumps(json_safe(value), separators=(",", ":"), allow_nan=False)
 
 
 def _repeats(params: SamplingParams, ids: list[int], vocabulary: Any) -> Any:

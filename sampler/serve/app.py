@@ -45,15 +45,23 @@ _log = logging.getLogger("sampler.serve")
 
 def allowed_hosts(host: str, port: int) -> frozenset[str]:
     """The Host header values this server answers: its own address (and ``localhost`` for a
-    loopback address), with the port."""
-    names = {host}
+    loopback address), with the port (browsers leave out port 80); IPv6 in brackets."""
+    names = {f"[{host}]" if ":" in host and not host.startswith("[") else host}
     if host in ("127.0.0.1", "::1", "localhost"):
         names |= {"127.0.0.1", "localhost", "[::1]"}
-    return frozenset(f"{name}:{port}" for name in names)
+    with_port = {f"{name}:{port}" for name in names}
+    return frozenset(with_port | names if port == 80 else with_port)
+
+
+class _JSON(JSONResponse):
+    """JSON answers with non-finite numbers as null (api.to_json), never a 500 for them."""
+
+    def render(self, content: Any) -> bytes:
+        return api.to_json(content).encode("utf-8")
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    return _JSON({"error": message}, status_code=status)
 
 
 def make_app(
@@ -86,6 +94,9 @@ def make_app(
         async def endpoint(request: Request) -> Any:
             if request.headers.get("host", "") not in hosts:
                 return _error(421, f"Host {request.headers.get('host')!r} is not this server")
+            refused = _cross_site(request, hosts)
+            if refused:
+                return _error(403, refused)
             try:
                 return await handler(request)
             except InvalidInputError as error:
@@ -98,6 +109,13 @@ def make_app(
         return endpoint
 
     async def read_json(request: Request) -> Any:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            # a form or text/plain POST needs no CORS preflight: another site's page could
+            # send one; a JSON one is preflighted, and this server answers no preflight
+            raise InvalidInputError(
+                f"Content-Type {kind or 'none'!r}: send the body as application/json"
+            )
         body = b""
         async for chunk in request.stream():
             body += chunk
@@ -111,7 +129,7 @@ def make_app(
     async def next_token(request: Request) -> Any:
         body = await read_json(request)
         answer = _guarded_call(model_turn, api.next_token)
-        return JSONResponse(await run_in_threadpool(answer, source, body))
+        return _JSON(await run_in_threadpool(answer, source, body))
 
     def no_slot() -> JSONResponse:
         return _error(
@@ -142,7 +160,7 @@ def make_app(
                 return sessions.save_session(source, store, body, model_turn)
 
         try:
-            return JSONResponse(await run_in_threadpool(store_session), status_code=201)
+            return _JSON(await run_in_threadpool(store_session), status_code=201)
         finally:
             slots.free()
 
@@ -157,13 +175,16 @@ def make_app(
         text = request.query_params.get("limit", "50")
         if not text.isdigit():
             raise InvalidInputError(f"limit {text!r} is not an integer")
-        return JSONResponse(await run_in_threadpool(read_store, api.run_listing, int(text)))
+        return _JSON(await run_in_threadpool(read_store, api.run_listing, int(text)))
 
     async def run(request: Request) -> Any:
         if db is None:
             return _error(404, "no run log: start the server with --db PATH")
         run_id = request.path_params["run_id"]
-        return JSONResponse(await run_in_threadpool(read_store, api.run_view, run_id))
+        try:
+            return _JSON(await run_in_threadpool(read_store, api.run_view, run_id))
+        except InvalidInputError as error:  # the one thing a run id can be: not in the log
+            return _error(404, str(error))
 
     def read_store(read: Callable[..., Any], *args: Any) -> Any:
         # in a worker thread: a run log busy for a moment must not stall the streams
@@ -188,6 +209,17 @@ def make_app(
     )
     app.state.slots = slots
     return app
+
+
+def _cross_site(request: Request, hosts: frozenset[str]) -> str | None:
+    """Why a request from another site's page is refused (CSRF), or None: its Origin is not
+    this server, or the browser says it comes from another site."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin.removeprefix("http://") not in hosts:
+        return f"a request from {origin!r} is refused: only this server's own page may call it"
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        return "a cross-site request is refused: only this server's own page may call it"
+    return None
 
 
 def _guarded_call(guard: stream.Guard, function: Callable[..., Any]) -> Callable[..., Any]:
@@ -240,7 +272,7 @@ class _EventStream(StreamingResponse):
                 return
             if event is None:
                 return
-            yield stream.sse(*event)
+            yield stream.sse(*event)  # json-safe: it cannot fail on a number
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:

@@ -1,9 +1,9 @@
 """``sampler explore``: the page as one self-contained offline file, for sharing.
 
 A text is generated from a prompt (greedy unless told otherwise); every step's logits row is
-embedded with its history, token labels and DRY's repeats (default breakers), so the page
-recomputes any setting at any step with no server: the file makes no network request at all
-(its Content-Security-Policy has ``connect-src 'none'``).
+embedded with its history, token labels, DRY's repeats (the text's breakers and window) and
+mirostat's μ, so the page recomputes any setting at any step with no server: the file makes
+no network request at all (its Content-Security-Policy has ``connect-src 'none'``).
 
 Examples
 --------
@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from sampler.engine.filters.dry import DEFAULT_BREAKERS, dry_repeats
+import numpy as np
+
+from sampler.engine.filters.dry import dry_repeats
 from sampler.engine.params import SamplingParams
 from sampler.errors import InvalidInputError
 from sampler.generation.loop import batch_steps
@@ -33,10 +35,12 @@ __all__ = ["MAX_STEPS", "explore_page"]
 MAX_STEPS = 256
 
 
-def _restarts(source: LogitSource) -> dict[int, list[tuple[int, ...]]] | None:
-    """DRY's restart sequences for the default breakers, or None if the source has no texts."""
+def _restarts(source: LogitSource, breakers: tuple[str, ...]) -> dict | None:
+    """DRY's restart sequences for ``breakers``, or None if the source has no token texts."""
+    if not breakers:
+        return {}
     with contextlib.suppress(Exception):  # a source without texts: DRY is off in the file
-        return token_texts(source).restart_sequences(DEFAULT_BREAKERS)
+        return token_texts(source).restart_sequences(breakers)
     return None
 
 
@@ -57,7 +61,8 @@ def explore_page(
         raise InvalidInputError("the prompt is empty: give at least one token of text")
     completion = Completion(GenerationRow(prompt, params, 0), list(ids))
     pending = [""]  # the text the step's token added (a step may add none: a split character)
-    restarts = _restarts(source)
+    # DRY's repeats under the text's own breakers and window (the defaults when DRY is off)
+    restarts = _restarts(source, params.dry_sequence_breakers)
     embedded: list[dict[str, Any]] = []
 
     def added(_row: int, text: str) -> None:
@@ -65,11 +70,16 @@ def explore_page(
 
     for step in batch_steps(source, [completion], steps, on_text=added):
         history = completion.prompt_ids + completion.token_ids[: step.step]
-        repeats = None if restarts is None else dry_repeats(history, restarts, -1)
+        repeats = (
+            None if restarts is None else dry_repeats(history, restarts, params.dry_penalty_last_n)
+        )
         token = int(step.tokens[0])
+        mu = step.state.get("mirostat_mu")
         embedded.append(
             {
                 "view": step_view(source, step.logits[0], history, repeats),
+                # mirostat's μ before this step, which the text was drawn with
+                "mirostat_mu": None if mu is None or not np.isfinite(mu[0]) else float(mu[0]),
                 "token": token,
                 "label": source.token_label(token),
                 "text": pending[0],

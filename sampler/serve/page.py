@@ -38,7 +38,15 @@ _DATA_ID = "sampler-data"
 # One script, in this order: the engine (its view of a chain state, the stages, the chain),
 # then the page (page.js's helpers are used by the rest).
 ENGINE_SCRIPTS = ("view.js", "stages.js", "engine.js")
-_SCRIPTS = (*ENGINE_SCRIPTS, "page.js", "fragment.js", "steps.js", "generate.js", "tabs.js")
+_SCRIPTS = (
+    *ENGINE_SCRIPTS,
+    "page.js",
+    "requests.js",
+    "fragment.js",
+    "steps.js",
+    "generate.js",
+    "tabs.js",
+)
 
 
 def engine_config() -> dict[str, Any]:
@@ -109,8 +117,14 @@ def _digest(text: str) -> str:
 
 
 def _data_block(data: dict[str, Any]) -> str:
-    # "</" cannot end the block early, whatever a token's text holds
-    text = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    # No "<", ">" or "&" in the block, whatever a token's text holds: "</script" would end it
+    # early and "<!--<script" would make the HTML parser swallow the page's own script.
+    text = (
+        json.dumps(data, separators=(",", ":"))
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )
     return f'<script type="application/json" id="{_DATA_ID}">{text}</script>'
 
 

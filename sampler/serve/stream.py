@@ -31,7 +31,6 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import secrets
 from collections.abc import Callable, Iterator
@@ -284,4 +283,4 @@ def _finite(value: Any) -> Any:
 
 def sse(name: str, data: dict[str, Any]) -> str:
     """One server-sent event: ``event: NAME`` and its data as one line of JSON."""
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'), allow_nan=False)}\n\n"
+    return f"event: {name}\ndata: {api.to_json(data)}\n\n"

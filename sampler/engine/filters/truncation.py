@@ -70,7 +70,8 @@ def top_p(candidates: Candidates, rows: RowParams) -> Candidates:
         return candidates
     width = candidates.logits.shape[1]
     log_z = log_normalizer(candidates.logits)
-    size = min(width, _FIRST_HEAD)
+    # the head must hold the min_keep tokens that are kept whatever the mass (and one more)
+    size = min(width, max(_FIRST_HEAD, int(rows.min_keep[active].max()) + 1))
     while True:
         head = sorted_head(candidates, size)
         probs = np.exp(head.logits.astype(np.float64) - log_z[:, None])

@@ -54,28 +54,39 @@ const SamplerEngine = (() => {
       const w = s === NEG ? 0 : Math.exp(s);
       weights[i] = w; total += w; if (w) weighted += w * s;
     }
-    return { raw: x, order, peak, weights, total, entropy: Math.log(total) - weighted / total };
+    return { raw: x, order, peak, weights, total, entropy: Math.log(total) - weighted / total,
+      buffers: {} };
   }
 
-  function runChain(step, row, context, names) {
-    const c = { x: Float32Array.from(step.raw), order: step.order, notes: {} };
+  // Work arrays reused from one evaluation of a step to the next: a slider move then makes no
+  // vocabulary-sized garbage, whose collection once cost a frame. An evaluation's arrays are
+  // valid until the next evaluation of the same step.
+  function buffer(step, name) {
+    if (!step.buffers[name]) step.buffers[name] = new Float32Array(step.raw.length);
+    return step.buffers[name];
+  }
+
+  function runChain(step, row, context, names, slot) {
+    const x = buffer(step, `x-${slot}`);
+    x.set(step.raw);
+    const c = { x, order: step.order, notes: {} };
     for (const name of names) STAGE_FUNCTIONS[name](c, row, context);
     return c;
   }
 
   // The final distribution of one chain run (FinalDistribution): probabilities as float32.
-  function finalOf(c, row) {
+  function finalOf(step, c, row, slot) {
     const x = c.x;
     const peak = peakOf(c);
     const frozen = row.greedy || row.hardmax;
-    const weights = new Float32Array(x.length);
+    const weights = buffer(step, `w-${slot}`).fill(0);
     let total = 0;
     for (let i = 0; i < x.length; i++) {
       if (x[i] === NEG || (frozen && x[i] < peak)) continue;
       weights[i] = Math.exp(f32(x[i] - peak));
       total += weights[i];
     }
-    const probs = new Float32Array(x.length);
+    const probs = buffer(step, `p-${slot}`).fill(0);
     if (row.greedy) {
       let first = 0;
       for (let i = 0; i < x.length; i++) if (weights[i] > weights[first]) first = i;
@@ -94,20 +105,20 @@ const SamplerEngine = (() => {
       && row.stages.includes("xtc") ? row.values.xtc_probability : 0;
     const held = context.xtcCoin === undefined && xtcChance > 0
       ? { ...context, xtcCoin: 1 } : context;
-    const chain = runChain(step, row, held, row.stages);
-    const final = finalOf(chain, row);
+    const chain = runChain(step, row, held, row.stages, "held");
+    const final = finalOf(step, chain, row, "held");
     let probs = final.probs;
     if (xtcChance > 0 && context.xtcCoin === undefined) {
-      const firedChain = runChain(step, row, { ...context, xtcCoin: 0 }, row.stages);
-      const fired = finalOf(firedChain, row).probs;
-      const mixed = new Float32Array(probs.length);
+      const firedChain = runChain(step, row, { ...context, xtcCoin: 0 }, row.stages, "fired");
+      const fired = finalOf(step, firedChain, row, "fired").probs;
+      const mixed = buffer(step, "mixed");
       for (let i = 0; i < mixed.length; i++) {
         mixed[i] = xtcChance * fired[i] + (1 - xtcChance) * probs[i];
       }
       probs = mixed;
     }
     const shaping = row.stages.filter((n) => SHAPING.includes(n));
-    const tempered = runChain(step, row, context, [...shaping, "temperature"]).x;
+    const tempered = runChain(step, row, context, [...shaping, "temperature"], "tempered").x;
     const stats = statsOf(step, chain, final, row, tempered);
     return { probs, stats, notes: chain.notes, kept: final.weights, xtcChance,
       ms: performance.now() - started };

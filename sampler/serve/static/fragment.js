@@ -7,7 +7,7 @@ function changed() {
   recompute();
   clearTimeout(fragmentTimer);
   fragmentTimer = setTimeout(writeFragment, 150);
-  if (DATA.mode === "server" && view.step && needsRefetch()) loadNextToken();
+  if (DATA.mode === "server" && view.step && needsRefetch()) reloadView();
 }
 
 function needsRefetch() {
@@ -40,3 +40,9 @@ function readFragment() {
   return params;
 }
 
+
+// The same step again (the server computes what the page cannot: DRY's repeats).
+function reloadView() {
+  const request = view.request || { forced: [], title: undefined, extra: {} };
+  return loadNextToken(request.forced, request.title, request.extra);
+}

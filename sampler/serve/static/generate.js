@@ -40,12 +40,14 @@ function newColumn(title, request, forced, branch) {
   text.className = "text";
   const prompt = document.createElement("span");
   prompt.className = "prompt-text";
-  prompt.textContent = branch ? branch.prefixText : session.prompt;
+  const prefixText = branch ? branch.prefixText : session.prompt;
+  prompt.textContent = prefixText;
   text.append(prompt);
   box.append(heading, text);
   $("generations").append(box);
+  // prefixText: all the text before this column's own tokens (a branch's forced token too)
   return { title, request, forced, tokens: [], texts: [], stats: [], box, text, heading,
-    maxNew: request.max_new_tokens, divergence: null };
+    maxNew: request.max_new_tokens, divergence: null, prefixText };
 }
 
 function appendToken(column, item) {
@@ -77,6 +79,7 @@ async function stream(body, columns) {
       const answer = await response.json().catch(() => ({}));
       throw new Error(answer.error || `HTTP ${response.status}`);
     }
+    let finished = false;
     for await (const [name, data] of readEvents(response)) {
       if (name === "start") {
         data.rows.forEach((row, i) => {
@@ -86,12 +89,15 @@ async function stream(body, columns) {
       } else if (name === "step") {
         for (const item of data.rows) appendToken(columns[item.row], item);
       } else if (name === "done") {
+        finished = true;
         markDivergence(data, columns);
+        $("save").textContent = "Save as run";
         session.finished.push({ ...body, tokens: data.rows.map((row) => row.token_ids) });
       } else if (name === "error") {
         throw new Error(data.error);
       }
     }
+    if (!finished) throw new Error("the generation stream ended before its last event");
     showError("");
   } catch (error) {
     if (error.name !== "AbortError") showError(error.message);
@@ -142,8 +148,10 @@ function generateFromPage() {
 function openStep(column, index) {
   for (const span of document.querySelectorAll(".tok.selected")) span.classList.remove("selected");
   column.text.querySelector(`.tok[data-step="${index}"]`).classList.add("selected");
+  // the row's settings, but not greedy's mode: the next Generate would make every sample greedy
+  const skip = new Set(["seed", "sample", "max_new_tokens", "mode"]);
   for (const [name, value] of Object.entries(column.request)) {
-    if (name !== "seed" && name !== "sample" && name !== "max_new_tokens") setSetting(name, value);
+    if (!skip.has(name)) setSetting(name, value);
   }
   for (const [name] of SLIDERS) {
     if (!(name in column.request)) setSetting(name, name === "min_tokens_to_keep" ? 1 : SETTING[name].off);
@@ -152,8 +160,9 @@ function openStep(column, index) {
   const mu = column.stats[index].mirostat_mu;
   const context = mu === undefined || mu === null ? {} : { mirostatMu: mu };
   const forced = [...column.forced, ...column.tokens.slice(0, index)];
-  return loadNextToken(forced, `${column.title}, step ${index + 1}: click a bar to branch`,
-    { chosen: column.tokens[index], context });
+  const step = column.forced.length + index + 1;  // counted from the prompt
+  return loadNextToken(forced, `${column.title}, step ${step}: click a bar to branch here`,
+    { chosen: column.tokens[index], context, keepSelection: true });
 }
 
 // Branch: the same row and seed, from the selected step on, with `token` forced there.
@@ -165,13 +174,16 @@ function branch(token) {
   const maxNew = Math.max(1, column.maxNew - index - 1);
   const row = { ...column.request };
   delete row.max_new_tokens;
-  const prefixText = session.prompt + column.texts.slice(0, index).join("");
-  const title = `branch of ${column.title} at step ${index + 1}: ${JSON.stringify(label(token))}`;
+  const shown = JSON.stringify(label(token)).slice(1, -1);
+  const prefixText = column.prefixText + column.texts.slice(0, index).join("");
+  const step = column.forced.length + index + 1;
+  const title = `branch of ${column.title} at step ${step}: ${JSON.stringify(label(token))}`;
   const child = newColumn(title, { ...row, max_new_tokens: maxNew }, forced, { prefixText });
   const mark = document.createElement("span");
   mark.className = "tok forced";
-  mark.textContent = JSON.stringify(label(token)).slice(1, -1);
+  mark.textContent = shown;
   child.text.append(mark);
+  child.prefixText += shown;
   session.columns.push(child);
   return stream({ prompt: session.prompt, chat: session.chat, forced, rows: [row],
     max_new_tokens: maxNew, top: 5 }, [child]);
@@ -184,6 +196,7 @@ async function saveSession() {
     const answer = await api("/api/runs", { generations });
     showError("");
     $("save").textContent = `Saved as ${answer.id}`;
+    $("save").disabled = true;  // saved; a new generation makes something new to save
   } catch (error) {
     showError(error.message);
   }

@@ -102,9 +102,13 @@ function setSetting(name, value) {
     if (preset) $("order").value = preset[0];
     return;
   }
-  if (name === "order" || name === "mode") { $(name).value = value; return; }
+  if (name === "order" || name === "mode") {
+    // a value from a link is checked: an unknown one leaves the control as it is
+    if ([...$(name).options].some((option) => option.value === value)) $(name).value = value;
+    return;
+  }
   const number = $(`set-${name}`);
-  if (!number) return;
+  if (!number || value === "" || Number.isNaN(Number(value))) return;
   number.value = value;
   $(`range-${name}`).value = sliderPosition(name, Number(value));
 }
@@ -195,6 +199,7 @@ function renderReadout(result) {
 // Tokens shown: the 20 most likely under the model, and the 10 most likely after the chain.
 function shownTokens(probs) {
   const shown = new Set(Array.from(view.step.order.subarray(0, 20)));
+  if (view.chosen !== null && view.chosen !== undefined) shown.add(view.chosen);
   const best = [];
   for (let i = 0; i < probs.length; i++) {
     if (probs[i] === 0 || (best.length === 10 && probs[i] <= probs[best[9]])) continue;
@@ -237,33 +242,6 @@ function renderBars(result) {
   box.replaceChildren(...rows);
 }
 
-// --- the server -------------------------------------------------------------------------
-async function api(path, body) {
-  const response = await fetch(path, body === undefined ? {} : {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-  });
-  const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
-  if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
-  return answer;
-}
-
-async function loadNextToken(forced = [], title = "next token after the prompt", extra = {}) {
-  view.loading = true;
-  try {
-    const settings = currentSettings();
-    const answer = await api("/api/next-token", {
-      prompt: $("prompt").value, chat: $("chat").checked, forced, settings, top: 20,
-    });
-    showError("");
-    showStep(answer, extra.context || {}, `${title} (${answer.prompt_tokens} tokens in)`, extra.chosen);
-    view.forced = forced;
-  } catch (error) {
-    showError(error.message);
-  } finally {
-    view.loading = false;
-  }
-}
-
 // --- start ------------------------------------------------------------------------------
 function selectTab(name) {
   document.body.dataset.tab = name;
@@ -288,13 +266,16 @@ function start() {
   setupCheatSheet();
   if (DATA.mode === "server") {
     $("load").addEventListener("click", () => loadNextToken());
+    $("chat").addEventListener("change", () => loadNextToken());
     setupGeneration();
     loadNextToken();
   } else {
     buildOffline();
     showOfflineStep(Math.min(Number(params.get("step") || 0), DATA.steps.length - 1));
   }
-  selectTab(params.get("tab") || "explore");
+  const tab = params.get("tab");
+  selectTab(["explore", "cheatsheet", "runs"].includes(tab) && (tab !== "runs" || DATA.mode === "server")
+    ? tab : "explore");
 }
 
 document.addEventListener("DOMContentLoaded", start);

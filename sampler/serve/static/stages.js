@@ -4,8 +4,8 @@
 "use strict";
 
 const SamplerStages = (() => {
-  const { f32, F32_EPS, FLOAT_MAX_LOG, INT_MAX, NEG, sortedOrder, remerge, isSorted, kth,
-    peakOf, logNormalizer, entropyOf, keepAtLeast, keepAbove } = SamplerView;
+  const { f32, F32_EPS, FLOAT_MAX_LOG, INT_MAX, NEG, remerge, isSorted, resortBent, kth, peakOf,
+    logNormalizer, entropyOf, keepAtLeast, keepAbove } = SamplerView;
 
   // --- stages (sampler/engine/filters) -------------------------------------------------
   function logitBias(c, row) {
@@ -106,7 +106,7 @@ const SamplerStages = (() => {
       const d = c.x[i] - peak;
       c.x[i] = -k * factor * d * d + s * factor * d * d * d + peak;
     }
-    if (!isSorted(c.order, c.x)) c.order = sortedOrder(c.x);  // curve > 3 bends the tail back
+    if (!isSorted(c.order, c.x)) c.order = resortBent(c.order, c.x);  // curve > 3
   }
 
   function topK(c, row) {

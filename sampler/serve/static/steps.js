@@ -10,7 +10,10 @@ function showOfflineStep(index) {
   }
   const title = `step ${index + 1} of ${DATA.steps.length}` +
     (step.token === null ? "" : `: the text went on with ${JSON.stringify(step.label)}`);
-  showStep(step.view, {}, title, step.token);
+  const context = step.mirostat_mu === null || step.mirostat_mu === undefined
+    ? {} : { mirostatMu: step.mirostat_mu };
+  showStep(step.view, context, `${title} (the bars are this step's; branching needs the server)`,
+    step.token);
   writeFragment();
 }
 

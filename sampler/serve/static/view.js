@@ -58,6 +58,27 @@ const SamplerView = (() => {
     return true;
   }
 
+  // After a map that rises then falls along the old order (smoothing with curve > 3, whose
+  // cubic term bends the tail back up), the new order is two sorted runs: merged in O(V).
+  function resortBent(order, x) {
+    const finite = [], dropped = [];
+    for (const t of order) (x[t] === NEG ? dropped : finite).push(t);
+    let peak = 0;
+    for (let i = 1; i < finite.length; i++) if (x[finite[i]] > x[finite[peak]]) peak = i;
+    const rising = finite.slice(0, peak + 1).reverse(), falling = finite.slice(peak + 1);
+    const descending = (run) => run.every((t, i) => i === 0 || x[run[i - 1]] >= x[t]);
+    if (!descending(rising) || !descending(falling)) return sortedOrder(x);
+    const out = new Uint32Array(order.length);
+    let a = 0, b = 0, o = 0;
+    while (a < rising.length || b < falling.length) {
+      const takeA = b >= falling.length || (a < rising.length && (x[rising[a]] > x[falling[b]]
+        || (x[rising[a]] === x[falling[b]] && rising[a] < falling[b])));
+      out[o++] = takeA ? rising[a++] : falling[b++];
+    }
+    for (const t of dropped) out[o++] = t;
+    return out;
+  }
+
   // The k-th largest finite logit (-inf when fewer than k are finite).
   function kth(c, k) {
     let seen = 0;
@@ -103,5 +124,5 @@ const SamplerView = (() => {
   }
 
   return { f32, F32_EPS, LOG_SMALLEST_FLOAT64, FLOAT_MAX_LOG, INT_MAX, NEG, sortedOrder,
-    remerge, isSorted, kth, peakOf, logNormalizer, entropyOf, keepAtLeast, keepAbove };
+    remerge, isSorted, resortBent, kth, peakOf, logNormalizer, entropyOf, keepAtLeast, keepAbove };
 })();
