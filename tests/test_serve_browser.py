@@ -19,6 +19,7 @@ import pytest
 from sampler.cheatsheet import cheat_sheet
 from sampler.engine.params import SamplingParams
 from sampler.engine.sampling import Sampler, distribution
+from sampler.errors import InvalidInputError
 from sampler.serve import api, stream
 from sampler.serve.server import serving
 from sampler.sources.synthetic_spec import parse_synthetic
@@ -291,3 +292,34 @@ def test_run_log_tab_shows_a_run_s_steps(synthetic_server, page):
         assert int(values[1]) == step["token"]
         assert float(values[4]) == pytest.approx(step["entropy_final"], abs=5e-5)
     assert not page.problems
+
+
+@pytest.mark.parametrize(
+    ("name", "typed", "value"),
+    [
+        ("temperature", "-1", -1),
+        ("top_p", "1.5", 1.5),
+        ("top_k", "2.5", 2.5),
+        ("min_tokens_to_keep", "0", 0),
+        ("mirostat", "3", 3),
+        ("repetition_penalty", "0", 0),
+        ("frequency_penalty", "2.5", 2.5),
+        ("dry_base", "0.5", 0.5),
+    ],
+)
+def test_a_typed_value_the_library_refuses_is_shown_with_its_message(
+    synthetic_server, page, name, typed, value
+):
+    url, _, _ = synthetic_server
+    page.goto(url + "/")
+    page.wait_for_selector("#step-title:has-text('tokens in')")
+    before = page.evaluate("() => window.lastResult")
+    page.fill(f"#set-{name}", typed)
+    with pytest.raises(InvalidInputError) as refused:
+        SamplingParams(**{name: value})
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.text_content("#error") == str(refused.value)
+    assert page.evaluate("() => window.lastResult") == before  # nothing drawn from it
+    assert "invalid" in page.get_attribute(f"#set-{name}", "class")
+    page.fill(f"#set-{name}", str(SamplingParams().__getattribute__(name)))
+    page.wait_for_selector("#error", state="hidden")

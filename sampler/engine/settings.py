@@ -143,4 +143,7 @@ def between(low: float, high: float, low_open: bool = False, high_open: bool = F
         below = value < high if high_open else value <= high
         return above and below
 
+    # read by the page (sampler.serve.page.engine_config), which checks typed values the same way
+    valid.bounds = (low, high, low_open, high_open)  # type: ignore[attr-defined]
+
     return valid

@@ -74,7 +74,7 @@ STAGES: tuple[StageSpec, ...] = (
                 0,
                 "0 (all) or a positive integer",
                 "How many recent tokens the penalties look at (0 = all).",
-                lambda value: value >= 0,
+                between(0, math.inf, high_open=True),
                 activates=False,
             ),
         ),
@@ -108,7 +108,7 @@ STAGES: tuple[StageSpec, ...] = (
                 2,
                 "an integer >= 0",
                 "DRY: repeats up to this long are free.",
-                lambda value: value >= 0,
+                between(0, math.inf, high_open=True),
                 activates=False,
             ),
             Setting(
@@ -117,7 +117,7 @@ STAGES: tuple[StageSpec, ...] = (
                 -1,
                 "-1 (the whole history), 0 (off) or a positive integer",
                 "DRY: how many recent tokens it looks at.",
-                lambda value: value >= -1,
+                between(-1, math.inf, high_open=True),
                 activates=False,
             ),
             Setting(
@@ -172,7 +172,7 @@ STAGES: tuple[StageSpec, ...] = (
                 0,
                 "-1, 0 (off) or a positive integer",
                 "Keep the K most likely tokens and any tied with the K-th.",
-                lambda value: value >= -1,
+                between(-1, math.inf, high_open=True),
                 off_values=(-1,),
             ),
         ),
@@ -356,7 +356,7 @@ STAGES: tuple[StageSpec, ...] = (
                 0,
                 "0 (off), 1 or 2",
                 "Mirostat version; replaces the truncation stages (as in llama.cpp).",
-                lambda value: value in (0, 1, 2),
+                between(0, 2),  # an int: 0, 1 or 2
             ),
             Setting(
                 "mirostat_tau",

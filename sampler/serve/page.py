@@ -64,6 +64,7 @@ def engine_config() -> dict[str, Any]:
                     "off_values": list(s.off_values),
                     "allowed": s.allowed,
                     "help": s.help,
+                    "bounds": _bounds(s),
                 }
             )
     stages = [
@@ -81,6 +82,19 @@ def engine_config() -> dict[str, Any]:
         "settings": settings,
         "stages": stages,
     }
+
+
+def _bounds(setting: Any) -> list[Any] | None:
+    """``[low, high, low_open, high_open]`` of a number setting (``None`` for an infinite end);
+    temperature's rule is τ >= 0, inf included."""
+    if setting.name == "temperature":
+        return [0.0, None, False, False]
+    bounds = getattr(setting.valid, "bounds", None)
+    if bounds is None:
+        return None
+    low, high, low_open, high_open = bounds
+    finite = [None if abs(v) == float("inf") else v for v in (low, high)]
+    return [*finite, low_open, high_open]
 
 
 def step_view(

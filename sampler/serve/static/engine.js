@@ -178,7 +178,20 @@ const SamplerEngine = (() => {
       entropy_bits: entropy / Math.LN2 };
   }
 
-  return { configure, prepare, evaluate, rowOf, cheatSheet, dryPenalties };
+  // The library's check of one number setting (Setting.check): its message, or null.
+  function problem(name, value) {
+    const setting = config.settings.find((s) => s.name === name)
+      || { kind: "int", bounds: [1, null, false, true], allowed: "an integer >= 1" };
+    const [low, high, lowOpen, highOpen] = setting.bounds || [null, null, false, false];
+    const fits = !Number.isNaN(value)
+      && (setting.kind !== "int" || Number.isInteger(value))
+      && (low === null || (lowOpen ? value > low : value >= low))
+      && (high === null ? !(highOpen && value === Infinity)
+        : (highOpen ? value < high : value <= high));
+    return fits ? null : `${name}=${value} is out of range: allowed ${setting.allowed}`;
+  }
+
+  return { configure, prepare, evaluate, rowOf, cheatSheet, dryPenalties, problem };
 })();
 
 if (typeof module !== "undefined") module.exports = SamplerEngine;

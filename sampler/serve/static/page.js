@@ -167,8 +167,24 @@ function label(token) {
   return text === undefined ? `#${token}` : text;
 }
 
+// The first typed value the library would refuse (marked in its box), or null.
+function settingProblem() {
+  let first = null;
+  for (const [name] of SLIDERS) {
+    const box = $(`set-${name}`);
+    const message = box.value === "" ? null : SamplerEngine.problem(name, Number(box.value));
+    box.classList.toggle("invalid", message !== null);
+    first = first || message;
+  }
+  return first;
+}
+
 function recompute() {
   if (!view.step) return;
+  const problem = settingProblem();
+  if (problem || view.settingProblem) showError(problem);
+  view.settingProblem = problem;
+  if (problem) return;
   const started = performance.now();
   const settings = currentSettings();
   const row = SamplerEngine.rowOf(settings);
