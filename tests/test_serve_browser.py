@@ -244,6 +244,26 @@ def test_fragment_reproduces_a_view(synthetic_server, page):
     page.wait_for_function("() => location.hash.includes('top_k=7')")
 
 
+def test_a_link_reopens_a_generated_step(synthetic_server, page, browser):
+    url, _, _ = synthetic_server
+    page.goto(url + "/#prompt=kalo&temperature=1.4")
+    page.wait_for_selector("#step-title:has-text('tokens in')")
+    page.fill("#samples", "1")
+    page.fill("#max-tokens", "6")
+    page.click("#generate")
+    page.wait_for_function("() => document.querySelectorAll('.generation.done').length === 2")
+    page.query_selector_all(".generation")[1].query_selector('.tok[data-step="3"]').click()
+    page.wait_for_selector("#step-title:has-text('step 4')")
+    page.wait_for_function("() => location.hash.includes('forced=')")
+    link = page.url
+    shown = page.evaluate("() => Array.from(window.lastResult.probs)")
+    other = browser.new_page()
+    other.goto(link)
+    other.wait_for_selector("#step-title:has-text('from the link')")
+    assert other.evaluate("() => Array.from(window.lastResult.probs)") == shown
+    other.close()
+
+
 def test_cheat_sheet_tab(synthetic_server, page):
     url, _, _ = synthetic_server
     page.goto(url + "/#tab=cheatsheet&cs=3.0,1.0,0.2&cst=0.5")

@@ -21,6 +21,9 @@ function writeFragment() {
   if (DATA.mode === "server") {
     params.set("prompt", $("prompt").value);
     if ($("chat").checked) params.set("chat", "1");
+    // the tokens forced after the prompt: an opened step of a generated text, or a branch
+    const forced = view.request ? view.request.forced : [];
+    if (forced.length) params.set("forced", forced.join(","));
   } else if (view.offlineStep !== undefined) params.set("step", view.offlineStep);
   for (const [key, value] of Object.entries(currentSettings())) params.set(key, value);
   params.set("cs", $("cs-logits").value);
@@ -35,7 +38,7 @@ function readFragment() {
     else if (key === "chat") $("chat").checked = value === "1";
     else if (key === "cs") $("cs-logits").value = value;
     else if (key === "cst") $("cs-temperature").value = value;
-    else if (key !== "tab" && key !== "step") setSetting(key, value);
+    else if (!["tab", "step", "forced"].includes(key)) setSetting(key, value);
   }
   return params;
 }
@@ -45,4 +48,12 @@ function readFragment() {
 function reloadView() {
   const request = view.request || { forced: [], title: undefined, extra: {} };
   return loadNextToken(request.forced, request.title, request.extra);
+}
+
+// The forced tokens a link names (ids, comma-separated), or none when they are not ids.
+function fragmentForced(params) {
+  const text = params.get("forced");
+  if (!text) return [];
+  const ids = text.split(",").map(Number);
+  return ids.every((id) => Number.isInteger(id) && id >= 0) ? ids : [];
 }

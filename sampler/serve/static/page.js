@@ -284,7 +284,9 @@ function start() {
     $("load").addEventListener("click", () => loadNextToken());
     $("chat").addEventListener("change", () => loadNextToken());
     setupGeneration();
-    loadNextToken();
+    const forced = fragmentForced(params);
+    loadNextToken(forced, forced.length ? `after the prompt and ${forced.length} tokens from the link`
+      : undefined);
   } else {
     buildOffline();
     showOfflineStep(Math.min(Number(params.get("step") || 0), DATA.steps.length - 1));
