@@ -60,7 +60,7 @@ def store(tmp_path):
 
 def test_connection_settings(store):
     assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store._conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
+    assert store._conn.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
     assert store._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
 

@@ -20,21 +20,17 @@ around it, so a resumed run ends with the tokens an uninterrupted one would have
 
 from __future__ import annotations
 
-import contextlib
-import platform
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
-from sampler.errors import InvalidInputError
+from sampler.errors import InvalidInputError, RunLogFullError, RunLogLockedError
 from sampler.experiments.config import SweepConfig
 from sampler.experiments.sweep import Extras, first_step_extras
 from sampler.generation.compare import compare_rows
 from sampler.generation.loop import generate
 from sampler.generation.rows import Completion, GenerationRow, use_chat
-from sampler.runlog.schema import COMPLETION_FIELDS
+from sampler.runlog import recording
 from sampler.runlog.store import RunStore
 from sampler.sources.base import LogitSource
 
@@ -42,9 +38,7 @@ __all__ = [
     "RUN_KINDS",
     "RunKind",
     "compare_plan",
-    "completion_record",
     "missing_rows",
-    "package_versions",
     "planned_rows",
     "resume_config",
     "run_kind",
@@ -104,33 +98,10 @@ def planned_rows(kind: str, config: SweepConfig) -> list[GenerationRow]:
     return run_kind(kind).plan(config)
 
 
-def package_versions() -> dict[str, str]:
-    """Versions that can change results: python, this package, numpy, torch, transformers."""
-    versions = {"python": platform.python_version()}
-    for name in ("sampler", "numpy", "torch", "transformers"):
-        if name in ("torch", "transformers") and name not in sys.modules:
-            continue  # not used by this run (a synthetic source)
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[name] = metadata.version(name)
-    return versions
-
-
-def completion_record(completion: Completion, extra: dict[str, Any] | None = None) -> dict:
-    """What the run log stores for one finished row."""
-    data = completion.to_dict()
-    return {key: data[key] for key in (*COMPLETION_FIELDS, "steps")} | {"extra": extra or {}}
-
-
 def start_run(kind: str, config: SweepConfig, store: RunStore, source: LogitSource) -> str:
     """Record a new run of ``kind`` (config, model, fingerprint, versions); return its id."""
-    return store.create_run(
-        kind=kind,
-        model=source.name,
-        fingerprint=source.fingerprint,
-        config=config.to_dict(),
-        versions=package_versions(),
-        total_rows=len(planned_rows(kind, config)),
-    )
+    total = len(planned_rows(kind, config))
+    return recording.start_run(store, kind, source, config.to_dict(), total)
 
 
 def save_row(
@@ -144,17 +115,24 @@ def save_row(
     """Store ``completion`` as planned row ``index`` of ``rows``.
 
     Raises ``RuntimeError`` if the completion is not of that row: an index that names another
-    row would make resume skip a row never generated, or generate one twice.
+    row would make resume skip a row never generated, or generate one twice. A full disk or a
+    lock held too long is a :class:`~sampler.errors.RunLogError` saying how to finish the run.
     """
     if completion.row != rows[index]:
         raise RuntimeError(
             f"completion of {completion.row} is not planned row {index} ({rows[index]})"
         )
-    store.add_completion(run_id, index, completion_record(completion, extra))
+    try:
+        store.add_completion(run_id, index, recording.completion_record(completion, extra))
+    except (RunLogFullError, RunLogLockedError) as error:
+        # every row committed before this one stays: the run is resumable as it is
+        raise error.with_hint(
+            f"the rows stored before stay: `sampler sweep --resume {run_id}` finishes the run"
+        ) from error
 
 
 def resume_config(store: RunStore, run_id: str, source: LogitSource) -> SweepConfig:
-    """The config of a stored run, after checking its kind and that the model is the same."""
+    """The config of a stored run, after checking its kind, its model and its stored rows."""
     run = store.get_run(run_id)
     run_kind(run["kind"])
     if run["fingerprint"] != source.fingerprint:
@@ -162,6 +140,9 @@ def resume_config(store: RunStore, run_id: str, source: LogitSource) -> SweepCon
             f"run {run['id']} was made with model fingerprint {run['fingerprint']}, but "
             f"{source.name} now has {source.fingerprint}: resuming would mix models"
         )
+    # a damaged stored row fails here, before any row is generated, not in the final summary
+    for _ in store.iter_completions(run["id"], with_steps=False):
+        pass
     return SweepConfig.from_dict(run["config"], origin=f"run {run['id']}")
 
 

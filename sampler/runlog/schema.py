@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import fields
 
-from sampler.engine.stats import TELEMETRY, StepStats
+from sampler.engine.stats import StepStats
 
 __all__ = [
     "COMPLETION_FIELDS",
@@ -14,9 +14,9 @@ __all__ = [
     "EXPORT_FORMATS",
     "MIGRATIONS",
     "STEP_STATS",
+    "TABLE_COLUMNS",
     "insert_rows",
     "sql_statements",
-    "step_dict",
 ]
 
 # One column per StepStats field, in its order; base_argmax (an optional token id, added by
@@ -37,6 +37,16 @@ CSV_OF_COMPLETION = ("run_id", "row_index", "prompt", "sample", "temperature", "
 CSV_OF_STEP = ("step", "token", *STEP_STATS, "base_argmax")
 CSV_COLUMNS = (*CSV_OF_COMPLETION, *CSV_OF_STEP)
 EXPORT_FORMATS = ("jsonl", "csv")
+# The columns the migrations give each table and sampler reads: a table or column missing from
+# a migrated run log means the file was changed by hand or damaged.
+TABLE_COLUMNS = {
+    "runs": (
+        "id", "created_at", "kind", "model", "fingerprint", "config", "versions", "total_rows",
+        "status",
+    ),
+    "completions": ("run_id", "row_index", *COMPLETION_FIELDS, "extra"),
+    "steps": ("run_id", "row_index", "step", "token", *STEP_STATS, "base_argmax"),
+}
 _RUN_KINDS = """
 -- steps reference completions without ON UPDATE CASCADE: both move, the check waits for COMMIT
 PRAGMA defer_foreign_keys = ON;
@@ -146,11 +156,3 @@ def insert_rows(
     marks = ", ".join(f":{name}" for name in rows[0])
     return conn.executemany(f"{verb} INTO {table} ({columns}) VALUES ({marks})", rows).rowcount
 
-
-def step_dict(row: sqlite3.Row) -> dict:
-    """One stored step; optional columns (base_argmax, a stage's telemetry) only when set."""
-    step = {"step": row["step"], "token": row["token"]}
-    step |= {k: row[k] for k in STEP_STATS if k not in TELEMETRY or row[k] is not None}
-    if row["base_argmax"] is not None:
-        step["base_argmax"] = row["base_argmax"]
-    return step

@@ -1,9 +1,10 @@
 """The run log: one SQLite database of runs, their completions and every step's statistics.
 
 Each finished completion is written with all its steps in one short transaction, so a run
-killed at any moment holds only whole rows and ``resume`` just skips :meth:`RunStore.done_rows`.
+killed at any moment holds only whole rows and ``resume`` just skips :meth:`RunStore.done_rows`;
+a run saved whole (:meth:`RunStore.add_run`) is one transaction, stored entirely or not at all.
 The schema changes only by appending named :data:`MIGRATIONS`; opening a database applies the
-ones it lacks. Several processes may write to one database at once (WAL, 30 s busy timeout).
+ones it lacks. Several processes may write to one database at once (WAL, a 10 s busy timeout).
 
 >>> import pathlib, tempfile
 >>> with tempfile.TemporaryDirectory() as tmp, RunStore(pathlib.Path(tmp) / "r.db") as store:
@@ -19,25 +20,29 @@ complete {0}
 
 from __future__ import annotations
 
-import json
 import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
 from sampler.errors import InvalidInputError
-from sampler.runlog.connection import migrate, now, open_connection, write_transaction
-from sampler.runlog.schema import (
-    COMPLETION_FIELDS,
-    CSV_COLUMNS,
-    EXPORT_FORMATS,
-    MIGRATIONS,
-    STEP_STATS,
-    insert_rows,
-    step_dict,
+from sampler.runlog.codec import (
+    completion_rows,
+    decode_completion,
+    decode_run,
+    decode_step,
+    dumps,
 )
+from sampler.runlog.connection import (
+    check_tables,
+    migrate,
+    now,
+    open_connection,
+    sqlite_errors,
+    write_transaction,
+)
+from sampler.runlog.schema import CSV_COLUMNS, EXPORT_FORMATS, MIGRATIONS, STEP_STATS, insert_rows
 
 __all__ = [
     "CSV_COLUMNS",
@@ -57,25 +62,15 @@ def default_db_path() -> Path:
     return Path("runs") / "sampler.db"
 
 
-def _dumps(value: Any) -> str:
-    # numpy scalars and arrays reach here from the generator; tolist() makes them plain JSON
-    return json.dumps(
-        value,
-        ensure_ascii=False,
-        default=lambda obj: obj.tolist() if hasattr(obj, "tolist") else str(obj),
-    )
-
-
-def _opt(kind: type, value: Any) -> Any:
-    return None if value is None else kind(value)
-
-
 class RunStore:
     """A run log in the SQLite file ``path``, whose folder must exist.
 
     Bad paths (missing folder, read-only file or folder, a file that is not SQLite, a damaged
     database, another application's database, one from a newer sampler) raise
-    :class:`~sampler.errors.InvalidInputError` and leave the file as it was.
+    :class:`~sampler.errors.InvalidInputError` and leave the file as it was. A damaged file
+    (also: a table or column dropped, a stored value that is not what sampler writes), a lock
+    another process holds too long and a full disk raise the
+    :class:`~sampler.errors.RunLogError` subclasses, from any method.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -84,6 +79,7 @@ class RunStore:
         try:
             # looked up here, not in connection.py, so a test can add a future migration
             migrate(self._conn, self.path, MIGRATIONS)
+            check_tables(self._conn, self.path)
         except BaseException:
             self._conn.close()
             raise
@@ -114,6 +110,9 @@ class RunStore:
     def _write(self) -> AbstractContextManager[sqlite3.Connection]:
         return write_transaction(self._conn, self.path)
 
+    def _read(self) -> AbstractContextManager[None]:
+        return sqlite_errors(self.path)
+
     def create_run(
         self, kind: str, model: str, fingerprint: str, config: dict, versions: dict, total_rows: int
     ) -> str:
@@ -121,29 +120,50 @@ class RunStore:
 
         The id is the UTC start second plus 4 random hex digits: sortable, short to type.
         """
+        run = {"kind": kind, "model": model, "fingerprint": fingerprint, "config": config}
+        return self._insert_run(run | {"versions": versions, "total_rows": total_rows})
+
+    def add_run(
+        self,
+        kind: str,
+        model: str,
+        fingerprint: str,
+        config: dict,
+        versions: dict,
+        completions: Sequence[dict],
+    ) -> str:
+        """Record a whole run, ``complete``, with ``completions`` as rows 0, 1, ...; return its id.
+
+        One transaction: on any error (a full disk, a bad completion) nothing of the run is
+        stored.
+        """
+        run = {"kind": kind, "model": model, "fingerprint": fingerprint, "config": config}
+        run |= {"versions": versions, "total_rows": len(completions), "status": "complete"}
+        return self._insert_run(run, completions)
+
+    def _insert_run(self, run: dict, completions: Sequence[dict] = ()) -> str:
         for _ in range(100):
             started = now()
             run_id = f"{started:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+            # built before the transaction: a completion lacking a field fails with no lock
+            rows = [completion_rows(run_id, i, c) for i, c in enumerate(completions)]
+            fields = run | {
+                "id": run_id,
+                "created_at": started.isoformat(),
+                "config": dumps(run["config"]),
+                "versions": dumps(run["versions"]),
+                "total_rows": int(run["total_rows"]),
+                "status": run.get("status", "running"),
+            }
             try:
                 with self._write() as conn:
-                    insert_rows(
-                        conn,
-                        "runs",
-                        [
-                            {
-                                "id": run_id,
-                                "created_at": started.isoformat(),
-                                "kind": kind,
-                                "model": model,
-                                "fingerprint": fingerprint,
-                                "config": _dumps(config),
-                                "versions": _dumps(versions),
-                                "total_rows": int(total_rows),
-                                "status": "running",
-                            }
-                        ],
-                    )
-            except sqlite3.IntegrityError:
+                    insert_rows(conn, "runs", [fields])
+                    for row, steps in rows:
+                        if insert_rows(conn, "completions", [row]) and steps:
+                            insert_rows(conn, "steps", steps)
+            except sqlite3.IntegrityError as exc:
+                if "runs.id" not in str(exc):
+                    raise
                 continue  # the same id was drawn in the same second: draw again
             return run_id
         raise RuntimeError("no free run id after 100 draws")
@@ -156,37 +176,7 @@ class RunStore:
         Steps are numbered by their position; a stat missing from a step is stored as NULL and
         so is NaN (SQLite has no NaN).
         """
-        if missing := [k for k in (*COMPLETION_FIELDS, "steps") if k not in completion]:
-            raise InvalidInputError(
-                f"completion {row_index} of run '{run_id}' lacks "
-                f"{', '.join(missing)}; give every field"
-            )
-        c, key = completion, {"run_id": run_id, "row_index": int(row_index)}
-        row = (
-            key
-            | {k: c[k] for k in COMPLETION_FIELDS}
-            | {
-                "sample": _opt(int, c["sample"]),
-                "temperature": _opt(float, c["temperature"]),
-                "params": _dumps(c["params"]),
-                "token_ids": _dumps([int(t) for t in c["token_ids"]]),
-                "prompt_tokens": _opt(int, c["prompt_tokens"]),
-                "extra": _dumps(c.get("extra") or {}),
-            }
-        )
-        steps = [
-            key
-            | {
-                "step": index,
-                "token": int(s["token"]),
-                "base_argmax": _opt(int, s.get("base_argmax")),
-            }
-            | {
-                name: _opt(int if name == "kept_tokens" else float, s.get(name))
-                for name in STEP_STATS
-            }
-            for index, s in enumerate(c["steps"])
-        ]
+        row, steps = completion_rows(run_id, row_index, completion)
         try:
             with self._write() as conn:
                 if insert_rows(conn, "completions", [row], "INSERT OR IGNORE") and steps:
@@ -206,6 +196,10 @@ class RunStore:
 
     def resolve(self, run_id: str) -> str:
         """The full id of ``run_id``: an id, a unique prefix of one, or ``latest``."""
+        with self._read():
+            return self._resolve(run_id)
+
+    def _resolve(self, run_id: str) -> str:
         if run_id == "latest":
             row = self._conn.execute(
                 "SELECT id FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1"
@@ -240,32 +234,33 @@ class RunStore:
 
     def get_run(self, run_id: str) -> dict:
         """A run's fields (``config`` and ``versions`` decoded) and ``rows_done``."""
-        run = dict(
-            self._conn.execute(
-                f"SELECT *, {_ROWS_DONE} FROM runs r WHERE id = ?", (self.resolve(run_id),)
+        with self._read():
+            row = self._conn.execute(
+                f"SELECT *, {_ROWS_DONE} FROM runs r WHERE id = ?", (self._resolve(run_id),)
             ).fetchone()
-        )
-        return run | {"config": json.loads(run["config"]), "versions": json.loads(run["versions"])}
+        return decode_run(self.path, row)
 
     def list_runs(self, limit: int = 50) -> list[dict]:
         """The newest ``limit`` runs, newest first, with ``rows_done`` of ``total_rows``."""
-        return [
-            dict(row)
-            for row in self._conn.execute(
-                f"SELECT id, created_at, kind, model, status, total_rows, {_ROWS_DONE} "
-                "FROM runs r ORDER BY created_at DESC, rowid DESC LIMIT ?",
-                (max(int(limit), 0),),
-            )
-        ]
+        with self._read():
+            return [
+                dict(row)
+                for row in self._conn.execute(
+                    f"SELECT id, created_at, kind, model, status, total_rows, {_ROWS_DONE} "
+                    "FROM runs r ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                    (max(int(limit), 0),),
+                )
+            ]
 
     def done_rows(self, run_id: str) -> set[int]:
         """Row indices already stored for a run."""
-        return {
-            row[0]
-            for row in self._conn.execute(
-                "SELECT row_index FROM completions WHERE run_id = ?", (self.resolve(run_id),)
-            )
-        }
+        with self._read():
+            return {
+                row[0]
+                for row in self._conn.execute(
+                    "SELECT row_index FROM completions WHERE run_id = ?", (self._resolve(run_id),)
+                )
+            }
 
     def completions(self, run_id: str, with_steps: bool = True) -> list[dict]:
         """A run's completions by ``row_index``, with the keys given to :meth:`add_completion`.
@@ -276,31 +271,30 @@ class RunStore:
         return list(self.iter_completions(self.resolve(run_id), with_steps))
 
     def iter_completions(self, run_id: str, with_steps: bool) -> Iterator[dict]:
+        """:meth:`completions` of the full id ``run_id``, one at a time (never all in memory)."""
         # a stored completion never changes and came with all its steps in one transaction, so
         # reading its steps by a second query is consistent without a long read transaction
-        for row in self._conn.execute(
-            "SELECT * FROM completions WHERE run_id = ? ORDER BY row_index", (run_id,)
-        ):
-            record = {"row_index": row["row_index"]} | {k: row[k] for k in COMPLETION_FIELDS}
-            record |= {
-                "params": json.loads(row["params"]),
-                "token_ids": json.loads(row["token_ids"]),
-            }
-            if with_steps:
-                record["steps"] = [
-                    step_dict(step)
-                    for step in self._conn.execute(
-                        "SELECT * FROM steps WHERE run_id = ? AND row_index = ? ORDER BY step",
-                        (run_id, row["row_index"]),
-                    )
-                ]
-            record["extra"] = json.loads(row["extra"]) if row["extra"] else {}
-            yield record
+        with self._read():
+            for row in self._conn.execute(
+                "SELECT * FROM completions WHERE run_id = ? ORDER BY row_index", (run_id,)
+            ):
+                record = decode_completion(self.path, row)
+                extra = record.pop("extra")  # last, after the steps, as it was given
+                if with_steps:
+                    record["steps"] = [
+                        decode_step(self.path, step)
+                        for step in self._conn.execute(
+                            "SELECT * FROM steps WHERE run_id = ? AND row_index = ? ORDER BY step",
+                            (run_id, row["row_index"]),
+                        )
+                    ]
+                yield record | {"extra": extra}
 
     def rows_for_export(self, run_id: str, columns: str) -> Iterator[sqlite3.Row]:
         """Completion and step columns joined, one row a step, in row and step order."""
-        return self._conn.execute(
-            f"SELECT {columns} FROM completions c JOIN steps s USING (run_id, row_index) "
-            "WHERE c.run_id = ? ORDER BY c.row_index, s.step",
-            (run_id,),
-        )
+        with self._read():
+            yield from self._conn.execute(
+                f"SELECT {columns} FROM completions c JOIN steps s USING (run_id, row_index) "
+                "WHERE c.run_id = ? ORDER BY c.row_index, s.step",
+                (run_id,),
+            )

@@ -7,10 +7,12 @@ statistics stored are that re-run's. A generation may carry the ``tokens`` the p
 streamed (``done``'s ``token_ids`` per row); they must equal the re-run's, so a saved session
 is exactly what this model and these seeds generate, or nothing is saved.
 
-The run records the model, its fingerprint and package versions like any run; its config holds
-the generations as re-run (``kind: serve``). Row ``i`` of the run is the ``i``-th row over all
-generations in order; ``extra`` says which generation and row it is, the forced tokens and,
-when the generation had a greedy row, the step where the row leaves greedy's path.
+The run records the model, its fingerprint and package versions like any run
+(:mod:`sampler.runlog.recording`), all in one transaction: a failure while saving (a full disk)
+leaves nothing behind. Its config holds the generations as re-run (``kind: serve``). Row ``i``
+of the run is the ``i``-th row over all generations in order; ``extra`` says which generation
+and row it is, the forced tokens and, when the generation had a greedy row, the step where the
+row leaves greedy's path.
 
 Examples
 --------
@@ -28,14 +30,11 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import platform
-import sys
-from importlib import metadata
 from typing import Any
 
 from sampler.errors import InvalidInputError
 from sampler.generation.compare import first_divergence
-from sampler.runlog.schema import COMPLETION_FIELDS
+from sampler.runlog.recording import completion_record, save_run
 from sampler.runlog.store import RunStore
 from sampler.serve.api import request_object
 from sampler.serve.stream import Generation, Guard, prepare
@@ -85,17 +84,6 @@ def _check_tokens(index: int, generation: Generation, tokens: Any) -> None:
             )
 
 
-def _versions() -> dict[str, str]:
-    # what experiments.runs.package_versions records, which this package may not import
-    versions = {"python": platform.python_version()}
-    for name in ("sampler", "numpy", "torch", "transformers"):
-        if name in ("torch", "transformers") and name not in sys.modules:
-            continue  # not what serves this model
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[name] = metadata.version(name)
-    return versions
-
-
 def save_session(
     source: LogitSource,
     store: RunStore,
@@ -138,21 +126,17 @@ def save_session(
         _check_tokens(index, generation, tokens)
         done.append(generation)
     config = {"source": "sampler serve", "generations": [_request(g) for g in done]}
-    total = sum(len(g.completions) for g in done)
-    run_id = store.create_run(RUN_KIND, source.name, source.fingerprint, config, _versions(), total)
-    row_index = 0
+    records = []
     for index, generation in enumerate(done):
         summary = generation.done_event()["rows"]
         for row, completion in enumerate(generation.completions):
-            data = completion.to_dict()
             extra = {"generation": index, "row": row, "forced": generation.forced}
             if "divergence_step" in summary[row]:
                 extra["divergence_step"] = summary[row]["divergence_step"]
-            record = {key: data[key] for key in (*COMPLETION_FIELDS, "steps")}
-            store.add_completion(run_id, row_index, record | {"extra": extra})
-            row_index += 1
-    store.finish_run(run_id)
-    return {"id": run_id, "rows": total, "generations": len(done)}
+            records.append(completion_record(completion, extra))
+    # one transaction: a failure (a full disk) leaves no half-written run behind
+    run_id = save_run(store, RUN_KIND, source, config, records)
+    return {"id": run_id, "rows": len(records), "generations": len(done)}
 
 
 def _request(generation: Generation) -> dict[str, Any]:
