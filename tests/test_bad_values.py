@@ -105,7 +105,7 @@ def test_a_hundred_thousand_temperatures_are_refused_at_once(tmp_path):
     result, db = _sweep_with_config(tmp_path, f"temperatures = [{values}]\n")
     elapsed = time.perf_counter() - started
     one_error_line(result, "100000 temperatures are too many", "at most 10000")
-    assert _runs_in(db) == []
+    assert not db.exists()  # refused before the run log is even opened
     # not a timing assertion on the code's speed: the quadratic check took 90 s here, and any
     # linear one takes a small fraction of that on the slowest machine this suite runs on
     assert elapsed < 45

@@ -89,12 +89,12 @@ def sweep(
         )
     if "temperatures" in overrides:
         overrides["temperatures"] = parse_temperatures(settings["temperatures"])
-    store = open_store(db)
     if resume_id is not None:
         if overrides or config_path:
             raise InvalidInputError(
                 "--resume takes the run's own settings: give only --db and --cache-dir with it"
             )
+        store = open_store(db)
         run = store.get_run(resume_id)
         run_kind(run["kind"])  # before loading a model for a run this sampler cannot plan
         saved = run["config"]
@@ -107,6 +107,7 @@ def sweep(
         data = load_config(config_path) if config_path else {}
         config = SweepConfig.from_dict(data | overrides, origin=config_path or "options")
         limits.check_size("sweep", config)
+        store = open_store(db)  # after the config is checked: a bad one creates no run log
         source = load_model(config.model, cache_dir, config.dtype)
         kind = "sweep"
         limits.check_fits(
