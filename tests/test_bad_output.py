@@ -127,6 +127,16 @@ def test_generate_json_at_infinite_temperature_is_valid_json():
     assert record["temperature"] is None and record["params"]["temperature"] is None
 
 
+def test_export_jsonl_at_infinite_temperature_is_valid_json(tmp_path):
+    db = tmp_path / "log.db"
+    result = run_cli("generate", "--model", MARKOV, "--prompt", "kalo", "--max-new-tokens", "2",
+                     "-t", "inf", "-t", "0.5", "--db", str(db))
+    assert result.exit_code == 0, result.output
+    result = run_cli("export", "latest", "--db", str(db))
+    records = [json.loads(line, parse_constant=pytest.fail) for line in result.stdout.splitlines()]
+    assert sorted(r["temperature"] is None for r in records) == [False, True]
+
+
 def test_json_values_match_softmax_json():
     from sampler.json_values import json_safe
 
