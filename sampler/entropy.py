@@ -143,7 +143,8 @@ def row_softmax_sums(
     if peak == 0:
         shifted = row  # already shifted (the temperature stage's output): no copy
     else:
-        np.subtract(row, row.dtype.type(peak), out=shifted)
+        with np.errstate(over="ignore"):  # a spread beyond the dtype: -inf, weight 0
+            np.subtract(row, row.dtype.type(peak), out=shifted)
     np.exp(shifted, out=weights)
     return weight_sums(weights, shifted, product, top)
 
@@ -190,7 +191,8 @@ def normalize(logits: np.ndarray, peak: np.ndarray | None = None) -> Normalized:
     peak = logits.max(axis=-1) if peak is None else np.asarray(peak)
     width = logits.shape[-1]
     if width < _ROW_LOOP_WIDTH or logits.ndim == 0:
-        shifted = logits - peak[..., None].astype(logits.dtype)
+        with np.errstate(over="ignore"):  # a spread beyond the dtype: -inf, weight 0
+            shifted = logits - peak[..., None].astype(logits.dtype)
         weights = np.exp(shifted)
         total = weights.sum(axis=-1, dtype=np.float64)
         entropy = entropy_from_weights(weights, shifted, total)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +12,23 @@ from typing import BinaryIO
 
 from sampler.errors import InvalidInputError
 
-__all__ = ["atomic_writer", "check_writable_folder", "read_only"]
+__all__ = ["atomic_writer", "check_writable_folder", "read_only", "safe_file_name"]
+
+
+def safe_file_name(name: str, fallback: str = "run") -> str:
+    """``name`` as one file name that stays in the folder it is joined to.
+
+    Only letters, digits, ``-`` and ``_`` are kept, every other run of characters becomes one
+    ``_`` (so no ``/``, no ``..``, nothing absolute), and it is at most 100 characters: a run id
+    read from a run log someone else wrote cannot place a report outside its folder.
+
+    >>> safe_file_name("20261125-130501-3fa2"), safe_file_name("../../escaped-report")
+    ('20261125-130501-3fa2', 'escaped-report')
+    >>> safe_file_name("/etc/passwd"), safe_file_name("..")
+    ('etc_passwd', 'run')
+    """
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")[:100]
+    return safe or fallback
 
 
 def read_only(path: Path) -> bool:

@@ -36,6 +36,7 @@ from numpy.typing import ArrayLike
 from sampler.errors import InvalidInputError
 
 __all__ = [
+    "MAX_TEMPERATURES",
     "TEMPERATURE_RULE",
     "argmax",
     "argmin",
@@ -46,11 +47,14 @@ __all__ = [
     "hardmax",
     "log_softmax",
     "scaled_logits",
+    "shown_number",
     "softmax",
     "validated_logits",
 ]
 
 TEMPERATURE_RULE = "temperature >= 0 (0 = greedy/hardmax, inf = uniform)"
+# Every temperature is at least one row of a run (at most 10,000) or of a cheat sheet.
+MAX_TEMPERATURES = 10_000
 
 
 def as_logits(logits: ArrayLike) -> np.ndarray:
@@ -114,6 +118,11 @@ def check_temperature(temperature: Any) -> float:
         raise InvalidInputError(f"temperature={temperature!r} is not a number: {TEMPERATURE_RULE}")
     try:
         value = float(temperature)
+    except OverflowError:  # an integer beyond float64 (a TOML or JSON number can be one)
+        raise InvalidInputError(
+            f"temperature={shown_number(temperature)} is beyond float64's range (about "
+            f"1.8e308): {TEMPERATURE_RULE}"
+        ) from None
     except (TypeError, ValueError):
         raise InvalidInputError(
             f"temperature={temperature!r} is not a number: {TEMPERATURE_RULE}"
@@ -129,15 +138,32 @@ def check_temperatures(temperatures: Sequence[object]) -> list[float]:
     """Several temperatures: each by :func:`check_temperature`, none given twice.
 
     A repeated temperature would only repeat rows (same settings, same random stream), so a
-    list with one is refused wherever lists of temperatures are taken.
+    list with one is refused wherever lists of temperatures are taken. At most
+    :data:`MAX_TEMPERATURES`, counted before any is read.
     """
+    if len(temperatures) > MAX_TEMPERATURES:
+        raise InvalidInputError(
+            f"{len(temperatures)} temperatures are too many: at most {MAX_TEMPERATURES} (each "
+            "is at least one row, and a run has at most 10000 rows)"
+        )
     values: list[float] = []
+    seen: set[float] = set()  # a set, not the list: a long list is checked in linear time
     for item in temperatures:
         value = check_temperature(item)
-        if value in values:
+        if value in seen:
             raise InvalidInputError(f"temperature {value:g} is given twice: give each once")
+        seen.add(value)
         values.append(value)
     return values
+
+
+def shown_number(value: object, digits: int = 30) -> str:
+    """``repr(value)``, an integer of more than ``digits`` digits cut to its start and length
+    (a message names the value without printing hundreds of digits)."""
+    text = repr(value)
+    if isinstance(value, int) and len(text) > digits:
+        return f"{text[:digits]}…({len(text.lstrip('-'))} digits)"
+    return text
 
 
 def _temperature_array(temperature: float | ArrayLike, x: np.ndarray) -> np.ndarray:
@@ -164,7 +190,8 @@ def divide_by_temperature(shifted: np.ndarray, temperature: ArrayLike) -> np.nda
     every unmasked token. A quotient too large for the dtype is ``-inf``: that token's
     probability is 0 at that temperature anyway.
     """
-    divisor = np.asarray(temperature).astype(shifted.dtype)
+    with np.errstate(over="ignore"):  # a τ beyond the dtype's range is inf there: uniform
+        divisor = np.asarray(temperature).astype(shifted.dtype)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         y = np.divide(shifted, divisor, out=shifted)
     # Only the rows at a limit are mended, in place: the division left NaN exactly where it

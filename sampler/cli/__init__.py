@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from sampler.cli.output import GuardedOutput, OutputError, closed_stdout_message, discard_stdout
 from sampler.errors import InvalidInputError
 
 __all__ = ["cli", "main"]
@@ -47,16 +48,24 @@ def check_utf8(arguments: Sequence[str]) -> None:
 class OneLineErrors(click.Group):
     """A click group whose usage and input errors are a single ``error: ...`` line, exit 2.
 
-    Ctrl-C while a command runs prints ``aborted`` and exits with 130.
+    Ctrl-C while a command runs prints ``aborted`` and exits with 130. Output that standard
+    output cannot take (closed, a full disk, a closed pipe) is such an error too.
     """
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
+        stdout = sys.stdout
         try:
+            if stdout is None:  # Python's stdout when file descriptor 1 was closed
+                raise InvalidInputError(closed_stdout_message())
+            sys.stdout = GuardedOutput(stdout)
             arguments = args[0] if args else kwargs.get("args")
             check_utf8(sys.argv[1:] if arguments is None else list(arguments))
             result = super().main(*args, **kwargs)
-        except (click.ClickException, InvalidInputError) as error:
+            sys.stdout.flush()  # output still buffered must fail here, not at the exit
+        except (click.ClickException, InvalidInputError, OutputError) as error:
+            if isinstance(error, OutputError):
+                discard_stdout(stdout)
             message = error.format_message() if isinstance(error, click.ClickException) else error
             click.echo(f"error: {message}", err=True)
             sys.exit(2)
@@ -65,6 +74,9 @@ class OneLineErrors(click.Group):
             # method runs) arrives as KeyboardInterrupt
             click.echo("aborted", err=True)
             sys.exit(130)
+        finally:
+            if isinstance(sys.stdout, GuardedOutput):
+                sys.stdout = stdout
         sys.exit(result if isinstance(result, int) else 0)
 
 

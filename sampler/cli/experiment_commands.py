@@ -41,7 +41,12 @@ def _given(ctx: click.Context, name: str) -> bool:
     metavar="FILE",
     help='Prompts, one per line or JSONL {"prompt": ...}.',
 )
-@click.option("--temperatures", metavar="T1,T2,...", help="Comma-separated; 0 = greedy.")
+@click.option(
+    "--temperatures",
+    metavar="T1,T2,...",
+    help="Comma-separated; 0 = greedy. Long lists: temperatures = [...] in the --config TOML "
+    "(at most 10000).",
+)
 @click.option("--samples", type=COUNT, help="Completions per prompt and temperature.")
 @model_option(default=None, help="Default: the config's, else the default model.")
 @dtype_option(default=None)
@@ -84,12 +89,12 @@ def sweep(
         )
     if "temperatures" in overrides:
         overrides["temperatures"] = parse_temperatures(settings["temperatures"])
-    store = open_store(db)
     if resume_id is not None:
         if overrides or config_path:
             raise InvalidInputError(
                 "--resume takes the run's own settings: give only --db and --cache-dir with it"
             )
+        store = open_store(db)
         run = store.get_run(resume_id)
         run_kind(run["kind"])  # before loading a model for a run this sampler cannot plan
         saved = run["config"]
@@ -102,6 +107,7 @@ def sweep(
         data = load_config(config_path) if config_path else {}
         config = SweepConfig.from_dict(data | overrides, origin=config_path or "options")
         limits.check_size("sweep", config)
+        store = open_store(db)  # after the config is checked: a bad one creates no run log
         source = load_model(config.model, cache_dir, config.dtype)
         kind = "sweep"
         limits.check_fits(
@@ -231,10 +237,9 @@ def analyze(
     cache_dir: str | None,
 ) -> None:
     """Teacher-forced: the exact entropy at every token under each temperature, no sampling."""
-    import json
-
     from sampler.generation.rows import use_chat
     from sampler.generation.teacher_forced import analyze_text, analyze_tokens, format_analysis
+    from sampler.json_values import to_json
 
     if (text is None) == (run_id is None):
         raise InvalidInputError("give exactly one of --text TEXT or --run RUN")
@@ -264,7 +269,7 @@ def analyze(
         plot_analysis(result, plot_path)
     if as_json:
         click.echo(
-            json.dumps(
+            to_json(
                 {
                     "temperatures": result.temperatures,
                     "tokens": result.labels,

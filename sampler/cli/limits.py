@@ -2,8 +2,9 @@
 
 Every limit says why it exists in its message. Sizes are checked from the config alone, before
 a model loads or a row is planned (a billion planned rows take minutes and gigabytes just to
-list); whether the prompts fit the model's context is checked once the source is loaded and
-before the run is recorded, so a run that cannot start never appears in the run log.
+list); whether the prompts fit the model's context, and logit-bias tokens its vocabulary, is
+checked once the source is loaded and before the run is recorded, so a run that cannot start
+never appears in the run log.
 """
 
 from __future__ import annotations
@@ -53,8 +54,16 @@ def check_size(kind: str, config: Any) -> None:
 
 
 def check_fits(rows: Any, source: Any, chat: bool, max_new_tokens: int) -> None:
-    """Refuse prompts that do not fit the source's context with ``max_new_tokens``."""
+    """Refuse what only the loaded source can judge: a ``logit_bias`` token outside its
+    vocabulary, prompts that do not fit its context with ``max_new_tokens``."""
     from sampler.generation.loop import encode_prompts
 
+    for row in rows:
+        outside = [token for token in row.params.logit_bias if token >= source.vocab_size]
+        if outside:
+            raise InvalidInputError(
+                f"logit_bias token {min(outside)} is outside the vocabulary of "
+                f"{source.name} (ids 0..{source.vocab_size - 1})"
+            )
     distinct = list({row.prompt: row for row in rows}.values())
     encode_prompts(source, distinct, chat, max_new_tokens)

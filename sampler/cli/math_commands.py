@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 import click
 
@@ -18,6 +18,7 @@ from sampler.cli.options import (
 from sampler.engine.params import DEFAULT_ORDER
 from sampler.engine.presets import PRESETS
 from sampler.errors import InvalidInputError
+from sampler.json_values import to_json
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -73,7 +74,7 @@ def softmax(
 
         plot_cheat_sheet(sheet, plot_path)
     if as_json:
-        click.echo(json.dumps(sheet, allow_nan=False))
+        click.echo(to_json(sheet))
     else:
         click.echo(format_cheat_sheet(sheet))
         if plot_path is not None:
@@ -111,7 +112,7 @@ def verify(draws: int, seed: int, alpha: float, cases: tuple[str, ...], as_json:
     failed = [r.name for r in results if r.p_value < alpha]
     if as_json:
         click.echo(
-            json.dumps(
+            to_json(
                 {
                     "alpha": alpha,
                     "seed": seed,
@@ -128,6 +129,12 @@ def verify(draws: int, seed: int, alpha: float, cases: tuple[str, ...], as_json:
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("logits", nargs=-1)
 @click.option("--labels", metavar="A,B,C", help="Comma-separated token names, one per logit.")
+@click.option(
+    "--history",
+    metavar="A,B,A",
+    help="Tokens seen before (labels), for the penalties and DRY. DRY's vocabulary is the "
+    "labels: a label that contains a sequence breaker is one.",
+)
 @click.option("-t", "--temperature", default="1.0", show_default=True, metavar="T")
 @sampling_options
 @click.option(
@@ -141,6 +148,7 @@ def verify(draws: int, seed: int, alpha: float, cases: tuple[str, ...], as_json:
 def chain(
     logits: tuple[str, ...],
     labels: str | None,
+    history: str | None,
     temperature: str,
     order: str,
     as_json: bool,
@@ -168,14 +176,16 @@ def chain(
             f"{len(names)} labels given for {len(values)} logits: give exactly one label per logit"
         )
     orders = list(PRESETS) if order == "all" else [order]
+    seen = _history(history, names)
     traces, chains = {}, {}
     for name in orders:
         stages: str | list[str] = name if name in PRESETS else name.split(",")
         params = SamplingParams(temperature=parse_temperature(temperature), order=stages, **filters)
-        traces[name], chains[name] = trace_chain(values, params), params.stages
+        traces[name] = trace_chain(values, params, seen, vocabulary=_label_vocabulary(names))
+        chains[name] = params.stages
     if as_json:
         click.echo(
-            json.dumps(
+            to_json(
                 {
                     "labels": names,
                     "chains": {
@@ -191,8 +201,36 @@ def chain(
         click.echo(
             ("\n" if index else "") + format_trace(steps, names, f"order {name}: {stages_text}")
         )
+    if {"penalties", "dry"} & set(params.active_stages) and not seen:
+        click.echo(
+            "\n(the penalties and DRY act on tokens seen before: give them with --history, "
+            "e.g. --history " + ",".join(names[:2] * 2) + ")"
+        )
     if filters.get("xtc_probability"):
         click.echo(
             f"\n(XTC is shown with its coin fired; it fires on a step with probability "
             f"{filters['xtc_probability']:g})"
         )
+
+
+def _history(text: str | None, names: list[str]) -> list[int]:
+    """``--history A,B,A``: the token ids of labels ``names``, in order."""
+    if not text:
+        return []
+    ids = {name: index for index, name in enumerate(names)}
+    unknown = [item for item in text.split(",") if item not in ids]
+    if unknown:
+        raise InvalidInputError(
+            f"--history token {unknown[0]!r} is not a label: use the labels "
+            f"{', '.join(names)} (comma-separated, e.g. --history {names[0]},{names[-1]})"
+        )
+    return [ids[item] for item in text.split(",")]
+
+
+def _label_vocabulary(names: list[str]) -> Any:
+    """The labels as DRY's vocabulary: token ``i``'s text is its label, and a text tokenizes
+    to the label it equals (else to nothing)."""
+    from sampler.engine.filters.dry import TokenTexts
+
+    ids = {name.encode("utf-8"): index for index, name in enumerate(names)}
+    return TokenTexts(list(ids), lambda data: [ids[data]] if data in ids else [])

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from sampler.cli import cli, limits, options
+from sampler.json_values import to_json
 
 
 @cli.command()
@@ -21,7 +21,11 @@ from sampler.cli import cli, limits, options
 )
 @options.model_option()
 @options.dtype_option()
-@options.temperatures_option("Temperature (repeatable: one row per value). Default 1.0.")
+@options.temperatures_option(
+    "Temperature (repeatable: one row per value). Default 1.0. Hundreds of values: a TOML "
+    "config's temperatures = [...] list (sampler sweep --config FILE); the shell limits how "
+    "many flags fit on one command line."
+)
 @click.option(
     "--samples",
     type=options.COUNT,
@@ -116,7 +120,7 @@ def generate(
             }
             for c in completions
         ]
-        click.echo(json.dumps(items[0] if len(items) == 1 else items))
+        click.echo(to_json(items[0] if len(items) == 1 else items))  # inf, NaN: null
         return
     for index, completion in enumerate(completions):
         summary = summary_line(completion, seed)

@@ -166,7 +166,7 @@ def _logit_bias(_ctx: click.Context, _param: click.Parameter, items: tuple[str, 
             raise InvalidInputError(
                 f"--logit-bias {item!r} is not ID=BIAS: give e.g. --logit-bias 50256=-100"
             ) from None
-    return bias
+    return SETTINGS["logit_bias"].check(bias)  # token ids within int64, biases in range
 
 
 def _string_list(name: str) -> Callable[[click.Context, click.Parameter, str | None], Any]:
@@ -175,11 +175,13 @@ def _string_list(name: str) -> Callable[[click.Context, click.Parameter, str | N
     def parse(_ctx: click.Context, _param: click.Parameter, text: str | None) -> Any:
         if text is None:
             return SETTINGS[name].off
+        flag = f"--{name.replace('_', '-')}"
         try:
             value = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
+            shown = text if len(text) <= 60 else text[:60] + "…"
             raise InvalidInputError(
-                f"--{name.replace('_', '-')} {text!r} is not a JSON list: give e.g. "
+                f"{flag} {shown!r} is not a JSON list of strings: give e.g. "
                 '\'["\\n", ":", "\\"", "*"]\''
             ) from None
         return SETTINGS[name].check(value)

@@ -73,7 +73,8 @@ def export(run_id: str, fmt: str, db: str | None) -> None:
     "--out",
     "out_dir",
     metavar="DIR",
-    help="Folder for md/html (default: reports/RUN). Nothing is written outside it.",
+    help="Folder for md/html (default: reports/RUN, RUN's letters, digits, - and _). Nothing "
+    "is written outside it.",
 )
 @db_option
 def report(run_id: str, fmt: str, out_dir: str | None, db: str | None) -> None:
@@ -95,7 +96,10 @@ def report(run_id: str, fmt: str, out_dir: str | None, db: str | None) -> None:
     completions = store.completions(run["id"])
     from pathlib import Path
 
+    from sampler.files import safe_file_name
     from sampler.report.pages import write_report
 
-    target = write_report(run, completions, fmt, Path(out_dir or Path("reports") / run["id"]))
+    # the run id comes from the run log, which anyone may have written: a safe form of it
+    folder = Path(out_dir) if out_dir else Path("reports") / safe_file_name(run["id"])
+    target = write_report(run, completions, fmt, folder)
     click.echo(f"report written to {target}")

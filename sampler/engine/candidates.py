@@ -9,10 +9,13 @@ nothing. Dropped tokens are ``-inf`` in either form. Nothing here modifies its i
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 import numpy as np
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
 
 __all__ = [
     "BLOCK",
@@ -21,6 +24,8 @@ __all__ = [
     "cut_head",
     "keep_at_least",
     "log_normalizer",
+    "overflow_is_infinite",
+    "saturate",
     "sorted_head",
 ]
 
@@ -83,10 +88,38 @@ class Candidates:
         return Candidates(self.logits[rows], ids, self.vocab_size)
 
 
+def overflow_is_infinite(function: _Function) -> _Function:
+    """Run ``function`` with numpy's overflow and underflow warnings off (in its own thread).
+
+    Logits up to ±1.8e308 and settings at the edge of float64 are allowed; a difference or a
+    product beyond the dtype's range is ±inf by design (a probability of 0, a cut that keeps
+    every token), or is held finite by :func:`saturate`. The warnings would only print numpy
+    source lines to the user. Division by zero and NaN still warn: they would be bugs.
+    """
+
+    @functools.wraps(function)
+    def quiet(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(over="ignore", under="ignore"):
+            return function(*args, **kwargs)
+
+    return quiet  # type: ignore[return-value]
+
+
+def saturate(result: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """``result`` with what overflowed from a finite ``before`` held at the dtype's largest
+    finite magnitude: a stage that reshapes logits never turns an allowed token into a masked
+    one (``-inf``) or into ``+inf`` (NaN after the max is subtracted), so at least one token
+    always stays. ``-inf`` in ``before`` (a token already dropped) stays ``-inf``.
+    """
+    largest = np.finfo(result.dtype).max
+    return np.where(np.isfinite(before), np.clip(result, -largest, largest), result)
+
+
 def log_normalizer(logits: np.ndarray) -> np.ndarray:
     """``log Σ exp(logits)`` per row ``[B]`` in float64, stable; rows need one finite logit."""
     peak = logits.max(axis=1)
-    weights = np.exp(logits - peak[:, None])
+    with np.errstate(over="ignore"):  # a spread beyond the dtype: -inf, weight 0
+        weights = np.exp(logits - peak[:, None])
     return peak.astype(np.float64) + np.log(weights.sum(axis=1, dtype=np.float64))
 
 

@@ -7,13 +7,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sampler.engine.candidates import Candidates
+from sampler.engine.candidates import Candidates, overflow_is_infinite
 from sampler.engine.final_distribution import FinalDistribution
 from sampler.engine.params import SamplingParams
 from sampler.engine.rows import RowParams
 from sampler.engine.stages import BY_NAME
+from sampler.errors import InvalidInputError
 
-__all__ = ["GroupResult", "chain_groups", "run_chain", "run_group", "run_groups"]
+__all__ = [
+    "GroupResult",
+    "chain_groups",
+    "check_tokens_left",
+    "run_chain",
+    "run_group",
+    "run_groups",
+]
 
 # Stages before temperature that reshape without cutting: part of the tempered distribution.
 _SHAPING = tuple(name for name, spec in BY_NAME.items() if spec.shaping and not spec.required)
@@ -63,12 +71,44 @@ def run_chain(
             tempered = candidates.logits
         if shaped is not None and name in _SHAPING:
             shaped = candidates
+    if not np.isfinite(candidates.logits.max(axis=1)).all():
+        _name_the_stage(raw, rows, stages)
     if tempered is None:
         dense = Candidates.dense(raw)
         for name in shaping:
             dense = BY_NAME[name].function(dense, rows)
         tempered = BY_NAME["temperature"].function(dense, rows).logits
     return candidates, tempered, notes
+
+
+def check_tokens_left(candidates: Candidates, rows: RowParams, stage: str) -> None:
+    """Refuse, naming ``stage`` and the row's settings, candidates where a row has no finite
+    logit left (none to draw) or a NaN or ``+inf`` one.
+
+    Every stage keeps at least one token and maps finite logits to finite ones, so this only
+    fires for settings whose arithmetic a stage does not yet handle: a one-line error that
+    says where, instead of a NaN or an empty draw far from its cause.
+    """
+    peak = candidates.logits.max(axis=1)
+    bad = np.flatnonzero(~np.isfinite(peak))
+    if bad.size:
+        row = int(bad[0])
+        settings = ", ".join(
+            f"{setting.name}={np.asarray(rows[setting.name][row]).item()!r}"
+            for setting in BY_NAME[stage].settings
+        )
+        raise InvalidInputError(
+            f"the {stage} stage left row {row} no token to draw from ({settings}): "
+            "choose less extreme settings for it"
+        )
+
+
+def _name_the_stage(raw: np.ndarray, rows: RowParams, stages: Sequence[str]) -> None:
+    """Run ``stages`` again, checking after each, to name the one that left no token."""
+    candidates = Candidates.dense(raw)
+    for name in stages:
+        candidates = BY_NAME[name].function(candidates, rows)
+        check_tokens_left(candidates, rows, name)
 
 
 @dataclass(frozen=True)
@@ -91,6 +131,7 @@ def run_groups(
         yield run_group(raw, rows, stages, members)
 
 
+@overflow_is_infinite
 def run_group(
     raw: np.ndarray, rows: RowParams, stages: Sequence[str], members: np.ndarray
 ) -> GroupResult:

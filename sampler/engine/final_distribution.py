@@ -86,7 +86,8 @@ class FinalDistribution:
             # of what is left is uniform over its maxima.
             below = frozen[:, None] & (logits < peak[:, None])
             logits = np.where(below, -np.inf, logits).astype(candidates.logits.dtype)
-        weights = logits - peak[:, None].astype(logits.dtype)
+        with np.errstate(over="ignore"):  # a spread beyond the dtype: -inf, weight 0
+            weights = logits - peak[:, None].astype(logits.dtype)
         np.exp(weights, out=weights)
         block_sums = _block_sums(weights)
         total = block_sums.sum(axis=1)

@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from sampler.errors import InvalidInputError
-from sampler.softmax import check_temperature
+from sampler.errors import InvalidInputError, check_unicode
+from sampler.softmax import check_temperature, shown_number
 
 if TYPE_CHECKING:
     from sampler.engine.candidates import Candidates
@@ -24,12 +24,19 @@ __all__ = ["Setting", "Slider", "Stage", "StageSpec", "between"]
 Stage = Callable[["Candidates", "RowParams"], "Candidates"]
 
 
-def _number(name: str, value: object) -> float:
+def _number(name: str, value: object, allowed: str = "a number") -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInputError(f"{name}={value!r} is not a number")
-    if math.isnan(value):
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float64, as a TOML or JSON number can be
+        raise InvalidInputError(
+            f"{name}={shown_number(value)} is beyond float64's range (about 1.8e308): "
+            f"allowed {allowed}"
+        ) from None
+    if math.isnan(number):
         raise InvalidInputError(f"{name}=nan is not allowed: give a number")
-    return float(value)
+    return number
 
 
 def _bias(name: str, value: object) -> dict[int, float]:
@@ -37,9 +44,12 @@ def _bias(name: str, value: object) -> dict[int, float]:
         raise InvalidInputError(f"{name}={value!r} must be a mapping {{token id: bias}}")
     checked = {}
     for token, bias in value.items():
-        if isinstance(token, bool) or not isinstance(token, int) or token < 0:
-            raise InvalidInputError(f"{name} token {token!r} must be an integer id >= 0")
-        number = _number(f"{name}[{token}]", bias)
+        if isinstance(token, bool) or not isinstance(token, int) or not 0 <= token < 2**63:
+            raise InvalidInputError(
+                f"{name} token {shown_number(token)} must be an integer id >= 0 (a token of "
+                "the model's vocabulary)"
+            )
+        number = _number(f"{name}[{token}]", bias, "-100 <= bias <= 100")
         if not -100 <= number <= 100:
             raise InvalidInputError(
                 f"{name}[{token}]={bias!r} is out of range: allowed -100 <= bias <= 100"
@@ -54,6 +64,7 @@ def _strings(name: str, value: object, allowed: str) -> tuple[str, ...]:
     for item in value:
         if not isinstance(item, str) or not item:
             raise InvalidInputError(f"{name} item {item!r} must be a non-empty string ({allowed})")
+        check_unicode(f"{name} item", item)
     return tuple(value)
 
 
@@ -117,13 +128,15 @@ class Setting:
             ):
                 raise self._out_of_range(value)
             return value
-        number = _number(self.name, value)
+        number = _number(self.name, value, self.allowed)
         if not self.valid(number):
             raise self._out_of_range(value)
         return number
 
     def _out_of_range(self, value: object) -> InvalidInputError:
-        return InvalidInputError(f"{self.name}={value!r} is out of range: allowed {self.allowed}")
+        return InvalidInputError(
+            f"{self.name}={shown_number(value)} is out of range: allowed {self.allowed}"
+        )
 
     def is_off(self, value: Any) -> bool:
         """Whether ``value`` leaves the stage exactly as if it were absent (or, for a setting

@@ -21,7 +21,16 @@ __all__ = ["initial_state", "next_state"]
 def initial_state(rows: RowParams) -> dict[str, np.ndarray]:
     """Each row's state before its first step."""
     on = rows.on("mirostat")
-    return {"mirostat_mu": np.where(on, 2.0 * rows["mirostat_tau"], np.nan)}
+    with np.errstate(over="ignore"):  # 2τ beyond float64 is held at its largest below
+        mu = 2.0 * rows["mirostat_tau"]
+    return {"mirostat_mu": np.where(on, _finite(mu), np.nan)}
+
+
+def _finite(mu: np.ndarray) -> np.ndarray:
+    """μ held within float64's finite range: an infinite μ would become NaN (inf − inf) at a
+    later step, and a NaN μ cuts every token."""
+    largest = np.finfo(np.float64).max
+    return np.clip(mu, -largest, largest)
 
 
 def next_state(
@@ -35,5 +44,6 @@ def next_state(
     """
     on = rows.on("mirostat")
     surprise = -np.log2(np.where(on, chosen_probability, 1.0))
-    moved = state["mirostat_mu"] - rows["mirostat_eta"] * (surprise - rows["mirostat_tau"])
-    return {"mirostat_mu": np.where(on, moved, np.nan)}
+    with np.errstate(over="ignore", invalid="ignore"):  # rows off (NaN μ) are not kept
+        moved = state["mirostat_mu"] - rows["mirostat_eta"] * (surprise - rows["mirostat_tau"])
+    return {"mirostat_mu": np.where(on, _finite(moved), np.nan)}

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sampler.engine.candidates import overflow_is_infinite
 from sampler.engine.final_distribution import FinalDistribution
 from sampler.entropy import (
     entropy_from_weights,
@@ -98,6 +99,7 @@ class StepStats:
         return cls(**fields)
 
 
+@overflow_is_infinite
 def step_stats(
     raw: np.ndarray,
     raw_peak: np.ndarray,

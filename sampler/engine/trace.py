@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sampler.engine.candidates import Candidates
+from sampler.engine.candidates import Candidates, overflow_is_infinite
+from sampler.engine.chain import check_tokens_left
 from sampler.engine.final_distribution import FinalDistribution
 from sampler.engine.inputs import as_batch, as_history
 from sampler.engine.params import SamplingParams
@@ -46,6 +47,7 @@ class StageTrace:
     kept_mass: float  # base (τ = 1, unfiltered) probability of the kept tokens
 
 
+@overflow_is_infinite
 def trace_chain(
     logits: ArrayLike,
     params: SamplingParams,
@@ -71,6 +73,7 @@ def trace_chain(
     candidates = Candidates.dense(raw)
     for name in params.stages:
         candidates = BY_NAME[name].function(candidates, rows)
+        check_tokens_left(candidates, rows, name)
         if name in params.active_stages:
             steps.append(_record(name, candidates.to_dense()[0], base))
     final = FinalDistribution.from_candidates(candidates, rows)

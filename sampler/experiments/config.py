@@ -24,7 +24,7 @@ from typing import Any
 
 from sampler.engine.params import DEFAULT_ORDER, SamplingParams, setting_fields
 from sampler.engine.stages import SETTINGS
-from sampler.errors import InvalidInputError
+from sampler.errors import InvalidInputError, check_unicode
 from sampler.generation.rows import STREAM_KEYS, GenerationRow
 from sampler.softmax import check_temperatures
 from sampler.sources import DEFAULT_MODEL, DTYPES
@@ -144,6 +144,8 @@ def _checked(key: str, value: Any, origin: str) -> Any:
             return tuple(value)  # checked with the one temperature rule on construction
         if not all(isinstance(v, str) for v in value):
             raise InvalidInputError(f"{origin}: {key} must be a list of strings")
+        for number, text in enumerate(value, start=1):
+            check_unicode(f"{origin}: {key} item {number}", text)
         return tuple(value)
     if kind is dict:
         if not isinstance(value, dict):
@@ -162,7 +164,12 @@ def _checked(key: str, value: Any, origin: str) -> Any:
         raise InvalidInputError(f"{origin}: {key} must be a number, got {value!r}")
     if kind is str and not isinstance(value, str):
         raise InvalidInputError(f"{origin}: {key} must be a string, got {value!r}")
-    return float(value) if kind is float else value
+    if kind is float:  # every float key is a stage setting: its rule converts and checks it
+        try:
+            return SETTINGS[key].check(value)
+        except InvalidInputError as error:
+            raise InvalidInputError(f"{origin}: {error}") from None
+    return value
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -195,13 +202,14 @@ def read_prompts(path: str | Path) -> list[str]:
         if line.lstrip().startswith("{"):
             try:
                 prompt = json.loads(line)["prompt"]
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):  # or nested too deep
                 raise InvalidInputError(
-                    f'{file}:{number}: a JSON line needs a "prompt" string'
+                    f'{file}:{number}: a JSON line needs a "prompt" string (one object of '
+                    'plain values, e.g. {"prompt": "Hello"})'
                 ) from None
             if not isinstance(prompt, str):
                 raise InvalidInputError(f'{file}:{number}: "prompt" must be a string')
-            prompts.append(prompt)
+            prompts.append(check_unicode(f'{file}:{number}: "prompt"', prompt))
         else:
             prompts.append(line)
     if not prompts:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import csv
-import json
 from typing import TextIO
 
 from sampler.errors import InvalidInputError
+from sampler.json_values import to_json
 from sampler.runlog.schema import CSV_COLUMNS, CSV_OF_COMPLETION, CSV_OF_STEP, EXPORT_FORMATS
 from sampler.runlog.store import RunStore
 
@@ -29,7 +29,8 @@ def export_run(store: RunStore, run_id: str, fmt: str, stream: TextIO) -> int:
     count = 0
     if fmt == "jsonl":
         for record in store.iter_completions(run_id, with_steps=True):
-            stream.write(json.dumps({"run_id": run_id} | record, ensure_ascii=False) + "\n")
+            # to_json: a temperature of inf is null, as in every --json (JSON has no Infinity)
+            stream.write(to_json({"run_id": run_id} | record, ensure_ascii=False) + "\n")
             count += 1
         return count
     writer = csv.writer(stream, lineterminator="\n")

@@ -15,8 +15,6 @@ Examples
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import fields
 from typing import Any
 
@@ -28,6 +26,8 @@ from sampler.engine.sampling import Sampler, distribution
 from sampler.engine.trace import trace_chain
 from sampler.errors import InvalidInputError
 from sampler.generation.rows import use_chat
+from sampler.json_values import json_safe
+from sampler.json_values import to_json as dump_json
 from sampler.serve.page import step_view
 from sampler.softmax import softmax
 from sampler.sources.base import LogitSource, dry_vocabulary
@@ -190,21 +190,9 @@ def next_token(source: LogitSource, body: Any) -> dict[str, Any]:
     }
 
 
-def json_safe(value: Any) -> Any:
-    """``value`` with every non-finite float (NaN, ±inf) as ``None``: JSON has no such numbers,
-    and a run may hold them (a temperature of inf, a statistic that is not finite)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(item) for item in value]
-    return value
-
-
 def to_json(value: Any) -> str:
     """Compact JSON of ``value`` (:func:`json_safe`): what every answer and event is."""
-    return json.dumps(json_safe(value), separators=(",", ":"), allow_nan=False)
+    return dump_json(value, separators=(",", ":"))
 
 
 def _repeats(params: SamplingParams, ids: list[int], vocabulary: Any) -> Any:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from sampler.errors import InvalidInputError
+from sampler.sources.gguf_path import check_gguf_file
 from sampler.sources.llamacpp_text import GGUFText
 
 __all__ = ["LlamaCppSession", "LlamaCppSource", "import_llama_cpp", "load_gguf_source"]
@@ -237,16 +238,6 @@ class LlamaCppSource:
         ]
         split = _Split(parts)
         return split.first_logits, split
-
-
-def check_gguf_file(path: Path) -> None:
-    """Refuse, in one line, a missing file or one that is not GGUF (before llama.cpp reads it)."""
-    if not path.is_file():
-        raise InvalidInputError(f"GGUF file {str(path)!r} does not exist")
-    with path.open("rb") as stream:
-        magic = stream.read(4)
-    if magic != b"GGUF":
-        raise InvalidInputError(f"{str(path)!r} is not a GGUF file (it does not start with GGUF)")
 
 
 def load_gguf_source(

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sampler.engine.candidates import Candidates
+from sampler.engine.candidates import Candidates, saturate
 from sampler.entropy import normalize
 from sampler.errors import InvalidInputError
 from sampler.softmax import divide_by_temperature
@@ -53,7 +53,8 @@ def temperature(candidates: Candidates, rows: RowParams) -> Candidates:
     with np.errstate(over="ignore"):
         shifted = logits - logits.max(axis=1, keepdims=True)
     tau = rows["temperature"]
-    dynamic = rows.on("dynatemp_range") & (tau > 0)  # greedy and hardmax rows stay τ = 0
+    # greedy and hardmax rows stay τ = 0, and τ = inf is inf ± R: uniform whatever R is
+    dynamic = rows.on("dynatemp_range") & (tau > 0) & np.isfinite(tau)
     if dynamic.any():
         tau = tau.copy()
         tau[dynamic] = dynamic_temperature(
@@ -76,8 +77,12 @@ def dynamic_temperature(
     entropy = normalize(shifted).entropy
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.clip(entropy / np.log(allowed), 0.0, 1.0)
-    low, high = np.maximum(0.0, tau - spread), tau + spread
-    chosen = low + (high - low) * ratio**exponent
+    # τ + R beyond float64 is τ' = inf (uniform); inf · 0 is computed, then not chosen
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        low, high = np.maximum(0.0, tau - spread), tau + spread
+        weight = ratio**exponent
+        # (hi - lo) · 0 would be inf · 0 = NaN when hi overflowed: a weight of 0 is lo itself
+        chosen = np.where(weight > 0, low + (high - low) * weight, low)
     return np.where(allowed > 1, chosen, tau)
 
 
@@ -97,11 +102,15 @@ def smoothing(candidates: Candidates, rows: RowParams) -> Candidates:
     factor = np.where(active, rows["smoothing_factor"], 0.0)[:, None]
     curve = rows["smoothing_curve"][:, None]
     peak = logits.max(axis=1, keepdims=True).astype(np.float64)
-    with np.errstate(invalid="ignore"):  # -inf rows of d: kept as they are below
-        d = logits.astype(np.float64) - peak
-        smoothed = -((3 - curve) / 2) * factor * d**2 + ((curve - 1) / 2) * factor * d**3 + peak
-    out = np.where(np.isfinite(logits), smoothed, logits)
-    return candidates.with_logits(out.astype(logits.dtype))
+    # -inf entries of d are kept as they are below; d² may overflow for a spread beyond 1e154
+    with np.errstate(invalid="ignore", over="ignore"):
+        # a finite spread beyond float64 (1e308 and -1e308) is held at its largest, not -inf
+        d = np.maximum(logits.astype(np.float64) - peak, -np.finfo(np.float64).max)
+        # f·d²·(s·d − k) is webui's −k·f·d² + s·f·d³ with d² factored out: d <= 0 makes
+        # (s·d − k) finite, so an overflowing d² gives ±inf, never inf − inf = NaN
+        smoothed = factor * d**2 * (((curve - 1) / 2) * d - (3 - curve) / 2) + peak
+        out = np.where(np.isfinite(logits), smoothed, logits).astype(logits.dtype)
+    return candidates.with_logits(saturate(out, logits))
 
 
 def logit_bias(candidates: Candidates, rows: RowParams) -> Candidates:
@@ -145,9 +154,14 @@ def penalties(candidates: Candidates, rows: RowParams) -> Candidates:
             continue
         tokens, counts = np.unique(history, return_counts=True)
         columns, which = _columns(candidates, row, tokens)
-        values = out[row, columns]
-        penalty = kind(rows["repetition_penalty"][row])
-        values = np.where(values < 0, values * penalty, values / penalty)
+        before = out[row, columns]
+        with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+            # a penalty beyond float32 (1e-300, 1e300) is 0 or inf there: 0/0 and 0·inf are
+            # NaN, but a logit of 0 stays 0 under any penalty
+            penalty = kind(rows["repetition_penalty"][row])
+            values = np.where(before < 0, before * penalty, before / penalty)
+            values = np.where(before == 0, before, values)
         shift = counts[which] * rows["frequency_penalty"][row] + rows["presence_penalty"][row]
-        out[row, columns] = values - shift.astype(out.dtype)
+        with np.errstate(over="ignore"):
+            out[row, columns] = saturate(values - shift.astype(out.dtype), before)
     return candidates.with_logits(out)

@@ -111,7 +111,10 @@ def top_a(candidates: Candidates, rows: RowParams) -> Candidates:
     logits = candidates.logits
     log_z = log_normalizer(logits)
     bar = np.log(np.where(active, rows["top_a"], 1.0))
-    floor = bar + 2 * logits.max(axis=1).astype(np.float64) - log_z
+    peak = logits.max(axis=1).astype(np.float64)
+    floor = bar + 2 * peak - log_z
+    # 2·max beyond float64 (max near 1e308): the same floor as max + log p_max, which fits
+    floor = np.where(np.isfinite(floor), floor, bar + peak + (peak - log_z))
     return keep_above(candidates, rows, active, floor)
 
 
@@ -175,8 +178,14 @@ def top_n_sigma(candidates: Candidates, rows: RowParams) -> Candidates:
     logits = candidates.logits.astype(np.float64)
     finite = np.isfinite(logits)
     count = finite.sum(axis=1)
-    mean = np.where(finite, logits, 0.0).sum(axis=1) / count
-    spread = np.where(finite, logits - mean[:, None], 0.0)
-    sigma = np.sqrt((spread**2).sum(axis=1) / count)
-    floor = logits.max(axis=1) - n * sigma
+    # Rows of logits beyond ±1e150 are scaled by a power of two (exact) so that the squares
+    # cannot overflow; other rows are computed exactly as before, bit for bit.
+    magnitude = np.where(finite, np.abs(logits), 0.0).max(axis=1)
+    scale = np.where(magnitude > 1e150, np.exp2(np.frexp(magnitude)[1] - 1.0), 1.0)
+    scaled = np.where(finite, logits / scale[:, None], 0.0)
+    mean = scaled.sum(axis=1) / count
+    spread = np.where(finite, scaled - mean[:, None], 0.0)
+    sigma = np.sqrt((spread**2).sum(axis=1) / count) * scale
+    with np.errstate(over="ignore"):  # n·σ beyond float64 is inf: every token is kept
+        floor = logits.max(axis=1) - n * sigma
     return keep_at_least(candidates, np.where(active & (count > 1), floor, -np.inf))

@@ -52,7 +52,8 @@ def xtc(candidates: Candidates, rows: RowParams) -> Candidates:
     fired = eligible & (coin <= rows["xtc_probability"])
     logits = candidates.logits
     # p_i >= t is x_i >= log Z + log t: the reaching tokens, the least likely of them kept
-    bar = log_normalizer(logits) + np.log(np.where(fired, rows["xtc_threshold"], 1.0))
+    with np.errstate(divide="ignore"):  # threshold 0: log 0 = -inf, every token reaches it
+        bar = log_normalizer(logits) + np.log(np.where(fired, rows["xtc_threshold"], 1.0))
     reaching = logits >= bar[:, None].astype(logits.dtype)
     count = reaching.sum(axis=1)
     lowest = np.where(reaching, logits, np.inf).min(axis=1)

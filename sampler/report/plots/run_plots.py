@@ -77,10 +77,20 @@ def _temperature_tick(temperature: float) -> str:
     return "∞ (uniform)" if math.isinf(temperature) else f"{temperature:g}"
 
 
+_LINEAR_AXIS_MAX = 1e6
+
+
 def _positions(temperatures: list[float]) -> list[float]:
-    """x of each temperature: τ itself, and τ = ∞ one mean spacing right of the largest finite τ."""
+    """x of each temperature: τ itself, and τ = ∞ one mean spacing right of the largest finite τ.
+
+    Above τ = 1e6 (τ may be up to 1.8e308) a linear axis would overflow and crush every other
+    temperature into one point: the temperatures are then evenly spaced in order, labelled.
+    """
     finite = [t for t in temperatures if math.isfinite(t)]
     top = max(finite, default=0.0)
+    if top > _LINEAR_AXIS_MAX:
+        ranks = sorted(range(len(temperatures)), key=lambda index: temperatures[index])
+        return [float(ranks.index(index)) for index in range(len(temperatures))]
     spacing = (top - min(finite, default=0.0)) / max(len(finite) - 1, 1) or 1.0
     return [t if math.isfinite(t) else top + spacing for t in temperatures]
 
