@@ -34,6 +34,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from sampler.errors import InvalidInputError
+from sampler.messages import shown
 
 __all__ = [
     "TEMPERATURE_RULE",
@@ -116,7 +117,11 @@ def check_temperature(temperature: Any) -> float:
         value = float(temperature)
     except (TypeError, ValueError):
         raise InvalidInputError(
-            f"temperature={temperature!r} is not a number: {TEMPERATURE_RULE}"
+            f"temperature={shown(temperature)} is not a number: {TEMPERATURE_RULE}"
+        ) from None
+    except OverflowError:  # an integer beyond float range (JSON may hold one)
+        raise InvalidInputError(
+            f"temperature={shown(temperature)} is beyond the float range: {TEMPERATURE_RULE}"
         ) from None
     if math.isnan(value) or value < 0:
         raise InvalidInputError(

@@ -7,11 +7,13 @@ it is written in.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sampler.errors import InvalidInputError
+from sampler.messages import check_text, shown
 from sampler.softmax import check_temperature
 
 if TYPE_CHECKING:
@@ -26,7 +28,12 @@ Stage = Callable[["Candidates", "RowParams"], "Candidates"]
 
 def _number(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidInputError(f"{name}={value!r} is not a number")
+        raise InvalidInputError(f"{name}={shown(value)} is not a number")
+    if isinstance(value, int) and not -sys.float_info.max <= value <= sys.float_info.max:
+        # float() would overflow: a JSON body or a Python caller may give such an integer
+        raise InvalidInputError(
+            f"{name}={shown(value)} is beyond the float range (about ±1.8e308): give a number"
+        )
     if math.isnan(value):
         raise InvalidInputError(f"{name}=nan is not allowed: give a number")
     return float(value)
@@ -37,8 +44,11 @@ def _bias(name: str, value: object) -> dict[int, float]:
         raise InvalidInputError(f"{name}={value!r} must be a mapping {{token id: bias}}")
     checked = {}
     for token, bias in value.items():
-        if isinstance(token, bool) or not isinstance(token, int) or token < 0:
-            raise InvalidInputError(f"{name} token {token!r} must be an integer id >= 0")
+        if isinstance(token, bool) or not isinstance(token, int) or not 0 <= token < 2**63:
+            # int64: the ids become a numpy index array
+            raise InvalidInputError(
+                f"{name} token {shown(token)} must be an integer id in 0..2**63-1"
+            )
         number = _number(f"{name}[{token}]", bias)
         if not -100 <= number <= 100:
             raise InvalidInputError(
@@ -50,10 +60,13 @@ def _bias(name: str, value: object) -> dict[int, float]:
 
 def _strings(name: str, value: object, allowed: str) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, list | tuple):
-        raise InvalidInputError(f"{name}={value!r} must be a list of strings: {allowed}")
+        raise InvalidInputError(f"{name}={shown(value)} must be a list of strings: {allowed}")
     for item in value:
         if not isinstance(item, str) or not item:
-            raise InvalidInputError(f"{name} item {item!r} must be a non-empty string ({allowed})")
+            raise InvalidInputError(
+                f"{name} item {shown(item)} must be a non-empty string ({allowed})"
+            )
+        check_text(f"{name} item {shown(item)}", item)
     return tuple(value)
 
 
@@ -64,8 +77,9 @@ class Setting:
     ``kind`` is ``int``, ``float``, ``dict`` (the ``{token id: bias}`` of logit bias) or
     ``tuple`` (strings: DRY's sequence breakers).
     ``allowed`` is both the rule shown in errors and help, and (for numbers) checked by
-    ``valid``. A setting with ``activates=False`` only modifies its stage (how far the
-    penalties look back) and never switches it on by itself. ``off_values`` lists further
+    ``valid`` (for a tuple, ``valid`` gets the whole tuple). A setting with
+    ``activates=False`` only modifies its stage (how far the penalties look back) and never
+    switches it on by itself. ``off_values`` lists further
     values that mean off (vLLM's ``top_k=-1``). ``flag`` is False for the temperature, which
     every command takes in its own way (``-t``, ``--temperatures``).
     """
@@ -75,7 +89,7 @@ class Setting:
     off: Any
     allowed: str
     help: str
-    valid: Callable[[float], bool] = lambda value: True
+    valid: Callable[[Any], bool] = lambda value: True
     activates: bool = True
     off_values: tuple[Any, ...] = ()
     flag: bool = True
@@ -86,7 +100,12 @@ class Setting:
         if self.kind is dict:
             return _bias(self.name, value)
         if self.kind is tuple:
-            return _strings(self.name, value, self.allowed)
+            strings = _strings(self.name, value, self.allowed)
+            if not self.valid(strings):  # a tuple's rule is on its length (DRY's breakers)
+                raise InvalidInputError(
+                    f"{self.name} has {len(strings)} strings: allowed {self.allowed}"
+                )
+            return strings
         if self.name == "temperature":
             return check_temperature(value)
         if self.kind is int:
@@ -105,7 +124,9 @@ class Setting:
         return number
 
     def _out_of_range(self, value: object) -> InvalidInputError:
-        return InvalidInputError(f"{self.name}={value!r} is out of range: allowed {self.allowed}")
+        return InvalidInputError(
+            f"{self.name}={shown(value)} is out of range: allowed {self.allowed}"
+        )
 
     def is_off(self, value: Any) -> bool:
         """Whether ``value`` leaves the stage exactly as if it were absent (or, for a setting
