@@ -2,8 +2,8 @@
 
 The address is bound before the model loads: a port in use or an address this machine does
 not have is one ``error:`` line and exit code 2, never a "serving" line first. Ctrl-C stops
-the server within :data:`SHUTDOWN_S` seconds (and the step a generation is in): streams still
-open then are cut, not waited for.
+the server within two seconds (and the step a generation is in): streams end between two
+steps, and what still runs then is cut, not waited for (:mod:`sampler.serve.server`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from sampler.cli.options import cache_option, dtype_option, load_model, model_op
 from sampler.errors import InvalidInputError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-SHUTDOWN_S = 2  # uvicorn's graceful shutdown: requests in flight get this long to finish
 
 
 def bound_socket(host: str, port: int) -> socket.socket:
@@ -56,9 +55,10 @@ def serve(
     """Serve the page (sliders over a real model's next-token distribution, generation,
     branching, the cheat sheet, the run log) and its JSON API on this machine."""
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401 (the server below runs on it)
 
         from sampler.serve.app import make_app
+        from sampler.serve.server import stopping_server
     except ImportError:
         raise InvalidInputError(
             "serving needs starlette and uvicorn: pip install -e '.[serve]' (part of 'all')"
@@ -83,11 +83,9 @@ def serve(
                 "(default 127.0.0.1)",
                 err=True,
             )
-        app = make_app(source, db, host, port)
-        config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=SHUTDOWN_S
-        )
+        server = stopping_server(make_app(source, db, host, port))
+        sock.listen(server.config.backlog)  # connections wait for the server from now on
         click.echo(f"serving {source.name} on http://{host}:{port}/ (Ctrl-C stops)", err=True)
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         sock.close()

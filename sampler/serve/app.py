@@ -11,34 +11,35 @@ Generations (``POST /api/generate``, a server-sent event stream, and ``POST /api
 re-runs a session to log it) take one of :data:`GENERATIONS` slots or get 429 at once; each of
 their steps takes the model lock for one model call, so a long generation never holds the model
 from other requests; the lock goes to its waiters in arrival order (:class:`FairLock`). A stream
-whose client disconnects stops between two steps and frees its slot (:class:`_EventStream`).
+whose client disconnects stops between two steps and frees its slot
+(:class:`~sampler.serve.events.EventStream`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from sampler.errors import InvalidInputError
 from sampler.serve import api, runlog_access, sessions, stream
 from sampler.serve.bodies import MAX_BODY_BYTES, BodyTooLargeError, query_int, read_json
+from sampler.serve.events import EventStream
 from sampler.serve.page import page_html
-from sampler.serve.turns import FairLock, Slots
+from sampler.serve.turns import BUSY, BusyError, FairLock, Slots
 
 __all__ = ["GENERATIONS", "MAX_BODY_BYTES", "allowed_hosts", "make_app"]
 
 GENERATIONS = 2  # generations at once: each holds a batch's KV cache and a share of the model
 _WAIT_SECONDS = 10.0
-_BUSY = "the model is busy: try again in a moment"
 _log = logging.getLogger("sampler.serve")
 
 
@@ -89,12 +90,13 @@ def make_app(
     hosts = allowed_hosts(host, port)
     model_lock = FairLock()
     slots = Slots(generations)
+    stopping = threading.Event()
 
     @contextlib.contextmanager
     def model_turn() -> Iterator[None]:
         # one model call (a prefill, a step, an encoding) at a time: sources are not thread-safe
         if not model_lock.acquire(timeout=_WAIT_SECONDS):
-            raise _BusyError
+            raise BusyError
         try:
             yield
         finally:
@@ -113,8 +115,8 @@ def make_app(
                 return _error(400, str(error))
             except BodyTooLargeError:
                 return _error(413, f"the request body is over {MAX_BODY_BYTES} bytes")
-            except _BusyError:
-                return _error(429, _BUSY)
+            except BusyError:
+                return _error(429, BUSY)
             except runlog_access.RunLogUnavailableError as error:
                 return _error(error.status, str(error))
             except Exception:  # a bug: logged with its traceback, answered as JSON
@@ -142,7 +144,7 @@ def make_app(
         except BaseException:
             slots.free()
             raise
-        return _EventStream(request, generation, model_turn, slots.free)
+        return EventStream(request, generation, model_turn, slots.free, stopping)
 
     async def save(request: Request) -> Any:
         if db is None:
@@ -199,6 +201,7 @@ def make_app(
         ]
     )
     app.state.slots = slots
+    app.state.stopping = stopping  # set when the server shuts down (server.StoppingServer)
     return app
 
 
@@ -221,60 +224,3 @@ def _guarded_call(guard: stream.Guard, function: Callable[..., Any]) -> Callable
     return call
 
 
-class _EventStream(StreamingResponse):
-    """A generation's events as ``text/event-stream``; its slot is freed when it ends.
-
-    Between two steps it checks whether the client is gone; Starlette also cancels the stream
-    when the client disconnects. Either way :meth:`__call__`'s ``finally`` closes the
-    generation (its session is dropped, no step runs after) and frees the slot, once. An error
-    after the stream has started is sent as an ``error`` event: the status line is long gone.
-    """
-
-    def __init__(
-        self,
-        request: Request,
-        generation: stream.Generation,
-        guard: stream.Guard,
-        free: Callable[[], None],
-    ) -> None:
-        self._generation, self._free = generation, free
-        self._events = generation.events(guard)
-        super().__init__(
-            self._body(request),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
-
-    async def _body(self, request: Request) -> AsyncIterator[str]:
-        while not await request.is_disconnected():
-            try:
-                # a step runs in a worker thread (the event loop keeps serving); anyio waits for
-                # that thread before a cancellation lands, so no step is ever left running
-                event = await run_in_threadpool(next, self._events, None)
-            except InvalidInputError as error:
-                yield stream.sse("error", {"error": str(error)})
-                return
-            except _BusyError:
-                yield stream.sse("error", {"error": _BUSY})
-                return
-            except Exception:
-                _log.exception("a generation failed")
-                yield stream.sse("error", {"error": "the generation failed (see the server log)"})
-                return
-            if event is None:
-                return
-            yield stream.sse(*event)  # json-safe: it cannot fail on a number
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            try:
-                self._events.close()
-                self._generation.close()
-            finally:
-                self._free()
-
-
-class _BusyError(Exception):
-    """The model lock stayed taken for :data:`_WAIT_SECONDS`."""
