@@ -122,12 +122,13 @@ class TokenTexts:
     def _index(self) -> tuple[bytes, list[int], list[int]]:
         """The texts joined (each followed by ``\\xff``), each text's start and end in it."""
         if self._joined is None:
+            words = list(self.texts)
             starts, ends, position = [], [], 0
-            for word in self.texts:
+            for word in words:
                 starts.append(position)
                 ends.append(position + len(word))
                 position += len(word) + 1
-            self._joined = (_SEPARATOR.join([*self.texts, b""]), starts, ends)
+            self._joined = (_SEPARATOR.join([*words, b""]), starts, ends)
         return self._joined
 
     def _containing(self, text: bytes) -> list[int]:
