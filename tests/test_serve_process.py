@@ -8,6 +8,9 @@ shutdown waited for that connection for as long as it stayed open. The waits bel
 a hang into a failure; nothing is timed.
 """
 
+import contextlib
+import gc
+import http.client
 import json
 import os
 import random
@@ -16,6 +19,9 @@ import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
+import weakref
 from pathlib import Path
 
 import pytest
@@ -23,6 +29,8 @@ from click.testing import CliRunner
 from test_bad_input import one_error_line
 
 from sampler.cli import cli
+from sampler.serve.server import serving
+from sampler.sources.synthetic_spec import parse_synthetic
 
 pytest.importorskip("uvicorn")
 
@@ -103,3 +111,63 @@ def test_ctrl_c_stops_the_server_while_a_generation_streams():
     reader.join(10)
     assert code == 130 and stderr[-1] == "aborted\n", (code, stderr)  # as any command's Ctrl-C
     assert "Traceback" not in "".join(stderr), "".join(stderr)
+
+
+class _Gated:
+    """The synthetic source, whose sessions wait at their third step until released."""
+
+    def __init__(self, source) -> None:
+        self._source, self.entered, self.release = source, threading.Event(), threading.Event()
+        self.sessions: list = []
+
+    def __getattr__(self, name):
+        return getattr(self._source, name)
+
+    def start(self, prompts):
+        logits, session = self._source.start(prompts)
+        calls, outer = iter(range(10**6)), self
+
+        class Session:
+            def advance(self, tokens):
+                if next(calls) == 2:
+                    outer.entered.set()
+                    assert outer.release.wait(60)
+                return session.advance(tokens)
+
+        gated = Session()
+        self.sessions.append(weakref.ref(gated))
+        return logits, gated
+
+
+def test_a_stream_cut_mid_step_at_shutdown_keeps_its_slot_until_the_step_ends():
+    # uvicorn cuts a response still running 2 s after the shutdown began; its step, in a worker
+    # thread, cannot be stopped, and the generation cannot be closed while it executes (that
+    # raised "generator already executing" and freed the slot beside the running step)
+    gated = _Gated(parse_synthetic("synthetic:zipf?vocab=300"))  # no end token
+    body = {"prompt": "kalo mesu", "rows": [{"seed": 1}], "max_new_tokens": 8}
+
+    def read(url: str) -> None:
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            request = urllib.request.Request(f"{url}/api/generate", json.dumps(body).encode(),
+                                             {"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                response.read()
+
+    with serving(gated, None) as (url, app):
+        reader = threading.Thread(target=read, args=(url,), daemon=True)
+        reader.start()
+        assert gated.entered.wait(30)
+    # the server has stopped; the step it was in still runs, and holds its slot
+    assert app.state.slots.running == 1
+    gated.release.set()
+    wait_until(lambda: app.state.slots.running == 0)  # freed once the step returned
+    gc.collect()
+    assert [ref() for ref in gated.sessions] == [None]  # and the session dropped
+    reader.join(30)
+
+
+def wait_until(condition, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds  # a bound on a hang, not a measurement
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
