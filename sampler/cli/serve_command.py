@@ -21,9 +21,11 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def bound_socket(host: str, port: int) -> socket.socket:
     """A TCP socket bound to ``host:port`` (not yet listening), or a one-line error."""
+    # IPv4 unless the address has a colon, as uvicorn binds ("localhost" is 127.0.0.1)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM
+            host, port, family=family, type=socket.SOCK_STREAM
         )[0]
     except (socket.gaierror, UnicodeError) as error:
         raise InvalidInputError(
