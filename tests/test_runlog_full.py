@@ -7,7 +7,11 @@ on the same config (same tokens after ``--resume``) and the file's own tables (n
 refused session in them).
 """
 
+import contextlib
+import gc
+import os
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,6 +24,7 @@ from sampler.sources.synthetic_spec import parse_synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTHETIC = str(ROOT / "configs" / "synthetic.toml")  # 2 prompts x 5 temperatures x 8 samples
+MARKOV = "synthetic:markov?vocab=300&sharpness=2.0&seed=1"
 
 
 @pytest.fixture
@@ -72,40 +77,95 @@ def error_line(result) -> str:
     return lines[-1]
 
 
-def test_a_sweep_onto_a_full_disk_keeps_its_rows_and_resumes_to_the_same_tokens(
-    tmp_path, disk_limit
-):
-    reference = tmp_path / "reference.db"
-    assert run_cli("sweep", "--config", SYNTHETIC, "--db", str(reference)).exit_code == 0
-    with RunStore(reference) as store:
-        expected = tokens_by_row(reference, store.get_run("latest")["id"])
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, dict[int, tuple]]:
+    """The synthetic sweep run uninterrupted: its run log and its rows' tokens."""
+    db = tmp_path_factory.mktemp("reference") / "runs.db"
+    assert run_cli("sweep", "--config", SYNTHETIC, "--db", str(db)).exit_code == 0
+    with RunStore(db) as store:
+        expected = tokens_by_row(db, store.get_run("latest")["id"])
     assert len(expected) == 80
+    return db, expected
 
-    full = tmp_path / "full.db"
-    RunStore(full).close()  # an empty run log; then room for about a third of the sweep
-    disk_limit((pages(reference) - pages(full)) // 3)
-    result = run_cli("sweep", "--config", SYNTHETIC, "--db", str(full))
-    line = error_line(result)
-    with RunStore(full) as store:
+
+def full_disk_sweep(db: Path, expected: dict[int, tuple]) -> str:
+    """Run the synthetic sweep onto a disk that fills up; check its message and kept rows."""
+    line = error_line(run_cli("sweep", "--config", SYNTHETIC, "--db", str(db)))
+    with RunStore(db) as store:
         run = store.get_run("latest")
-        kept = tokens_by_row(full, run["id"])
+        kept = tokens_by_row(db, run["id"])
         assert store._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert line == (f"error: run log {full} cannot grow: the disk is full (database or disk is "
-                    "full); free some space or choose a path on another disk; the rows stored "
-                    f"before stay: `sampler sweep --resume {run['id']}` finishes the run")
+    assert line == (f"error: the disk holding run log {db} is full (database or disk is full); "
+                    "free some space or choose a path on another disk; the rows stored before "
+                    f"stay: `sampler sweep --resume {run['id']}` finishes the run")
     assert run["status"] == "running" and 0 < len(kept) < 80
     assert kept == {row: expected[row] for row in kept}  # whole rows, as drawn uninterrupted
+    return run["id"]
 
-    resumed = run_cli("sweep", "--resume", run["id"], "--db", str(full))
-    assert error_line(resumed).startswith(f"error: run log {full} cannot grow")  # still full
-    assert len(tokens_by_row(full, run["id"])) > len(kept)  # yet it stored what fitted
+
+def resume_to_the_end(db: Path, run_id: str, expected: dict[int, tuple]) -> None:
+    resumed = run_cli("sweep", "--resume", run_id, "--db", str(db))
+    assert resumed.exit_code == 0, resumed.output
+    assert tokens_by_row(db, run_id) == expected
+    with RunStore(db) as store:
+        assert store.get_run(run_id)["status"] == "complete"
+
+
+def test_a_sweep_onto_a_full_disk_keeps_its_rows_and_resumes_to_the_same_tokens(
+    tmp_path, disk_limit, reference
+):
+    full = tmp_path / "full.db"
+    RunStore(full).close()  # an empty run log; then room for about a third of the sweep
+    disk_limit((pages(reference[0]) - pages(full)) // 3)
+    run_id = full_disk_sweep(full, reference[1])
+    kept = len(tokens_by_row(full, run_id))
+
+    resumed = run_cli("sweep", "--resume", run_id, "--db", str(full))  # another third: full
+    assert error_line(resumed).startswith(f"error: the disk holding run log {full} is full")
+    assert len(tokens_by_row(full, run_id)) > kept  # yet it stored what fitted
 
     disk_limit(None)  # space freed
-    resumed = run_cli("sweep", "--resume", run["id"], "--db", str(full))
-    assert resumed.exit_code == 0, resumed.output
-    assert tokens_by_row(full, run["id"]) == expected
-    with RunStore(full) as store:
-        assert store.get_run(run["id"])["status"] == "complete"
+    resume_to_the_end(full, run_id, reference[1])
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 256 kB file system (tmpfs; mounting needs root), and a function to enlarge it."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)]
+    if os.geteuid() != 0 or subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("a small tmpfs needs root and mount")
+
+    def grow(size: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(folder)], check=True)
+
+    try:
+        yield folder, grow
+    finally:
+        gc.collect()  # close the commands' stores before the file system goes
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_sweep_onto_a_real_full_disk_resumes_once_there_is_space(small_disk, reference):
+    folder, grow = small_disk
+    run_id = full_disk_sweep(folder / "runs.db", reference[1])
+    grow("8m")
+    resume_to_the_end(folder / "runs.db", run_id, reference[1])
+
+
+def test_a_run_log_on_a_disk_with_no_byte_left_is_a_full_disk_not_damage(small_disk):
+    folder, _ = small_disk
+    db = folder / "runs.db"
+    assert run_cli("generate", "--model", MARKOV, "--prompt", "kalo", "--max-new-tokens", "3",
+                   "--db", str(db)).exit_code == 0
+    gc.collect()  # closed: the next command must make the WAL index (-shm) anew
+    with (folder / "filler").open("wb", buffering=0) as filler, contextlib.suppress(OSError):
+        while True:
+            filler.write(b"\0" * 4096)  # until ENOSPC: not one page is left
+    for args in (["runs"], ["export", "latest"], ["report", "latest"]):
+        line = error_line(run_cli(*args, "--db", str(db)))
+        assert line.startswith(f"error: the disk holding run log {db} is full ("), line
 
 
 def test_a_run_that_cannot_even_start_is_one_line_and_leaves_no_run(tmp_path, disk_limit):
@@ -115,14 +175,13 @@ def test_a_run_that_cannot_even_start_is_one_line_and_leaves_no_run(tmp_path, di
     with RunStore(db) as store, pytest.raises(RunLogFullError) as caught:
         store.create_run("sweep", "toy", "f00d", {"prompt": "x" * 20_000}, {}, 1)
     assert str(caught.value) == (
-        f"run log {db} cannot grow: the disk is full (database or disk is full); "
+        f"the disk holding run log {db} is full (database or disk is full); "
         "free some space or choose a path on another disk")
     assert stored_counts(db) == (0, 0, 0)
 
 
 # --- a server session is saved whole or not at all -----------------------------------------
 
-MARKOV = "synthetic:markov?vocab=300&sharpness=2.0&seed=1"
 SESSION = {"generations": [
     {"prompt": "kalo mesu", "rows": [{"seed": seed, "temperature": 1.0} for seed in range(4)],
      "max_new_tokens": 40},
@@ -139,7 +198,7 @@ def test_a_session_onto_a_full_disk_saves_nothing(tmp_path, disk_limit):
     with RunStore(db) as store, pytest.raises(RunLogFullError) as caught:
         save_session(parse_synthetic(MARKOV), store, SESSION)
     assert str(caught.value) == (
-        f"run log {db} cannot grow: the disk is full (database or disk is full); free some "
+        f"the disk holding run log {db} is full (database or disk is full); free some "
         "space or choose a path on another disk; nothing of the run was saved")
     assert stored_counts(db) == (0, 0, 0)
     disk_limit(None)
@@ -161,5 +220,5 @@ def test_post_api_runs_onto_a_full_disk_is_an_error_and_leaves_no_run(tmp_path, 
                         base_url="http://127.0.0.1:8765")
     response = client.post("/api/runs", json=SESSION)
     # the status is the server's mapping of RunLogFullError; the message is the library's
-    assert response.status_code >= 400 and "the disk is full" in response.json()["error"]
+    assert response.status_code >= 400 and "is full (database or disk is full)" in response.text
     assert client.get("/api/runs").json() == [] and stored_counts(db) == (0, 0, 0)

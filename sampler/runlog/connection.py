@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -50,9 +51,12 @@ DAMAGED = (
     "another path for the run log"
 )
 FULL = (
-    "run log {} cannot grow: the disk is full ({}); free some space or choose a path on "
-    "another disk"
+    "the disk holding run log {} is full ({}); free some space or choose a path on another "
+    "disk"
 )
+# Below this much free space an I/O error is taken for a full disk: SQLite reports a WAL
+# index (-shm, 32 kB) it cannot allocate as SQLITE_IOERR_SHMSIZE, not SQLITE_FULL.
+_NEARLY_FULL_BYTES = 1 << 20
 FOREIGN = (
     "database {} holds another application's {}, not a sampler run log; it was left as it "
     "is: choose another path for the run log"
@@ -73,6 +77,13 @@ def damaged(path: Path, what: str) -> RunLogDamagedError:
     return RunLogDamagedError(DAMAGED.format(path, what))
 
 
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return _NEARLY_FULL_BYTES  # unknown: not taken for full
+
+
 def _refusal(path: Path, error: sqlite3.DatabaseError) -> InvalidInputError | None:
     """The one-line error an SQLite failure means for the user, or ``None`` for a bug."""
     message = str(error).lower()
@@ -85,7 +96,11 @@ def _refusal(path: Path, error: sqlite3.DatabaseError) -> InvalidInputError | No
         return InvalidInputError(READ_ONLY.format(path))
     if code == _NOTADB or "not a database" in message or "encrypted" in message:
         return InvalidInputError(NOT_SQLITE.format(path))
-    if code in (_CORRUPT, _IOERR) or "malformed" in message or "disk i/o" in message:
+    if code == _IOERR or "disk i/o" in message:
+        if _free_bytes(path.parent) < _NEARLY_FULL_BYTES:
+            return RunLogFullError(FULL.format(path, error))
+        return damaged(path, str(error))
+    if code == _CORRUPT or "malformed" in message:
         return damaged(path, str(error))
     # a table or column dropped by hand: SQLite's own words name it
     for prefix, what in (("no such table: ", "table"), ("no such column: ", "column")):
