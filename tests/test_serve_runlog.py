@@ -14,13 +14,14 @@ import pytest
 from test_runlog_damage import DAMAGES, damage, hold_lock, logged_run
 from test_runlog_full import SESSION, disk_limit  # noqa: F401 (a fixture)
 
+from sampler.runlog import connection
 from sampler.runlog.store import STEP_STATS, RunStore
 from sampler.sources.synthetic_spec import parse_synthetic
 
 pytest.importorskip("starlette")
 from starlette.testclient import TestClient
 
-from sampler.serve import api
+from sampler.serve import api, runlog_access
 from sampler.serve.app import make_app
 from sampler.serve.server import serving
 
@@ -62,7 +63,7 @@ def test_a_run_log_another_process_locks_is_503_at_once(tmp_path, how):
     run_id = logged_run(db)
     client = client_of(db)
     holder = hold_lock(db, how)
-    locked = f"run log {db} is locked: another process is writing to it and kept it locked for 1 s"
+    locked = connection.LOCKED.format(db, runlog_access.LOCK_WAIT_S)  # the run log's words
     try:
         saved = client.post("/api/runs", json=SESSION)
         assert saved.status_code == 503 and saved.json()["error"].startswith(locked), saved.text
@@ -88,7 +89,7 @@ def test_a_full_disk_on_save_is_507_and_leaves_nothing(tmp_path, disk_limit):  #
     response = client.post("/api/runs", json=SESSION)
     assert response.status_code == 507, response.text
     assert response.json()["error"].startswith(
-        f"run log {db} cannot grow: the disk is full (database or disk is full)")
+        connection.FULL.format(db, "database or disk is full"))  # the run log's words
     assert client.get("/api/runs").json() == []
     assert_healthy(client)
     disk_limit(None)  # space freed
