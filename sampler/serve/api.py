@@ -52,7 +52,8 @@ __all__ = [
 
 # Bounds on one request, so that no request can hold the server for long or grow its memory.
 # A run is read 12,800 steps a page by default (50 completions of 256 steps, what the page
-# shows at most), at most 20,000 (~6 MB of JSON).
+# shows at most), at most 20,000: ~310 bytes of JSON a step (issue 18's 256,000-step run was
+# 79 MB), up to ~500 with every stage's telemetry, so a page is 4 to 10 MB at most.
 LIMITS = {
     "prompt_chars": 20_000,
     "forced_tokens": 2_048,
