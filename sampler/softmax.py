@@ -170,18 +170,16 @@ def divide_by_temperature(shifted: np.ndarray, temperature: ArrayLike) -> np.nda
     probability is 0 at that temperature anyway.
     """
     divisor = np.asarray(temperature).astype(shifted.dtype)
-    frozen, hot = divisor == 0, np.isinf(divisor)
-    if frozen.any():
-        limit = np.where(shifted == 0, 0.0, -np.inf)
-    if hot.any():
-        uniform = np.where(np.isneginf(shifted), -np.inf, 0.0)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         y = np.divide(shifted, divisor, out=shifted)
-    if frozen.any():
-        y = np.where(frozen, limit, y)
-    if hot.any():
-        y = np.where(hot, uniform, y)
-    return y.astype(shifted.dtype, copy=False)
+    # Only the rows at a limit are mended, in place: the division left NaN exactly where it
+    # met 0/0 (a maximum at τ = 0) or -inf/inf (a masked token at τ = inf).
+    for at_limit, nan_becomes, rest_becomes in ((divisor == 0, 0.0, -np.inf),
+                                                (np.isinf(divisor), -np.inf, 0.0)):
+        if at_limit.any():
+            rows = at_limit.reshape(y.shape[:-1]) if at_limit.size > 1 else ...
+            y[rows] = np.where(np.isnan(y[rows]), nan_becomes, rest_becomes)
+    return y
 
 
 def scaled_logits(logits: ArrayLike, temperature: float | ArrayLike = 1.0) -> np.ndarray:

@@ -7,8 +7,10 @@ length (EOS ignored). Sides:
 - torch: our loop (engine + statistics) on `smollm2-135m` (float32);
 - gguf: our loop on `smollm2-135m-gguf` (the Q4_1 file, logits from llama.cpp);
 - generate: transformers' `model.generate`, float32, the same model object as torch;
-- llama.cpp: llama-cpp-python's high-level loop on the same GGUF file,
-  `Llama(model_path, n_ctx=512, n_threads=<ours>, logits_all=False, verbose=False)` and
+- llama.cpp: llama-cpp-python's high-level loop on the same GGUF file, at llama.cpp's own
+  best settings here: `Llama(model_path, n_ctx=512, n_threads=<ours>, flash_attn=True,
+  logits_all=False, verbose=False)` (flash attention on, as llama.cpp's CLI and the contexts
+  this project makes default to on a CPU; llama-cpp-python's `Llama` defaults it off) and
   `Llama.generate(prompt, temp=T, top_k=0, top_p=1, min_p=0, repeat_penalty=1)` (its own
   sampler chain: greedy at T = 0, else temperature + dist), reset before each run.
 
@@ -21,12 +23,15 @@ c. 8 temperatures x 4 samples x 64 tokens: torch as one batch of 32 vs `generate
    temperature with `num_return_sequences=4`;
 d. peak RSS of a 32-row, 512-token run of ours (torch), against the RSS of the loaded model
    (in a fresh subprocess, from the OS: VmHWM, reset after loading);
+x. the ceiling: one batched `llama_decode` alone (our context settings, flash attention on),
+   batch 1 and batch 8, median of 32 steps; each gguf ratio is printed beside the ratio a loop
+   costing nothing but its decodes would reach;
 s. one torch decoding step (session `advance`, full logits read back) at batch 1 and 8, in
    float32 and bfloat16 (`load_hf_source(..., dtype=...)`), median of 16 steps.
 
 Prints a table and one JSON line. Not a test: these machines are noisy.
 
-    .venv/bin/python scripts/bench_generate.py [--quick] [--cases abcds] [--repeats N]
+    .venv/bin/python scripts/bench_generate.py [--quick] [--cases abcdsx] [--repeats N]
 """
 
 from __future__ import annotations
@@ -81,7 +86,8 @@ class LlamaCppLoop:
         path, _ = ensure_gguf("smollm2-135m-gguf", cache_root(None), lambda message: None)
         self.threads = _threads()
         self.llama = Llama(model_path=str(path), n_ctx=512, n_threads=self.threads,
-                           n_threads_batch=self.threads, logits_all=False, verbose=False)
+                           n_threads_batch=self.threads, flash_attn=True,
+                           logits_all=False, verbose=False)
 
     def run(self, prompt_ids: list[int], max_new: int, temperature: float) -> list[int]:
         self.llama.reset()  # no prefix reuse: the prompt is prefilled every run, as ours is
@@ -147,6 +153,39 @@ def step_case(sources: dict, prompt_ids: list[int], batches=(1, 8), steps: int =
             "step_ms": result}
 
 
+def ceiling_case(gguf, prompt_ids: list[int], steps: int = 32) -> dict:
+    """Median ms of one batched ``llama_decode`` (one token per row, logits for every row)."""
+    result = {}
+    for batch in (1, 8):
+        _, session = gguf.start([prompt_ids] * batch)
+        token = prompt_ids[-1]
+        samples = []
+        for _ in range(steps):
+            entries = [(token, int(session._positions[row]), row) for row in range(batch)]
+            start = time.perf_counter()
+            session._decode(entries, True)  # the decode alone: no logits copied, no sampling
+            samples.append(time.perf_counter() - start)
+            session._positions += 1
+            session._used += batch
+        result[f"batch_{batch}_ms"] = round(1000 * statistics.median(samples), 2)
+    return {"case": "x. one llama_decode (median ms)", "decode_ms": result}
+
+
+def with_ceilings(results: list[dict], decode_ms: dict) -> None:
+    """Beside each gguf-vs-llama.cpp ratio, the ratio of a loop that only decodes."""
+    new_tokens = {"a": (128, "batch_1_ms"), "b": (64, "batch_8_ms")}
+    for row in results:
+        spec = new_tokens.get(row["case"][0])
+        if spec is None or "llama.cpp" not in row.get("best_s", {}):
+            continue
+        tokens, key = spec
+        floor_s = tokens * decode_ms[key] / 1000
+        for check in row["checks"]:
+            if check["side"] == "gguf" and check["peer"] == "llama.cpp":
+                check["ceiling"] = round(row["best_s"]["llama.cpp"] / floor_s, 2)
+                check["decode_share"] = round(floor_s / row["best_s"]["gguf"], 2)
+
+
 def memory_case() -> dict:
     """Run in a fresh interpreter so the peak belongs to this run alone."""
     script = (
@@ -182,7 +221,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no memory case")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--cases", default="abcds", help="which cases to run, e.g. ab or ds")
+    parser.add_argument("--cases", default="abcdsx", help="which cases to run, e.g. abx or ds")
     args = parser.parse_args()
     source = load_source("smollm2-135m", quiet=True)
     gguf = load_source("smollm2-135m-gguf")
@@ -197,7 +236,7 @@ def main() -> None:
             "generate": lambda: hf_generate(source, prompt_ids, 128, 0.0),
             "gguf": lambda: ours(gguf, [0.0], 1, 128),
             "llama.cpp": lambda: anchor.run(gguf_ids, 128, 0.0),
-        }, repeats, [("torch", "generate", 1.0), ("gguf", "llama.cpp", round(1 / 1.3, 3)),
+        }, repeats, [("torch", "generate", 1.0), ("gguf", "llama.cpp", round(1 / 1.1, 3)),
                      ("gguf", "generate", 5.0)]),
         "b": ("b. 8 temperatures x 64 tokens", {
             "torch": lambda: ours(source, TEMPERATURES, 1, 64),
@@ -205,7 +244,7 @@ def main() -> None:
             "gguf": lambda: ours(gguf, TEMPERATURES, 1, 64),
             "llama.cpp": lambda: [anchor.run(gguf_ids, 64, t) for t in TEMPERATURES],
         }, repeats, [("torch", "generate", 5.0), ("gguf", "generate", 5.0),
-                     ("gguf", "llama.cpp", 2.0)]),
+                     ("gguf", "llama.cpp", 1.45)]),
         "c": ("c. 8 temperatures x 4 samples x 64", {
             "torch": lambda: ours(source, TEMPERATURES, 4, 64),
             "generate": lambda: [hf_generate(source, prompt_ids, 64, t, copies=4 if t else 1)
@@ -213,6 +252,9 @@ def main() -> None:
         }, repeats, [("torch", "generate", 3.0)]),
     }
     results = [case(*spec) for letter, spec in cases.items() if letter in args.cases]
+    if "x" in args.cases:
+        results.append(ceiling_case(gguf, gguf_ids))
+        with_ceilings(results, results[-1]["decode_ms"])
     if "s" in args.cases:
         dtypes = {"float32": source,
                   "bfloat16": load_hf_source("smollm2-135m", dtype="bfloat16")}
@@ -226,8 +268,15 @@ def main() -> None:
             for c in row["checks"]:
                 target = (f">= {c['target']}x" if c["target"] >= 1
                           else f"<= {1 / c['target']:.2f}x the time")
+                ceiling = (f"   (decodes alone: {c['ceiling']:.2f}x; decodes are "
+                           f"{100 * c['decode_share']:.0f} % of gguf's time)"
+                           if "ceiling" in c else "")
                 print(f"{'':<36}   {c['side']} vs {c['peer']}: {c['speedup']:.2f}x faster   "
-                      f"target {target}   {'met' if c['met'] else 'NOT met'}")
+                      f"target {target}   {'met' if c['met'] else 'NOT met'}{ceiling}")
+        elif "decode_ms" in row:
+            cells = "   ".join(f"{k.replace('_ms', '')} {v:.2f} ms"
+                               for k, v in row["decode_ms"].items())
+            print(f"{row['case']:<36} {cells}")
         elif "step_ms" in row:
             for dtype, ms in row["step_ms"].items():
                 cells = "   ".join(f"{k.replace('_ms', '')} {v:.1f} ms" for k, v in ms.items())

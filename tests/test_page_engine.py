@@ -2,9 +2,10 @@
 the library.
 
 The oracle is :func:`sampler.distribution` and the ``StepStats`` of a :class:`Sampler` step,
-both Python; the page must agree within 1e-6 on every probability of the vocabulary, over a grid
-of settings covering every stage and preset, on a synthetic row (ties, masked tokens) and on
-SmolLM2's real row at V = 49,152. Also: the cheat sheet's numbers against
+both Python; the page must agree within :data:`TOLERANCE` on every probability of the
+vocabulary, over a grid of settings covering every stage and preset, on a synthetic row (ties,
+masked tokens) and on SmolLM2's real row at V = 49,152 (``tests/test_page_twins.py`` runs every
+row of the stage table the same way). Also: the cheat sheet's numbers against
 :func:`sampler.cheatsheet.cheat_sheet`, and the recompute time at V = 49,152 (reported; the
 16 ms figure is README's, measured by scripts, never asserted here).
 """
@@ -21,6 +22,13 @@ from sampler.engine.filters.dry import dry_repeats
 from sampler.engine.params import SamplingParams
 from sampler.engine.sampling import Sampler, distribution
 from sampler.serve.page import ENGINE_SCRIPTS, _source, engine_config, step_view
+
+# Why 1e-6: both sides keep the weights and the final probabilities as float32 and sum in
+# float64, in different orders and with different exp() implementations, so a probability
+# (at most 1) differs by a few float32 roundings, each at most 2**-24 ≈ 6e-8 of it; 1e-6 is
+# eight float32 steps at 1, above that, and far below a token kept on one side and cut on the
+# other (which the exact comparison of kept_tokens catches however small its probability).
+TOLERANCE = 1e-6
 
 CASES = [
     {},
@@ -91,17 +99,25 @@ EVALUATE = """([b64, settings, context]) => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def engine_page(browser):
+def open_engine(browser, config):
+    """A blank page with the page's engine alone, configured with ``config`` (the table's
+    JSON, :func:`sampler.serve.page.engine_config`)."""
     page = browser.new_page()
     page.set_content("<!doctype html><html><body></body></html>")
     page.add_script_tag(content="\n".join(_source(name) for name in ENGINE_SCRIPTS))
-    page.evaluate("(config) => SamplerEngine.configure(config)", engine_config())
+    page.evaluate("(config) => SamplerEngine.configure(config)", config)
+    return page
+
+
+@pytest.fixture(scope="module")
+def engine_page(browser):
+    page = open_engine(browser, engine_config())
     yield page
     page.close()
 
 
-def _in_page(page, row, cases, context):
+def in_page(page, row, cases, context):
+    """The page's probabilities (float32), statistics and notes of ``row`` under each case."""
     b64 = base64.b64encode(np.asarray(row, "<f4").tobytes()).decode()
     answers = page.evaluate(EVALUATE, [b64, cases, context])
     for answer in answers:
@@ -109,25 +125,26 @@ def _in_page(page, row, cases, context):
     return answers
 
 
-def _check(row, history, cases, answers, vocabulary=None):
+def check_against_library(row, history, cases, answers, vocabulary=None):
+    """Each answer of the page equals the library's distribution and StepStats."""
     for settings, answer in zip(cases, answers, strict=True):
         params = SamplingParams(**settings)
         expected = distribution(row, params, history=[history], vocabulary=vocabulary)
         difference = np.abs(answer["probs"].astype(np.float64) - expected).max()
-        assert difference <= 1e-6, (settings, difference)
+        assert difference <= TOLERANCE, (settings, difference)
         if "xtc_probability" in settings:
             continue  # a Sampler step draws XTC's coin; the page's statistics hold it back
         seeded = SamplingParams(**settings, seed=0)
         _, stats = Sampler([seeded], vocabulary=vocabulary).step(row[None], history=[history])
         python = stats.row(0)
         for name in STAT_FIELDS:
-            tolerance = 1e-6 * max(1.0, abs(python[name]))
+            tolerance = TOLERANCE * max(1.0, abs(python[name]))
             assert abs(answer["stats"][name] - python[name]) <= tolerance, (settings, name)
         assert answer["stats"]["kept_tokens"] == python["kept_tokens"], settings
         assert answer["stats"]["base_argmax"] == python["base_argmax"], settings
         for name in ("temperature_chosen", "mirostat_mu", "dry_match", "dry_penalty"):
             if name in python:
-                assert answer["notes"][name] == pytest.approx(python[name], rel=1e-6), name
+                assert answer["notes"][name] == pytest.approx(python[name], rel=TOLERANCE), name
 
 
 def _synthetic_row() -> tuple[np.ndarray, list[int]]:
@@ -144,9 +161,9 @@ def _synthetic_row() -> tuple[np.ndarray, list[int]]:
 def test_page_engine_matches_the_library_on_a_synthetic_row(engine_page):
     row, history = _synthetic_row()
     repeats = dry_repeats(history, {}, -1)  # no breakers: DRY needs no vocabulary
-    context = {"history": history, "dry": step_view(_Labels(), row, history, repeats)["dry"]}
+    context = {"history": history, "dry": step_view(Labels(), row, history, repeats)["dry"]}
     cases = [{**c, "dry_sequence_breakers": []} if "dry_multiplier" in c else c for c in CASES]
-    _check(row, history, cases, _in_page(engine_page, row, cases, context))
+    check_against_library(row, history, cases, in_page(engine_page, row, cases, context))
 
 
 def test_page_engine_matches_the_library_on_smollm2(engine_page, gguf):
@@ -166,8 +183,8 @@ def test_page_engine_matches_the_library_on_smollm2(engine_page, gguf):
     assert [s["stage"] for s in answer["trace"]] == ["input", "dry", "temperature", "final"]
     from sampler.sources.base import token_texts
 
-    answers = _in_page(engine_page, row, CASES, context)
-    _check(row, history, CASES, answers, vocabulary=token_texts(gguf))
+    answers = in_page(engine_page, row, CASES, context)
+    check_against_library(row, history, CASES, answers, vocabulary=token_texts(gguf))
     times = sorted(a["ms"] for a in answers)
     print(
         f"\npage engine at V = 49,152: median {times[len(times) // 2]:.2f} ms, "
@@ -184,7 +201,7 @@ def test_cheat_sheet_in_the_page_matches_python(engine_page, logits, tau):
     assert page["entropy_nats"] == pytest.approx(python["entropy_nats"], abs=1e-12)
 
 
-class _Labels:
+class Labels:
     """A source that labels token ids by number (step_view only needs ``token_label``)."""
 
     def token_label(self, token: int) -> str:

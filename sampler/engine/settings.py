@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from sampler.errors import InvalidInputError
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from sampler.engine.candidates import Candidates
     from sampler.engine.rows import RowParams
 
-__all__ = ["Setting", "Stage", "StageSpec", "between"]
+__all__ = ["Setting", "Slider", "Stage", "StageSpec", "between"]
 
 # A stage: a pure function of the candidates and the batch's per-row settings.
 Stage = Callable[["Candidates", "RowParams"], "Candidates"]
@@ -71,6 +71,18 @@ def _strings(name: str, value: object, allowed: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class Slider:
+    """The page's control of a number setting: a range slider from ``low`` to ``high`` in
+    steps of ``step``, or on a log scale (``scale="log"``, whose left end is 0: temperature's
+    greedy). Any value the setting allows may still be typed beside it."""
+
+    low: float
+    high: float
+    step: float = 0.0  # 0 on a log scale: the slider moves in thousandths of the range
+    scale: str = "linear"
+
+
+@dataclass(frozen=True)
 class Setting:
     """One field of a stage: its type, its "off" value, what is allowed, and its help text.
 
@@ -82,6 +94,10 @@ class Setting:
     switches it on by itself. ``off_values`` lists further
     values that mean off (vLLM's ``top_k=-1``). ``flag`` is False for the temperature, which
     every command takes in its own way (``-t``, ``--temperatures``).
+    ``example`` is one allowed value that is not "off": with it (and its stage's other
+    examples) the stage acts, which is how the page's engine is checked against the library
+    stage by stage (``tests/test_page_engine.py``). ``slider`` is the page's control; a setting
+    without one has no control in the page (the API and the command line take it).
     """
 
     name: str
@@ -93,6 +109,8 @@ class Setting:
     activates: bool = True
     off_values: tuple[Any, ...] = ()
     flag: bool = True
+    example: Any = None
+    slider: Slider | None = None
 
     def check(self, value: object) -> Any:
         """``value`` validated and normalised (an int, a float, a dict or a tuple of strings),
@@ -135,6 +153,49 @@ class Setting:
             value = tuple(value)  # a stored config holds its lists as JSON arrays
         return value == self.off or value in self.off_values
 
+    def as_json(self, stage: str | None) -> dict[str, Any]:
+        """This setting as the page reads it (JSON-ready): its stage, kind, "off" values, rule,
+        help, bounds, example and slider."""
+        return {
+            "name": self.name,
+            "stage": stage,
+            "kind": self.kind.__name__,
+            "off": _json_ready(self.off),
+            "off_values": [_json_ready(v) for v in self.off_values],
+            "activates": self.activates,
+            "allowed": self.allowed,
+            "help": self.help,
+            "bounds": self._bounds(),
+            "example": _json_ready(self.example),
+            "slider": None if self.slider is None else asdict(self.slider),
+        }
+
+    def _bounds(self) -> list[Any] | None:
+        """``[low, high, low_open, high_open]`` of a number setting (``None`` for an infinite
+        end); temperature's rule (:func:`~sampler.softmax.check_temperature`) is τ >= 0, inf
+        included."""
+        if self.name == "temperature":
+            return [0.0, None, False, False]
+        bounds = getattr(self.valid, "bounds", None)
+        if bounds is None:
+            return None
+        low, high, low_open, high_open = bounds
+        return [
+            None if math.isinf(low) else low,
+            None if math.isinf(high) else high,
+            low_open,
+            high_open,
+        ]
+
+
+def _json_ready(value: Any) -> Any:
+    """A setting's value as JSON has it: tuples as lists, a bias's token ids as strings."""
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Mapping):
+        return {str(k): v for k, v in value.items()}
+    return value
+
 
 @dataclass(frozen=True)
 class StageSpec:
@@ -156,6 +217,16 @@ class StageSpec:
             for setting in self.settings
             if setting.activates
         )
+
+    def as_json(self) -> dict[str, Any]:
+        """This stage as the page reads it: its name, kind, the settings that switch it on."""
+        return {
+            "name": self.name,
+            "required": self.required,
+            "shaping": self.shaping,
+            "activating": [s.name for s in self.settings if s.activates],
+            "peer": self.peer,
+        }
 
 
 def between(low: float, high: float, low_open: bool = False, high_open: bool = False):

@@ -3,8 +3,11 @@
 Everything that lists stage settings is derived from :data:`STAGES`: the fields and validation
 of :class:`~sampler.engine.params.SamplingParams`, ``active_stages``, the per-row arrays the
 filters read, the sampling flags of ``generate``/``sweep``/``compare``/``chain``, the sweep's
-TOML keys and the settings line of a report. Adding a stage means writing its pure function
-(``sampler/engine/filters/``), adding its row here, testing it, and a line in README.
+TOML keys, the settings line of a report, and the page's lists (:func:`table_json`: its
+sliders, what greys out, the stages its engine must pair). Adding a stage means writing its
+pure function (``sampler/engine/filters/``), adding its row here (with a switched-on
+``example`` per setting), its twin in the page's engine (``sampler/serve/static/stages.js``),
+testing it, and a line in README.
 
 Examples
 --------
@@ -24,10 +27,10 @@ from typing import Any
 
 from sampler.engine.filters import dry, information, mirostat, shaping, truncation, xtc
 from sampler.engine.filters.dry_breakers import breakers_allowed
-from sampler.engine.settings import Setting, StageSpec, between
+from sampler.engine.settings import Setting, Slider, StageSpec, between
 from sampler.softmax import TEMPERATURE_RULE
 
-__all__ = ["BY_NAME", "SETTINGS", "STAGES", "STAGE_NAMES", "switched_on"]
+__all__ = ["BY_NAME", "SETTINGS", "STAGES", "STAGE_NAMES", "switched_on", "table_json"]
 
 STAGES: tuple[StageSpec, ...] = (
     StageSpec(
@@ -35,7 +38,12 @@ STAGES: tuple[StageSpec, ...] = (
         shaping.logit_bias,
         (
             Setting(
-                "logit_bias", dict, {}, "{token id: -100..100}", "Add BIAS to token ID's logit."
+                "logit_bias",
+                dict,
+                {},
+                "{token id: -100..100}",
+                "Add BIAS to token ID's logit.",
+                example={1: 2.5},
             ),
         ),
         "OpenAI / vLLM logit_bias; transformers SequenceBiasLogitsProcessor",
@@ -52,6 +60,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "repetition_penalty > 0, finite (1 = off)",
                 "Seen tokens: positive logits ÷ R, negative × R.",
                 between(0, math.inf, low_open=True, high_open=True),
+                example=1.3,
+                slider=Slider(0.5, 2, 0.01),
             ),
             Setting(
                 "frequency_penalty",
@@ -60,6 +70,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "-2 <= frequency_penalty <= 2",
                 "Subtract F × (times the token was seen).",
                 between(-2, 2),
+                example=0.5,
+                slider=Slider(-2, 2, 0.05),
             ),
             Setting(
                 "presence_penalty",
@@ -68,6 +80,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "-2 <= presence_penalty <= 2",
                 "Subtract P from every token seen at least once.",
                 between(-2, 2),
+                example=-0.5,
+                slider=Slider(-2, 2, 0.05),
             ),
             Setting(
                 "penalty_last_n",
@@ -77,6 +91,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "How many recent tokens the penalties look at (0 = all).",
                 between(0, math.inf, high_open=True),
                 activates=False,
+                example=8,
+                slider=Slider(0, 512, 1),
             ),
         ),
         "transformers RepetitionPenaltyLogitsProcessor; vLLM / OpenAI frequency and presence",
@@ -93,6 +109,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "dry_multiplier >= 0, finite (0 = off)",
                 "DRY: penalise a token that would extend a repeat by M × base^(n − allowed).",
                 between(0, math.inf, high_open=True),
+                example=0.8,
+                slider=Slider(0, 5, 0.05),
             ),
             Setting(
                 "dry_base",
@@ -102,6 +120,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "DRY's base: how fast the penalty grows with the repeat's length.",
                 between(1, math.inf, high_open=True),
                 activates=False,
+                example=2.0,
+                slider=Slider(1, 4, 0.05),
             ),
             Setting(
                 "dry_allowed_length",
@@ -111,6 +131,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "DRY: repeats up to this long are free.",
                 between(0, math.inf, high_open=True),
                 activates=False,
+                example=3,
+                slider=Slider(0, 10, 1),
             ),
             Setting(
                 "dry_penalty_last_n",
@@ -120,6 +142,7 @@ STAGES: tuple[StageSpec, ...] = (
                 "DRY: how many recent tokens it looks at.",
                 between(-1, math.inf, high_open=True),
                 activates=False,
+                example=64,
             ),
             Setting(
                 "dry_sequence_breakers",
@@ -129,6 +152,7 @@ STAGES: tuple[StageSpec, ...] = (
                 "DRY: texts that end a repeat (a JSON list on the command line).",
                 breakers_allowed,
                 activates=False,
+                example=("\n", "###"),
             ),
         ),
         "llama.cpp dry (a KoboldCpp port); text-generation-webui DRYLogitsProcessor",
@@ -139,7 +163,14 @@ STAGES: tuple[StageSpec, ...] = (
         shaping.temperature,
         (
             Setting(
-                "temperature", float, 1.0, TEMPERATURE_RULE, "Divide the logits by τ.", flag=False
+                "temperature",
+                float,
+                1.0,
+                TEMPERATURE_RULE,
+                "Divide the logits by τ.",
+                flag=False,
+                example=0.7,
+                slider=Slider(0.01, 10, scale="log"),
             ),
             Setting(
                 "dynatemp_range",
@@ -148,6 +179,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "0 <= dynatemp_range, finite (0 = off)",
                 "Dynamic temperature: τ' from τ ± R by the row's normalised entropy.",
                 between(0, math.inf, high_open=True),
+                example=0.5,
+                slider=Slider(0, 3, 0.05),
             ),
             Setting(
                 "dynatemp_exponent",
@@ -157,6 +190,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "Dynamic temperature: τ' = lo + (hi - lo)·(H / ln N)^E.",
                 between(0, math.inf, high_open=True),
                 activates=False,
+                example=2.0,
+                slider=Slider(0, 5, 0.05),
             ),
         ),
         "transformers TemperatureLogitsWarper; τ = 0 greedy as vLLM and llama.cpp; dynamic "
@@ -176,6 +211,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "Keep the K most likely tokens and any tied with the K-th.",
                 between(-1, math.inf, high_open=True),
                 off_values=(-1,),
+                example=2,
+                slider=Slider(0, 200, 1),
             ),
         ),
         "transformers TopKLogitsWarper (ties kept); llama.cpp top_k <= 0 off",
@@ -191,6 +228,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "0 < top_p <= 1 (1 = off)",
                 "Nucleus: the shortest head whose mass reaches P.",
                 between(0, 1, low_open=True),
+                example=0.8,
+                slider=Slider(0.01, 1, 0.01),
             ),
         ),
         "transformers TopPLogitsWarper; llama.cpp top_p (crossing token kept)",
@@ -206,6 +245,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "0 <= min_p <= 1 (0 = off)",
                 "Keep tokens with p >= P × p_max.",
                 between(0, 1),
+                example=0.1,
+                slider=Slider(0, 1, 0.01),
             ),
         ),
         "transformers MinPLogitsWarper; llama.cpp and vLLM min_p",
@@ -221,6 +262,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "0 < typical_p <= 1 (1 = off)",
                 "Locally typical sampling with mass P.",
                 between(0, 1, low_open=True),
+                example=0.9,
+                slider=Slider(0.01, 1, 0.01),
             ),
         ),
         "transformers TypicalLogitsWarper (Meister et al. 2023)",
@@ -236,6 +279,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "0 <= epsilon < 1 (0 = off)",
                 "Drop tokens with p < E.",
                 between(0, 1, high_open=True),
+                example=0.01,
+                slider=Slider(0, 0.2, 0.001),
             ),
         ),
         "transformers EpsilonLogitsWarper (Hewitt et al. 2022)",
@@ -251,6 +296,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "0 <= eta < 1 (0 = off)",
                 "Drop tokens with p < min(E, √E·exp(−H)).",
                 between(0, 1, high_open=True),
+                example=0.02,
+                slider=Slider(0, 0.2, 0.001),
             ),
         ),
         "transformers EtaLogitsWarper (Hewitt et al. 2022)",
@@ -266,6 +313,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "0 <= smoothing_factor <= 10 (0 = off)",
                 "Quadratic smoothing: x' = -k·f·d² + s·f·d³ + max, d = x - max.",
                 between(0, 10),
+                example=0.4,
+                slider=Slider(0, 10, 0.05),
             ),
             Setting(
                 "smoothing_curve",
@@ -275,6 +324,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "Smoothing curve: 1 quadratic; above 1 the cubic term steepens the tail.",
                 between(1, 10),
                 activates=False,
+                example=2.0,
+                slider=Slider(1, 10, 0.05),
             ),
         ),
         "text-generation-webui QuadraticSamplingLogitsWarper (modules/sampler_hijack.py, dceb23c7)",
@@ -290,6 +341,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "0 <= top_a <= 1 (0 = off)",
                 "Keep tokens with p >= A × p_max².",
                 between(0, 1),
+                example=0.2,
+                slider=Slider(0, 1, 0.01),
             ),
         ),
         "text-generation-webui TopALogitsWarper (modules/sampler_hijack.py, dceb23c7)",
@@ -305,6 +358,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "0 <= tfs <= 1 (1 = off)",
                 "Tail-free: cut where the sorted probabilities' curvature mass passes Z.",
                 between(0, 1),
+                example=0.9,
+                slider=Slider(0, 1, 0.01),
             ),
         ),
         "text-generation-webui TailFreeLogitsWarper (modules/sampler_hijack.py, dceb23c7)",
@@ -320,6 +375,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "0 <= top_n_sigma, finite (0 = off)",
                 "Keep logits >= max − N·σ (needs a chain with top_n_sigma, e.g. llama.cpp).",
                 between(0, math.inf, high_open=True),
+                example=1.5,
+                slider=Slider(0, 5, 0.05),
             ),
         ),
         "llama.cpp top_n_sigma (Tang et al. 2024)",
@@ -335,6 +392,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "0 <= xtc_probability <= 1 (0 = off)",
                 "XTC: the chance per step of removing the top choices.",
                 between(0, 1),
+                example=0.5,
+                slider=Slider(0, 1, 0.01),
             ),
             Setting(
                 "xtc_threshold",
@@ -344,6 +403,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "XTC removes the tokens with p >= T except the least likely of them.",
                 between(0, 1),
                 activates=False,
+                example=0.2,
+                slider=Slider(0, 0.5, 0.01),
             ),
         ),
         "llama.cpp xtc (PR #9742); text-generation-webui XTCLogitsWarper",
@@ -359,6 +420,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "0 (off), 1 or 2",
                 "Mirostat version; replaces the truncation stages (as in llama.cpp).",
                 between(0, 2),  # an int: 0, 1 or 2
+                example=2,
+                slider=Slider(0, 2, 1),
             ),
             Setting(
                 "mirostat_tau",
@@ -368,6 +431,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "Mirostat's target surprise τ (bits); μ starts at 2τ.",
                 between(0, math.inf, low_open=True, high_open=True),
                 activates=False,
+                example=3.0,
+                slider=Slider(0.1, 10, 0.1),
             ),
             Setting(
                 "mirostat_eta",
@@ -377,6 +442,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "Mirostat's learning rate η: μ ← μ − η(surprise − τ) after each token.",
                 between(0, math.inf, high_open=True),
                 activates=False,
+                example=0.2,
+                slider=Slider(0, 1, 0.01),
             ),
         ),
         "llama.cpp mirostat / mirostat_v2 (Basu et al. 2021)",
@@ -398,4 +465,20 @@ def switched_on(values: Mapping[str, Any], flags_only: bool = True) -> dict[str,
         name: values[name]
         for name, setting in SETTINGS.items()
         if (setting.flag or not flags_only) and name in values and not setting.is_off(values[name])
+    }
+
+
+def table_json() -> dict[str, list[dict[str, Any]]]:
+    """The table as the page reads it, JSON-ready (:mod:`sampler.serve.page` embeds it): the
+    stages in table order, and every setting with its stage, rule, example and slider.
+
+    >>> table = table_json()
+    >>> [s["name"] for s in table["stages"]] == list(STAGE_NAMES)
+    True
+    >>> next(s for s in table["settings"] if s["name"] == "top_p")["slider"]
+    {'low': 0.01, 'high': 1, 'step': 0.01, 'scale': 'linear'}
+    """
+    return {
+        "stages": [spec.as_json() for spec in STAGES],
+        "settings": [s.as_json(spec.name) for spec in STAGES for s in spec.settings],
     }

@@ -3,9 +3,12 @@
 The page's sources live in ``sampler/serve/static/`` (the engine transcription, the page's
 script, its styles, the HTML frame) and are put together into one document: scripts and styles
 inline, each allowed by its SHA-256 in a strict Content-Security-Policy (no ``unsafe-inline``,
-no other origin). What the engine must know of the stage table (presets, settings and their
-"off" values) is generated from :mod:`sampler.engine.stages` and embedded as JSON data, so the
-page and the library cannot drift apart. ``sampler explore`` embeds the logits rows too.
+no other origin). Every list the page has of stages and settings (their names and kinds, the
+presets' orders, the sliders with bounds, defaults, scale and help, "off" values, what greys
+out) is generated from :mod:`sampler.engine.stages` and embedded as JSON data at assembly; the
+engine's stage functions are paired with the table's rows by name, and
+``tests/test_page_twins.py`` checks every row's twin against the library. ``sampler explore``
+embeds the logits rows too.
 
 Examples
 --------
@@ -19,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import re
 from functools import cache
 from importlib import resources
@@ -26,15 +30,29 @@ from typing import Any
 
 import numpy as np
 
-from sampler.engine.params import DEFAULT_ORDER, MIROSTAT_CHAIN, PRESETS
-from sampler.engine.stages import STAGES
+from sampler.engine.params import DEFAULT_ORDER, MIROSTAT_CHAIN, MODES, PRESETS, SamplingParams
+from sampler.engine.settings import Setting, Slider, StageSpec, between
+from sampler.engine.stages import STAGES, table_json
+from sampler.errors import InvalidInputError
 
-__all__ = ["engine_config", "page_html", "step_view"]
+__all__ = ["MIN_TOKENS_TO_KEEP", "engine_config", "page_html", "step_view"]
 
 # Labels sent with a step: the most likely raw tokens (the bar chart's candidates under most
 # settings) and every history token (penalties can lift any of them into view).
 LABELLED_TOP = 200
 _DATA_ID = "sampler-data"
+# The one setting of the page's that belongs to the row, not to a stage: SamplingParams checks
+# it itself (tests/test_page_engine.py compares this rule with its refusals).
+MIN_TOKENS_TO_KEEP = Setting(
+    "min_tokens_to_keep",
+    int,
+    1,
+    "an integer >= 1",
+    "Every truncating stage keeps at least this many tokens.",
+    between(1, math.inf, high_open=True),
+    example=3,
+    slider=Slider(1, 20, 1),
+)
 # One script, in this order: the engine (its view of a chain state, the stages, the chain),
 # then the page (page.js's helpers are used by the rest).
 ENGINE_SCRIPTS = ("view.js", "stages.js", "engine.js")
@@ -50,51 +68,54 @@ _SCRIPTS = (
 
 
 def engine_config() -> dict[str, Any]:
-    """What the page's engine reads of the stage table: presets, settings, stages."""
-    settings = []
-    for spec in STAGES:
-        for s in spec.settings:
-            off = list(s.off) if isinstance(s.off, tuple) else s.off
-            settings.append(
-                {
-                    "name": s.name,
-                    "stage": spec.name,
-                    "kind": s.kind.__name__,
-                    "off": off,
-                    "off_values": list(s.off_values),
-                    "allowed": s.allowed,
-                    "help": s.help,
-                    "bounds": _bounds(s),
-                }
-            )
-    stages = [
-        {
-            "name": spec.name,
-            "activating": [s.name for s in spec.settings if s.activates],
-            "peer": spec.peer,
-        }
-        for spec in STAGES
-    ]
+    """What the page reads of the library: the stage table (:func:`table_json`: stages,
+    settings, sliders), the row's own ``min_tokens_to_keep``, the presets, the modes, and per
+    preset the settings the library refuses there (greyed out in the page)."""
     return {
+        **table_json(),
+        "row_settings": [MIN_TOKENS_TO_KEEP.as_json(stage=None)],
         "presets": {name: list(order) for name, order in PRESETS.items()},
         "default_order": DEFAULT_ORDER,
         "mirostat_chain": list(MIROSTAT_CHAIN),
-        "settings": settings,
-        "stages": stages,
+        "modes": list(MODES),
+        "unusable": _unusable(),
     }
 
 
-def _bounds(setting: Any) -> list[Any] | None:
-    """``[low, high, low_open, high_open]`` of a number setting (``None`` for an infinite end);
-    temperature's rule is τ >= 0, inf included."""
-    if setting.name == "temperature":
-        return [0.0, None, False, False]
-    bounds = getattr(setting.valid, "bounds", None)
-    if bounds is None:
-        return None
-    low, high, low_open, high_open = bounds
-    finite = [None if abs(v) == float("inf") else v for v in (low, high)]
-    return [*finite, low_open, high_open]
+@cache
+def _unusable() -> dict[str, dict[str, list[str]]]:
+    """Per preset, the settings :class:`SamplingParams` refuses there, ``alone`` and beside
+    ``mirostat``: each probed at its example (a setting that only modifies its stage, with the
+    stage's switches on too), so what the page greys out is what the library would refuse."""
+    probes = {s.name: _probe(spec, s) for spec in STAGES for s in spec.settings}
+    return {
+        preset: {
+            beside: [
+                name
+                for name, probe in probes.items()
+                if not _accepted({**extra, **probe, "order": preset})
+            ]
+            for beside, extra in (("alone", {}), ("mirostat", {"mirostat": 1}))
+        }
+        for preset in PRESETS
+    }
+
+
+def _probe(spec: StageSpec, setting: Setting) -> dict[str, Any]:
+    """``setting`` at its example; one that only modifies its stage (DRY's base), with the
+    settings that switch the stage on at theirs."""
+    if setting.activates:
+        return {setting.name: setting.example}
+    switches = {s.name: s.example for s in spec.settings if s.activates}
+    return {**switches, setting.name: setting.example}
+
+
+def _accepted(values: dict[str, Any]) -> bool:
+    try:
+        SamplingParams(**values)
+    except InvalidInputError:
+        return False
+    return True
 
 
 def step_view(

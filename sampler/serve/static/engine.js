@@ -1,16 +1,33 @@
 // The sampling chain of sampler.engine for the page: settings as SamplingParams reads them, a
 // step's prepared row, the chain run in a preset's order (stages.js), the final distribution
-// and its StepStats. tests/test_page_engine.py checks it against sampler.distribution and
-// StepStats within 1e-6 in Chromium.
+// and its StepStats. What it knows of the stage table (stages, settings, presets) is the
+// table's JSON (sampler/serve/page.py, engine_config), given to configure().
+// tests/test_page_engine.py checks it against sampler.distribution and StepStats in Chromium.
 "use strict";
 
 const SamplerEngine = (() => {
-  const { STAGE_FUNCTIONS, SHAPING, dryPenalties } = SamplerStages;
+  const { STAGE_FUNCTIONS, dryPenalties } = SamplerStages;
   const { sortedOrder, peakOf, entropyOf, f32, LOG_SMALLEST_FLOAT64, NEG } = SamplerView;
   let config = null;
+  let shaping = [];  // the stages before temperature that reshape without cutting
+  let settingOf = {};
 
   // --- settings -------------------------------------------------------------------------
-  function configure(value) { config = value; }
+  function configure(value) {
+    config = value;
+    // as sampler/engine/chain.py: shaping stages but the required one (temperature)
+    shaping = config.stages.filter((s) => s.shaping && !s.required).map((s) => s.name);
+    settingOf = Object.fromEntries([...config.settings, ...config.row_settings]
+      .map((s) => [s.name, s]));
+  }
+
+  // The table's stages with no twin here, and twins of no stage of the table (both empty when
+  // the page's engine and the library's are paired).
+  function unpaired() {
+    const names = config.stages.map((s) => s.name);
+    return { missing: names.filter((n) => !Object.hasOwn(STAGE_FUNCTIONS, n)),
+      extra: Object.keys(STAGE_FUNCTIONS).filter((n) => !names.includes(n)) };
+  }
 
   function isOff(setting, value) {
     if (Array.isArray(setting.off)) return JSON.stringify(value) === JSON.stringify(setting.off);
@@ -70,7 +87,12 @@ const SamplerEngine = (() => {
     const x = buffer(step, `x-${slot}`);
     x.set(step.raw);
     const c = { x, order: step.order, notes: {} };
-    for (const name of names) STAGE_FUNCTIONS[name](c, row, context);
+    for (const name of names) {
+      if (!Object.hasOwn(STAGE_FUNCTIONS, name)) {
+        throw new Error(`the page's engine has no twin of stage ${name} (sampler/serve/static/stages.js)`);
+      }
+      STAGE_FUNCTIONS[name](c, row, context);
+    }
     return c;
   }
 
@@ -117,8 +139,8 @@ const SamplerEngine = (() => {
       }
       probs = mixed;
     }
-    const shaping = row.stages.filter((n) => SHAPING.includes(n));
-    const tempered = runChain(step, row, context, [...shaping, "temperature"], "tempered").x;
+    const shaped = row.stages.filter((n) => shaping.includes(n));
+    const tempered = runChain(step, row, context, [...shaped, "temperature"], "tempered").x;
     const stats = statsOf(step, chain, final, row, tempered);
     return { probs, stats, notes: chain.notes, kept: final.weights, xtcChance,
       ms: performance.now() - started };
@@ -180,8 +202,7 @@ const SamplerEngine = (() => {
 
   // The library's check of one number setting (Setting.check): its message, or null.
   function problem(name, value) {
-    const setting = config.settings.find((s) => s.name === name)
-      || { kind: "int", bounds: [1, null, false, true], allowed: "an integer >= 1" };
+    const setting = settingOf[name];
     const [low, high, lowOpen, highOpen] = setting.bounds || [null, null, false, false];
     const fits = !Number.isNaN(value)
       && (setting.kind !== "int" || Number.isInteger(value))
@@ -191,7 +212,7 @@ const SamplerEngine = (() => {
     return fits ? null : `${name}=${value} is out of range: allowed ${setting.allowed}`;
   }
 
-  return { configure, prepare, evaluate, rowOf, cheatSheet, dryPenalties, problem };
+  return { configure, unpaired, prepare, evaluate, rowOf, cheatSheet, dryPenalties, problem };
 })();
 
 if (typeof module !== "undefined") module.exports = SamplerEngine;

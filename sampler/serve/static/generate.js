@@ -153,8 +153,8 @@ function openStep(column, index) {
   for (const [name, value] of Object.entries(column.request)) {
     if (!skip.has(name)) setSetting(name, value);
   }
-  for (const [name] of SLIDERS) {
-    if (!(name in column.request)) setSetting(name, name === "min_tokens_to_keep" ? 1 : SETTING[name].off);
+  for (const { name, off } of SLIDERS) {
+    if (!(name in column.request)) setSetting(name, off);
   }
   session.selection = { column, index };
   const mu = column.stats[index].mirostat_mu;

@@ -6,25 +6,11 @@
 const DATA = JSON.parse(document.getElementById("sampler-data").textContent);
 SamplerEngine.configure(DATA.engine);
 const $ = (id) => document.getElementById(id);
-const SETTING = Object.fromEntries(DATA.engine.settings.map((s) => [s.name, s]));
-
-// The sliders: [name, low, high, step]; temperature's slider is on a log scale, 0 = greedy.
-const SLIDERS = [
-  ["temperature", 0, 10, "log"], ["top_k", 0, 200, 1], ["top_p", 0.01, 1, 0.01],
-  ["min_p", 0, 1, 0.01], ["typical_p", 0.01, 1, 0.01], ["top_n_sigma", 0, 5, 0.05],
-  ["epsilon", 0, 0.2, 0.001], ["eta", 0, 0.2, 0.001], ["repetition_penalty", 0.5, 2, 0.01],
-  ["frequency_penalty", -2, 2, 0.05], ["presence_penalty", -2, 2, 0.05],
-  ["penalty_last_n", 0, 512, 1], ["dry_multiplier", 0, 5, 0.05], ["dry_base", 1, 4, 0.05],
-  ["dry_allowed_length", 0, 10, 1], ["xtc_probability", 0, 1, 0.01],
-  ["xtc_threshold", 0, 0.5, 0.01], ["dynatemp_range", 0, 3, 0.05],
-  ["dynatemp_exponent", 0, 5, 0.05], ["smoothing_factor", 0, 10, 0.05],
-  ["smoothing_curve", 1, 10, 0.05], ["top_a", 0, 1, 0.01], ["tfs", 0, 1, 0.01],
-  ["mirostat", 0, 2, 1], ["mirostat_tau", 0.1, 10, 0.1], ["mirostat_eta", 0, 1, 0.01],
-  ["min_tokens_to_keep", 1, 20, 1],
-];
-const LOG_LOW = -2, LOG_SPAN = 3;  // τ from 0.01 to 10 on the slider; any τ >= 0 typed
-const TRUNCATION = new Set(["top_k", "top_p", "min_p", "typical_p", "top_n_sigma", "epsilon",
-  "eta", "top_a", "tfs", "xtc", "dry", "smoothing"]);
+// Every list below comes from the stage table (DATA.engine: sampler/serve/page.py).
+const SETTINGS = [...DATA.engine.settings, ...DATA.engine.row_settings];
+const SETTING = Object.fromEntries(SETTINGS.map((s) => [s.name, s]));
+// The sliders: the settings the table gives a control, in table order (min_tokens_to_keep last).
+const SLIDERS = SETTINGS.filter((s) => s.slider);
 
 const view = { step: null, context: {}, chosen: null, title: "" };
 
@@ -40,23 +26,35 @@ function fmt(value, digits = 6) {
 }
 
 // --- controls ---------------------------------------------------------------------------
+// A log-scale slider (temperature) runs over 0..1000 from its low to its high end; position 0
+// is the value 0 (greedy), and any value >= 0 may be typed.
+function logScale(name) {
+  const slider = SETTING[name].slider;
+  if (slider.scale !== "log") return null;
+  const low = Math.log10(slider.low);
+  return { low, span: Math.log10(slider.high) - low };
+}
+
 function sliderPosition(name, value) {
-  if (name !== "temperature") return value;
-  return value <= 0 ? 0 : Math.min(1000, Math.max(1, ((Math.log10(value) - LOG_LOW) / LOG_SPAN) * 1000));
+  const log = logScale(name);
+  if (!log) return value;
+  return value <= 0 ? 0 : Math.min(1000, Math.max(1, ((Math.log10(value) - log.low) / log.span) * 1000));
 }
 
 function sliderValue(name, position) {
-  if (name !== "temperature") return Number(position);
-  return Number(position) === 0 ? 0 : Number((10 ** (LOG_LOW + (LOG_SPAN * position) / 1000)).toPrecision(4));
+  const log = logScale(name);
+  if (!log) return Number(position);
+  return Number(position) === 0 ? 0 : Number((10 ** (log.low + (log.span * position) / 1000)).toPrecision(4));
 }
 
 function buildControls() {
   const box = $("sliders");
-  for (const [name, low, high, step] of SLIDERS) {
-    const setting = SETTING[name] || { off: 1, help: "", allowed: "an integer >= 1" };
+  for (const setting of SLIDERS) {
+    const { name, slider } = setting;
     const wrap = document.createElement("div");
     wrap.className = "setting";
     wrap.dataset.name = name;
+    if (setting.stage) wrap.dataset.stage = setting.stage;
     wrap.title = `${setting.help} Allowed: ${setting.allowed}.`;
     const label = document.createElement("label");
     label.textContent = name;
@@ -68,11 +66,10 @@ function buildControls() {
     number.type = "number";
     number.id = `set-${name}`;
     number.step = "any";
-    if (step === "log") { range.min = 0; range.max = 1000; range.step = 1; }
-    else { range.min = low; range.max = high; range.step = step; }
-    const initial = name === "min_tokens_to_keep" ? 1 : setting.off;
-    number.value = initial;
-    range.value = sliderPosition(name, initial);
+    if (slider.scale === "log") { range.min = 0; range.max = 1000; range.step = 1; }
+    else { range.min = slider.low; range.max = slider.high; range.step = slider.step; }
+    number.value = setting.off;
+    range.value = sliderPosition(name, setting.off);
     range.addEventListener("input", () => {
       number.value = sliderValue(name, range.value);
       changed();
@@ -84,11 +81,14 @@ function buildControls() {
     wrap.append(label, range, number);
     box.append(wrap);
   }
-  for (const name of Object.keys(DATA.engine.presets)) {
-    const option = document.createElement("option");
-    option.value = name;
-    option.textContent = name;
-    $("order").append(option);
+  for (const [select, names] of [["order", Object.keys(DATA.engine.presets)],
+    ["mode", DATA.engine.modes]]) {
+    for (const name of names) {
+      const option = document.createElement("option");
+      option.value = name;
+      option.textContent = name;
+      $(select).append(option);
+    }
   }
   $("order").value = DATA.engine.default_order;
   $("order").addEventListener("change", changed);
@@ -113,21 +113,19 @@ function setSetting(name, value) {
   $(`range-${name}`).value = sliderPosition(name, Number(value));
 }
 
-// The settings as the chain takes them: those the chosen order has a stage for (others are
-// greyed out), and with mirostat on, none of the stages it replaces.
+// The settings as the chain takes them: those the library takes in the chosen order (the
+// others, greyed out, are those it would refuse: a stage the order lacks, and with mirostat
+// on, what mirostat replaces), each when it is not at its "off" value.
 function currentSettings() {
   const order = $("order").value;
-  const chain = DATA.engine.presets[order];
   const out = { order, mode: $("mode").value };
   const mirostat = Number($("set-mirostat").value) > 0;
-  for (const [name] of SLIDERS) {
+  const unusable = DATA.engine.unusable[order][mirostat ? "mirostat" : "alone"];
+  for (const { name, off } of SLIDERS) {
     const value = Number($(`set-${name}`).value);
-    const stage = SETTING[name] ? SETTING[name].stage : null;
-    const usable = !stage || stage === "mirostat" || (chain.includes(stage)
-      && !(mirostat && TRUNCATION.has(stage)) && !(mirostat && name.startsWith("dynatemp")));
+    const usable = !unusable.includes(name);
     document.querySelector(`.setting[data-name="${name}"]`).classList.toggle("unused", !usable);
     if (!usable || $(`set-${name}`).value === "") continue;
-    const off = name === "min_tokens_to_keep" ? 1 : SETTING[name].off;
     if (value !== off) out[name] = value;
   }
   return out;
@@ -170,7 +168,7 @@ function label(token) {
 // The first typed value the library would refuse (marked in its box), or null.
 function settingProblem() {
   let first = null;
-  for (const [name] of SLIDERS) {
+  for (const { name } of SLIDERS) {
     const box = $(`set-${name}`);
     const message = box.value === "" ? null : SamplerEngine.problem(name, Number(box.value));
     box.classList.toggle("invalid", message !== null);
@@ -274,6 +272,12 @@ function start() {
   document.body.classList.add(DATA.mode);
   $("model").textContent = DATA.model;
   buildControls();
+  const { missing, extra } = SamplerEngine.unpaired();
+  if (missing.length || extra.length) {
+    // a stage of the table the page cannot compute: say so rather than draw something else
+    showError(`the page's engine is out of step with the stage table: no twin of ` +
+      `${missing.join(", ") || "none"}; twins of no stage: ${extra.join(", ") || "none"}`);
+  }
   if (DATA.settings) for (const [name, value] of Object.entries(DATA.settings)) setSetting(name, value);
   const params = readFragment();
   for (const tab of document.querySelectorAll(".tab")) {

@@ -285,13 +285,15 @@ const SamplerStages = (() => {
     if (k > 0 && k < c.x.length) keepAtLeast(c, kth(c, k));
   }
 
+  // Each stage's twin, by the name of its row in the stage table (sampler/engine/stages.py):
+  // the engine refuses a chain with a stage that has none, and tests/test_page_engine.py runs
+  // every row of the table here against the library.
   const STAGE_FUNCTIONS = {
     logit_bias: logitBias, penalties, dry, temperature, smoothing, top_k: topK, top_p: topP,
     min_p: minP, top_a: topA, top_n_sigma: topNSigma, epsilon, eta, typical_p: typicalP, tfs,
     xtc, mirostat,
   };
-  const SHAPING = ["logit_bias", "penalties", "dry"];
 
-  return { STAGE_FUNCTIONS, SHAPING, dryPenalties };
+  return { STAGE_FUNCTIONS, dryPenalties };
 })();
 
