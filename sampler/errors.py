@@ -17,7 +17,6 @@ __all__ = [
     "RunLogError",
     "RunLogFullError",
     "RunLogLockedError",
-    "check_unicode",
 ]
 
 
@@ -43,20 +42,3 @@ class RunLogLockedError(RunLogError):
 
 class RunLogFullError(RunLogError):
     """The run log could not grow: its disk (or SQLite's page limit) is full."""
-
-
-def check_unicode(what: str, text: str) -> str:
-    """``text``, or a one-line error if it holds a lone surrogate (``"\\ud800"``).
-
-    JSON's ``\\ud800`` escape decodes to one; it is no character, and fails much later, when
-    the text is encoded to be stored or printed.
-    """
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        bad = text[error.start : error.end].encode("unicode_escape").decode("ascii")
-        raise InvalidInputError(
-            f"{what} holds {bad}, a lone surrogate (half of a pair, no character): give "
-            "valid Unicode text"
-        ) from None
-    return text

@@ -34,6 +34,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from sampler.errors import InvalidInputError
+from sampler.messages import shown
 
 __all__ = [
     "MAX_TEMPERATURES",
@@ -47,7 +48,6 @@ __all__ = [
     "hardmax",
     "log_softmax",
     "scaled_logits",
-    "shown_number",
     "softmax",
     "validated_logits",
 ]
@@ -120,12 +120,12 @@ def check_temperature(temperature: Any) -> float:
         value = float(temperature)
     except OverflowError:  # an integer beyond float64 (a TOML or JSON number can be one)
         raise InvalidInputError(
-            f"temperature={shown_number(temperature)} is beyond float64's range (about "
+            f"temperature={shown(temperature)} is beyond float64's range (about "
             f"1.8e308): {TEMPERATURE_RULE}"
         ) from None
     except (TypeError, ValueError):
         raise InvalidInputError(
-            f"temperature={temperature!r} is not a number: {TEMPERATURE_RULE}"
+            f"temperature={shown(temperature)} is not a number: {TEMPERATURE_RULE}"
         ) from None
     if math.isnan(value) or value < 0:
         raise InvalidInputError(
@@ -155,15 +155,6 @@ def check_temperatures(temperatures: Sequence[object]) -> list[float]:
         seen.add(value)
         values.append(value)
     return values
-
-
-def shown_number(value: object, digits: int = 30) -> str:
-    """``repr(value)``, an integer of more than ``digits`` digits cut to its start and length
-    (a message names the value without printing hundreds of digits)."""
-    text = repr(value)
-    if isinstance(value, int) and len(text) > digits:
-        return f"{text[:digits]}…({len(text.lstrip('-'))} digits)"
-    return text
 
 
 def _temperature_array(temperature: float | ArrayLike, x: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ reads the same vocabulary through the llama.cpp source's own detokenizer.
 """
 
 import ctypes
+import json
 
 import numpy as np
 import pytest
@@ -247,3 +248,91 @@ def test_a_bad_breaker_list_on_the_command_line_is_one_error_line(tmp_path, text
     one_error_line(CliRunner().invoke(cli, args), "dry_sequence_breakers" if "non-empty"
                    in fragment else "--dry-sequence-breakers", fragment)
     assert not db.exists()  # refused before anything was written
+
+
+# --- the breakers' bounds and their lookup's cost (issue 18) --------------------------------
+
+def llama_cpp_lookup(texts, tokenize, breakers):
+    """llama.cpp's get_overlapping_token_sequences over every token for every breaker (cut to
+    40 bytes, tails to 20 tokens), transcribed: ``{token: {tail, ...}}``."""
+    heads = {}
+    for breaker in breakers:
+        text = breaker.encode()[:40]
+        for token, word in enumerate(texts):
+            if text in word:
+                heads.setdefault(token, set()).add(())
+                continue
+            for start in range(len(word)):
+                rest = word[start:]
+                if text.startswith(rest):
+                    heads.setdefault(token, set()).add(tuple(tokenize(text[len(rest):])[:20]))
+    return heads
+
+
+def test_the_breaker_lookup_follows_llama_cpp_s_rule_on_random_vocabularies():
+    rng = np.random.default_rng(18)
+    pieces = [b"a", b"b", b":", "\u00e9".encode(), b"\xff", b"\n", b"ab"]  # \xff: a byte token
+
+    def tokenize(data: bytes) -> list[int]:
+        return [len(data), *data[:30]]  # any fixed function: the tails must agree
+
+    for _ in range(40):
+        texts = [b"".join(rng.choice(pieces, rng.integers(1, 6))) for _ in range(60)]
+        breakers = ["".join(rng.choice(list("ab:\u00e9\n"), rng.integers(1, 7)))
+                    for _ in range(rng.integers(1, 6))]
+        breakers += ["ab" * 25, "a" + "\u00e9" * 25]  # cut to 40 bytes (the second mid-letter)
+        ours = TokenTexts(texts, tokenize).restart_sequences(tuple(breakers))
+        assert {t: set(tails) for t, tails in ours.items()} == llama_cpp_lookup(
+            texts, tokenize, breakers), (texts, breakers)
+
+
+class CountedTexts(list):
+    """A vocabulary's texts that count how often they are read through."""
+
+    passes = 0
+
+    def __iter__(self):
+        CountedTexts.passes += 1
+        return super().__iter__()
+
+
+def test_the_vocabulary_is_read_once_however_many_breakers():
+    # llama.cpp (and this module before) read every token's text once per breaker: 4,500
+    # breakers held a server for minutes; now the texts are joined once per vocabulary
+    texts = CountedTexts([f"w{i}:".encode() for i in range(500)])
+    vocab = TokenTexts(texts, lambda data: list(data))
+    CountedTexts.passes = 0
+    restarts = vocab.restart_sequences(tuple(f"w{i}" for i in range(64)))
+    vocab.restart_sequences(("\n", ":"))
+    assert CountedTexts.passes == 1
+    assert restarts[7] == [()] and 70 in restarts  # "w7:" contains "w7"; "w70:" too
+
+
+def test_a_row_has_at_most_64_breakers_each_valid_unicode():
+    assert len(SamplingParams(dry_sequence_breakers=[f"b{i}" for i in range(64)])
+               .dry_sequence_breakers) == 64
+    with pytest.raises(InvalidInputError, match="dry_sequence_breakers has 65 strings: allowed "
+                       "a list of at most 64 non-empty strings"):
+        SamplingParams(dry_sequence_breakers=[f"b{i}" for i in range(65)])
+    with pytest.raises(InvalidInputError, match="has a lone surrogate '\\\\ud800' at character 5"):
+        SamplingParams(dry_sequence_breakers=["kalo \ud800"])
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [(json.dumps([f"b{i}" for i in range(65)]), "dry_sequence_breakers has 65 strings"),
+     ('["\\ud800"]', "dry_sequence_breakers item '\\ud800' has a lone surrogate")],
+)
+def test_too_many_or_broken_breakers_on_the_command_line_are_one_error_line(tmp_path, text,
+                                                                          fragment):
+    from click.testing import CliRunner
+
+    from sampler.cli import cli
+    from tests.test_bad_input import one_error_line
+
+    db = tmp_path / "runs.db"
+    args = ["generate", "--model", "synthetic:markov?vocab=300&seed=1", "--prompt", "kalo",
+            "--order", "llama.cpp", "--dry-multiplier", "0.8", "--dry-sequence-breakers", text,
+            "--db", str(db)]
+    one_error_line(CliRunner().invoke(cli, args), fragment)
+    assert not db.exists()

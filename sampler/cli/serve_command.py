@@ -1,6 +1,14 @@
-"""``sampler serve``: the local web app over one loaded model (the page and its JSON API)."""
+"""``sampler serve``: the local web app over one loaded model (the page and its JSON API).
+
+The address is bound before the model loads: a port in use or an address this machine does
+not have is one ``error:`` line and exit code 2, never a "serving" line first. Ctrl-C stops
+the server within two seconds (and the step a generation is in): streams end between two
+steps, and what still runs then is cut, not waited for (:mod:`sampler.serve.server`).
+"""
 
 from __future__ import annotations
+
+import socket
 
 import click
 
@@ -9,6 +17,31 @@ from sampler.cli.options import cache_option, dtype_option, load_model, model_op
 from sampler.errors import InvalidInputError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def bound_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (not yet listening), or a one-line error."""
+    # IPv4 unless the address has a colon, as uvicorn binds ("localhost" is 127.0.0.1)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, family=family, type=socket.SOCK_STREAM
+        )[0]
+    except (socket.gaierror, UnicodeError) as error:
+        raise InvalidInputError(
+            f"--host {host!r} is not an address of this machine ({error})"
+        ) from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        sock.bind(address)
+    except OSError as error:
+        sock.close()
+        raise InvalidInputError(
+            f"cannot bind {host}:{port} ({error.strerror or error}): choose another --port, "
+            "or stop what uses it"
+        ) from None
+    return sock
 
 
 @cli.command()
@@ -24,9 +57,10 @@ def serve(
     """Serve the page (sliders over a real model's next-token distribution, generation,
     branching, the cheat sheet, the run log) and its JSON API on this machine."""
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401 (the server below runs on it)
 
         from sampler.serve.app import make_app
+        from sampler.serve.server import stopping_server
     except ImportError:
         raise InvalidInputError(
             "serving needs starlette and uvicorn: pip install -e '.[serve]' (part of 'all')"
@@ -42,11 +76,18 @@ def serve(
             "name the address it is bound to (against DNS rebinding): give the address clients "
             "use, e.g. --host 192.168.1.5"
         )
-    source = load_model(model, cache_dir, dtype)
-    if host not in LOOPBACK:
-        click.echo(
-            f"warning: binding {host}: other machines can reach this server (default 127.0.0.1)",
-            err=True,
-        )
-    click.echo(f"serving {source.name} on http://{host}:{port}/ (Ctrl-C stops)", err=True)
-    uvicorn.run(make_app(source, db, host, port), host=host, port=port, log_level="warning")
+    sock = bound_socket(host, port)
+    try:
+        source = load_model(model, cache_dir, dtype)
+        if host not in LOOPBACK:
+            click.echo(
+                f"warning: binding {host}: other machines can reach this server "
+                "(default 127.0.0.1)",
+                err=True,
+            )
+        server = stopping_server(make_app(source, db, host, port))
+        sock.listen(server.config.backlog)  # connections wait for the server from now on
+        click.echo(f"serving {source.name} on http://{host}:{port}/ (Ctrl-C stops)", err=True)
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

@@ -36,6 +36,7 @@ from typing import Any, Literal
 from sampler.engine.presets import PRESETS
 from sampler.engine.stages import SETTINGS, STAGE_NAMES, STAGES
 from sampler.errors import InvalidInputError
+from sampler.messages import shown
 
 __all__ = [
     "DEFAULT_ORDER",
@@ -80,10 +81,17 @@ def _checked_order(order: str | Sequence[str]) -> tuple[str, ...]:
         raise InvalidInputError(
             f"order={order!r} is not a preset: use one of {names}, or a list of stages"
         )
+    if not isinstance(order, Sequence) or isinstance(order, bytes):  # a number, None, ...
+        raise InvalidInputError(
+            f"order={shown(order)} must be a preset ({', '.join(PRESETS)}) "
+            "or a list of stage names"
+        )
     stages = tuple(order)
     for name in stages:
-        if name not in STAGE_NAMES:
-            raise InvalidInputError(f"stage {name!r} is unknown: use {', '.join(STAGE_NAMES)}")
+        if not isinstance(name, str) or name not in STAGE_NAMES:
+            raise InvalidInputError(
+                f"stage {shown(name)} is unknown: use {', '.join(STAGE_NAMES)}"
+            )
     if len(set(stages)) != len(stages):
         raise InvalidInputError(f"order {list(stages)} names a stage twice")
     for spec in STAGES:

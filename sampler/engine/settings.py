@@ -11,8 +11,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from sampler.errors import InvalidInputError, check_unicode
-from sampler.softmax import check_temperature, shown_number
+from sampler.errors import InvalidInputError
+from sampler.messages import check_text, shown
+from sampler.softmax import check_temperature
 
 if TYPE_CHECKING:
     from sampler.engine.candidates import Candidates
@@ -31,7 +32,7 @@ def _number(name: str, value: object, allowed: str = "a number") -> float:
         number = float(value)
     except OverflowError:  # an integer beyond float64, as a TOML or JSON number can be
         raise InvalidInputError(
-            f"{name}={shown_number(value)} is beyond float64's range (about 1.8e308): "
+            f"{name}={shown(value)} is beyond float64's range (about 1.8e308): "
             f"allowed {allowed}"
         ) from None
     if math.isnan(number):
@@ -46,7 +47,7 @@ def _bias(name: str, value: object) -> dict[int, float]:
     for token, bias in value.items():
         if isinstance(token, bool) or not isinstance(token, int) or not 0 <= token < 2**63:
             raise InvalidInputError(
-                f"{name} token {shown_number(token)} must be an integer id >= 0 (a token of "
+                f"{name} token {shown(token)} must be an integer id >= 0 (a token of "
                 "the model's vocabulary)"
             )
         number = _number(f"{name}[{token}]", bias, "-100 <= bias <= 100")
@@ -60,11 +61,13 @@ def _bias(name: str, value: object) -> dict[int, float]:
 
 def _strings(name: str, value: object, allowed: str) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, list | tuple):
-        raise InvalidInputError(f"{name}={value!r} must be a list of strings: {allowed}")
+        raise InvalidInputError(f"{name}={shown(value)} must be a list of strings: {allowed}")
     for item in value:
         if not isinstance(item, str) or not item:
-            raise InvalidInputError(f"{name} item {item!r} must be a non-empty string ({allowed})")
-        check_unicode(f"{name} item", item)
+            raise InvalidInputError(
+                f"{name} item {shown(item)} must be a non-empty string ({allowed})"
+            )
+        check_text(f"{name} item {shown(item)}", item)
     return tuple(value)
 
 
@@ -87,8 +90,9 @@ class Setting:
     ``kind`` is ``int``, ``float``, ``dict`` (the ``{token id: bias}`` of logit bias) or
     ``tuple`` (strings: DRY's sequence breakers).
     ``allowed`` is both the rule shown in errors and help, and (for numbers) checked by
-    ``valid``. A setting with ``activates=False`` only modifies its stage (how far the
-    penalties look back) and never switches it on by itself. ``off_values`` lists further
+    ``valid`` (for a tuple, ``valid`` gets the whole tuple). A setting with
+    ``activates=False`` only modifies its stage (how far the penalties look back) and never
+    switches it on by itself. ``off_values`` lists further
     values that mean off (vLLM's ``top_k=-1``). ``flag`` is False for the temperature, which
     every command takes in its own way (``-t``, ``--temperatures``).
     ``example`` is one allowed value that is not "off": with it (and its stage's other
@@ -102,7 +106,7 @@ class Setting:
     off: Any
     allowed: str
     help: str
-    valid: Callable[[float], bool] = lambda value: True
+    valid: Callable[[Any], bool] = lambda value: True
     activates: bool = True
     off_values: tuple[Any, ...] = ()
     flag: bool = True
@@ -115,7 +119,12 @@ class Setting:
         if self.kind is dict:
             return _bias(self.name, value)
         if self.kind is tuple:
-            return _strings(self.name, value, self.allowed)
+            strings = _strings(self.name, value, self.allowed)
+            if not self.valid(strings):  # a tuple's rule is on its length (DRY's breakers)
+                raise InvalidInputError(
+                    f"{self.name} has {len(strings)} strings: allowed {self.allowed}"
+                )
+            return strings
         if self.name == "temperature":
             return check_temperature(value)
         if self.kind is int:
@@ -135,7 +144,7 @@ class Setting:
 
     def _out_of_range(self, value: object) -> InvalidInputError:
         return InvalidInputError(
-            f"{self.name}={shown_number(value)} is out of range: allowed {self.allowed}"
+            f"{self.name}={shown(value)} is out of range: allowed {self.allowed}"
         )
 
     def is_off(self, value: Any) -> bool:

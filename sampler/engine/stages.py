@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sampler.engine.filters import dry, information, mirostat, shaping, truncation, xtc
+from sampler.engine.filters.dry_breakers import breakers_allowed
 from sampler.engine.settings import Setting, Slider, StageSpec, between
 from sampler.softmax import TEMPERATURE_RULE
 
@@ -147,8 +148,9 @@ STAGES: tuple[StageSpec, ...] = (
                 "dry_sequence_breakers",
                 tuple,
                 dry.DEFAULT_BREAKERS,
-                "a list of non-empty strings",
+                f"a list of at most {dry.MAX_BREAKERS} non-empty strings (each cut to 40 bytes)",
                 "DRY: texts that end a repeat (a JSON list on the command line).",
+                breakers_allowed,
                 activates=False,
                 example=("\n", "###"),
             ),

@@ -24,8 +24,9 @@ from typing import Any
 
 from sampler.engine.params import DEFAULT_ORDER, SamplingParams, setting_fields
 from sampler.engine.stages import SETTINGS
-from sampler.errors import InvalidInputError, check_unicode
+from sampler.errors import InvalidInputError
 from sampler.generation.rows import STREAM_KEYS, GenerationRow
+from sampler.messages import check_text
 from sampler.softmax import check_temperatures
 from sampler.sources import DEFAULT_MODEL, DTYPES
 
@@ -145,7 +146,7 @@ def _checked(key: str, value: Any, origin: str) -> Any:
         if not all(isinstance(v, str) for v in value):
             raise InvalidInputError(f"{origin}: {key} must be a list of strings")
         for number, text in enumerate(value, start=1):
-            check_unicode(f"{origin}: {key} item {number}", text)
+            check_text(f"{origin}: {key} item {number}", text)
         return tuple(value)
     if kind is dict:
         if not isinstance(value, dict):
@@ -209,7 +210,7 @@ def read_prompts(path: str | Path) -> list[str]:
                 ) from None
             if not isinstance(prompt, str):
                 raise InvalidInputError(f'{file}:{number}: "prompt" must be a string')
-            prompts.append(check_unicode(f'{file}:{number}: "prompt"', prompt))
+            prompts.append(check_text(f'{file}:{number}: "prompt"', prompt))
         else:
             prompts.append(line)
     if not prompts:

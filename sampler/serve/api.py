@@ -28,12 +28,15 @@ from sampler.errors import InvalidInputError
 from sampler.generation.rows import use_chat
 from sampler.json_values import json_safe
 from sampler.json_values import to_json as dump_json
+from sampler.messages import check_text, shown
 from sampler.serve.page import step_view
 from sampler.softmax import softmax
 from sampler.sources.base import LogitSource, dry_vocabulary
 
 __all__ = [
     "LIMITS",
+    "RUN_PAGE_STEPS",
+    "checked_int",
     "json_safe",
     "next_token",
     "params_from",
@@ -41,13 +44,24 @@ __all__ = [
     "prompt_request",
     "request_object",
     "run_listing",
+    "run_page_bounds",
     "run_view",
     "shown_value",
     "to_json",
 ]
 
 # Bounds on one request, so that no request can hold the server for long or grow its memory.
-LIMITS = {"prompt_chars": 20_000, "forced_tokens": 2_048, "top": 200, "runs": 200}
+# A run is read 12,800 steps a page by default (50 completions of 256 steps, what the page
+# shows at most), at most 20,000: ~310 bytes of JSON a step (issue 18's 256,000-step run was
+# 79 MB), up to ~500 with every stage's telemetry, so a page is 4 to 10 MB at most.
+LIMITS = {
+    "prompt_chars": 20_000,
+    "forced_tokens": 2_048,
+    "top": 200,
+    "runs": 200,
+    "run_steps": 20_000,
+}
+RUN_PAGE_STEPS = 12_800
 _REQUEST_KEYS = ("prompt", "chat", "forced", "settings", "seed", "top")
 _PARAM_FIELDS = tuple(f.name for f in fields(SamplingParams))
 
@@ -95,13 +109,18 @@ def prompt_request(body: Any, keys: tuple[str, ...]) -> dict[str, Any]:
         raise InvalidInputError(
             f"prompt has {len(prompt)} characters: at most {LIMITS['prompt_chars']}"
         )
+    check_text("prompt", prompt)  # JSON's "\ud800" is no text a tokenizer or database takes
     return body
 
 
-def shown_value(value: Any) -> str:
-    """A value as an error message shows it: its repr, cut at 60 characters."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+shown_value = shown  # a value as an error message shows it (repr cut at 60 characters)
+
+
+def checked_int(name: str, value: Any, low: int, high: int) -> int:
+    """``value`` if it is an integer in ``low..high`` (not a bool), else a one-line error."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInputError(f"{name} must be an integer in {low}..{high}, got {shown(value)}")
+    return value
 
 
 def prompt_ids(source: LogitSource, body: dict[str, Any]) -> list[int]:
@@ -148,9 +167,7 @@ def next_token(source: LogitSource, body: Any) -> dict[str, Any]:
     seed = body.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InvalidInputError(f"seed must be an integer >= 0, got {seed!r}")
-    top = body.get("top", 20)
-    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= LIMITS["top"]:
-        raise InvalidInputError(f"top must be an integer in 1..{LIMITS['top']}, got {top!r}")
+    top = checked_int("top", body.get("top", 20), 1, LIMITS["top"])
     ids = prompt_ids(source, body)
     logits, _ = source.start([ids])
     row = np.asarray(logits[0], dtype=np.float32)
@@ -207,12 +224,21 @@ def _repeats(params: SamplingParams, ids: list[int], vocabulary: Any) -> Any:
 
 def run_listing(store: Any, limit: int = 50) -> list[dict[str, Any]]:
     """The newest runs of the run log, newest first."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= LIMITS["runs"]:
-        raise InvalidInputError(f"limit must be an integer in 1..{LIMITS['runs']}")
-    return store.list_runs(limit)
+    return store.list_runs(checked_int("limit", limit, 1, LIMITS["runs"]))
 
 
-def run_view(store: Any, run_id: str) -> dict[str, Any]:
-    """One run: its record and its completions with their per-step statistics."""
-    run = store.get_run(run_id)
-    return {"run": run, "completions": store.completions(run["id"])}
+def run_view(
+    store: Any, run_id: str, offset: int = 0, limit: int = RUN_PAGE_STEPS
+) -> dict[str, Any]:
+    """One run: its record and a page of its steps (``limit`` from ``offset``, in row and step
+    order) with the completions they belong to (:func:`sampler.runlog.pages.run_page`)."""
+    from sampler.runlog.pages import run_page
+
+    return run_page(store, run_id, *run_page_bounds(offset, limit))
+
+
+def run_page_bounds(offset: Any, limit: Any) -> tuple[int, int]:
+    """``(offset, limit)`` of a page of a run's steps, checked."""
+    return checked_int("offset", offset, 0, 2**63 - 1), checked_int(
+        "limit", limit, 1, LIMITS["run_steps"]
+    )

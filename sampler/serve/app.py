@@ -11,35 +11,35 @@ Generations (``POST /api/generate``, a server-sent event stream, and ``POST /api
 re-runs a session to log it) take one of :data:`GENERATIONS` slots or get 429 at once; each of
 their steps takes the model lock for one model call, so a long generation never holds the model
 from other requests; the lock goes to its waiters in arrival order (:class:`FairLock`). A stream
-whose client disconnects stops between two steps and frees its slot (:class:`_EventStream`).
+whose client disconnects stops between two steps and frees its slot
+(:class:`~sampler.serve.events.EventStream`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from sampler.errors import InvalidInputError
-from sampler.serve import api, sessions, stream
+from sampler.serve import api, runlog_access, sessions, stream
+from sampler.serve.bodies import MAX_BODY_BYTES, BodyTooLargeError, query_int, read_json
+from sampler.serve.events import EventStream
 from sampler.serve.page import page_html
-from sampler.serve.turns import FairLock, Slots
+from sampler.serve.turns import BUSY, BusyError, FairLock, Slots
 
 __all__ = ["GENERATIONS", "MAX_BODY_BYTES", "allowed_hosts", "make_app"]
 
-MAX_BODY_BYTES = 64 * 1024
 GENERATIONS = 2  # generations at once: each holds a batch's KV cache and a share of the model
 _WAIT_SECONDS = 10.0
-_BUSY = "the model is busy: try again in a moment"
 _log = logging.getLogger("sampler.serve")
 
 
@@ -64,6 +64,17 @@ def _error(status: int, message: str) -> JSONResponse:
     return _JSON({"error": message}, status_code=status)
 
 
+async def _answer(function: Callable[..., Any], *args: Any, status: int = 200) -> Response:
+    """``function(*args)`` as JSON, both in a worker thread: a large answer (a page of a run)
+    takes a while to encode, and the event loop keeps serving other clients meanwhile."""
+
+    def encoded() -> bytes:
+        return api.to_json(function(*args)).encode("utf-8")
+
+    body = await run_in_threadpool(encoded)
+    return Response(body, status_code=status, media_type="application/json")
+
+
 def make_app(
     source: Any,
     db: str | None,
@@ -79,12 +90,13 @@ def make_app(
     hosts = allowed_hosts(host, port)
     model_lock = FairLock()
     slots = Slots(generations)
+    stopping = threading.Event()
 
     @contextlib.contextmanager
     def model_turn() -> Iterator[None]:
         # one model call (a prefill, a step, an encoding) at a time: sources are not thread-safe
         if not model_lock.acquire(timeout=_WAIT_SECONDS):
-            raise _BusyError
+            raise BusyError
         try:
             yield
         finally:
@@ -101,35 +113,21 @@ def make_app(
                 return await handler(request)
             except InvalidInputError as error:
                 return _error(400, str(error))
-            except _BodyTooLargeError:
+            except BodyTooLargeError:
                 return _error(413, f"the request body is over {MAX_BODY_BYTES} bytes")
-            except _BusyError:
-                return _error(429, _BUSY)
+            except BusyError:
+                return _error(429, BUSY)
+            except runlog_access.RunLogUnavailableError as error:
+                return _error(error.status, str(error))
+            except Exception:  # a bug: logged with its traceback, answered as JSON
+                _log.exception("a request failed")
+                return _error(500, "the server failed on this request (see the server log)")
 
         return endpoint
 
-    async def read_json(request: Request) -> Any:
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind != "application/json":
-            # a form or text/plain POST needs no CORS preflight: another site's page could
-            # send one; a JSON one is preflighted, and this server answers no preflight
-            raise InvalidInputError(
-                f"Content-Type {kind or 'none'!r}: send the body as application/json"
-            )
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                raise _BodyTooLargeError
-        try:
-            return json.loads(body or b"null")
-        except ValueError as error:
-            raise InvalidInputError(f"the request body is not valid JSON: {error}") from None
-
     async def next_token(request: Request) -> Any:
         body = await read_json(request)
-        answer = _guarded_call(model_turn, api.next_token)
-        return _JSON(await run_in_threadpool(answer, source, body))
+        return await _answer(_guarded_call(model_turn, api.next_token), source, body)
 
     def no_slot() -> JSONResponse:
         return _error(
@@ -146,7 +144,7 @@ def make_app(
         except BaseException:
             slots.free()
             raise
-        return _EventStream(request, generation, model_turn, slots.free)
+        return EventStream(request, generation, model_turn, slots.free, stopping)
 
     async def save(request: Request) -> Any:
         if db is None:
@@ -156,39 +154,34 @@ def make_app(
             return no_slot()
 
         def store_session() -> dict[str, Any]:
-            with open_store() as store:
+            with runlog_access.opened(db, write=True) as store:
                 return sessions.save_session(source, store, body, model_turn)
 
         try:
-            return _JSON(await run_in_threadpool(store_session), status_code=201)
+            return await _answer(store_session, status=201)
         finally:
             slots.free()
-
-    def open_store() -> Any:
-        from sampler.runlog.store import RunStore
-
-        return RunStore(db)
 
     async def runs(request: Request) -> Any:
         if db is None:
             return _error(404, "no run log: start the server with --db PATH")
-        text = request.query_params.get("limit", "50")
-        if not text.isdigit():
-            raise InvalidInputError(f"limit {text!r} is not an integer")
-        return _JSON(await run_in_threadpool(read_store, api.run_listing, int(text)))
+        return await _answer(read_store, api.run_listing, query_int(request, "limit", 50))
 
     async def run(request: Request) -> Any:
         if db is None:
             return _error(404, "no run log: start the server with --db PATH")
         run_id = request.path_params["run_id"]
+        offset, limit = api.run_page_bounds(
+            query_int(request, "offset", 0), query_int(request, "limit", api.RUN_PAGE_STEPS)
+        )
         try:
-            return _JSON(await run_in_threadpool(read_store, api.run_view, run_id))
+            return await _answer(read_store, api.run_view, run_id, offset, limit)
         except InvalidInputError as error:  # the one thing a run id can be: not in the log
             return _error(404, str(error))
 
     def read_store(read: Callable[..., Any], *args: Any) -> Any:
         # in a worker thread: a run log busy for a moment must not stall the streams
-        with open_store() as store:
+        with runlog_access.opened(db) as store:
             return read(store, *args)
 
     html, csp = page_html({"mode": "server", "model": source.name})
@@ -208,6 +201,7 @@ def make_app(
         ]
     )
     app.state.slots = slots
+    app.state.stopping = stopping  # set when the server shuts down (server.StoppingServer)
     return app
 
 
@@ -230,64 +224,3 @@ def _guarded_call(guard: stream.Guard, function: Callable[..., Any]) -> Callable
     return call
 
 
-class _EventStream(StreamingResponse):
-    """A generation's events as ``text/event-stream``; its slot is freed when it ends.
-
-    Between two steps it checks whether the client is gone; Starlette also cancels the stream
-    when the client disconnects. Either way :meth:`__call__`'s ``finally`` closes the
-    generation (its session is dropped, no step runs after) and frees the slot, once. An error
-    after the stream has started is sent as an ``error`` event: the status line is long gone.
-    """
-
-    def __init__(
-        self,
-        request: Request,
-        generation: stream.Generation,
-        guard: stream.Guard,
-        free: Callable[[], None],
-    ) -> None:
-        self._generation, self._free = generation, free
-        self._events = generation.events(guard)
-        super().__init__(
-            self._body(request),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
-
-    async def _body(self, request: Request) -> AsyncIterator[str]:
-        while not await request.is_disconnected():
-            try:
-                # a step runs in a worker thread (the event loop keeps serving); anyio waits for
-                # that thread before a cancellation lands, so no step is ever left running
-                event = await run_in_threadpool(next, self._events, None)
-            except InvalidInputError as error:
-                yield stream.sse("error", {"error": str(error)})
-                return
-            except _BusyError:
-                yield stream.sse("error", {"error": _BUSY})
-                return
-            except Exception:
-                _log.exception("a generation failed")
-                yield stream.sse("error", {"error": "the generation failed (see the server log)"})
-                return
-            if event is None:
-                return
-            yield stream.sse(*event)  # json-safe: it cannot fail on a number
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            try:
-                self._events.close()
-                self._generation.close()
-            finally:
-                self._free()
-
-
-class _BodyTooLargeError(Exception):
-    """A request body over :data:`MAX_BODY_BYTES`."""
-
-
-class _BusyError(Exception):
-    """The model lock stayed taken for :data:`_WAIT_SECONDS`."""

@@ -1,7 +1,6 @@
-"""Running the app: a uvicorn server on a loopback port in a thread, for tests and scripts.
-
-``sampler serve`` runs uvicorn in the foreground instead; this is for code that needs a real
-server beside it (the browser tests, the load test).
+"""Running the app under uvicorn: :func:`stopping_server` (what ``sampler serve`` runs in the
+foreground), and :func:`serving`, one on a loopback port in a thread for code that needs a
+real server beside it (the browser tests, the load test).
 """
 
 from __future__ import annotations
@@ -13,7 +12,24 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["serving"]
+__all__ = ["SHUTDOWN_S", "serving", "stopping_server"]
+
+SHUTDOWN_S = 2  # after Ctrl-C, requests in flight get this long to finish, then are cut
+
+
+def stopping_server(app: Any, **config: Any) -> Any:
+    """A uvicorn server for ``app`` that, when it starts shutting down, tells the app's streams
+    (``app.state.stopping``) to end between two steps, and cuts what still runs after
+    :data:`SHUTDOWN_S` (uvicorn's default waited for every open connection)."""
+    import uvicorn
+
+    class StoppingServer(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            app.state.stopping.set()
+            await super().shutdown(sockets)
+
+    options = {"log_level": "warning", "lifespan": "off", "timeout_graceful_shutdown": SHUTDOWN_S}
+    return StoppingServer(uvicorn.Config(app, **(options | config)))
 
 
 @contextlib.contextmanager
@@ -23,15 +39,13 @@ def serving(source: Any, db: str | None, **options: Any) -> Iterator[tuple[str, 
     The socket is bound here and handed to uvicorn, so no other process can take the port in
     between; the server stops (and its thread ends) when the block exits.
     """
-    import uvicorn
-
     from sampler.serve.app import make_app
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     app = make_app(source, db, "127.0.0.1", port, **options)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    server = stopping_server(app)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

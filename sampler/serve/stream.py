@@ -62,10 +62,7 @@ Guard = Callable[[], AbstractContextManager[Any]]
 
 
 def _bounded(body: dict[str, Any], key: str, low: int, high: int) -> int:
-    value = body.get(key, _DEFAULTS[key])
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidInputError(f"{key} must be an integer in {low}..{high}, got {shown(value)}")
-    return value
+    return api.checked_int(key, body.get(key, _DEFAULTS[key]), low, high)
 
 
 def parse_rows(rows: Any) -> list[tuple[SamplingParams, int]]:

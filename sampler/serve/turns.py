@@ -14,7 +14,13 @@ from __future__ import annotations
 import collections
 import threading
 
-__all__ = ["FairLock", "Slots"]
+__all__ = ["BUSY", "BusyError", "FairLock", "Slots"]
+
+BUSY = "the model is busy: try again in a moment"
+
+
+class BusyError(Exception):
+    """The model lock stayed taken for as long as a request may wait (then 429)."""
 
 
 class FairLock:

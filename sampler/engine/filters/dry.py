@@ -13,7 +13,9 @@ Source: llama.cpp ``src/llama-sampler.cpp`` (``llama_sampler_dry_apply`` and
 * breakers are found in the vocabulary by text: every token whose text *contains* a breaker
   is a single-token breaker (401 tokens of SmolLM2 for the four defaults); a token whose text
   ends with a proper prefix of a breaker is the head of a multi-token breaker, whose tail is
-  the tokenization of the rest (at most 20 tokens); breakers are cut to 40 bytes;
+  the tokenization of the rest (at most 20 tokens); breakers are cut to 40 bytes
+  (:mod:`~sampler.engine.filters.dry_breakers` finds them, once per vocabulary and set; a row
+  has at most 64 of them);
 * the repeat limit is the distance back to the most recent breaker (its longest matching
   tail set apart); if that is below ``allowed_length`` nothing is penalised;
 * ``allowed_length = 0`` penalises every token that followed any earlier position;
@@ -29,19 +31,21 @@ text-generation-webui's DRY differs (breakers are four exact token ids, repeats 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sampler.engine.candidates import Candidates
+from sampler.engine.filters.dry_breakers import DEFAULT_BREAKERS, MAX_BREAKERS, TokenTexts
 
 if TYPE_CHECKING:
     from sampler.engine.rows import RowParams
 
 __all__ = [
     "DEFAULT_BREAKERS",
+    "MAX_BREAKERS",
     "Repeats",
     "TokenTexts",
     "dry",
@@ -51,52 +55,7 @@ __all__ = [
     "repeat_lengths",
 ]
 
-DEFAULT_BREAKERS = ("\n", ":", '"', "*")
-_MAX_BREAKER_BYTES = 40  # llama.cpp's MAX_CHAR_LEN
-_MAX_TAIL_TOKENS = 20  # llama.cpp's MAX_SEQ_LEN
 _FLOAT_MAX_LOG = 88.7228391  # ln of float32's largest value
-
-
-@dataclass
-class TokenTexts:
-    """A vocabulary as DRY reads it: each token's text as bytes (special tokens as their text)
-    and a tokenizer of bytes (no special tokens added or parsed)."""
-
-    texts: Sequence[bytes]
-    tokenize: Callable[[bytes], list[int]]
-    _restarts: dict[tuple[str, ...], dict[int, list[tuple[int, ...]]]] = field(
-        default_factory=dict, repr=False
-    )
-
-    def restart_sequences(self, breakers: tuple[str, ...]) -> dict[int, list[tuple[int, ...]]]:
-        """``{head token: [tail, ...]}`` for ``breakers`` (computed once per set of breakers).
-
-        An empty tail marks a single-token breaker.
-        """
-        if breakers not in self._restarts:
-            self._restarts[breakers] = _restart_sequences(self, breakers)
-        return self._restarts[breakers]
-
-
-def _restart_sequences(vocab: TokenTexts, breakers: tuple[str, ...]) -> dict:
-    heads: dict[int, list[tuple[int, ...]]] = {}
-    for breaker in breakers:
-        text = breaker.encode("utf-8")[:_MAX_BREAKER_BYTES]
-        for token, word in enumerate(vocab.texts):
-            if text in word:
-                heads.setdefault(token, []).append(())
-                continue
-            # the word ends with a proper prefix of the breaker, starting at any of its
-            # occurrences of the breaker's first byte
-            position = word.find(text[:1])
-            while position != -1:
-                rest = word[position:]
-                if text.startswith(rest):
-                    tail = tuple(vocab.tokenize(text[len(rest) :])[:_MAX_TAIL_TOKENS])
-                    if tail not in heads.get(token, []):
-                        heads.setdefault(token, []).append(tail)
-                position = word.find(text[:1], position + 1)
-    return heads
 
 
 def repeat_lengths(window: Sequence[int], limit: int) -> np.ndarray:
