@@ -6,12 +6,12 @@ differences of residuals, ``e_g = e_g(after) - e_g(before)``; the test is ``t = 
 Student's t with ``G - 1`` degrees of freedom (``G`` common prompts). With equal denominators
 (one value per prompt) this is exactly the paired t-test (``scipy.stats.ttest_rel``).
 
-Why a t-test and not the studentized bootstrap of the intervals: the question here is a null
-hypothesis, "the two temperatures have the same mean", and under it a prompt's two values are
-exchangeable, so the difference is symmetric, where a t-test holds its level. By simulation
-(``tests/test_bootstrap_coverage.py``) it calls 4-6 % of null orderings significant at 8, 16
-and 32 prompts, where the equal-tailed bootstrap-t called 5-8 % and the percentile bootstrap
-used before called ~25 % at 3 prompts. Reports test no ordering below
+Why a t-test: the question is a null hypothesis, "the two temperatures have the same mean",
+and under it a prompt's two values are exchangeable, so the difference is symmetric, where a
+t-test holds its level. By simulation (``tests/test_bootstrap_coverage.py``) it calls 4-6 % of
+null orderings significant at 8, 16 and 32 prompts, normal or skewed, where the percentile
+bootstrap used before called ~25 % at 3 prompts (and a bootstrap-t 5.5-7.5 % at 8-32).
+Reports test no ordering below
 :data:`sampler.report.bootstrap.MIN_PROMPTS` common prompts.
 
 Examples

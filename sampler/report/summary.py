@@ -16,8 +16,8 @@ Definitions (see also :mod:`sampler.report.metrics`):
 
 ``rows`` also says how many of a temperature's rows are different completions (greedy's
 samples of a prompt are one completion, counted once by the columns). Every column gets a 95 %
-interval from a studentized bootstrap over prompts (:mod:`sampler.report.bootstrap`; rows of
-one prompt are resampled together), and each column of adjacent temperatures a paired t-test
+interval from an expanded percentile bootstrap over prompts (:mod:`sampler.report.bootstrap`;
+rows of one prompt are resampled together), and each column of adjacent temperatures a paired t-test
 over their common prompts (:mod:`sampler.report.paired`): an ordering whose p-value is 0.05 or
 more is reported as not significant. Below :data:`~sampler.report.bootstrap.MIN_PROMPTS`
 prompts the reports warn that the intervals are unreliable and test no ordering.
@@ -181,7 +181,7 @@ def _steps(summary: Sequence[dict[str, Any]], key: str) -> dict[str, list[str]]:
 def interval_caption(summary: Sequence[dict[str, Any]] = ()) -> str:
     """What the interval table holds, and how it was computed for these prompt counts."""
     caption = (
-        f"95 % intervals: studentized bootstrap over prompts ({RESAMPLES:,} resamples; a "
+        f"95 % intervals: expanded percentile bootstrap over prompts ({RESAMPLES:,} resamples; a "
         "prompt's rows are resampled together)"
     )
     if any(row["prompts"] < MIN_PROMPTS for row in summary):
