@@ -294,3 +294,13 @@ def test_write_report_refusals(tmp_path, completions):
     with pytest.raises(InvalidInputError, match="no completions"):
         write_report(run, [], "md", tmp_path / "never")
     assert _files(tmp_path) == ["a-file"]
+
+
+def test_html_report_warns_below_8_prompts_and_lists_no_ordering(summary, completions):
+    assert max(row["prompts"] for row in summary) < 8
+    page = html_report(make_run(len(completions)), summary, completions, {})
+    assert '<p class="warning"><strong>WARNING: these intervals rest on only' in page
+    assert "No ordering between adjacent temperatures is tested" in page
+    assert "Not significant" not in page
+    axes = entropy_vs_temperature(summary).axes[0]
+    assert "unreliable" in axes.get_title()  # the plot, which may be shown alone, says so too

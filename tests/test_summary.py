@@ -1,9 +1,9 @@
 """`sampler.report.summary.summarize()` against numbers worked out by hand.
 
 The oracle is written here from README's definitions of the report columns ("sampler report"),
-in plain Python, with NLTK's ``sentence_bleu`` (smoothing method 1) for self-BLEU-4. It never
-calls ``sampler.report``. ``hand_summary`` is also the oracle of the report test in
-``test_sweep.py``.
+in plain Python, with NLTK's ``sentence_bleu`` (smoothing method 1) for self-BLEU-4 and scipy's
+t quantile for the intervals below 8 prompts. It never calls ``sampler.report``.
+``hand_summary`` is also the oracle of the report test in ``test_sweep.py``.
 """
 
 import math
@@ -11,9 +11,10 @@ import statistics
 from collections import defaultdict
 
 import pytest
+import scipy.stats
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
-from sampler.report.summary import summarize
+from sampler.report.summary import format_summary, markdown_summary, summarize
 
 # The summary keys whose definitions are checked here. summarize() may grow more keys (e.g.
 # confidence intervals); they are not this test's business, so values are looked up by name.
@@ -48,13 +49,27 @@ def _nltk_self_bleu(sequences: list[list[int]]) -> float:
     return statistics.fmean(scores)
 
 
+def _greedy_repeat(row: dict, seen: set) -> bool:
+    """README: greedy rows (τ = 0, no XTC) of a prompt count once per distinct completion."""
+    xtc = (row.get("params") or {}).get("xtc_probability", 0)
+    if row["temperature"] != 0 or xtc:
+        return False
+    key = (row["prompt"], tuple(row["token_ids"]))
+    if key in seen:
+        return True
+    seen.add(key)
+    return False
+
+
 def hand_summary(completions: list[dict]) -> dict[float, dict]:
     """Every checked column per temperature, from README's definitions."""
     by_temperature = defaultdict(list)
     for completion in completions:
         by_temperature[completion["temperature"]].append(completion)
     out = {}
-    for temperature, rows in by_temperature.items():
+    for temperature, logged in by_temperature.items():
+        seen: set = set()
+        rows = [row for row in logged if not _greedy_repeat(row, seen)]
         sequences = [list(row["token_ids"]) for row in rows]
         steps = [step for row in rows for step in row["steps"]]
         # seq-rep-4 per completion; those too short for a four-gram are skipped
@@ -71,9 +86,10 @@ def hand_summary(completions: list[dict]) -> dict[float, dict]:
                 grams = [g for seq in group for g in _ngrams(seq, n)]
                 per_prompt.append(len(set(grams)) / len(grams))
             distinct[n] = statistics.fmean(per_prompt)
+        bleus = [_nltk_self_bleu(group) for group in by_prompt.values() if len(group) > 1]
         out[temperature] = {
             "temperature": temperature,
-            "rows": len(rows),
+            "rows": len(logged),
             "length": statistics.fmean(len(seq) for seq in sequences),
             # means over every step of every row
             "entropy_final": statistics.fmean(s["entropy_final"] for s in steps),
@@ -83,9 +99,8 @@ def hand_summary(completions: list[dict]) -> dict[float, dict]:
             "distinct_1": distinct[1],
             "distinct_2": distinct[2],
             "distinct_3": distinct[3],
-            "self_bleu4": statistics.fmean(
-                _nltk_self_bleu(group) for group in by_prompt.values() if len(group) > 1
-            ),
+            # undefined (NaN) when no prompt has two completions (greedy)
+            "self_bleu4": statistics.fmean(bleus) if bleus else math.nan,
             "repetition": statistics.fmean(reps),
             "greedy_agreement": statistics.fmean(s["token"] == s["base_argmax"] for s in steps),
         }
@@ -180,38 +195,94 @@ def test_summarize_matches_hand_computed_columns():
             assert row[key] == pytest.approx(expected[key], rel=1e-12, abs=1e-12), key
 
 
-def test_intervals_with_two_prompts_span_the_one_prompt_values():
-    """With prompts a and b, a bootstrap resample is {a, a}, {a, b} or {b, b} (chances 1/4,
-    1/2, 1/4), so the 2.5 and 97.5 percentiles are the statistic of a alone and of b alone."""
+def _hand_t_interval(completions: list[dict], temperature: float, key: str) -> tuple:
+    """Below 8 prompts: ratio ± t(G - 1) · se, se the linearised one of the ratio of sums over
+    prompts (README "Intervals"), cut at 0 (every column here is >= 0)."""
+    sums = {"entropy_final": ("entropy_final", None), "length": (None, None)}[key]
+    a, b = [], []
+    for prompt in ("a", "b"):
+        rows = [c for c in completions if c["prompt"] == prompt and c["temperature"] == temperature]
+        if sums[0] is None:  # length: tokens over rows
+            a.append(sum(len(c["token_ids"]) for c in rows))
+            b.append(len(rows))
+        else:  # a step mean: summed over the steps, over the number of steps
+            a.append(math.fsum(s[key] for c in rows for s in c["steps"]))
+            b.append(sum(len(c["steps"]) for c in rows))
+    ratio, mean_b, count = sum(a) / sum(b), sum(b) / len(b), len(a)
+    residuals = [(x - ratio * y) / mean_b for x, y in zip(a, b, strict=True)]
+    se = math.sqrt(sum(e * e for e in residuals) / (count * (count - 1)))
+    half = scipy.stats.t.ppf(0.975, count - 1) * se
+    return max(ratio - half, 0.0), ratio + half
+
+
+def test_intervals_below_8_prompts_are_t_intervals_of_the_ratio():
     completions = _completions()
-    summary = {row["temperature"]: row for row in summarize(completions)}
-    for prompt_rows in ("a", "b"):
-        only = hand_summary([c for c in completions if c["prompt"] == prompt_rows])
-        for temperature, row in summary.items():
-            for key in ("entropy_final", "length", "distinct_2", "greedy_agreement"):
-                low, high = row[f"{key}_ci"]
-                assert low - 1e-12 <= only[temperature][key] <= high + 1e-12, key
-    for row in summary.values():
-        for key in ("entropy_final", "length", "distinct_2"):
-            ends = sorted(
-                hand_summary([c for c in completions if c["prompt"] == p])[row["temperature"]][key]
-                for p in ("a", "b")
-            )
-            assert row[f"{key}_ci"] == pytest.approx(tuple(ends), abs=1e-12), key
+    for row in summarize(completions):
+        for key in ("entropy_final", "length"):
+            expected = _hand_t_interval(completions, row["temperature"], key)
+            assert row[f"{key}_ci"] == pytest.approx(expected, rel=1e-12, abs=1e-12), key
+
+
+def test_few_prompts_warn_and_no_ordering_is_listed():
+    summary = summarize(_completions())  # 2 prompts
+    assert all(row["untested"] == [] or len(row["untested"]) == 11 for row in summary)
+    for text in (format_summary(summary), markdown_summary(summary)):
+        assert "WARNING: these intervals rest on only 2 prompts, fewer than 8" in text
+        assert "No ordering between adjacent temperatures is tested" in text
+        assert "Not significant" not in text
+
+
+def _eight_prompts() -> list[dict]:
+    """8 prompts at τ 0.5 and 1 (prompt b's and a's rows, renamed and shifted per copy)."""
+    rows = []
+    for copy in range(4):
+        for completion in _completions():
+            steps = [dict(s, entropy_final=s["entropy_final"] + 0.37 * copy)
+                     for s in completion["steps"]]
+            rows.append(dict(completion, prompt=f"{completion['prompt']}{copy}", steps=steps))
+    return rows
 
 
 def test_adjacent_orderings_are_tested_on_the_same_prompts():
-    completions = _completions()
+    completions = _eight_prompts()
     later = [dict(c, temperature=2.0, steps=[dict(s, entropy_final=s["entropy_final"] + 5)
                                              for s in c["steps"]])
              for c in completions if c["temperature"] == 1.0]
     summary = summarize(completions + later)
-    # τ 1 → 2 adds 5 nats to every step of every prompt: significant whatever is resampled
+    assert [row["prompts"] for row in summary] == [8, 8, 8]
+    # τ 1 → 2 adds 5 nats to every step of every prompt: significant
     assert "entropy_final" not in summary[2]["not_significant"]
     # and changes nothing else, so those differences are exactly 0: not significant
     assert "length" in summary[2]["not_significant"]
-    assert summary[0]["not_significant"] == []
+    assert summary[0]["not_significant"] == [] and summary[2]["untested"] == []
+    text = format_summary(summary)
+    assert "WARNING" not in text and "No ordering" not in text
+    assert "Not significant between adjacent temperatures (paired t-test" in text
 
+
+def test_greedy_repeats_count_once():
+    """Three identical greedy rows of a prompt are one completion: distinct-n is that
+    completion's own (worked on paper), self-BLEU is undefined; rows still shows all three."""
+    tokens = {"a": [1, 2, 3, 1, 2, 4], "b": [5, 5, 5, 6]}
+    rows = [
+        {"prompt": p, "sample": k, "temperature": 0.0, "token_ids": t,
+         "steps": [{"token": x, "entropy_final": 0.0, "entropy_base": 1.0, "surprisal": 0.0,
+                    "surprisal_base": 0.5, "base_argmax": x} for x in t]}
+        for p, t in tokens.items() for k in range(3)
+    ]
+    (row,) = summarize(rows)
+    # a: 6 tokens, 4 distinct; 5 bigrams, 4 distinct (1 2 twice). b: 4 tokens, 2 distinct;
+    # 3 bigrams, 2 distinct (5 5 twice).
+    assert row["distinct_1"] == pytest.approx((4 / 6 + 2 / 4) / 2, abs=1e-15)
+    assert row["distinct_2"] == pytest.approx((4 / 5 + 2 / 3) / 2, abs=1e-15)
+    assert row["distinct_1"] == pytest.approx(hand_summary(rows)[0.0]["distinct_1"], abs=1e-15)
+    assert math.isnan(row["self_bleu4"])
+    assert (row["rows"], row["distinct"], row["length"]) == (6, 2, 5.0)
+    # with XTC's coin on, τ = 0 rows are draws: the same three rows count three times
+    coin = [dict(r, params={"xtc_probability": 0.5, "xtc_threshold": 0.1}) for r in rows]
+    (drawn,) = summarize(coin)
+    assert drawn["distinct_1"] == pytest.approx((4 / 18 + 2 / 12) / 2, abs=1e-15)
+    assert drawn["self_bleu4"] == pytest.approx(1.0)
 
 
 def test_rows_too_short_for_a_four_gram_leave_repetition_undefined():

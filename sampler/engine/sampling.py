@@ -37,7 +37,7 @@ from sampler.engine.state import next_state
 from sampler.engine.stats import StepStats, step_stats
 from sampler.errors import InvalidInputError
 
-__all__ = ["Sampler", "distribution"]
+__all__ = ["Sampler", "distribution", "xtc_chance"]
 
 
 def distribution(
@@ -86,7 +86,7 @@ def distribution(
         logits, params, history, {**given, "xtc_coin": 0}, vocabulary
     )
     out = _dense(raw, single, fired)
-    chance = _xtc_chance(as_params(params, raw.shape[0]))
+    chance = xtc_chance(as_params(params, raw.shape[0]))
     if chance.any():
         held = _dense(*final_groups(logits, params, history, {**given, "xtc_coin": 1}, vocabulary))
         out = (chance * out.T + (1 - chance) * held.T).T.astype(out.dtype)
@@ -100,7 +100,7 @@ def _dense(raw: np.ndarray, single: bool, groups: list[GroupResult]) -> np.ndarr
     return out[0] if single else out
 
 
-def _xtc_chance(params: list[SamplingParams]) -> np.ndarray:
+def xtc_chance(params: list[SamplingParams]) -> np.ndarray:
     """Per row, the chance XTC fires at a step (0 where it is off)."""
     from sampler.engine.filters.xtc import xtc_rows
 

@@ -9,8 +9,10 @@ model (two sources over the same tokens). Text encoding follows
 :mod:`sampler.generation.teacher_forced`: a text alone is encoded raw and its first token is
 context; after a prompt (encoded as a sweep encodes it) every text token is scored.
 
-KL is ``inf`` where a token one side can draw has probability 0 on the other (a kept set
-that is not inside the other's): it is kept as ``inf``, never clipped, and so is its mean.
+Each law is held as float64 log-probabilities (:mod:`sampler.generation.divergence_laws`), so
+a low temperature's tiny probabilities never underflow into a false ``inf``. KL is ``inf``
+exactly where one side keeps a token the other's chain dropped (a kept set that is not inside
+the other's): it is kept as ``inf``, never clipped, and so is its mean.
 
 The comparisons of two settings, two models or every preset along a text are in
 :mod:`sampler.generation.divergence_compare`; this module holds the measures and the
@@ -26,10 +28,9 @@ import numpy as np
 
 from sampler.engine.params import SamplingParams
 from sampler.engine.presets import PRESETS
-from sampler.engine.sampling import distribution
 from sampler.engine.stages import switched_on
-from sampler.entropy import entropy
 from sampler.errors import InvalidInputError
+from sampler.generation.divergence_laws import law_divergence, log_entropy, log_law
 from sampler.sources.base import LogitSource, dry_vocabulary
 
 __all__ = [
@@ -66,7 +67,7 @@ class Divergence:
     labels: list[str]  # the forced (next) token at each position
     entropy_a: np.ndarray
     entropy_b: np.ndarray
-    kl_ab: np.ndarray  # KL(A ‖ B), nats; inf where A can draw a token B cannot
+    kl_ab: np.ndarray  # KL(A ‖ B), nats; inf where A keeps a token B's chain dropped
     kl_ba: np.ndarray
     tv: np.ndarray
     kept_a: np.ndarray
@@ -89,47 +90,6 @@ class Divergence:
         }
 
 
-def law_divergence(p: np.ndarray, q: np.ndarray) -> dict[str, np.ndarray]:
-    """KL both ways, TV and kept sets of two laws over the last axis.
-
-    Parameters
-    ----------
-    p, q
-        Probabilities ``[..., V]``, each row summing to 1.
-
-    Returns
-    -------
-    dict
-        ``kl_ab`` = KL(p ‖ q), ``kl_ba`` = KL(q ‖ p) (nats, ``inf`` where the first has mass
-        the second has not), ``tv``, ``kept_a``, ``kept_b`` (non-zero counts of p and q) and
-        ``kept_differ``, each ``[...]``.
-
-    Examples
-    --------
-    >>> out = law_divergence(np.array([0.5, 0.5, 0.0]), np.array([0.25, 0.5, 0.25]))
-    >>> round(float(out["kl_ab"]), 6), float(out["kl_ba"]), float(out["tv"])
-    (0.346574, inf, 0.25)
-    """
-    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
-    kept_p, kept_q = p > 0, q > 0
-
-    def kl(x: np.ndarray, y: np.ndarray, kept_x: np.ndarray) -> np.ndarray:
-        # x·(log x − log y) over x's support; a token with y = 0 there gives +inf, kept as such
-        with np.errstate(divide="ignore", invalid="ignore"):
-            terms = np.where(kept_x, x * (np.log(x) - np.log(y)), 0.0)
-        # Gibbs: KL >= 0; a tiny negative sum is rounding between nearly equal laws
-        return np.maximum(terms.sum(axis=-1), 0.0)
-
-    return {
-        "kl_ab": kl(p, q, kept_p),
-        "kl_ba": kl(q, p, kept_q),
-        "tv": np.clip(0.5 * np.abs(p - q).sum(axis=-1), 0.0, 1.0),
-        "kept_a": kept_p.sum(axis=-1),
-        "kept_b": kept_q.sum(axis=-1),
-        "kept_differ": (kept_p != kept_q).any(axis=-1),
-    }
-
-
 def check_forcible(params: SamplingParams) -> None:
     """Refuse settings whose law along a fixed text is not defined (mirostat)."""
     if params.mirostat:
@@ -149,7 +109,7 @@ def check_vocabularies(sources: Sequence[LogitSource]) -> None:
 
 
 def _laws(sides: Sequence[Side], targets: Sequence[int]) -> Iterator[np.ndarray]:
-    """Per position, every side's law ``[sides, V]`` in float64, each row summing to 1."""
+    """Per position, every side's law ``[sides, V]`` as float64 log-probabilities."""
     # Sides with the same source and context share one forward pass: only their chains differ.
     groups: dict[tuple[int, tuple[int, ...]], list[int]] = {}
     for index, side in enumerate(sides):
@@ -165,14 +125,13 @@ def _laws(sides: Sequence[Side], targets: Sequence[int]) -> Iterator[np.ndarray]
         for members, history, logits, _ in runs:
             # the source's own logits (float32 for a model): the law a draw there follows
             source, params = sides[members[0]].source, [sides[m].params for m in members]
-            laws[members] = distribution(
+            laws[members] = log_law(
                 np.repeat(logits[:1], len(members), axis=0),
                 params,
                 history=[history] * len(members),
                 vocabulary=dry_vocabulary(source, params),
             )
-        # summed in float64: a float32 law sums to 1 only within ~1e-7
-        yield laws / laws.sum(axis=1, keepdims=True)
+        yield laws
         if position + 1 < len(targets):
             for run in runs:
                 run[1] = [*run[1], int(token)]
@@ -215,7 +174,7 @@ def divergences(
     first = np.array([a for a, _ in pairs])
     second = np.array([b for _, b in pairs])
     steps = [
-        law_divergence(laws[first], laws[second]) | {"entropy": entropy(laws)}
+        law_divergence(laws[first], laws[second]) | {"entropy": log_entropy(laws)}
         for laws in _laws(sides, targets)
     ]
     stacked = {key: np.stack([step[key] for step in steps]) for key in steps[0]}

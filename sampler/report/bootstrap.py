@@ -1,131 +1,181 @@
-"""Per-temperature statistics as sums over prompts, so a bootstrap over prompts is a matrix product.
+"""Intervals over prompts for columns that are ratios of sums: the expanded percentile bootstrap.
 
-Every column of the report is a ratio of sums over a temperature's prompts (mean entropy =
-summed step entropies / steps; self-BLEU and distinct-n = the sum of the prompts' values / the
-number of prompts, ...). A run's rows are folded, in one pass, into one :class:`PromptSums` per
-(temperature, prompt); then any multiset of prompts (a bootstrap resample: prompt ``g`` drawn
-``m_g`` times) gives each column as ``Σ m_g a_g / Σ m_g b_g``. Resampling prompts, not rows,
-keeps the rows of one prompt together: they share its difficulty, so they are not independent
-draws. (Distinct-n is computed per prompt for the same reason: n-grams pooled over prompts are
-not a sum over prompts, and a resample that draws a prompt twice would count its n-grams as
-repeats.)
+A column at one temperature is ``R = Σ_g a_g / Σ_g b_g`` over its prompts ``g`` (summed step
+entropies over steps, one prompt's distinct-n over 1, ...; see
+:mod:`sampler.report.prompt_sums`). Prompts are the independent units: rows of one prompt
+share its difficulty, so a resample draws prompts with replacement and keeps each one's rows.
 
-Greedy rows count once per distinct completion of their prompt: greedy's N samples of a
-prompt are one completion repeated, not N observations.
+The interval (from :data:`MIN_PROMPTS` prompts on) is Hesterberg's expanded percentile
+bootstrap (*What teachers should know about the bootstrap*, The American Statistician 69,
+2015): the percentiles ``α'/2`` and ``1 - α'/2`` of the resampled ratios, where
+``α'/2 = Φ(-√(G/(G-1)) t(1 - α/2; G - 1))``. The plain percentile interval is too narrow with
+few prompts: a resample's spread is ``√((G-1)/G)`` of the estimate's, and its normal quantiles
+ignore that the spread itself is estimated; the expansion puts both back (for 8 prompts
+the 0.57 % and 99.43 % points instead of 2.5 % and 97.5 %), and the percentiles keep the
+column's skew and range. By simulation (``tests/test_bootstrap_coverage.py``) it covers
+~94-95 % at 8, 16 and 32 prompts for normal prompt effects and ~90, 91.5 and 92.5 % for skewed
+(exponential) ones, where the plain percentile covered ~88 % and ~84 % at 8. Why not the
+studentized bootstrap (bootstrap-t), which covers 93 % on skewed columns at 8 prompts: one
+prompt far off the rest (a repetitive text at low τ) made its intervals span almost the whole
+range (distinct-3 at τ 0.3 on the default job: 0.02-0.98 around 0.86), since resamples
+without that prompt have a tiny standard error.
+
+Below :data:`MIN_PROMPTS` prompts no method is reliable, and the reports say so. There the
+interval is ``R ± t(G - 1) se``, ``se`` the linearised (delta-method, cluster) standard error
+of the ratio: with residuals ``e_g = (a_g - R b_g) / b̄``, ``se² = Σ e_g² / (G (G - 1))`` (for
+equal ``b_g``, the standard error of the mean of the prompts' values). 2 or 3 prompts give 3
+or 10 distinct resamples, too few for percentiles, and by simulation the t-interval covers
+95 % at 3 prompts for normal effects, 89 % for skewed ones. An interval never leaves the
+column's range (``bounds``): the true value cannot.
+
+Examples
+--------
+>>> rng = np.random.default_rng(0)
+>>> low, high = ratio_interval(np.array([4.0, 6.0, 5.0, 7.0]), np.ones(4), rng)
+>>> bool(low < 5.5 < high)
+True
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from sampler.report.metrics import distinct_n, self_bleu, seq_rep_n
+from sampler.report.student_t import critical_value
 
-__all__ = ["SUM_COLUMNS", "PromptSums", "TemperatureSums", "fold"]
+__all__ = [
+    "CONFIDENCE",
+    "MIN_PROMPTS",
+    "RESAMPLES",
+    "expanded_tail",
+    "linearised",
+    "ratio_interval",
+    "ratio_intervals",
+    "resample_counts",
+    "standard_errors",
+]
 
-NGRAM_ORDERS = (1, 2, 3)  # distinct-1, -2, -3
-# column -> (numerator, denominator) names in PromptSums.sums; ppl_base is exp() of its ratio
-SUM_COLUMNS = {
-    "length": ("tokens", "rows"),
-    "entropy_final": ("entropy_final", "steps"),
-    "entropy_base": ("entropy_base", "steps"),
-    "surprisal": ("surprisal", "steps"),
-    "ppl_base": ("surprisal_base", "steps"),
-    "repetition": ("repetition", "rows_with_4grams"),
-    "greedy_agreement": ("agreements", "agreement_steps"),
-    "self_bleu4": ("self_bleu4", "prompts_with_self_bleu"),
-    **{f"distinct_{n}": (f"distinct_{n}", f"prompts_with_{n}grams") for n in NGRAM_ORDERS},
-}
-
-
-@dataclass
-class PromptSums:
-    """The sums one prompt's rows at one temperature contribute to every column."""
-
-    sums: dict[str, float] = field(default_factory=dict)
-    sequences: list[list[int]] = field(default_factory=list)
-
-    def add(self, completion: dict) -> None:
-        tokens = list(completion["token_ids"])
-        self.sequences.append(tokens)
-        steps = completion["steps"]
-        add = self._add
-        add("rows", 1)
-        add("tokens", len(tokens))
-        add("steps", len(steps))
-        for key in ("entropy_final", "entropy_base", "surprisal", "surprisal_base"):
-            add(key, math.fsum(step[key] for step in steps))
-        agreeing = [step["token"] == step["base_argmax"] for step in steps if "base_argmax" in step]
-        add("agreements", sum(agreeing))
-        add("agreement_steps", len(agreeing))
-        repetition = seq_rep_n(tokens, 4)
-        if not math.isnan(repetition):
-            add("repetition", repetition)
-            add("rows_with_4grams", 1)
-
-    def _add(self, key: str, value: float) -> None:
-        self.sums[key] = self.sums.get(key, 0.0) + value
-
-    def finish(self) -> None:
-        """Per-prompt values that need all its rows: self-BLEU-4 and distinct-n of its rows."""
-        self._prompt_value("self_bleu4", "prompts_with_self_bleu", self_bleu(self.sequences))
-        for n in NGRAM_ORDERS:
-            value = distinct_n(self.sequences, n)
-            self._prompt_value(f"distinct_{n}", f"prompts_with_{n}grams", value)
-        self.sequences = []  # a run's text is not kept past its prompt's values
-
-    def _prompt_value(self, key: str, count: str, value: float) -> None:
-        # an undefined value (NaN: one sample, no n-gram) is left out of the mean over prompts
-        self.sums[key] = 0.0 if math.isnan(value) else value
-        self.sums[count] = 0.0 if math.isnan(value) else 1.0
+# the expanded tails are thin (0.57 % at 8 prompts): 4,000 resamples put ~23 beyond each end
+RESAMPLES = 4000
+CONFIDENCE = 0.95
+# Below 8 prompts a 95 % interval covers far less than 95 % whatever the method for skewed
+# columns (a bootstrap over 3 prompts has 10 distinct resamples; the plain percentile one
+# covered ~75 % there).
+MIN_PROMPTS = 8
 
 
-@dataclass
-class TemperatureSums:
-    """One temperature's prompts, as arrays ``[prompts]`` the bootstrap multiplies."""
-
-    temperature: float
-    prompts: list[str]
-    rows: int
-    distinct: int  # different completions among the rows
-    sums: dict[str, np.ndarray]
-
-    def columns(self, counts: np.ndarray) -> dict[str, np.ndarray]:
-        """Every column for resamples ``counts`` ``[R, prompts]`` (how often each is drawn)."""
-        out = {}
-        with np.errstate(invalid="ignore", divide="ignore"):
-            for column, (numerator, denominator) in SUM_COLUMNS.items():
-                out[column] = (counts @ self.sums[numerator]) / (counts @ self.sums[denominator])
-        out["ppl_base"] = np.exp(out["ppl_base"])
-        return out
+def resample_counts(rng: np.random.Generator, prompts: int, resamples: int) -> np.ndarray:
+    """``[resamples, prompts]`` float: how often each prompt is drawn in each resample."""
+    picks = rng.integers(0, prompts, size=(resamples, prompts))
+    flat = (np.arange(resamples)[:, None] * prompts + picks).ravel()
+    return np.bincount(flat, minlength=resamples * prompts).reshape(resamples, prompts) * 1.0
 
 
-def fold(completions: Iterable[dict]) -> list[TemperatureSums]:
-    """One pass over a run's completions (with steps) into per-temperature sums, τ ascending."""
-    groups: dict[float, dict[str, PromptSums]] = {}
-    distinct: dict[float, set[tuple[str, tuple[int, ...]]]] = {}
-    for completion in completions:
-        temperature = completion["temperature"]
-        distinct.setdefault(temperature, set()).add(
-            (completion["prompt"], tuple(completion["token_ids"]))
-        )
-        by_prompt = groups.setdefault(temperature, {})
-        by_prompt.setdefault(completion["prompt"], PromptSums()).add(completion)
-    return [
-        _stack(temperature, groups[temperature], len(distinct[temperature]))
-        for temperature in sorted(groups)
-    ]
+def linearised(a: np.ndarray, b: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Ratios and per-prompt residuals of data sets ``a, b`` ``[D, G]`` under ``counts``.
+
+    Returns ``ratio [D, R]`` (``Σ m_g a_g / Σ m_g b_g`` for each row ``m`` of ``counts``
+    ``[R, G]``) and ``residuals [D, R, G]``, ``(a_g - ratio b_g) / (Σ m_g b_g / Σ m_g)``: the
+    first-order change of the ratio per unit weight on prompt ``g``.
+    """
+    denominator = b @ counts.T
+    ratio = (a @ counts.T) / denominator
+    mean_denominator = denominator / counts.sum(axis=1)
+    residuals = a[:, None, :] - ratio[..., None] * b[:, None, :]
+    return ratio, residuals / mean_denominator[..., None]
 
 
-def _stack(temperature: float, by_prompt: dict[str, PromptSums], distinct: int) -> TemperatureSums:
-    prompts = list(by_prompt)
-    parts = [by_prompt[p] for p in prompts]
-    for part in parts:
-        part.finish()
-    names = {name for pair in SUM_COLUMNS.values() for name in pair} | {"rows"}
-    sums = {name: np.array([part.sums.get(name, 0.0) for part in parts]) for name in names}
-    rows = int(sums["rows"].sum())
-    return TemperatureSums(temperature, prompts, rows, distinct, sums)
+def standard_errors(residuals: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``[D, R]``: the standard error from :func:`linearised`'s residuals under ``counts``."""
+    size = counts.sum(axis=1)
+    # the residuals sum to 0 over the drawn prompts, so this is their variance / G
+    squares = np.einsum("drg,drg,rg->dr", residuals, residuals, counts)
+    return np.sqrt(squares / (size * (size - 1)))
+
+
+def expanded_tail(prompts: int, confidence: float = CONFIDENCE) -> float:
+    """``α'/2``: the share of resampled ratios left out at each end of the interval.
+
+    >>> round(expanded_tail(8), 5), round(expanded_tail(10_000), 4)
+    (0.00574, 0.025)
+    """
+    widened = math.sqrt(prompts / (prompts - 1)) * critical_value(confidence, prompts - 1)
+    return 0.5 * math.erfc(widened / math.sqrt(2))  # Φ(-widened)
+
+
+def ratio_intervals(
+    numerators: np.ndarray,
+    denominators: np.ndarray,
+    rng: np.random.Generator,
+    resamples: int = RESAMPLES,
+    confidence: float = CONFIDENCE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Intervals of ``D`` data sets of ``G`` prompts at once (one resample set for all).
+
+    The expanded percentile bootstrap from :data:`MIN_PROMPTS` prompts on, ``R ± t(G - 1) se``
+    below.
+
+    Parameters
+    ----------
+    numerators, denominators
+        ``[D, G]``, every denominator > 0, ``G >= 2``.
+    rng, resamples, confidence
+        The resamples' random stream, how many, and the nominal coverage.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(low [D], high [D])``.
+    """
+    a = np.asarray(numerators, np.float64)
+    b = np.asarray(denominators, np.float64)
+    prompts = a.shape[1]
+    if prompts < MIN_PROMPTS:
+        ones = np.ones((1, prompts))
+        ratio, residuals = linearised(a, b, ones)
+        half = critical_value(confidence, prompts - 1) * standard_errors(residuals, ones)[:, 0]
+        return ratio[:, 0] - half, ratio[:, 0] + half
+    counts = resample_counts(rng, prompts, resamples)
+    resampled = (a @ counts.T) / (b @ counts.T)
+    tail = expanded_tail(prompts, confidence)
+    low, high = np.quantile(resampled, [tail, 1 - tail], axis=1)
+    return low, high
+
+
+def ratio_interval(
+    numerator: np.ndarray,
+    denominator: np.ndarray,
+    rng: np.random.Generator,
+    resamples: int = RESAMPLES,
+    confidence: float = CONFIDENCE,
+    bounds: tuple[float, float] = (-math.inf, math.inf),
+) -> tuple[float, float]:
+    """The interval of ``Σ numerator / Σ denominator`` over prompts, within ``bounds``.
+
+    Parameters
+    ----------
+    numerator, denominator
+        Per prompt ``[G]``; a prompt whose denominator is 0 has no value (no 4-gram, one
+        sample, ...) and is left out.
+    rng, resamples, confidence
+        As in :func:`ratio_intervals`.
+    bounds
+        The range the column's values can take (a share: 0 to 1); the interval is cut to it.
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)``; NaN with fewer than two prompts that have a value.
+    """
+    keep = np.asarray(denominator) > 0
+    if keep.sum() < 2:
+        return math.nan, math.nan
+    low, high = ratio_intervals(
+        np.asarray(numerator)[keep][None, :],
+        np.asarray(denominator)[keep][None, :],
+        rng,
+        resamples,
+        confidence,
+    )
+    return float(np.clip(low[0], *bounds)), float(np.clip(high[0], *bounds))

@@ -23,9 +23,11 @@ from sampler.files import atomic_writer
 from sampler.report.plots.run_plots import PLOT_FILES, render_run_plots, save_run_plots
 from sampler.report.summary import (
     format_summary,
+    interval_caption,
     interval_rows,
+    interval_warning,
     markdown_summary,
-    significance_notes,
+    ordering_notes,
     summarize,
     table_rows,
 )
@@ -49,6 +51,7 @@ th { background: #f0f0f0; } td.num { text-align: right; font-variant-numeric: ta
 .wide { overflow-x: auto; } .meta td:first-child { color: #666; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #666; font-size: .9em; } .note { color: #666; font-size: .9em; }
+.warning { color: #8a1c00; background: #fff3ee; border-left: 3px solid #c33; padding: .4em .8em; }
 """
 
 
@@ -202,19 +205,18 @@ def html_report(
         '<div class="wide">',
         _html_table(*table_rows(summary), numeric=1),
         "</div>",
-        '<p class="note">95 % intervals: bootstrap over prompts (a prompt\'s rows are '
-        "resampled together).</p>",
+        f'<p class="note">{escape(interval_caption(summary))}.</p>',
         '<div class="wide">',
         _html_table(*interval_rows(summary), numeric=1),
         "</div>",
     ]
-    notes = significance_notes(summary)
-    if notes:
-        parts.append(
-            "<p>Not significant between adjacent temperatures (paired bootstrap, 95 %):</p><ul>"
-            + "".join(f"<li>{escape(note)}</li>" for note in notes)
-            + "</ul>"
-        )
+    warning = interval_warning(summary)
+    if warning:
+        parts.append(f'<p class="warning"><strong>{escape(warning)}</strong></p>')
+    for heading, items in ordering_notes(summary):
+        parts.append(f"<p>{escape(heading)}</p>")
+        if items:
+            parts.append("<ul>" + "".join(f"<li>{escape(item)}</li>" for item in items) + "</ul>")
     parts.append("<h2>Plots</h2>")
     for name, data in images.items():
         caption = escape(PLOT_FILES.get(name, Path(name).stem.replace("_", " ")))

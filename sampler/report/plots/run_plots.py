@@ -20,6 +20,7 @@ import numpy as np
 
 from sampler.errors import InvalidInputError
 from sampler.files import atomic_writer
+from sampler.report.bootstrap import MIN_PROMPTS
 from sampler.report.plots.figures import finish, pyplot
 from sampler.report.plots.telemetry_plots import TELEMETRY_PLOTS, telemetry_figures
 
@@ -155,7 +156,10 @@ def entropy_vs_temperature(summary: Sequence[dict[str, Any]]) -> Any:
             linewidth=1.5,
         )
     _temperature_axis(axes, temperatures)
-    title = "Entropy against temperature (95 % intervals, bootstrap over prompts)"
+    fewest = min(row["prompts"] for row in summary)
+    title = "Entropy against temperature (95 % intervals over prompts"
+    # the report's warning travels with the picture, which may be shown alone
+    title += f"; only {fewest}: unreliable)" if fewest < MIN_PROMPTS else ")"
     return finish(figure, axes, axes.get_xlabel(), "mean entropy per step (nats)", title)
 
 
