@@ -115,6 +115,17 @@ def test_a_row_in_a_batch_has_its_logits_alone(gguf):
     assert np.array_equal(together[:, 0], together[:, 3])  # one prefill, two rows
 
 
+def test_a_row_in_a_batch_of_80_has_its_logits_alone(gguf):
+    # Beyond 64 rows llama.cpp's flash attention would take another kernel (see UBATCH).
+    prompts = [gguf.encode(p, chat=True) for p in PROMPTS]
+    batch = [prompts[row % 3] for row in range(80)]
+    forced = [[int(t)] * len(batch) for t in gguf.encode(" the sea", False)]
+    together = _steps(gguf, batch, forced)
+    for row in (0, 1, 79):
+        alone = _steps(gguf, [batch[row]], [[step[row]] for step in forced])[:, 0]
+        assert np.array_equal(together[:, row], alone)
+
+
 def test_a_session_that_outgrows_its_context_keeps_its_logits(gguf, monkeypatch):
     prompts = [gguf.encode(p, chat=True) for p in PROMPTS[:2]]
     words = gguf.encode(" one two three four five six seven eight nine ten" * 12, False)

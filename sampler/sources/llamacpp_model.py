@@ -27,6 +27,13 @@ __all__ = ["LlamaCppSession", "LlamaCppSource", "import_llama_cpp", "load_gguf_s
 INSTALL_HINT = "pip install -e '.[llamacpp]'"
 # llama.cpp's LLAMA_MAX_SEQ: a context holds at most this many sequences.
 MAX_SEQUENCES = 256
+# Tokens llama.cpp computes in one pass (it splits a larger batch into passes of this size).
+# With flash attention on, a pass of 64 tokens or more takes another attention kernel on the
+# CPU, whose rounding differs: a row's logits in a step of 64+ rows moved by up to 0.55 from
+# the row alone (measured on the native and the generic build alike), so a row's tokens
+# depended on its batch. Passes of at most 32 keep every row bit-identical to the row alone
+# (tests/test_llamacpp_source.py checks 80 rows), at the cost of one more pass per 32 rows.
+UBATCH = 32
 _quiet_log: Any = None  # the no-op log callback; kept alive as long as llama.cpp may call it
 
 
@@ -55,7 +62,7 @@ def context_params(llama: Any, n_ctx: int, n_seq: int, n_batch: int) -> Any:
     params = llama.llama_context_default_params()
     params.n_ctx = n_ctx
     params.n_batch = n_batch
-    params.n_ubatch = min(n_batch, 512)
+    params.n_ubatch = min(n_batch, UBATCH)
     params.n_seq_max = n_seq
     params.kv_unified = True  # one pool of cells: a shared prompt is stored once
     params.n_threads = params.n_threads_batch = _threads()
