@@ -21,13 +21,15 @@ ALLOWED = {
     "interop": {TOP, "engine"},
     "sources": {TOP, "engine"},
     "generation": {TOP, "engine", "sources"},
+    "analysis": {TOP, "engine", "sources"},
+    "plots": {TOP, "analysis"},
     "runlog": {TOP, "engine"},
     "experiments": {TOP, "engine", "sources", "generation", "runlog"},
-    "report": {TOP, "engine", "generation", "runlog"},
+    "report": {TOP, "engine", "generation", "runlog", "plots"},
     "serve": {TOP, "engine", "sources", "generation", "runlog"},
     "cli": {
-        TOP, "engine", "interop", "sources", "generation", "runlog", "experiments", "report",
-        "serve",
+        TOP, "engine", "interop", "sources", "generation", "analysis", "runlog", "experiments",
+        "report", "plots", "serve",
     },
 }
 

@@ -14,8 +14,8 @@ import pytest
 
 from sampler import SamplingParams
 from sampler.experiments.config import SweepConfig, load_config
+from sampler.generation.generation_row import GenerationRow, prompt_key
 from sampler.generation.loop import generate
-from sampler.generation.rows import GenerationRow, prompt_key
 from sampler.report.summary import summarize
 from sampler.sources import load_source
 

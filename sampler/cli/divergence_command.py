@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from sampler.analysis.divergence_format import format_orders, format_pair, pair_record
 from sampler.cli import cli
 from sampler.cli.options import (
     cache_option,
@@ -22,7 +23,6 @@ from sampler.engine.params import DEFAULT_ORDER, SamplingParams
 from sampler.engine.presets import PRESETS
 from sampler.engine.stages import SETTINGS
 from sampler.errors import InvalidInputError
-from sampler.generation.divergence_format import format_orders, format_pair, pair_record
 from sampler.sources import DEFAULT_MODEL
 
 VS_EXAMPLE = "e.g. --vs order=llama.cpp --vs temperature=0.7"
@@ -91,8 +91,8 @@ def _side_a(
     """
     if order != "all":
         return SamplingParams(temperature=temperature, order=order, **settings), []
+    from sampler.analysis.divergence_compare import missing_stages
     from sampler.engine.stages import STAGE_NAMES
-    from sampler.generation.divergence_compare import missing_stages
 
     every = SamplingParams(temperature=temperature, order=list(STAGE_NAMES), **settings)
     missing = missing_stages(every)
@@ -165,10 +165,10 @@ def divergence(
     and whether their kept sets differ. Example: sampler divergence --text "The quick brown
     fox" --top-k 3 --min-p 0.2 -t 2 --order all
     """
-    from sampler.generation import divergence as div
-    from sampler.generation import divergence_compare as compare
-    from sampler.generation.rows import use_chat
-    from sampler.generation.teacher_forced import forced_ids
+    from sampler.analysis import divergence as div
+    from sampler.analysis import divergence_compare as compare
+    from sampler.analysis.teacher_forced import forced_ids
+    from sampler.generation.generation_row import use_chat
 
     if (text is None) == (run_id is None):
         raise InvalidInputError("give exactly one of --text TEXT or --run RUN")
@@ -185,7 +185,7 @@ def divergence(
         )
     if plot_path is not None:
         from sampler.files import check_writable_folder
-        from sampler.report.plots.figures import check_figure_path
+        from sampler.plots.figures import check_figure_path
 
         check_writable_folder(check_figure_path(plot_path).parent)
     params_a, orders = _side_a(parse_temperature(temperature_text), order, settings)
@@ -222,7 +222,7 @@ def divergence(
             )
         ]
     if plot_path is not None:
-        from sampler.report.plots.divergence_plot import plot_divergence
+        from sampler.plots.divergence_plot import plot_divergence
 
         plot_divergence(results, plot_path)
     if as_json:

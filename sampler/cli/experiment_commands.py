@@ -79,7 +79,7 @@ def sweep(
         run_rows,
         start_run,
     )
-    from sampler.generation.rows import use_chat
+    from sampler.generation.generation_row import use_chat
     from sampler.report.summary import format_summary, summarize
 
     overrides = {name: value for name, value in settings.items() if _given(ctx, name)}
@@ -166,7 +166,7 @@ def compare(
     from sampler.experiments.runs import planned_rows, save_row, start_run
     from sampler.generation.compare import compare as run_compare
     from sampler.generation.compare import format_comparison
-    from sampler.generation.rows import use_chat
+    from sampler.generation.generation_row import use_chat
 
     temperature = parse_temperature(temperature_text)
     config = SweepConfig(
@@ -237,8 +237,8 @@ def analyze(
     cache_dir: str | None,
 ) -> None:
     """Teacher-forced: the exact entropy at every token under each temperature, no sampling."""
-    from sampler.generation.rows import use_chat
-    from sampler.generation.teacher_forced import analyze_text, analyze_tokens, format_analysis
+    from sampler.analysis.teacher_forced import analyze_text, analyze_tokens, format_analysis
+    from sampler.generation.generation_row import use_chat
     from sampler.json_values import to_json
 
     if (text is None) == (run_id is None):
@@ -248,7 +248,7 @@ def analyze(
     temps = parse_temperatures(temperatures)
     if plot_path is not None:
         from sampler.files import check_writable_folder
-        from sampler.report.plots.figures import check_figure_path
+        from sampler.plots.figures import check_figure_path
 
         check_writable_folder(check_figure_path(plot_path).parent)
     if text is not None:
@@ -264,7 +264,7 @@ def analyze(
             source, source.encode(chosen["prompt"], chat), chosen["token_ids"], temps
         )
     if plot_path is not None:
-        from sampler.report.plots.teacher_forced_plot import plot_analysis
+        from sampler.plots.teacher_forced_plot import plot_analysis
 
         plot_analysis(result, plot_path)
     if as_json:

@@ -25,7 +25,7 @@ from typing import Any
 from sampler.engine.params import DEFAULT_ORDER, SamplingParams, setting_fields
 from sampler.engine.stages import SETTINGS
 from sampler.errors import InvalidInputError
-from sampler.generation.rows import STREAM_KEYS, GenerationRow
+from sampler.generation.generation_row import STREAM_KEYS, GenerationRow
 from sampler.messages import check_text
 from sampler.softmax import check_temperatures
 from sampler.sources import DEFAULT_MODEL, DTYPES

@@ -28,8 +28,8 @@ from sampler.errors import InvalidInputError, RunLogFullError, RunLogLockedError
 from sampler.experiments.config import SweepConfig
 from sampler.experiments.sweep import Extras, first_step_extras
 from sampler.generation.compare import compare_rows
+from sampler.generation.generation_row import Completion, GenerationRow, use_chat
 from sampler.generation.loop import generate
-from sampler.generation.rows import Completion, GenerationRow, use_chat
 from sampler.runlog import recording
 from sampler.runlog.store import RunStore
 from sampler.sources.base import LogitSource

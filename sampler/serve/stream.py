@@ -43,8 +43,8 @@ from sampler.engine.params import SamplingParams
 from sampler.engine.sampling import distribution
 from sampler.errors import InvalidInputError
 from sampler.generation.compare import first_divergence
+from sampler.generation.generation_row import Completion, GenerationRow, use_chat
 from sampler.generation.loop import BatchStep, batch_steps
-from sampler.generation.rows import Completion, GenerationRow, use_chat
 from sampler.serve import api
 from sampler.serve.api import shown_value as shown
 from sampler.softmax import softmax

@@ -20,9 +20,9 @@ import numpy as np
 
 from sampler.errors import InvalidInputError
 from sampler.files import atomic_writer
+from sampler.plots.figures import finish, pyplot
 from sampler.report.bootstrap import MIN_PROMPTS
-from sampler.report.plots.figures import finish, pyplot
-from sampler.report.plots.telemetry_plots import TELEMETRY_PLOTS, telemetry_figures
+from sampler.report.telemetry_plots import TELEMETRY_PLOTS, telemetry_figures
 
 __all__ = [
     "PLOT_FILES",

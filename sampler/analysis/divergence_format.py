@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from sampler.analysis.divergence import Divergence
 from sampler.engine.presets import PRESETS
-from sampler.generation.divergence import Divergence
 from sampler.tables import aligned_table
 
 __all__ = ["format_orders", "format_pair", "pair_record"]
