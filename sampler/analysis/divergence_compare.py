@@ -32,8 +32,7 @@ from sampler.analysis.teacher_forced import forced_ids
 from sampler.engine.params import SamplingParams
 from sampler.engine.presets import PRESETS
 from sampler.errors import InvalidInputError
-from sampler.generation.generation_row import use_chat
-from sampler.sources.base import LogitSource
+from sampler.sources.base import LogitSource, use_chat
 
 __all__ = [
     "divergence_text",

@@ -168,7 +168,7 @@ def divergence(
     from sampler.analysis import divergence as div
     from sampler.analysis import divergence_compare as compare
     from sampler.analysis.teacher_forced import forced_ids
-    from sampler.generation.generation_row import use_chat
+    from sampler.sources.base import use_chat
 
     if (text is None) == (run_id is None):
         raise InvalidInputError("give exactly one of --text TEXT or --run RUN")

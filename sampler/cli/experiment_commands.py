@@ -79,8 +79,8 @@ def sweep(
         run_rows,
         start_run,
     )
-    from sampler.generation.generation_row import use_chat
     from sampler.report.summary import format_summary, summarize
+    from sampler.sources.base import use_chat
 
     overrides = {name: value for name, value in settings.items() if _given(ctx, name)}
     if "prompts" in overrides or prompts_file:
@@ -166,7 +166,7 @@ def compare(
     from sampler.experiments.runs import planned_rows, save_row, start_run
     from sampler.generation.compare import compare as run_compare
     from sampler.generation.compare import format_comparison
-    from sampler.generation.generation_row import use_chat
+    from sampler.sources.base import use_chat
 
     temperature = parse_temperature(temperature_text)
     config = SweepConfig(
@@ -238,8 +238,8 @@ def analyze(
 ) -> None:
     """Teacher-forced: the exact entropy at every token under each temperature, no sampling."""
     from sampler.analysis.teacher_forced import analyze_text, analyze_tokens, format_analysis
-    from sampler.generation.generation_row import use_chat
     from sampler.json_values import to_json
+    from sampler.sources.base import use_chat
 
     if (text is None) == (run_id is None):
         raise InvalidInputError("give exactly one of --text TEXT or --run RUN")

@@ -68,8 +68,9 @@ def generate(
 
     from sampler.experiments.config import SweepConfig
     from sampler.experiments.runs import planned_rows, save_row, start_run
-    from sampler.generation.generation_row import Completion, summary_line, use_chat
+    from sampler.generation.generation_row import Completion, summary_line
     from sampler.generation.loop import generate as run_generation
+    from sampler.sources.base import use_chat
 
     seed = secrets.randbelow(2**31) if seed is None else seed
     config = SweepConfig(

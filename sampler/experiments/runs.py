@@ -28,11 +28,11 @@ from sampler.errors import InvalidInputError, RunLogFullError, RunLogLockedError
 from sampler.experiments.config import SweepConfig
 from sampler.experiments.sweep import Extras, first_step_extras
 from sampler.generation.compare import compare_rows
-from sampler.generation.generation_row import Completion, GenerationRow, use_chat
+from sampler.generation.generation_row import Completion, GenerationRow
 from sampler.generation.loop import generate
 from sampler.runlog import recording
 from sampler.runlog.store import RunStore
-from sampler.sources.base import LogitSource
+from sampler.sources.base import LogitSource, use_chat
 
 __all__ = [
     "RUN_KINDS",
