@@ -70,7 +70,7 @@ def sweep(
     **settings: Any,
 ) -> None:
     """Generate at many temperatures in one batch, log every row, print the summary table."""
-    from sampler.experiments.config import SweepConfig, load_config, read_prompts
+    from sampler.experiments.config import RunConfig, load_config, read_prompts
     from sampler.experiments.runs import (
         missing_rows,
         planned_rows,
@@ -105,7 +105,7 @@ def sweep(
         config = resume_config(store, run_id, source)
     else:
         data = load_config(config_path) if config_path else {}
-        config = SweepConfig.from_dict(data | overrides, origin=config_path or "options")
+        config = RunConfig.from_dict(data | overrides, origin=config_path or "options")
         limits.check_size("sweep", config)
         store = open_store(db)  # after the config is checked: a bad one creates no run log
         source = load_model(config.model, cache_dir, config.dtype)
@@ -162,14 +162,14 @@ def compare(
     **settings: Any,
 ) -> None:
     """Greedy against N samples: where each leaves the greedy path, and how often it agrees."""
-    from sampler.experiments.config import SweepConfig
+    from sampler.experiments.config import RunConfig
     from sampler.experiments.runs import planned_rows, save_row, start_run
     from sampler.generation.compare import compare as run_compare
     from sampler.generation.compare import format_comparison
     from sampler.sources.base import use_chat
 
     temperature = parse_temperature(temperature_text)
-    config = SweepConfig(
+    config = RunConfig(
         model=model,
         dtype=dtype,
         prompts=(prompt,),
