@@ -11,7 +11,8 @@ Every key is optional; unknown keys are an error naming the key. Example
     seed = 0
 
 Rows are every prompt x temperature x sample, in that order; a row's index in that list is its
-identity in the run log (what ``--resume`` skips). Temperature 0 is greedy.
+identity in the run log (what ``--resume`` skips). Temperature 0 is greedy. Type checkers
+read the fields from ``config.pyi`` (``scripts/write_stubs.py`` writes it from the stage table).
 """
 
 from __future__ import annotations
