@@ -8,9 +8,8 @@ never are.
 A row's random stream is keyed by ``(seed, prompt, sample)``
 (:meth:`~sampler.generation.generation_row.GenerationRow.stream_key`); what a row is and what it
 yields live in :mod:`sampler.generation.generation_row`. :func:`generate` runs every step of
-every batch;
-:func:`batch_steps` is the same loop (one function) yielding after each step, for callers that
-stream tokens as they come (``sampler serve``) or stop a batch between two steps.
+every batch; :func:`batch_steps` is the same loop (one function) yielding after each step, for
+callers that stream tokens as they come (``sampler serve``) or stop a batch between two steps.
 """
 
 from __future__ import annotations
