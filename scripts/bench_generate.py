@@ -53,8 +53,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from sampler import SamplingParams  # noqa: E402
+from sampler.generation.generation_row import GenerationRow  # noqa: E402
 from sampler.generation.loop import generate  # noqa: E402
-from sampler.generation.rows import GenerationRow  # noqa: E402
 from sampler.sources import load_source  # noqa: E402
 from sampler.sources.torch_model import load_hf_source, native_bf16  # noqa: E402
 

@@ -233,8 +233,8 @@ def test_a_run_too_large_is_refused_before_it_is_recorded(tmp_path, args, fragme
 def test_synthetic_sources_have_a_context_limit():
     from sampler import SamplingParams
     from sampler.errors import InvalidInputError
+    from sampler.generation.generation_row import GenerationRow
     from sampler.generation.loop import generate
-    from sampler.generation.rows import GenerationRow
     from sampler.sources.synthetic_spec import parse_synthetic
 
     source = parse_synthetic(MARKOV)

@@ -160,7 +160,7 @@ def test_report_of_huge_temperatures(tmp_path, fmt):
 
 
 def test_huge_temperatures_are_evenly_spaced_in_plots():
-    from sampler.report.plots.run_plots import _positions
+    from sampler.report.run_plots import _positions
 
     assert _positions([0.0, 0.5, 1.0, float("inf")]) == [0.0, 0.5, 1.0, 1.5]
     assert _positions([1e308, 0.5, float("inf"), 1.7e308]) == [1.0, 0.0, 3.0, 2.0]

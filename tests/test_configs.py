@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from sampler.cli import cli
-from sampler.experiments.config import SweepConfig, load_config
+from sampler.experiments.config import RunConfig, load_config
 from sampler.runlog.store import RunStore
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
@@ -16,7 +16,7 @@ CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_every_shipped_config_is_valid(path):
-    config = SweepConfig.from_dict(load_config(path), origin=str(path))
+    config = RunConfig.from_dict(load_config(path), origin=str(path))
     assert config.rows()
     assert f"configs/{path.name}" in path.read_text()  # its comment says how to run it
 
@@ -29,7 +29,7 @@ def test_every_shipped_config_is_valid(path):
 )
 def test_family_configs_run_and_report_their_telemetry(name, stage, plot, tmp_path):
     path = Path(__file__).parent.parent / "configs" / f"{name}.toml"
-    assert stage in SweepConfig.from_dict(load_config(path)).rows()[-1].params.stages
+    assert stage in RunConfig.from_dict(load_config(path)).rows()[-1].params.stages
     db = str(tmp_path / "runs.db")
     args = ["sweep", "--config", str(path), "--model", "synthetic:markov?vocab=300&seed=1",
             "--max-new-tokens", "8", "--samples", "1", "--db", db]

@@ -19,13 +19,13 @@ import scipy.stats
 from click.testing import CliRunner
 
 from sampler import SamplingParams
-from sampler.cli import cli
-from sampler.errors import InvalidInputError
-from sampler.generation.divergence_compare import (
+from sampler.analysis.divergence_compare import (
     divergence_text,
     divergence_tokens,
     order_divergences,
 )
+from sampler.cli import cli
+from sampler.errors import InvalidInputError
 from sampler.sources.synthetic_spec import parse_synthetic
 from tests.test_bad_input import one_error_line
 

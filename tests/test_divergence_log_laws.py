@@ -16,7 +16,7 @@ import pytest
 import scipy.special
 
 from sampler import SamplingParams
-from sampler.generation.divergence_compare import divergence_text
+from sampler.analysis.divergence_compare import divergence_text
 from sampler.sources.synthetic_spec import parse_synthetic
 
 # Integers, and temperatures (0.2, 0.01, 0.05, 0.25, 2) for which x / τ rounds to the exact

@@ -13,8 +13,8 @@ from conftest import hf_greedy  # noqa: E402
 
 from sampler import SamplingParams  # noqa: E402
 from sampler.errors import InvalidInputError  # noqa: E402
+from sampler.generation.generation_row import GenerationRow  # noqa: E402
 from sampler.generation.loop import generate  # noqa: E402
-from sampler.generation.rows import GenerationRow  # noqa: E402
 from sampler.sources import load_source  # noqa: E402
 
 PROMPTS = ["w5 w9 w3", "w17", "w40 w41 w42 w43 w44 w45 w46", "w8 w8 w8 w8"]

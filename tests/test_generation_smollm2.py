@@ -14,8 +14,8 @@ pytest.importorskip("torch")
 from conftest import hf_greedy
 
 from sampler import SamplingParams
+from sampler.generation.generation_row import GenerationRow
 from sampler.generation.loop import generate
-from sampler.generation.rows import GenerationRow
 from sampler.sources.model_cache import cache_root, model_folder
 
 PROMPTS = [

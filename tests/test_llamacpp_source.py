@@ -13,8 +13,8 @@ import pytest
 from conftest import import_llama_cpp_or_skip
 
 from sampler import SamplingParams
+from sampler.generation.generation_row import GenerationRow
 from sampler.generation.loop import generate
-from sampler.generation.rows import GenerationRow
 from sampler.sources import load_source
 from sampler.sources.llamacpp_model import LlamaCppSession, context_params
 from sampler.sources.model_cache import cache_root, model_folder
@@ -145,7 +145,7 @@ def test_the_gguf_path_imports_neither_torch_nor_transformers(gguf):
         "import sys\n"
         "from sampler import SamplingParams\n"
         "from sampler.generation.loop import generate\n"
-        "from sampler.generation.rows import GenerationRow\n"
+        "from sampler.generation.generation_row import GenerationRow\n"
         "from sampler.sources import load_source\n"
         "source = load_source('smollm2-135m-gguf')\n"
         "(c,) = generate(source, [GenerationRow('Hi', SamplingParams(temperature=0))], "
@@ -184,7 +184,7 @@ def _forced_logits(source, context, targets):
 def test_teacher_forced_analysis_agrees_between_backends(gguf, torch_source):
     import scipy.special
 
-    from sampler.generation.teacher_forced import analyze_tokens, forced_ids
+    from sampler.analysis.teacher_forced import analyze_tokens, forced_ids
 
     text = "The sea is calm tonight, and the stars are bright above the quiet harbour."
     temperatures = [0.5, 1.0, 1.5]

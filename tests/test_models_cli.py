@@ -318,7 +318,7 @@ def test_the_gguf_file_in_the_cache_does_not_change_the_torch_fingerprint(tmp_pa
     import hashlib
     import json
 
-    from sampler.sources.model_cache import GGUF_NAME, MANIFEST
+    from sampler.sources.cache_folder import GGUF_NAME, MANIFEST
 
     files = {"config.json": {"size": 1, "sha256": "a"}, "model.safetensors": {"size": 2,
                                                                                "sha256": "b"}}

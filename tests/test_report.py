@@ -13,9 +13,9 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from sampler.errors import InvalidInputError
+from sampler.plots.figures import pyplot
 from sampler.report.pages import html_report, markdown_report, write_report
-from sampler.report.plots.figures import pyplot
-from sampler.report.plots.run_plots import (
+from sampler.report.run_plots import (
     PLOT_FILES,
     distinct_vs_temperature,
     entropy_traces,
@@ -24,8 +24,8 @@ from sampler.report.plots.run_plots import (
     printable_label,
     save_run_plots,
 )
-from sampler.report.plots.telemetry_plots import TELEMETRY_PLOTS
 from sampler.report.summary import markdown_summary, summarize
+from sampler.report.telemetry_plots import TELEMETRY_PLOTS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SCRIPT = "<script>alert(1)</script>"

@@ -17,7 +17,7 @@ from conftest import kill_once
 
 from sampler.cli import cli
 from sampler.errors import InvalidInputError
-from sampler.experiments.config import SweepConfig
+from sampler.experiments.config import RunConfig
 from sampler.experiments.runs import RUN_KINDS, planned_rows
 from sampler.runlog.store import RunStore
 
@@ -154,7 +154,7 @@ def test_generate_run_resumes_its_own_rows_without_sweep_extras(tmp_path):
 
 def test_resume_of_an_unknown_kind_is_one_error_line(tmp_path):
     db = tmp_path / "x.db"
-    config = SweepConfig(model=MARKOV, prompts=("kalo",), temperatures=(1.0,), samples=1)
+    config = RunConfig(model=MARKOV, prompts=("kalo",), temperatures=(1.0,), samples=1)
     with RunStore(db) as store:
         run_id = store.create_run("mystery", MARKOV, MARKOV, config.to_dict(), {}, 1)
     result = run_cli("sweep", "--resume", run_id, "--db", str(db))
@@ -164,14 +164,14 @@ def test_resume_of_an_unknown_kind_is_one_error_line(tmp_path):
 
 
 def test_each_kind_plans_its_rows():
-    config = SweepConfig(model=MARKOV, prompts=("a", "b"), temperatures=(0.0, 0.7), samples=2,
+    config = RunConfig(model=MARKOV, prompts=("a", "b"), temperatures=(0.0, 0.7), samples=2,
                          seed=9)
     assert set(RUN_KINDS) == {"sweep", "generate", "compare"}
     assert planned_rows("sweep", config) == planned_rows("generate", config) == config.rows()
     assert len(config.rows()) == 2 * 2 * 2
     with pytest.raises(InvalidInputError, match="a compare run needs one prompt"):
         planned_rows("compare", config)
-    one = SweepConfig(model=MARKOV, prompts=("a",), temperatures=(0.0, 0.7), samples=3, seed=9)
+    one = RunConfig(model=MARKOV, prompts=("a",), temperatures=(0.0, 0.7), samples=3, seed=9)
     rows = planned_rows("compare", one)
     assert [(r.prompt, r.params.temperature, r.sample, r.params.seed) for r in rows] == [
         ("a", 0.0, 0, None), ("a", 0.7, 0, 9), ("a", 0.7, 1, 9), ("a", 0.7, 2, 9)]
@@ -184,7 +184,7 @@ def test_compare_plan_is_what_generation_compare_runs():
     from sampler.generation.compare import compare
     from sampler.sources import load_source
 
-    config = SweepConfig(model=MARKOV, prompts=("kalo mesu",), temperatures=(0.0, 1.3),
+    config = RunConfig(model=MARKOV, prompts=("kalo mesu",), temperatures=(0.0, 1.3),
                          samples=3, max_new_tokens=4, seed=6, order="vllm")
     greedy, comparisons = compare(load_source(MARKOV), "kalo mesu", config.params(1.3), 3, 4)
     ran = [greedy.row, *(c.completion.row for c in comparisons)]
@@ -308,14 +308,14 @@ def test_migrated_interrupted_sweep_resumes_to_its_plan(tmp_path):
 
 
 def test_migration_makes_a_greedy_only_compare_config_loadable(tmp_path):
-    # `compare -t 0` logged temperatures [0, 0], which SweepConfig refuses as a duplicate
+    # `compare -t 0` logged temperatures [0, 0], which RunConfig refuses as a duplicate
     tweak = (f"UPDATE runs SET config = json_set(config, '$.temperatures', json('[0.0, 0.0]')) "
              f"WHERE id = '{COMPARE}';")
     db = load_dump(tmp_path / "old.db", tweak)
     with RunStore(db) as store:
         config = store.get_run(COMPARE)["config"]
     assert config["temperatures"] == [0.0] and config["samples"] == 3
-    assert len(planned_rows("compare", SweepConfig.from_dict(config))) == 4
+    assert len(planned_rows("compare", RunConfig.from_dict(config))) == 4
     result = run_cli("sweep", "--resume", COMPARE, "--db", str(db))
     assert result.exit_code == 0, result.output
     assert "4 rows (4 already done)" in result.stderr

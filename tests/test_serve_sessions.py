@@ -10,8 +10,8 @@ import pytest
 from test_serve_stream import BASE, MARKOV, PROMPT, stream
 
 from sampler import SamplingParams
+from sampler.generation.generation_row import GenerationRow
 from sampler.generation.loop import generate
-from sampler.generation.rows import GenerationRow
 from sampler.runlog.store import RunStore
 from sampler.sources.synthetic_spec import parse_synthetic
 

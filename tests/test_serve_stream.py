@@ -15,8 +15,8 @@ import pytest
 from sampler import SamplingParams, distribution
 from sampler.errors import InvalidInputError
 from sampler.generation.compare import first_divergence
+from sampler.generation.generation_row import Completion, GenerationRow
 from sampler.generation.loop import batch_steps, generate
-from sampler.generation.rows import Completion, GenerationRow
 from sampler.softmax import softmax
 from sampler.sources.synthetic_spec import parse_synthetic
 

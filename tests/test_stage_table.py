@@ -20,7 +20,7 @@ from sampler.engine.params import PRESETS
 from sampler.engine.rows import RowParams
 from sampler.engine.stages import SETTINGS, STAGES
 from sampler.errors import InvalidInputError
-from sampler.experiments.config import SweepConfig
+from sampler.experiments.config import RunConfig
 from sampler.report.pages import _filters
 
 # One value that switches each setting on: the table's own example (the page's engine is
@@ -120,17 +120,17 @@ def test_every_flag_setting_is_a_sweep_key_and_round_trips(name):
     toml_value = {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
     # the webui preset holds every stage of the table
     order = "webui"
-    config = SweepConfig.from_dict({name: toml_value, "order": order}, origin="test.toml")
+    config = RunConfig.from_dict({name: toml_value, "order": order}, origin="test.toml")
     assert getattr(config, name) == value
     assert getattr(config.rows()[0].params, name) == value
-    again = SweepConfig.from_dict(config.to_dict(), origin="stored run")
+    again = RunConfig.from_dict(config.to_dict(), origin="stored run")
     assert again == config
     assert f"{name}=" in _filters(config.to_dict())
 
 
 def test_report_settings_line_lists_only_what_is_on():
-    assert _filters(SweepConfig().to_dict()) == "none"
-    config = SweepConfig(top_k=5, min_p=0.05).to_dict()
+    assert _filters(RunConfig().to_dict()) == "none"
+    config = RunConfig(top_k=5, min_p=0.05).to_dict()
     assert _filters(config) == "top_k=5, min_p=0.05"
 
 

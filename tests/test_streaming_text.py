@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from sampler import SamplingParams
+from sampler.generation.generation_row import GenerationRow
 from sampler.generation.loop import generate
-from sampler.generation.rows import GenerationRow
 from sampler.sources.synthetic_spec import parse_synthetic
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from sampler import SamplingParams
-from sampler.experiments.config import SweepConfig, load_config
+from sampler.experiments.config import RunConfig, load_config
+from sampler.generation.generation_row import GenerationRow, prompt_key
 from sampler.generation.loop import generate
-from sampler.generation.rows import GenerationRow, prompt_key
 from sampler.report.summary import summarize
 from sampler.sources import load_source
 
@@ -89,7 +89,7 @@ def test_legacy_sample_streams_ignore_the_prompt():
 
 
 def test_synthetic_config_distinct_n_rises_with_temperature():
-    config = SweepConfig.from_dict(load_config(ROOT / "configs" / "synthetic.toml"))
+    config = RunConfig.from_dict(load_config(ROOT / "configs" / "synthetic.toml"))
     done = generate(load_source(config.model), config.rows(), max_new_tokens=config.max_new_tokens)
     records = [json.loads(json.dumps(c.to_dict())) for c in done]
     summary = summarize(records)
@@ -104,6 +104,6 @@ def test_synthetic_config_distinct_n_rises_with_temperature():
 
 @pytest.mark.parametrize("stream", ["prompt", "sample"])
 def test_sweep_rows_carry_the_configs_stream(stream):
-    config = SweepConfig(model=FLAT, prompts=("A", "B"), temperatures=(1.0,), samples=2,
+    config = RunConfig(model=FLAT, prompts=("A", "B"), temperatures=(1.0,), samples=2,
                          stream=stream)
     assert {row.stream for row in config.rows()} == {stream}

@@ -8,9 +8,9 @@ import scipy.special
 import scipy.stats
 
 from sampler import SamplingParams
+from sampler.analysis.teacher_forced import analyze_text
+from sampler.generation.generation_row import GenerationRow
 from sampler.generation.loop import generate
-from sampler.generation.rows import GenerationRow
-from sampler.generation.teacher_forced import analyze_text
 from sampler.sources.synthetic_spec import parse_synthetic
 
 MARKOV = "synthetic:markov?vocab=300&sharpness=2.0&seed=1"

@@ -70,7 +70,7 @@ def sweep(
     **settings: Any,
 ) -> None:
     """Generate at many temperatures in one batch, log every row, print the summary table."""
-    from sampler.experiments.config import SweepConfig, load_config, read_prompts
+    from sampler.experiments.config import RunConfig, load_config, read_prompts
     from sampler.experiments.runs import (
         missing_rows,
         planned_rows,
@@ -79,8 +79,8 @@ def sweep(
         run_rows,
         start_run,
     )
-    from sampler.generation.rows import use_chat
     from sampler.report.summary import format_summary, summarize
+    from sampler.sources.base import use_chat
 
     overrides = {name: value for name, value in settings.items() if _given(ctx, name)}
     if "prompts" in overrides or prompts_file:
@@ -105,7 +105,7 @@ def sweep(
         config = resume_config(store, run_id, source)
     else:
         data = load_config(config_path) if config_path else {}
-        config = SweepConfig.from_dict(data | overrides, origin=config_path or "options")
+        config = RunConfig.from_dict(data | overrides, origin=config_path or "options")
         limits.check_size("sweep", config)
         store = open_store(db)  # after the config is checked: a bad one creates no run log
         source = load_model(config.model, cache_dir, config.dtype)
@@ -162,14 +162,14 @@ def compare(
     **settings: Any,
 ) -> None:
     """Greedy against N samples: where each leaves the greedy path, and how often it agrees."""
-    from sampler.experiments.config import SweepConfig
+    from sampler.experiments.config import RunConfig
     from sampler.experiments.runs import planned_rows, save_row, start_run
     from sampler.generation.compare import compare as run_compare
     from sampler.generation.compare import format_comparison
-    from sampler.generation.rows import use_chat
+    from sampler.sources.base import use_chat
 
     temperature = parse_temperature(temperature_text)
-    config = SweepConfig(
+    config = RunConfig(
         model=model,
         dtype=dtype,
         prompts=(prompt,),
@@ -237,9 +237,9 @@ def analyze(
     cache_dir: str | None,
 ) -> None:
     """Teacher-forced: the exact entropy at every token under each temperature, no sampling."""
-    from sampler.generation.rows import use_chat
-    from sampler.generation.teacher_forced import analyze_text, analyze_tokens, format_analysis
+    from sampler.analysis.teacher_forced import analyze_text, analyze_tokens, format_analysis
     from sampler.json_values import to_json
+    from sampler.sources.base import use_chat
 
     if (text is None) == (run_id is None):
         raise InvalidInputError("give exactly one of --text TEXT or --run RUN")
@@ -248,7 +248,7 @@ def analyze(
     temps = parse_temperatures(temperatures)
     if plot_path is not None:
         from sampler.files import check_writable_folder
-        from sampler.report.plots.figures import check_figure_path
+        from sampler.plots.figures import check_figure_path
 
         check_writable_folder(check_figure_path(plot_path).parent)
     if text is not None:
@@ -264,7 +264,7 @@ def analyze(
             source, source.encode(chosen["prompt"], chat), chosen["token_ids"], temps
         )
     if plot_path is not None:
-        from sampler.report.plots.teacher_forced_plot import plot_analysis
+        from sampler.plots.teacher_forced_plot import plot_analysis
 
         plot_analysis(result, plot_path)
     if as_json:

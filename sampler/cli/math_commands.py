@@ -65,12 +65,12 @@ def softmax(
         names = list(CHEAT_SHEET_LABELS)
     temps = parse_temperatures(temperatures) or list(CHEAT_SHEET_TEMPERATURES)
     if plot_path is not None:
-        from sampler.report.plots.figures import check_figure_path
+        from sampler.plots.figures import check_figure_path
 
         check_figure_path(plot_path)  # fail before any output, not after
     sheet = cheat_sheet(values, temps, names)
     if plot_path is not None:
-        from sampler.report.plots.cheatsheet_plot import plot_cheat_sheet
+        from sampler.plots.cheatsheet_plot import plot_cheat_sheet
 
         plot_cheat_sheet(sheet, plot_path)
     if as_json:

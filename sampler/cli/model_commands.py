@@ -66,13 +66,14 @@ def generate(
     """Generate text, streaming it; several -t values and --samples run as one batch."""
     import secrets
 
-    from sampler.experiments.config import SweepConfig
+    from sampler.experiments.config import RunConfig
     from sampler.experiments.runs import planned_rows, save_row, start_run
+    from sampler.generation.generation_row import Completion, summary_line
     from sampler.generation.loop import generate as run_generation
-    from sampler.generation.rows import Completion, summary_line, use_chat
+    from sampler.sources.base import use_chat
 
     seed = secrets.randbelow(2**31) if seed is None else seed
-    config = SweepConfig(
+    config = RunConfig(
         model=model,
         dtype=dtype,
         prompts=prompts,

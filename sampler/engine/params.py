@@ -4,6 +4,8 @@ Names follow vLLM's ``SamplingParams``; neutral values (``top_k=0``, ``top_p=1``
 ...) switch a stage off entirely. The stage settings are the fields of the stage table
 (:mod:`sampler.engine.stages`), so a new stage's settings become fields here by themselves;
 ``mode``, ``seed``, ``order`` and ``min_tokens_to_keep`` belong to the row, not to a stage.
+Type checkers and IDEs read the fields from ``params.pyi``, written from the same table by
+``scripts/write_stubs.py`` (``tests/test_stubs.py`` fails when it is stale).
 The chain ``order`` is a preset name or an explicit list of stage names:
 
 ========== ==================================================================================

@@ -1,4 +1,4 @@
-"""`SweepConfig`: what a temperature sweep runs, from a TOML file and command-line overrides.
+"""`RunConfig`: what a run (sweep, generate, compare) runs, from a TOML file and command-line flags.
 
 Every key is optional; unknown keys are an error naming the key. Example
 (``configs/default.toml``)::
@@ -11,7 +11,8 @@ Every key is optional; unknown keys are an error naming the key. Example
     seed = 0
 
 Rows are every prompt x temperature x sample, in that order; a row's index in that list is its
-identity in the run log (what ``--resume`` skips). Temperature 0 is greedy.
+identity in the run log (what ``--resume`` skips). Temperature 0 is greedy. Type checkers
+read the fields from ``config.pyi`` (``scripts/write_stubs.py`` writes it from the stage table).
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ from typing import Any
 from sampler.engine.params import DEFAULT_ORDER, SamplingParams, setting_fields
 from sampler.engine.stages import SETTINGS
 from sampler.errors import InvalidInputError
-from sampler.generation.rows import STREAM_KEYS, GenerationRow
+from sampler.generation.generation_row import STREAM_KEYS, GenerationRow
 from sampler.messages import check_text
 from sampler.softmax import check_temperatures
 from sampler.sources import DEFAULT_MODEL, DTYPES
 
-__all__ = ["SweepConfig", "load_config", "read_prompts"]
+__all__ = ["RunConfig", "load_config", "read_prompts"]
 
 DEFAULT_PROMPTS = (
     "Write a short story about a lighthouse keeper.",
@@ -39,8 +40,8 @@ DEFAULT_PROMPTS = (
 )
 
 
-class _Sweep:
-    """Checks and views of :class:`SweepConfig` (its stage settings come from the stage table)."""
+class _Run:
+    """Checks and views of :class:`RunConfig` (its stage settings come from the stage table)."""
 
     def __post_init__(self) -> None:
         if not self.prompts:
@@ -85,7 +86,7 @@ class _Sweep:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], origin: str = "config") -> SweepConfig:
+    def from_dict(cls, data: dict[str, Any], origin: str = "config") -> RunConfig:
         """Build from plain values, checking every key and type (``origin`` names the source)."""
         values: dict[str, Any] = {}
         for key, value in data.items():
@@ -119,12 +120,12 @@ _EXPERIMENT_FIELDS: list[tuple[str, type, Any]] = [
     ("stream", str, field(default="prompt")),
 ]
 _FLAG_SETTINGS = [name for name, setting in SETTINGS.items() if setting.flag]
-SweepConfig = make_dataclass(
-    "SweepConfig",
+RunConfig = make_dataclass(
+    "RunConfig",
     [*_EXPERIMENT_FIELDS, *setting_fields(_FLAG_SETTINGS)],
-    bases=(_Sweep,),
+    bases=(_Run,),
     namespace={
-        "__doc__": "A sweep: prompts x temperatures x samples, shared stage settings, one seed.",
+        "__doc__": "A run: prompts x temperatures x samples, shared stage settings, one seed.",
         "__module__": __name__,
     },
     frozen=True,
@@ -174,7 +175,7 @@ def _checked(key: str, value: Any, origin: str) -> Any:
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """The raw key/values of a TOML config file (checked by :meth:`SweepConfig.from_dict`)."""
+    """The raw key/values of a TOML config file (checked by :meth:`RunConfig.from_dict`)."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")

@@ -1,12 +1,12 @@
 """Logged runs by kind: the rows each kind plans, and the one path that records and resumes them.
 
-Every run stores a :class:`~sampler.experiments.config.SweepConfig` (so stage settings are
+Every run stores a :class:`~sampler.experiments.config.RunConfig` (so stage settings are
 derived in one place) and a kind. The kind decides which rows that config plans:
 
 ========== ========================================================================
 kind       planned rows
 ========== ========================================================================
-sweep      every prompt x temperature x sample (:meth:`SweepConfig.rows`)
+sweep      every prompt x temperature x sample (:meth:`RunConfig.rows`)
 generate   the same rows, without the sweep's first-step extras
 compare    the greedy row once (τ = 0, sample 0), then samples 0..N-1 at τ
 ========== ========================================================================
@@ -25,14 +25,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from sampler.errors import InvalidInputError, RunLogFullError, RunLogLockedError
-from sampler.experiments.config import SweepConfig
+from sampler.experiments.config import RunConfig
 from sampler.experiments.sweep import Extras, first_step_extras
 from sampler.generation.compare import compare_rows
+from sampler.generation.generation_row import Completion, GenerationRow
 from sampler.generation.loop import generate
-from sampler.generation.rows import Completion, GenerationRow, use_chat
 from sampler.runlog import recording
 from sampler.runlog.store import RunStore
-from sampler.sources.base import LogitSource
+from sampler.sources.base import LogitSource, use_chat
 
 __all__ = [
     "RUN_KINDS",
@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 
-def compare_plan(config: SweepConfig) -> list[GenerationRow]:
+def compare_plan(config: RunConfig) -> list[GenerationRow]:
     """A compare's plan: greedy at index 0, then sample ``i`` at τ at index ``1 + i``.
 
     The config has one prompt and temperatures ``[0, τ]`` (``[0]`` when τ is 0 itself).
@@ -67,13 +67,13 @@ def compare_plan(config: SweepConfig) -> list[GenerationRow]:
 class RunKind:
     """How one kind of run plans its rows, and what it stores with them besides the rows."""
 
-    plan: Callable[[SweepConfig], list[GenerationRow]]
+    plan: Callable[[RunConfig], list[GenerationRow]]
     extras: Extras | None = None
 
 
 RUN_KINDS: dict[str, RunKind] = {
-    "sweep": RunKind(SweepConfig.rows, extras=first_step_extras),
-    "generate": RunKind(SweepConfig.rows),
+    "sweep": RunKind(RunConfig.rows, extras=first_step_extras),
+    "generate": RunKind(RunConfig.rows),
     "compare": RunKind(compare_plan),
 }
 
@@ -93,12 +93,12 @@ def run_kind(kind: str) -> RunKind:
     return RUN_KINDS[kind]
 
 
-def planned_rows(kind: str, config: SweepConfig) -> list[GenerationRow]:
+def planned_rows(kind: str, config: RunConfig) -> list[GenerationRow]:
     """Every row a run of ``kind`` with ``config`` generates; a row's index is its id."""
     return run_kind(kind).plan(config)
 
 
-def start_run(kind: str, config: SweepConfig, store: RunStore, source: LogitSource) -> str:
+def start_run(kind: str, config: RunConfig, store: RunStore, source: LogitSource) -> str:
     """Record a new run of ``kind`` (config, model, fingerprint, versions); return its id."""
     total = len(planned_rows(kind, config))
     return recording.start_run(store, kind, source, config.to_dict(), total)
@@ -131,7 +131,7 @@ def save_row(
         ) from error
 
 
-def resume_config(store: RunStore, run_id: str, source: LogitSource) -> SweepConfig:
+def resume_config(store: RunStore, run_id: str, source: LogitSource) -> RunConfig:
     """The config of a stored run, after checking its kind, its model and its stored rows."""
     run = store.get_run(run_id)
     run_kind(run["kind"])
@@ -143,10 +143,10 @@ def resume_config(store: RunStore, run_id: str, source: LogitSource) -> SweepCon
     # a damaged stored row fails here, before any row is generated, not in the final summary
     for _ in store.iter_completions(run["id"], with_steps=False):
         pass
-    return SweepConfig.from_dict(run["config"], origin=f"run {run['id']}")
+    return RunConfig.from_dict(run["config"], origin=f"run {run['id']}")
 
 
-def missing_rows(kind: str, config: SweepConfig, store: RunStore, run_id: str) -> list[int]:
+def missing_rows(kind: str, config: RunConfig, store: RunStore, run_id: str) -> list[int]:
     """Indices of the planned rows not stored yet, in plan order."""
     done = store.done_rows(run_id)
     return [index for index in range(len(planned_rows(kind, config))) if index not in done]
@@ -154,7 +154,7 @@ def missing_rows(kind: str, config: SweepConfig, store: RunStore, run_id: str) -
 
 def run_rows(
     kind: str,
-    config: SweepConfig,
+    config: RunConfig,
     store: RunStore,
     run_id: str,
     source: LogitSource,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from sampler.engine.sampling import distribution
-from sampler.generation.rows import GenerationRow
+from sampler.generation.generation_row import GenerationRow
 from sampler.sources.base import LogitSource, dry_vocabulary
 
 __all__ = ["FIRST_STEP_TOP", "Extras", "first_step_extras", "first_step_tops"]

@@ -1,1 +1,3 @@
-"""A logit source through the engine: generation loop, greedy vs sampled, teacher forcing."""
+"""What generates text: a logit source through the engine (the loop, greedy against sampled).
+
+Scoring a given text (teacher forcing, divergence) lives in :mod:`sampler.analysis`."""

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from sampler.engine.params import SamplingParams
+from sampler.generation.generation_row import Completion, GenerationRow
 from sampler.generation.loop import generate
-from sampler.generation.rows import Completion, GenerationRow
 from sampler.sources.base import LogitSource
 
 __all__ = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sampler.generation.rows import Completion
+from sampler.generation.generation_row import Completion
 from sampler.sources.base import LogitSource
 
 __all__ = ["TextCallback", "TextState", "text_state", "update_text"]

@@ -6,10 +6,10 @@ EOS token, at a stop string, or after ``max_new_tokens``. Statistics are kept pe
 never are.
 
 A row's random stream is keyed by ``(seed, prompt, sample)``
-(:meth:`~sampler.generation.rows.GenerationRow.stream_key`); what a row is and what it yields
-live in :mod:`sampler.generation.rows`. :func:`generate` runs every step of every batch;
-:func:`batch_steps` is the same loop (one function) yielding after each step, for callers that
-stream tokens as they come (``sampler serve``) or stop a batch between two steps.
+(:meth:`~sampler.generation.generation_row.GenerationRow.stream_key`); what a row is and what it
+yields live in :mod:`sampler.generation.generation_row`. :func:`generate` runs every step of
+every batch; :func:`batch_steps` is the same loop (one function) yielding after each step, for
+callers that stream tokens as they come (``sampler serve``) or stop a batch between two steps.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import numpy as np
 
 from sampler.engine.sampling import Sampler
 from sampler.errors import InvalidInputError
+from sampler.generation.generation_row import Completion, GenerationRow
 from sampler.generation.incremental_text import TextCallback, text_state, update_text
-from sampler.generation.rows import Completion, GenerationRow
 from sampler.sources.base import LogitSource, dry_vocabulary
 
 __all__ = ["BatchStep", "batch_rows", "batch_steps", "encode_prompts", "generate"]

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from sampler.engine.stages import switched_on
 from sampler.errors import InvalidInputError
 from sampler.files import atomic_writer
-from sampler.report.plots.run_plots import PLOT_FILES, render_run_plots, save_run_plots
+from sampler.report.run_plots import PLOT_FILES, render_run_plots, save_run_plots
 from sampler.report.summary import (
     format_summary,
     interval_caption,

@@ -64,7 +64,7 @@ class Model(Protocol):
 
 
 class FinishedRow(Protocol):
-    """A finished row (a :class:`~sampler.generation.rows.Completion`)."""
+    """A finished row (a :class:`~sampler.generation.generation_row.Completion`)."""
 
     def to_dict(self) -> dict: ...
 

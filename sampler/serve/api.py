@@ -25,13 +25,12 @@ from sampler.engine.params import SamplingParams
 from sampler.engine.sampling import Sampler, distribution
 from sampler.engine.trace import trace_chain
 from sampler.errors import InvalidInputError
-from sampler.generation.rows import use_chat
 from sampler.json_values import json_safe
 from sampler.json_values import to_json as dump_json
 from sampler.messages import check_text, shown
 from sampler.serve.page import step_view
 from sampler.softmax import softmax
-from sampler.sources.base import LogitSource, dry_vocabulary
+from sampler.sources.base import LogitSource, dry_vocabulary, use_chat
 
 __all__ = [
     "LIMITS",

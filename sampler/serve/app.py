@@ -88,121 +88,144 @@ def make_app(
     ``generations`` streams and saves run at once (``app.state.slots`` counts them).
     """
     hosts = allowed_hosts(host, port)
-    model_lock = FairLock()
-    slots = Slots(generations)
-    stopping = threading.Event()
+    server = _Routes(source, db, Slots(generations))
+    app = Starlette(
+        routes=[
+            Route("/", _guarded(server.page, hosts)),
+            Route("/api/next-token", _guarded(server.next_token, hosts), methods=["POST"]),
+            Route("/api/generate", _guarded(server.generate, hosts), methods=["POST"]),
+            Route("/api/runs", _guarded(server.runs, hosts), methods=["GET"]),
+            Route("/api/runs", _guarded(server.save, hosts), methods=["POST"]),
+            Route("/api/runs/{run_id}", _guarded(server.run, hosts)),
+        ]
+    )
+    app.state.slots = server.slots
+    app.state.stopping = server.stopping  # set when the server shuts down (server.StoppingServer)
+    return app
+
+
+def _guarded(handler: Callable[[Request], Any], hosts: frozenset[str]) -> Callable[[Request], Any]:
+    """``handler`` behind the Host and cross-site checks, its errors as JSON answers."""
+
+    async def endpoint(request: Request) -> Any:
+        if request.headers.get("host", "") not in hosts:
+            return _error(421, f"Host {request.headers.get('host')!r} is not this server")
+        refused = _cross_site(request, hosts)
+        if refused:
+            return _error(403, refused)
+        try:
+            return await handler(request)
+        except InvalidInputError as error:
+            return _error(400, str(error))
+        except BodyTooLargeError:
+            return _error(413, f"the request body is over {MAX_BODY_BYTES} bytes")
+        except BusyError:
+            return _error(429, BUSY)
+        except runlog_access.RunLogUnavailableError as error:
+            return _error(error.status, str(error))
+        except Exception:  # a bug: logged with its traceback, answered as JSON
+            _log.exception("a request failed")
+            return _error(500, "the server failed on this request (see the server log)")
+
+    return endpoint
+
+
+class _Routes:
+    """The routes' handlers and what they share: the source, the run log, the model lock, the
+    generation slots. Grouped as the page, the model (next token, generate) and the run log."""
+
+    def __init__(self, source: Any, db: str | None, slots: Slots) -> None:
+        self.source = source
+        self.db = db
+        self.slots = slots
+        self.stopping = threading.Event()
+        self._model_lock = FairLock()
+        self._html, csp = page_html({"mode": "server", "model": source.name})
+        self._page_headers = {"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff"}
 
     @contextlib.contextmanager
-    def model_turn() -> Iterator[None]:
+    def model_turn(self) -> Iterator[None]:
         # one model call (a prefill, a step, an encoding) at a time: sources are not thread-safe
-        if not model_lock.acquire(timeout=_WAIT_SECONDS):
+        if not self._model_lock.acquire(timeout=_WAIT_SECONDS):
             raise BusyError
         try:
             yield
         finally:
-            model_lock.release()
+            self._model_lock.release()
 
-    def guarded(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
-        async def endpoint(request: Request) -> Any:
-            if request.headers.get("host", "") not in hosts:
-                return _error(421, f"Host {request.headers.get('host')!r} is not this server")
-            refused = _cross_site(request, hosts)
-            if refused:
-                return _error(403, refused)
-            try:
-                return await handler(request)
-            except InvalidInputError as error:
-                return _error(400, str(error))
-            except BodyTooLargeError:
-                return _error(413, f"the request body is over {MAX_BODY_BYTES} bytes")
-            except BusyError:
-                return _error(429, BUSY)
-            except runlog_access.RunLogUnavailableError as error:
-                return _error(error.status, str(error))
-            except Exception:  # a bug: logged with its traceback, answered as JSON
-                _log.exception("a request failed")
-                return _error(500, "the server failed on this request (see the server log)")
+    # The page.
 
-        return endpoint
+    async def page(self, _request: Request) -> Any:
+        return HTMLResponse(self._html, headers=self._page_headers)
 
-    async def next_token(request: Request) -> Any:
+    # The model: one next-token answer, or a generation streamed as server-sent events.
+
+    async def next_token(self, request: Request) -> Any:
         body = await read_json(request)
-        return await _answer(_guarded_call(model_turn, api.next_token), source, body)
+        return await _answer(_guarded_call(self.model_turn, api.next_token), self.source, body)
 
-    def no_slot() -> JSONResponse:
+    async def generate(self, request: Request) -> Any:
+        body = await read_json(request)
+        if not self.slots.take():
+            return self._no_slot()
+        try:
+            with_model = _guarded_call(self.model_turn, stream.prepare)
+            generation = await run_in_threadpool(with_model, self.source, body)
+        except BaseException:
+            self.slots.free()
+            raise
+        return EventStream(request, generation, self.model_turn, self.slots.free, self.stopping)
+
+    def _no_slot(self) -> JSONResponse:
         return _error(
-            429, f"all {slots.size} generation slots are taken: try again when a generation ends"
+            429,
+            f"all {self.slots.size} generation slots are taken: try again when a generation ends",
         )
 
-    async def generate(request: Request) -> Any:
-        body = await read_json(request)
-        if not slots.take():
-            return no_slot()
-        try:
-            with_model = _guarded_call(model_turn, stream.prepare)
-            generation = await run_in_threadpool(with_model, source, body)
-        except BaseException:
-            slots.free()
-            raise
-        return EventStream(request, generation, model_turn, slots.free, stopping)
+    # The run log: save a session, list the runs, read one run a page at a time.
 
-    async def save(request: Request) -> Any:
-        if db is None:
-            return _error(404, "no run log: start the server with --db PATH")
+    async def save(self, request: Request) -> Any:
+        if self.db is None:
+            return _no_run_log()
         body = await read_json(request)
-        if not slots.take():
-            return no_slot()
+        if not self.slots.take():
+            return self._no_slot()
+        db = self.db
 
         def store_session() -> dict[str, Any]:
             with runlog_access.opened(db, write=True) as store:
-                return sessions.save_session(source, store, body, model_turn)
+                return sessions.save_session(self.source, store, body, self.model_turn)
 
         try:
             return await _answer(store_session, status=201)
         finally:
-            slots.free()
+            self.slots.free()
 
-    async def runs(request: Request) -> Any:
-        if db is None:
-            return _error(404, "no run log: start the server with --db PATH")
-        return await _answer(read_store, api.run_listing, query_int(request, "limit", 50))
+    async def runs(self, request: Request) -> Any:
+        if self.db is None:
+            return _no_run_log()
+        return await _answer(self._read_store, api.run_listing, query_int(request, "limit", 50))
 
-    async def run(request: Request) -> Any:
-        if db is None:
-            return _error(404, "no run log: start the server with --db PATH")
+    async def run(self, request: Request) -> Any:
+        if self.db is None:
+            return _no_run_log()
         run_id = request.path_params["run_id"]
         offset, limit = api.run_page_bounds(
             query_int(request, "offset", 0), query_int(request, "limit", api.RUN_PAGE_STEPS)
         )
         try:
-            return await _answer(read_store, api.run_view, run_id, offset, limit)
+            return await _answer(self._read_store, api.run_view, run_id, offset, limit)
         except InvalidInputError as error:  # the one thing a run id can be: not in the log
             return _error(404, str(error))
 
-    def read_store(read: Callable[..., Any], *args: Any) -> Any:
+    def _read_store(self, read: Callable[..., Any], *args: Any) -> Any:
         # in a worker thread: a run log busy for a moment must not stall the streams
-        with runlog_access.opened(db) as store:
+        with runlog_access.opened(self.db) as store:
             return read(store, *args)
 
-    html, csp = page_html({"mode": "server", "model": source.name})
-    page_headers = {"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff"}
 
-    async def page(_request: Request) -> Any:
-        return HTMLResponse(html, headers=page_headers)
-
-    app = Starlette(
-        routes=[
-            Route("/", guarded(page)),
-            Route("/api/next-token", guarded(next_token), methods=["POST"]),
-            Route("/api/generate", guarded(generate), methods=["POST"]),
-            Route("/api/runs", guarded(runs), methods=["GET"]),
-            Route("/api/runs", guarded(save), methods=["POST"]),
-            Route("/api/runs/{run_id}", guarded(run)),
-        ]
-    )
-    app.state.slots = slots
-    app.state.stopping = stopping  # set when the server shuts down (server.StoppingServer)
-    return app
+def _no_run_log() -> JSONResponse:
+    return _error(404, "no run log: start the server with --db PATH")
 
 
 def _cross_site(request: Request, hosts: frozenset[str]) -> str | None:
@@ -222,5 +245,3 @@ def _guarded_call(guard: stream.Guard, function: Callable[..., Any]) -> Callable
             return function(*args)
 
     return call
-
-

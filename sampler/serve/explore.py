@@ -24,10 +24,10 @@ import numpy as np
 from sampler.engine.filters.dry import dry_repeats
 from sampler.engine.params import SamplingParams
 from sampler.errors import InvalidInputError
+from sampler.generation.generation_row import Completion, GenerationRow
 from sampler.generation.loop import batch_steps
-from sampler.generation.rows import Completion, GenerationRow, use_chat
 from sampler.serve.page import page_html, step_view
-from sampler.sources.base import LogitSource, token_texts
+from sampler.sources.base import LogitSource, token_texts, use_chat
 
 __all__ = ["MAX_STEPS", "explore_page"]
 

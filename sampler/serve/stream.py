@@ -43,12 +43,12 @@ from sampler.engine.params import SamplingParams
 from sampler.engine.sampling import distribution
 from sampler.errors import InvalidInputError
 from sampler.generation.compare import first_divergence
+from sampler.generation.generation_row import Completion, GenerationRow
 from sampler.generation.loop import BatchStep, batch_steps
-from sampler.generation.rows import Completion, GenerationRow, use_chat
 from sampler.serve import api
 from sampler.serve.api import shown_value as shown
 from sampler.softmax import softmax
-from sampler.sources.base import LogitSource, dry_vocabulary
+from sampler.sources.base import LogitSource, dry_vocabulary, use_chat
 
 __all__ = ["KEYS", "LIMITS", "Generation", "Guard", "parse_rows", "prepare", "sse"]
 

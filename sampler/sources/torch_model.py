@@ -30,18 +30,20 @@ from transformers import (
 
 from sampler.errors import InvalidInputError
 from sampler.sources import DTYPES
-from sampler.sources.model_cache import (
+from sampler.sources.cache_folder import (
     ALIASES,
     GGUF_NAME,
     MANIFEST,
     Progress,
     cache_root,
+    model_folder,
+    verify_folder,
+)
+from sampler.sources.model_cache import (
     check_model_folder,
     ensure_model,
     first_line,
-    model_folder,
     unknown_alias,
-    verify_folder,
 )
 
 __all__ = [

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sampler.generation.divergence import Divergence
-from sampler.report.plots.figures import check_figure_path, pyplot, save_figure
-from sampler.report.plots.run_plots import printable_label
+from sampler.analysis.divergence import Divergence
+from sampler.plots.figures import check_figure_path, printable_label, pyplot, save_figure
 
 __all__ = ["plot_divergence"]
 

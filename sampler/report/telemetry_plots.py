@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sampler.report.plots.figures import finish, pyplot
+from sampler.plots.figures import finish, pyplot
 
 __all__ = [
     "TELEMETRY_PLOTS",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sampler.generation.teacher_forced import Analysis
-from sampler.report.plots.figures import check_figure_path, pyplot, save_figure
+from sampler.analysis.teacher_forced import Analysis
+from sampler.plots.figures import check_figure_path, pyplot, save_figure
 
 __all__ = ["plot_analysis"]
 

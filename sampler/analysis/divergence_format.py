@@ -6,11 +6,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from sampler.analysis.divergence import Divergence
 from sampler.engine.presets import PRESETS
-from sampler.generation.divergence import Divergence
 from sampler.tables import aligned_table
 
-__all__ = ["format_orders", "format_pair", "pair_record"]
+__all__ = ["divergence_record", "format_divergences", "format_orders", "format_pair", "pair_record"]
 
 
 def _number(value: float) -> float | str:
@@ -83,3 +83,17 @@ def format_orders(results: list[Divergence], orders: list[str]) -> str:
             ]
         )
     return "\n".join([*lines, "", *aligned_table(header, body)])
+
+
+def divergence_record(results: list[Divergence], orders: list[str]) -> dict[str, Any]:
+    """What ``divergence --json`` prints: the tokens, the presets compared (if any), the pairs."""
+    record: dict[str, Any] = {"tokens": results[0].labels}
+    if orders:
+        record["orders"] = {name: list(PRESETS[name]) for name in orders}
+    record["pairs"] = [pair_record(result) for result in results]
+    return record
+
+
+def format_divergences(results: list[Divergence], orders: list[str]) -> str:
+    """The preset-pair table when presets were compared, else the one pair's table."""
+    return format_orders(results, orders) if orders else format_pair(results[0])

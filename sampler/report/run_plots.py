@@ -20,9 +20,9 @@ import numpy as np
 
 from sampler.errors import InvalidInputError
 from sampler.files import atomic_writer
+from sampler.plots.figures import finish, printable_label, pyplot
 from sampler.report.bootstrap import MIN_PROMPTS
-from sampler.report.plots.figures import finish, pyplot
-from sampler.report.plots.telemetry_plots import TELEMETRY_PLOTS, telemetry_figures
+from sampler.report.telemetry_plots import TELEMETRY_PLOTS, telemetry_figures
 
 __all__ = [
     "PLOT_FILES",
@@ -44,28 +44,6 @@ PLOT_FILES = {
     **TELEMETRY_PLOTS,
 }
 MAX_BAR_TOKENS = 10
-MAX_LABEL_CHARS = 16
-_ESCAPES = {" ": "␣", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
-
-
-def printable_label(label: str, limit: int = MAX_LABEL_CHARS) -> str:
-    """A token's text made visible on an axis: spaces as ␣, control characters escaped.
-
-    Examples
-    --------
-    >>> printable_label(" the\\n")
-    '␣the\\\\n'
-    >>> printable_label("")
-    "''"
-    """
-    if not label:
-        return "''"
-    shown = "".join(
-        _ESCAPES.get(ch, repr(ch)[1:-1] if not ch.isprintable() else ch) for ch in label
-    )
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
-
-
 def _plain(text: str) -> str:
     # Model and user text goes into tick labels and titles: a pair of '$' would turn into
     # mathtext (and may fail to parse), so every '$' is escaped.

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from sampler.entropy import softmax_entropy
-from sampler.report.plots.figures import check_figure_path, pyplot, save_figure
+from sampler.plots.figures import check_figure_path, pyplot, save_figure
 
 __all__ = ["plot_cheat_sheet"]
 

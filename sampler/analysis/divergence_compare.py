@@ -1,7 +1,7 @@
 """Two settings, two models, or every preset, compared token by token along one text.
 
-Teacher forcing as :mod:`sampler.generation.teacher_forced` does it (:func:`forced_ids`); the
-measures are :func:`sampler.generation.divergence.law_divergence`'s.
+Teacher forcing as :mod:`sampler.analysis.teacher_forced` does it (:func:`forced_ids`); the
+measures are :func:`sampler.analysis.divergence.law_divergence`'s.
 
 Examples
 --------
@@ -21,19 +21,18 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import replace
 
-from sampler.engine.params import SamplingParams
-from sampler.engine.presets import PRESETS
-from sampler.errors import InvalidInputError
-from sampler.generation.divergence import (
+from sampler.analysis.divergence import (
     Divergence,
     Side,
     check_vocabularies,
     describe,
     divergences,
 )
-from sampler.generation.rows import use_chat
-from sampler.generation.teacher_forced import forced_ids
-from sampler.sources.base import LogitSource
+from sampler.analysis.teacher_forced import forced_ids
+from sampler.engine.params import SamplingParams
+from sampler.engine.presets import PRESETS
+from sampler.errors import InvalidInputError
+from sampler.sources.base import LogitSource, use_chat
 
 __all__ = [
     "divergence_text",

@@ -1,4 +1,4 @@
-"""Shared figure plumbing: a headless matplotlib and a safe, atomic save."""
+"""Shared figure plumbing: a headless matplotlib, a safe atomic save, and token labels."""
 
 from __future__ import annotations
 
@@ -9,9 +9,36 @@ from typing import Any
 from sampler.errors import InvalidInputError
 from sampler.files import atomic_writer
 
-__all__ = ["FIGURE_FORMATS", "check_figure_path", "finish", "pyplot", "save_figure"]
+__all__ = [
+    "FIGURE_FORMATS",
+    "check_figure_path",
+    "finish",
+    "printable_label",
+    "pyplot",
+    "save_figure",
+]
 
 FIGURE_FORMATS = {".png": "png", ".svg": "svg"}
+MAX_LABEL_CHARS = 16
+_ESCAPES = {" ": "␣", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def printable_label(label: str, limit: int = MAX_LABEL_CHARS) -> str:
+    """A token's text made visible on an axis: spaces as ␣, control characters escaped.
+
+    Examples
+    --------
+    >>> printable_label(" the\\n")
+    '␣the\\\\n'
+    >>> printable_label("")
+    "''"
+    """
+    if not label:
+        return "''"
+    shown = "".join(
+        _ESCAPES.get(ch, repr(ch)[1:-1] if not ch.isprintable() else ch) for ch in label
+    )
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 def pyplot() -> Any:

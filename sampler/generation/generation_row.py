@@ -12,7 +12,6 @@ import hashlib
 from dataclasses import dataclass, field
 
 from sampler.engine.params import SamplingParams
-from sampler.sources.base import LogitSource
 
 __all__ = [
     "STREAM_KEYS",
@@ -20,7 +19,6 @@ __all__ = [
     "GenerationRow",
     "prompt_key",
     "summary_line",
-    "use_chat",
 ]
 
 
@@ -100,8 +98,3 @@ def summary_line(completion: Completion, seed: int | None) -> str:
         f"{len(completion.token_ids)} tokens · {completion.finish_reason} · "
         f"mean entropy {entropy:.3f} nats · seed {seed}"
     )
-
-
-def use_chat(source: LogitSource, raw: bool) -> bool:
-    """Whether prompts go through the chat template: the source's default, unless ``raw``."""
-    return source.is_chat and not raw

@@ -6,16 +6,16 @@ is compared: KL both ways (nats), total variation ``TV = ½ Σ |p − q|``, the 
 the two draw the same token under the best shared coupling (``1 − TV``), whether their kept
 sets differ, their kept counts and entropies. Sides differ in settings, in chain order, or in
 model (two sources over the same tokens). Text encoding follows
-:mod:`sampler.generation.teacher_forced`: a text alone is encoded raw and its first token is
+:mod:`sampler.analysis.teacher_forced`: a text alone is encoded raw and its first token is
 context; after a prompt (encoded as a sweep encodes it) every text token is scored.
 
-Each law is held as float64 log-probabilities (:mod:`sampler.generation.divergence_laws`), so
+Each law is held as float64 log-probabilities (:mod:`sampler.analysis.divergence_laws`), so
 a low temperature's tiny probabilities never underflow into a false ``inf``. KL is ``inf``
 exactly where one side keeps a token the other's chain dropped (a kept set that is not inside
 the other's): it is kept as ``inf``, never clipped, and so is its mean.
 
 The comparisons of two settings, two models or every preset along a text are in
-:mod:`sampler.generation.divergence_compare`; this module holds the measures and the
+:mod:`sampler.analysis.divergence_compare`; this module holds the measures and the
 per-position loop they share.
 """
 
@@ -26,11 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sampler.analysis.divergence_laws import law_divergence, log_entropy, log_law
 from sampler.engine.params import SamplingParams
 from sampler.engine.presets import PRESETS
 from sampler.engine.stages import switched_on
 from sampler.errors import InvalidInputError
-from sampler.generation.divergence_laws import law_divergence, log_entropy, log_law
 from sampler.sources.base import LogitSource, dry_vocabulary
 
 __all__ = [

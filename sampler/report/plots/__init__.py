@@ -1,1 +1,0 @@
-"""Plots (matplotlib, imported only when a plot is drawn)."""
