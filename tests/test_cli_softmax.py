@@ -133,3 +133,15 @@ def test_real_process_exit_code_and_no_traceback():
     )
     assert done.returncode == 2
     assert done.stderr.startswith("error: logit 'nan'") and "Traceback" not in done.stderr
+
+
+def test_bare_sampler_prints_its_help_and_exits_0():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "sampler"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout.startswith("Usage: sampler [OPTIONS] COMMAND")
+    for command in ("softmax", "generate", "sweep", "serve"):
+        assert f"  {command} " in done.stdout

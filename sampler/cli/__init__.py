@@ -60,8 +60,13 @@ class OneLineErrors(click.Group):
                 raise InvalidInputError(closed_stdout_message())
             sys.stdout = GuardedOutput(stdout)
             arguments = args[0] if args else kwargs.get("args")
-            check_utf8(sys.argv[1:] if arguments is None else list(arguments))
-            result = super().main(*args, **kwargs)
+            arguments = sys.argv[1:] if arguments is None else list(arguments)
+            check_utf8(arguments)
+            if arguments:
+                result = super().main(*args, **kwargs)
+            else:  # bare `sampler` asks what there is: the help, and no error
+                click.echo(self.get_help(click.Context(self, info_name="sampler")))
+                result = 0
             sys.stdout.flush()  # output still buffered must fail here, not at the exit
         except (click.ClickException, InvalidInputError, OutputError) as error:
             if isinstance(error, OutputError):
