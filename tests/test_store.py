@@ -275,6 +275,7 @@ def test_missing_folder_is_not_created(tmp_path):
 
 def test_open_default_creates_only_runs_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SAMPLER_DB", raising=False)
     assert default_db_path() == Path("runs/sampler.db")
     with pytest.raises(InvalidInputError, match="folder runs for database"):
         RunStore("runs/sampler.db")
@@ -366,3 +367,35 @@ def test_two_processes_write_at_once(tmp_path, shared_run):
         assert sum(r["rows_done"] for r in runs) == 100
         rows = set().union(*(opened.done_rows(r["id"]) for r in runs))
         assert rows == set(range(100))
+
+
+def test_sampler_db_names_the_default_run_log_wherever_the_command_runs(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from sampler.cli import cli
+
+    elsewhere = tmp_path / "work"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    log = tmp_path / "logs" / "mine.db"
+    monkeypatch.setenv("SAMPLER_DB", str(log))
+    assert default_db_path() == log
+    with RunStore.open_default() as opened:
+        run = new_run(opened)
+    listed = CliRunner().invoke(cli, ["runs"])
+    assert listed.exit_code == 0, listed.output
+    assert run in listed.output
+    assert not (elsewhere / "runs").exists()  # nothing made in the working folder
+
+
+def test_sampler_db_in_a_missing_folder_tree_is_one_error_line(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from sampler.cli import cli
+
+    monkeypatch.setenv("SAMPLER_DB", str(tmp_path / "no" / "such" / "x.db"))
+    result = CliRunner().invoke(cli, ["runs"])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "SAMPLER_DB" in lines[0], lines
+    assert not (tmp_path / "no").exists()

@@ -37,7 +37,7 @@ __all__ = [
     "temperatures_option",
 ]
 
-DB_HELP = "Run log (SQLite). Default: runs/sampler.db under the working folder."
+DB_HELP = "Run log (SQLite). Default: $SAMPLER_DB, else runs/sampler.db under the working folder."
 MODEL_HELP = (
     "Alias (sampler models), local Hugging Face folder, hub id, or synthetic:KIND?key=value."
 )
@@ -115,7 +115,7 @@ def logged_row(db: str | None, run_id: str, row: int) -> tuple[dict, dict]:
 
 
 def open_store(db: str | None) -> Any:
-    """The run log at ``db``, or the default ``runs/sampler.db`` (its folder created)."""
+    """The run log at ``db``, or the default (``$SAMPLER_DB`` or ``runs/sampler.db``)."""
     from sampler.runlog.store import RunStore
 
     return RunStore.open_default() if db is None else RunStore(db)

@@ -20,6 +20,7 @@ complete {0}
 
 from __future__ import annotations
 
+import os
 import secrets
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -58,8 +59,10 @@ _UNKNOWN_RUN = "run '{}' is not in DB; `sampler runs` lists the runs"
 
 
 def default_db_path() -> Path:
-    """The run log used when no ``--db`` is given: ``runs/sampler.db`` under the working folder."""
-    return Path("runs") / "sampler.db"
+    """The run log used when no ``--db`` is given: ``$SAMPLER_DB`` when set, else
+    ``runs/sampler.db`` under the working folder."""
+    named = os.environ.get("SAMPLER_DB")
+    return Path(named).expanduser() if named else Path("runs") / "sampler.db"
 
 
 class RunStore:
@@ -86,14 +89,15 @@ class RunStore:
 
     @classmethod
     def open_default(cls) -> RunStore:
-        """Open :func:`default_db_path`, creating its ``runs/`` folder if needed."""
+        """Open :func:`default_db_path`, creating its folder (not the folders above) if needed."""
         path = default_db_path()
         try:
             path.parent.mkdir(exist_ok=True)
         except OSError as exc:
             raise InvalidInputError(
                 f"folder {path.parent} for the run log cannot be created "
-                f"({exc.strerror}); pass --db PATH instead"
+                f"({exc.strerror}); pass --db PATH or set SAMPLER_DB to a file in a folder "
+                "that exists"
             ) from exc
         return cls(path)
 
