@@ -17,7 +17,7 @@ import pytest
 from sampler.errors import InvalidInputError
 from sampler.runlog import store as store_module
 from sampler.runlog.export import export_run
-from sampler.runlog.store import CSV_COLUMNS, MIGRATIONS, STEP_STATS, RunStore, default_db_path
+from sampler.runlog.store import CSV_COLUMNS, MIGRATIONS, STEP_STATS, RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -273,16 +273,6 @@ def test_missing_folder_is_not_created(tmp_path):
     assert not folder.exists()
 
 
-def test_open_default_creates_only_runs_folder(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("SAMPLER_DB", raising=False)
-    assert default_db_path() == Path("runs/sampler.db")
-    with pytest.raises(InvalidInputError, match="folder runs for database"):
-        RunStore("runs/sampler.db")
-    with RunStore.open_default() as opened:
-        new_run(opened)
-    assert (tmp_path / "runs" / "sampler.db").is_file()
-
 
 def test_read_only_file(tmp_path):
     path = tmp_path / "runs.db"
@@ -368,34 +358,3 @@ def test_two_processes_write_at_once(tmp_path, shared_run):
         rows = set().union(*(opened.done_rows(r["id"]) for r in runs))
         assert rows == set(range(100))
 
-
-def test_sampler_db_names_the_default_run_log_wherever_the_command_runs(tmp_path, monkeypatch):
-    from click.testing import CliRunner
-
-    from sampler.cli import cli
-
-    elsewhere = tmp_path / "work"
-    elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
-    log = tmp_path / "logs" / "mine.db"
-    monkeypatch.setenv("SAMPLER_DB", str(log))
-    assert default_db_path() == log
-    with RunStore.open_default() as opened:
-        run = new_run(opened)
-    listed = CliRunner().invoke(cli, ["runs"])
-    assert listed.exit_code == 0, listed.output
-    assert run in listed.output
-    assert not (elsewhere / "runs").exists()  # nothing made in the working folder
-
-
-def test_sampler_db_in_a_missing_folder_tree_is_one_error_line(tmp_path, monkeypatch):
-    from click.testing import CliRunner
-
-    from sampler.cli import cli
-
-    monkeypatch.setenv("SAMPLER_DB", str(tmp_path / "no" / "such" / "x.db"))
-    result = CliRunner().invoke(cli, ["runs"])
-    assert result.exit_code == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "SAMPLER_DB" in lines[0], lines
-    assert not (tmp_path / "no").exists()
