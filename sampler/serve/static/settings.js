@@ -100,7 +100,7 @@ function stageBlock(stage) {
   const block = element("div", "stage");
   block.dataset.stage = stage ? stage.name : "row";
   if (stage) {
-    const heading = element("h3", "stage-title", stage.title || stage.name);
+    const heading = element("h2", "stage-title", stage.title || stage.name);
     block.append(heading, element("p", "note stage-summary", stage.summary || ""),
       element("p", "note stage-peers", `Peers: ${stage.peer}`));
   }
