@@ -1,5 +1,6 @@
 """The stage table's later rows: samplers from llama.cpp and text-generation-webui beyond
-transformers' warpers (smoothing, top-a, tail-free, top-n-σ, XTC, mirostat).
+transformers' first warpers (smoothing, top-a, tail-free, top-n-σ, top-H, XTC, mirostat,
+adaptive-p).
 
 :data:`sampler.engine.stages.STAGES` lists these after its own rows, in this order; the table
 is one table, kept in two files so that each stays short. See that module for what a row holds
@@ -10,10 +11,19 @@ from __future__ import annotations
 
 import math
 
-from sampler.engine.filters import mirostat, shaping, truncation, xtc
+from sampler.engine.filters import adaptive_p, information, mirostat, shaping, truncation, xtc
 from sampler.engine.settings import Setting, Slider, StageSpec, between
 
 __all__ = ["LATER_STAGES"]
+
+
+def _off_or_probability(value: float) -> bool:
+    """Adaptive-p's target: -1 (off, llama.cpp's default) or a probability."""
+    return value == -1 or 0 <= value <= 1
+
+
+# the page's check of a typed value (sampler.serve.page): the rule's outer bounds
+_off_or_probability.bounds = (-1, 1, False, False)  # type: ignore[attr-defined]
 
 LATER_STAGES: tuple[StageSpec, ...] = (
     StageSpec(
@@ -96,6 +106,23 @@ LATER_STAGES: tuple[StageSpec, ...] = (
         "llama.cpp top_n_sigma (Tang et al. 2024)",
     ),
     StageSpec(
+        "top_h",
+        information.top_h,
+        (
+            Setting(
+                "top_h",
+                float,
+                0.0,
+                "0 <= top_h <= 1 (0 = off)",
+                "Top-H: keep the top tokens while their entropy stays <= H × the top 100's.",
+                between(0, 1),
+                example=0.4,
+                slider=Slider(0, 1, 0.01),
+            ),
+        ),
+        "transformers TopHLogitsWarper (Potraghloo et al. 2025, arXiv 2509.02510)",
+    ),
+    StageSpec(
         "xtc",
         xtc.xtc,
         (
@@ -161,5 +188,35 @@ LATER_STAGES: tuple[StageSpec, ...] = (
             ),
         ),
         "llama.cpp mirostat / mirostat_v2 (Basu et al. 2021)",
+    ),
+    StageSpec(
+        "adaptive_p",
+        adaptive_p.adaptive_p,
+        (
+            Setting(
+                "adaptive_target",
+                float,
+                -1.0,
+                "-1 (off) or 0 <= adaptive_target <= 1",
+                "Adaptive-p: favour tokens near this probability (the average chosen drifts to"
+                " it); always last in the chain.",
+                _off_or_probability,
+                example=0.3,
+                slider=Slider(0, 1, 0.01),
+            ),
+            Setting(
+                "adaptive_decay",
+                float,
+                0.9,
+                "0 <= adaptive_decay <= 0.99",
+                "Adaptive-p: how slowly its average of chosen probabilities forgets"
+                " (about 1 / (1 − decay) tokens).",
+                between(0, 0.99),
+                activates=False,
+                example=0.5,
+                slider=Slider(0, 0.99, 0.01),
+            ),
+        ),
+        "llama.cpp adaptive_p (PR #17927)",
     ),
 )

@@ -285,13 +285,55 @@ const SamplerStages = (() => {
     if (k > 0 && k < c.x.length) keepAtLeast(c, kth(c, k));
   }
 
+  // Top-H (filters/information.py, top_h): over the 100 most likely tokens renormalised, keep
+  // them in order while their cumulative entropy stays <= top_h × the head's entropy.
+  function topH(c, row) {
+    if (!row.on.top_h) return;
+    const head = [];
+    for (const t of c.order) {
+      if (head.length >= 100) break;
+      if (c.x[t] !== NEG) head.push(c.x[t]);
+    }
+    if (head.length === 0) return;
+    const { logZ, entropy } = entropyOf(Float64Array.from(head));
+    const bound = row.values.top_h * entropy;
+    let cumulative = 0, kept = 0;
+    for (const v of head) {
+      cumulative += -Math.exp(v - logZ) * (v - logZ);
+      if (cumulative <= bound) kept++;
+    }
+    kept = Math.max(kept, 1, Math.min(row.minKeep, head.length));
+    keepAtLeast(c, head[kept - 1]);
+  }
+
+  // Adaptive-p (filters/adaptive_p.py): logits 5 − 10·d²/(1+d), d = |p − adapted| / 0.3, at
+  // the average of chosen probabilities the context gives (the target itself at a first step).
+  function adaptiveP(c, row, context) {
+    const target = row.values.adaptive_target;
+    if (!row.on.adaptive_target || target < 0) return;
+    const average = context.adaptiveAverage === undefined ? target : context.adaptiveAverage;
+    const adapted = Math.min(Math.max(2 * target - average, 0), 1);
+    const peak = peakOf(c);
+    let total = 0;
+    for (const v of c.x) if (v !== NEG) total += f32(Math.exp(f32(v - peak)));
+    for (let i = 0; i < c.x.length; i++) {
+      if (c.x[i] === NEG) continue;
+      const d = Math.abs(f32(Math.exp(f32(c.x[i] - peak))) / total - adapted) / 0.3;
+      c.x[i] = 5 - 10 * d * d / (1 + d);
+    }
+    c.notes.adaptive_average = average;
+    c.notes.adapted_target = adapted;
+    // p falls along the old order, so the new logits rise to the target, then fall
+    if (!isSorted(c.order, c.x)) c.order = resortBent(c.order, c.x);
+  }
+
   // Each stage's twin, by the name of its row in the stage table (sampler/engine/stages.py):
   // the engine refuses a chain with a stage that has none, and tests/test_page_engine.py runs
   // every row of the table here against the library.
   const STAGE_FUNCTIONS = {
     logit_bias: logitBias, penalties, dry, temperature, smoothing, top_k: topK, top_p: topP,
     min_p: minP, top_a: topA, top_n_sigma: topNSigma, epsilon, eta, typical_p: typicalP, tfs,
-    xtc, mirostat,
+    xtc, mirostat, top_h: topH, adaptive_p: adaptiveP,
   };
 
   return { STAGE_FUNCTIONS, dryPenalties };
