@@ -1,0 +1,252 @@
+"""Adaptive-p against llama.cpp's own sampler, step by step over a generation, state included.
+
+The peer runs through llama-cpp-python's low-level API: a chain of llama.cpp samplers (the
+order of our ``llama.cpp`` preset) ending in ``adaptive_p``, applied to a
+``llama_token_data_array``. After each apply the array holds every candidate with the
+probability adaptive-p drew from, and the selected one; llama.cpp's private running sums
+``S`` and ``W`` are read from the sampler's context struct (their offsets checked against the
+known initial values ``target / (1 − decay)`` and ``1 / (1 − decay)``). The oracle at every
+step: our distribution at our state equals the peer's probabilities, and our state, moved by
+the peer's drawn token, equals the peer's next ``S`` and ``W``.
+"""
+
+import ctypes
+
+import numpy as np
+import pytest
+
+from sampler import Sampler, SamplingParams, distribution
+from sampler.engine.filters.adaptive_p import chosen_prior
+from sampler.engine.rows import RowParams
+from sampler.engine.sampling import final_groups
+from sampler.engine.state import next_state
+from sampler.errors import InvalidInputError
+from tests.conftest import import_llama_cpp_or_skip, resume_after_losing
+
+# S and W inside llama.cpp's adaptive_p context (llama-cpp-python 0.3.36): after target, decay,
+# seed, current seed and the std::mt19937 (5000 bytes in libstdc++).
+SUM_OFFSET, WEIGHT_OFFSET = 5016, 5020
+TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
+# Tolerance, from float32 against float64 (not from the differences seen): llama.cpp's p is a
+# float32 softmax whose sequential sum over N candidates is exact to N·u relative (u = 2^-24);
+# the transform's slope is at most 10 / 0.3 ≈ 33.4 logits per unit of p, and a softmax turns
+# logit errors δ into relative errors 2δ. So |Δq| / q <= 2·33.4·(N+2)·u + (N+2)·u, and the
+# average S/W (a convex combination of such p) is off by (N+2)·u at most, plus float32's
+# rounding of S and W (u each).
+U = 2.0**-24
+
+
+def _q_rtol(size: int) -> float:
+    return (2 * 10 / 0.3 + 1) * (size + 2) * U
+
+
+def _rows(count: int, vocab: int, seed: int, masked: bool = False) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    zipf = -1.1 * np.log(np.arange(1, vocab + 1))
+    rows = []
+    for _ in range(count):
+        row = rng.permutation(zipf) * rng.uniform(1.5, 3.5) + rng.normal(0, 0.3, vocab)
+        if masked:
+            row[rng.choice(vocab, vocab // 3, replace=False)] = -np.inf
+        rows.append(row.astype(np.float32))
+    return rows
+
+
+def _peer(lib, params: SamplingParams, seed: int = 5):
+    """llama.cpp's chain for ``params`` in its common_sampler order, adaptive-p last, and a
+    view of adaptive-p's ``S`` and ``W``."""
+    adaptive = lib.llama_sampler_init_adaptive_p(
+        params.adaptive_target, params.adaptive_decay, seed
+    )
+    address = adaptive.contents.ctx
+    state = (
+        ctypes.c_float.from_address(address + SUM_OFFSET),
+        ctypes.c_float.from_address(address + WEIGHT_OFFSET),
+    )
+    weight = np.float32(1) / (np.float32(1) - np.float32(params.adaptive_decay))
+    assert state[1].value == weight, "llama.cpp's adaptive_p layout changed"
+    chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+    for sampler in (
+        lib.llama_sampler_init_top_k(params.top_k),
+        lib.llama_sampler_init_top_p(params.top_p, 1),
+        lib.llama_sampler_init_min_p(params.min_p, 1),
+        lib.llama_sampler_init_temp(params.temperature),
+        adaptive,
+    ):
+        lib.llama_sampler_chain_add(chain, sampler)
+    return chain, state
+
+
+def _peer_step(lib, chain, row: np.ndarray) -> tuple[np.ndarray, int]:
+    """The peer's probabilities over the vocabulary after one apply, and its drawn token."""
+    data = np.zeros(len(row), dtype=TOKEN_DATA)
+    data["id"], data["logit"] = np.arange(len(row)), row
+    array = lib.llama_token_data_array(
+        data.ctypes.data_as(ctypes.POINTER(lib.llama_token_data)), len(row), -1, False
+    )
+    lib.llama_sampler_apply(chain, ctypes.byref(array))
+    left = (lib.llama_token_data * array.size).from_address(
+        ctypes.addressof(array.data.contents)
+    )
+    kept = np.frombuffer(left, dtype=TOKEN_DATA).copy()
+    probs = np.zeros(len(row))
+    probs[kept["id"]] = kept["p"]
+    return probs, int(kept["id"][array.selected])
+
+
+CASES = {
+    "target 0.3, decay 0.9": dict(adaptive_target=0.3, adaptive_decay=0.9),
+    "target 0.5, decay 0.5, τ 0.8": dict(adaptive_target=0.5, adaptive_decay=0.5, temperature=0.8),
+    "target 0.7, decay 0": dict(adaptive_target=0.7, adaptive_decay=0.0),
+    "target 0.1, decay 0.98": dict(adaptive_target=0.1, adaptive_decay=0.98, temperature=1.2),
+    "target 0, decay 0.9": dict(adaptive_target=0.0, adaptive_decay=0.9),
+    "target 1, decay 0.9": dict(adaptive_target=1.0, adaptive_decay=0.9),
+    # with truncation before it: adaptive-p sees only what top-k and min-p left
+    "top-k 40, min-p 0.05, target 0.4": dict(
+        adaptive_target=0.4, adaptive_decay=0.8, top_k=40, min_p=0.05, temperature=0.9
+    ),
+    "top-p 0.9, target 0.2": dict(adaptive_target=0.2, adaptive_decay=0.9, top_p=0.9),
+}
+
+
+def _generation(lib, settings: dict, rows: list[np.ndarray]) -> list[dict]:
+    """Both sides along the peer's tokens: per step, both distributions and both states.
+
+    The peer takes its settings as float32 (0.99 is 0.99000001 there, and 1 / (1 − decay)
+    magnifies that 100-fold): ours are given the same numbers."""
+    as_peer = {k: float(np.float32(v)) if isinstance(v, float) else v for k, v in settings.items()}
+    params = SamplingParams(order="llama.cpp", **as_peer)
+    chain, (peer_sum, peer_weight) = _peer(lib, params)
+    row_params = RowParams.from_params([params])
+    state = {name: np.asarray(value) for name, value in Sampler([params]).state.items()}
+    steps = []
+    try:
+        for row in rows:
+            record = {"peer_state": (peer_sum.value, peer_weight.value)}
+            record["state"] = (state["adaptive_p_sum"][0], state["adaptive_p_weight"][0])
+            _, _, (group,) = final_groups(row, params, state=state)
+            record["ours"] = group.final.to_dense()[0]
+            record["peer"], token = _peer_step(lib, chain, row)
+            record["size"] = int((record["ours"] > 0).sum())
+            lib.llama_sampler_accept(chain, token)
+            prior = chosen_prior(group.notes, np.array([token]))
+            state = next_state(state, row_params, record["ours"][[token]], prior)
+            steps.append(record)
+    finally:
+        lib.llama_sampler_free(chain)
+    return steps
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("vocab", [300, 2000])
+def test_each_step_and_state_match_llama_cpp_over_a_generation(case, vocab):
+    lib = import_llama_cpp_or_skip()
+    steps = _generation(lib, CASES[case], _rows(24, vocab, seed=vocab + len(case)))
+    for index, step in enumerate(steps):
+        ours, peer = step["ours"], step["peer"]
+        np.testing.assert_array_equal(ours > 0, peer > 0, f"step {index}")
+        rtol = _q_rtol(step["size"])
+        np.testing.assert_allclose(ours, peer, rtol=rtol, atol=1e-7, err_msg=f"step {index}")
+        total, weight = step["state"]
+        peer_total, peer_weight = step["peer_state"]
+        assert weight == pytest.approx(peer_weight, rel=4 * U * (index + 1)), index
+        assert total / weight == pytest.approx(
+            peer_total / peer_weight, rel=(vocab + 2) * U + 4 * U * (index + 1)
+        ), index
+
+
+def test_a_masked_token_stays_masked_as_in_llama_cpp():
+    # -inf logits (a model's masked tokens) keep probability 0 on both sides
+    lib = import_llama_cpp_or_skip()
+    settings = dict(adaptive_target=0.3, adaptive_decay=0.9)
+    steps = _generation(lib, settings, _rows(8, 600, seed=4, masked=True))
+    for step in steps:
+        assert (step["ours"] > 0).sum() == 400
+        np.testing.assert_allclose(step["ours"], step["peer"], rtol=_q_rtol(400), atol=1e-7)
+
+
+def test_adaptive_p_runs_last_wherever_an_order_lists_it():
+    # llama.cpp's common_sampler_init adds adaptive-p after every other sampler (it draws)
+    listed_first = SamplingParams(
+        adaptive_target=0.3, top_k=5, order=["adaptive_p", "top_k", "temperature"]
+    )
+    assert listed_first.stages == ("top_k", "temperature", "adaptive_p")
+    assert SamplingParams(order="llama.cpp").stages[-2:] == ("temperature", "adaptive_p")
+    last = SamplingParams(adaptive_target=0.3, top_k=5, order=["top_k", "temperature", "adaptive_p"])
+    x = _rows(1, 200, seed=9)[0]
+    np.testing.assert_array_equal(distribution(x, listed_first), distribution(x, last))
+    # the page's engine reads the same rule from SamplingParams' chain (engine.js, rowOf)
+
+
+def test_the_sampler_moves_its_average_by_the_drawn_tokens_prior_probability():
+    # closed form: S0 = t/(1-d), W0 = 1/(1-d); after drawing a token of pre-transform
+    # probability p: S = p + d·S0, W = 1 + d·W0, and the next target is clip(2t - S/W, 0, 1)
+    target, decay = 0.4, 0.5
+    params = [
+        SamplingParams(adaptive_target=target, adaptive_decay=decay, seed=s, order="llama.cpp")
+        for s in range(6)
+    ]
+    x = _rows(1, 80, seed=2)[0]
+    prior = distribution(x, SamplingParams(order="llama.cpp"))  # the chain before adaptive-p
+    sampler = Sampler(params)
+    tokens, stats = sampler.step(np.tile(x, (6, 1)))
+    np.testing.assert_allclose(stats.adapted_target, target)
+    np.testing.assert_allclose(stats.adaptive_average, target)
+    total = prior[tokens] + decay * target / (1 - decay)
+    weight = 1 + decay / (1 - decay)
+    np.testing.assert_allclose(sampler.state["adaptive_p_sum"], total)
+    np.testing.assert_allclose(sampler.state["adaptive_p_weight"], weight)
+    _, stats = sampler.step(np.tile(x, (6, 1)))
+    np.testing.assert_allclose(stats.adaptive_average, total / weight)
+    np.testing.assert_allclose(stats.adapted_target, np.clip(2 * target - total / weight, 0, 1))
+    # rows without adaptive-p report nothing
+    _, plain = Sampler([SamplingParams(seed=1)]).step(x[None, :])
+    assert np.isnan(plain.adaptive_average[0]) and "adapted_target" not in plain.row(0)
+
+
+@pytest.mark.parametrize(
+    ("settings", "fragment"),
+    [
+        ({"adaptive_target": -0.5}, "adaptive_target=-0.5 is out of range: allowed -1 (off) or"),
+        ({"adaptive_target": 1.5}, "adaptive_target=1.5 is out of range"),
+        ({"adaptive_target": 0.3, "adaptive_decay": 1.0}, "adaptive_decay=1.0 is out of range"),
+        ({"adaptive_target": 0.3, "order": "hf"}, "adaptive_p is set but the chain"),
+        ({"adaptive_target": 0.3, "mirostat": 2}, "adaptive_p has no effect with mirostat=2"),
+    ],
+)
+def test_bad_adaptive_p_settings_are_one_clear_error(settings, fragment):
+    with pytest.raises(InvalidInputError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        SamplingParams(**settings)
+
+
+def test_a_bad_adaptive_state_is_one_clear_error():
+    params = SamplingParams(adaptive_target=0.3, order="llama.cpp")
+    with pytest.raises(InvalidInputError, match="adaptive_p_sum'\\] must be a finite number >= 0"):
+        distribution([1.0, 2.0], params, state={"adaptive_p_sum": [-1.0]})
+
+
+def test_an_adaptive_p_sweep_logs_its_average_and_resumes_token_for_token(tmp_path):
+    from click.testing import CliRunner
+
+    from sampler.cli import cli
+    from sampler.runlog.store import RunStore
+
+    db = str(tmp_path / "runs.db")
+    args = ["sweep", "--model", "synthetic:markov?vocab=300&sharpness=2.0&seed=1",
+            "--prompt", "kalo mesu", "--prompt", "puzo", "--temperatures", "0.8,1.2",
+            "--samples", "2", "--max-new-tokens", "12", "--order", "llama.cpp",
+            "--adaptive-target", "0.3", "--adaptive-decay", "0.6", "--db", db]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    with RunStore(db) as store:
+        run = store.get_run("latest")
+        original = store.completions(run["id"])
+    for completion in original:
+        steps = completion["steps"]
+        assert steps[0]["adaptive_average"] == pytest.approx(0.3)
+        for step in steps:
+            adapted = min(max(2 * 0.3 - step["adaptive_average"], 0.0), 1.0)
+            assert step["adapted_target"] == pytest.approx(adapted)
+    again = resume_after_losing(db, run["id"], (1, 6))
+    assert [c["token_ids"] for c in again] == [c["token_ids"] for c in original]
+    assert [c["steps"] for c in again] == [c["steps"] for c in original]
