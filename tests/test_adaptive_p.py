@@ -172,7 +172,9 @@ def test_adaptive_p_runs_last_wherever_an_order_lists_it():
     )
     assert listed_first.stages == ("top_k", "temperature", "adaptive_p")
     assert SamplingParams(order="llama.cpp").stages[-2:] == ("temperature", "adaptive_p")
-    last = SamplingParams(adaptive_target=0.3, top_k=5, order=["top_k", "temperature", "adaptive_p"])
+    last = SamplingParams(
+        adaptive_target=0.3, top_k=5, order=["top_k", "temperature", "adaptive_p"]
+    )
     x = _rows(1, 200, seed=9)[0]
     np.testing.assert_array_equal(distribution(x, listed_first), distribution(x, last))
     # the page's engine reads the same rule from SamplingParams' chain (engine.js, rowOf)
