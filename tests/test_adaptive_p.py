@@ -209,7 +209,7 @@ def test_the_sampler_moves_its_average_by_the_drawn_tokens_prior_probability():
 @pytest.mark.parametrize(
     ("settings", "fragment"),
     [
-        ({"adaptive_target": -0.5}, "adaptive_target=-0.5 is out of range: allowed -1 (off) or"),
+        ({"adaptive_target": -1.5}, "adaptive_target=-1.5 is out of range: allowed -1 <="),
         ({"adaptive_target": 1.5}, "adaptive_target=1.5 is out of range"),
         ({"adaptive_target": 0.3, "adaptive_decay": 1.0}, "adaptive_decay=1.0 is out of range"),
         ({"adaptive_target": 0.3, "order": "hf"}, "adaptive_p is set but the chain"),
@@ -252,3 +252,27 @@ def test_an_adaptive_p_sweep_logs_its_average_and_resumes_token_for_token(tmp_pa
     again = resume_after_losing(db, run["id"], (1, 6))
     assert [c["token_ids"] for c in again] == [c["token_ids"] for c in original]
     assert [c["steps"] for c in again] == [c["steps"] for c in original]
+
+
+def test_draws_follow_the_distribution_at_a_given_state():
+    # 4,000 rows, each its own stream, one step from an explicit state whose average (0.05)
+    # moves the target to 2·0.3 − 0.05 = 0.55. Chi-square at a 1e-3 false-alarm rate.
+    import scipy.stats
+
+    x = _rows(1, 60, seed=11)[0]
+    state = {"adaptive_p_sum": 0.5, "adaptive_p_weight": 10.0}
+    params = [
+        SamplingParams(adaptive_target=0.3, order="llama.cpp", seed=s) for s in range(4000)
+    ]
+    law = distribution(x, params[0], state=state)
+    assert np.abs(law - distribution(x, params[0])).max() > 0.05  # the state matters here
+    tokens, stats = Sampler(params, state=state).step(np.tile(x, (4000, 1)))
+    np.testing.assert_allclose(stats.adapted_target, 0.55)
+    counts = np.bincount(tokens, minlength=len(x))
+    assert scipy.stats.chisquare(counts, law * 4000).pvalue > 1e-3
+
+
+def test_any_negative_target_is_off_as_in_llama_cpp():
+    params = SamplingParams(adaptive_target=-0.25, order="llama.cpp")
+    assert params.adaptive_target == -1.0 and "adaptive_p" not in params.active_stages
+    assert SamplingParams(adaptive_target=-0.25, order="hf").adaptive_target == -1.0

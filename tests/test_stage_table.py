@@ -58,7 +58,7 @@ OUT_OF_RANGE = {
     "dry_penalty_last_n": -2,
     "dry_sequence_breakers": ("", "x"),
     "top_h": 1.5,
-    "adaptive_target": -0.5,
+    "adaptive_target": -1.5,
     "adaptive_decay": 0.995,
 }
 SAMPLING_COMMANDS = ("generate", "sweep", "compare", "chain")

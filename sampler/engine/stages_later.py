@@ -10,6 +10,7 @@ and how a stage is added.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from sampler.engine.filters import adaptive_p, information, mirostat, shaping, truncation, xtc
 from sampler.engine.settings import Setting, Slider, StageSpec, between
@@ -17,13 +18,14 @@ from sampler.engine.settings import Setting, Slider, StageSpec, between
 __all__ = ["LATER_STAGES"]
 
 
-def _off_or_probability(value: float) -> bool:
-    """Adaptive-p's target: -1 (off, llama.cpp's default) or a probability."""
-    return value == -1 or 0 <= value <= 1
+class _NegativeIsOff(Setting):
+    """Adaptive-p's target: any negative value switches the stage off, as in llama.cpp
+    ("negative = disabled"); it is stored as the "off" value, so the row is off everywhere."""
 
+    def check(self, value: object) -> Any:
+        number = super().check(value)
+        return self.off if number < 0 else number
 
-# the page's check of a typed value (sampler.serve.page): the rule's outer bounds
-_off_or_probability.bounds = (-1, 1, False, False)  # type: ignore[attr-defined]
 
 LATER_STAGES: tuple[StageSpec, ...] = (
     StageSpec(
@@ -193,16 +195,16 @@ LATER_STAGES: tuple[StageSpec, ...] = (
         "adaptive_p",
         adaptive_p.adaptive_p,
         (
-            Setting(
+            _NegativeIsOff(
                 "adaptive_target",
                 float,
                 -1.0,
-                "-1 (off) or 0 <= adaptive_target <= 1",
+                "-1 <= adaptive_target <= 1 (negative = off)",
                 "Adaptive-p: favour tokens near this probability (the average chosen drifts to"
                 " it); always last in the chain.",
-                _off_or_probability,
+                between(-1, 1),
                 example=0.3,
-                slider=Slider(0, 1, 0.01),
+                slider=Slider(-1, 1, 0.01),
             ),
             Setting(
                 "adaptive_decay",
