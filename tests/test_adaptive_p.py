@@ -109,7 +109,7 @@ CASES = {
 }
 
 
-def _generation(lib, settings: dict, rows: list[np.ndarray]) -> list[dict]:
+def _generation(lib, settings: dict, rows, steps: int | None = None) -> list[dict]:
     """Both sides along the peer's tokens: per step, both distributions and both states.
 
     The peer takes its settings as float32 (0.99 is 0.99000001 there, and 1 / (1 − decay)
@@ -119,9 +119,13 @@ def _generation(lib, settings: dict, rows: list[np.ndarray]) -> list[dict]:
     chain, (peer_sum, peer_weight) = _peer(lib, params)
     row_params = RowParams.from_params([params])
     state = {name: np.asarray(value) for name, value in Sampler([params]).state.items()}
-    steps = []
+    # rows: a list, or a function of the step and the token drawn before it (a model)
+    row_at = rows if callable(rows) else lambda step, token: rows[step]
+    count = len(rows) if steps is None else steps
+    records, token = [], None
     try:
-        for row in rows:
+        for step in range(count):
+            row = row_at(step, token)
             record = {"peer_state": (peer_sum.value, peer_weight.value)}
             record["state"] = (state["adaptive_p_sum"][0], state["adaptive_p_weight"][0])
             _, _, (group,) = final_groups(row, params, state=state)
@@ -131,10 +135,10 @@ def _generation(lib, settings: dict, rows: list[np.ndarray]) -> list[dict]:
             lib.llama_sampler_accept(chain, token)
             prior = chosen_prior(group.notes, np.array([token]))
             state = next_state(state, row_params, record["ours"][[token]], prior)
-            steps.append(record)
+            records.append(record)
     finally:
         lib.llama_sampler_free(chain)
-    return steps
+    return records
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -153,6 +157,33 @@ def test_each_step_and_state_match_llama_cpp_over_a_generation(case, vocab):
         assert total / weight == pytest.approx(
             peer_total / peer_weight, rel=(vocab + 2) * U + 4 * U * (index + 1)
         ), index
+
+
+def test_a_smollm2_generation_matches_llama_cpp_under_its_default_chain(gguf):
+    # llama.cpp's defaults (top-k 40, top-p 0.95, min-p 0.05, τ 0.8) with adaptive-p added:
+    # the model goes on with the peer's tokens, 32 steps
+    lib = import_llama_cpp_or_skip()
+    prompt = gguf.encode("Write one sentence about the sea.", chat=True)
+    logits, session = gguf.start([prompt])
+    first = logits[0]
+
+    def row_at(step: int, token: int | None) -> np.ndarray:
+        return first if token is None else session.advance(np.array([token]))[0]
+
+    settings = dict(
+        adaptive_target=0.25, adaptive_decay=0.9, top_k=40, top_p=0.95, min_p=0.05,
+        temperature=0.8,
+    )
+    steps = _generation(lib, settings, row_at, steps=32)
+    for index, step in enumerate(steps):
+        np.testing.assert_array_equal(step["ours"] > 0, step["peer"] > 0, f"step {index}")
+        rtol = _q_rtol(step["size"])
+        np.testing.assert_allclose(step["ours"], step["peer"], rtol=rtol, err_msg=f"{index}")
+        (total, weight), (peer_total, peer_weight) = step["state"], step["peer_state"]
+        assert total / weight == pytest.approx(
+            peer_total / peer_weight, rel=42 * U + 4 * U * (index + 1)
+        ), index
+    assert len({step["size"] for step in steps}) > 1  # the chain kept different counts
 
 
 def test_a_masked_token_stays_masked_as_in_llama_cpp():
