@@ -55,7 +55,7 @@ MIN_TOKENS_TO_KEEP = Setting(
 )
 # One script, in this order: the engine (its view of a chain state, the stages, the chain),
 # then the page (page.js's helpers are used by the rest).
-ENGINE_SCRIPTS = ("view.js", "stages.js", "engine.js")
+ENGINE_SCRIPTS = ("view.js", "stages_later.js", "stages.js", "engine.js")
 _SCRIPTS = (
     *ENGINE_SCRIPTS,
     "page.js",
