@@ -15,9 +15,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from sampler.engine.filters.adaptive_p import initial_adaptive_state
 from sampler.engine.rows import RowParams
 
-__all__ = ["initial_adaptive_state", "initial_state", "next_state"]
+__all__ = ["initial_state", "next_state"]
 
 
 def initial_state(rows: RowParams) -> dict[str, np.ndarray]:
@@ -31,14 +32,6 @@ def initial_state(rows: RowParams) -> dict[str, np.ndarray]:
         "adaptive_p_sum": total,
         "adaptive_p_weight": weight,
     }
-
-
-def initial_adaptive_state(rows: RowParams) -> tuple[np.ndarray, np.ndarray]:
-    """Adaptive-p's ``(S, W)`` before a row's first step: ``target / (1 − decay)`` and
-    ``1 / (1 − decay)`` (NaN on rows without it; decay <= 0.99, so both are finite)."""
-    on = rows.on("adaptive_p")
-    weight = 1.0 / (1.0 - np.where(on, rows["adaptive_decay"], 0.0))
-    return np.where(on, rows["adaptive_target"] * weight, np.nan), np.where(on, weight, np.nan)
 
 
 def _finite(mu: np.ndarray) -> np.ndarray:

@@ -43,6 +43,7 @@ __all__ = [
     "adapted_target",
     "adaptive_p",
     "chosen_prior",
+    "initial_adaptive_state",
     "transformed_logits",
 ]
 
@@ -65,6 +66,14 @@ def transformed_logits(probs: np.ndarray, target: np.ndarray) -> np.ndarray:
     return PEAK_LOGIT - SHARPNESS * distance * distance / (1.0 + distance)
 
 
+def initial_adaptive_state(rows: RowParams) -> tuple[np.ndarray, np.ndarray]:
+    """``(S, W)`` before a row's first step: ``target / (1 − decay)`` and ``1 / (1 − decay)``
+    (NaN on rows without adaptive-p; decay <= 0.99, so both are finite)."""
+    on = rows.on("adaptive_p")
+    weight = 1.0 / (1.0 - np.where(on, rows["adaptive_decay"], 0.0))
+    return np.where(on, rows["adaptive_target"] * weight, np.nan), np.where(on, weight, np.nan)
+
+
 def adaptive_p(candidates: Candidates, rows: RowParams) -> Candidates:
     """Rewrite each row's logits by their probability's distance to the adapted target.
 
@@ -78,8 +87,6 @@ def adaptive_p(candidates: Candidates, rows: RowParams) -> Candidates:
     target = rows["adaptive_target"]
     total, weight = rows.state.get("adaptive_p_sum"), rows.state.get("adaptive_p_weight")
     if total is None or weight is None:  # a row's first step (a trace of the chain)
-        from sampler.engine.state import initial_adaptive_state
-
         total, weight = initial_adaptive_state(rows)
     logits = candidates.logits
     normalized = normalize(logits)
