@@ -1,5 +1,5 @@
-"""The page's engine (sampler/serve/static/view.js, stages.js, engine.js) in Chromium against
-the library.
+"""The page's engine (sampler/serve/static/view.js, stages_later.js, stages.js, engine.js) in
+Chromium against the library.
 
 The oracle is :func:`sampler.distribution` and the ``StepStats`` of a :class:`Sampler` step,
 both Python; the page must agree within :data:`TOLERANCE` on every probability of the

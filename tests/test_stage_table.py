@@ -59,6 +59,9 @@ OUT_OF_RANGE = {
     "dry_allowed_length": -1,
     "dry_penalty_last_n": -2,
     "dry_sequence_breakers": ("", "x"),
+    "top_h": 1.5,
+    "adaptive_target": -1.5,
+    "adaptive_decay": 0.995,
 }
 SAMPLING_COMMANDS = ("generate", "sweep", "compare", "chain")
 
@@ -172,8 +175,12 @@ def test_every_flag_setting_is_an_option_of_every_sampling_command(command):
 def test_every_flag_setting_is_a_sweep_key_and_round_trips(name):
     value = SWITCHED_ON[name]
     toml_value = {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
-    # the webui preset holds every stage of the table
-    order = "webui"
+    # a preset that runs the setting's stage (webui holds every stage but top-H and adaptive-p;
+    # mirostat replaces the chain of any)
+    stage = next(spec.name for spec in STAGES if name in {s.name for s in spec.settings})
+    order = next(
+        (p for p in ("webui", "hf", "llama.cpp") if stage in PRESETS[p]), "webui"
+    )
     config = RunConfig.from_dict({name: toml_value, "order": order}, origin="test.toml")
     assert getattr(config, name) == value
     assert getattr(config.rows()[0].params, name) == value

@@ -1,6 +1,6 @@
 """The stage table's later rows: transformers' information-based truncations (typical,
-epsilon, eta) and the samplers from llama.cpp and text-generation-webui beyond transformers'
-warpers (smoothing, top-a, tail-free, top-n-σ, XTC, mirostat).
+epsilon, eta, top-H) and the samplers from llama.cpp and text-generation-webui beyond
+transformers' warpers (smoothing, top-a, tail-free, top-n-σ, XTC, mirostat, adaptive-p).
 
 :data:`sampler.engine.stages.STAGES` lists these after its own rows, in this order; the table
 is one table, kept in two files so that each stays short. See that module for what a row holds
@@ -10,11 +10,22 @@ and how a stage is added.
 from __future__ import annotations
 
 import math
+from typing import Any
 
-from sampler.engine.filters import information, mirostat, shaping, truncation, xtc
+from sampler.engine.filters import adaptive_p, information, mirostat, shaping, truncation, xtc
 from sampler.engine.settings import Setting, Slider, StageSpec, between
 
 __all__ = ["LATER_STAGES"]
+
+
+class _NegativeIsOff(Setting):
+    """Adaptive-p's target: any negative value switches the stage off, as in llama.cpp
+    ("negative = disabled"); it is stored as the "off" value, so the row is off everywhere."""
+
+    def check(self, value: object) -> Any:
+        number = super().check(value)
+        return self.off if number < 0 else number
+
 
 LATER_STAGES: tuple[StageSpec, ...] = (
     StageSpec(
@@ -192,6 +203,30 @@ LATER_STAGES: tuple[StageSpec, ...] = (
         summary="Keeps the tokens whose logit is within n standard deviations of the top logit.",
     ),
     StageSpec(
+        "top_h",
+        information.top_h,
+        (
+            Setting(
+                "top_h",
+                float,
+                0.0,
+                "0 <= top_h <= 1 (0 = off)",
+                "Top-H: keep the top tokens while their entropy stays <= H × the top 100's.",
+                between(0, 1),
+                title="Top-H (entropy share)",
+                example=0.4,
+                slider=Slider(0, 1, 0.01),
+            ),
+        ),
+        "transformers TopHLogitsWarper (Potraghloo et al. 2025, arXiv 2509.02510)",
+        title="Top-H",
+        group="truncation",
+        summary=(
+            "Keeps the most likely tokens, in order, until their share of the uncertainty"
+            " (entropy) reaches a set fraction of the whole."
+        ),
+    ),
+    StageSpec(
         "xtc",
         xtc.xtc,
         (
@@ -273,6 +308,44 @@ LATER_STAGES: tuple[StageSpec, ...] = (
         summary=(
             "Replaces truncation by a cut that adapts each step so that the text's surprise stays "
             "near a target."
+        ),
+    ),
+    StageSpec(
+        "adaptive_p",
+        adaptive_p.adaptive_p,
+        (
+            _NegativeIsOff(
+                "adaptive_target",
+                float,
+                -1.0,
+                "-1 <= adaptive_target <= 1 (negative = off)",
+                "Adaptive-p: favour tokens near this probability (the average chosen drifts to"
+                " it); always last in the chain.",
+                between(-1, 1),
+                title="Adaptive-p target probability",
+                example=0.3,
+                slider=Slider(-1, 1, 0.01),
+            ),
+            Setting(
+                "adaptive_decay",
+                float,
+                0.9,
+                "0 <= adaptive_decay <= 0.99",
+                "Adaptive-p: how slowly its average of chosen probabilities forgets"
+                " (about 1 / (1 − decay) tokens).",
+                between(0, 0.99),
+                activates=False,
+                title="Adaptive-p decay",
+                example=0.5,
+                slider=Slider(0, 0.99, 0.01),
+            ),
+        ),
+        "llama.cpp adaptive_p (PR #17927)",
+        title="Adaptive-p",
+        group="adaptive",
+        summary=(
+            "Favours tokens whose probability is close to a target, and moves that target so"
+            " the probabilities of the tokens actually picked average out to it."
         ),
     ),
 )

@@ -79,7 +79,7 @@ MODE_WORDS = {
 FIRST_PROMPT = "Tell me a story about a cat."
 # One script, in this order: the engine (its view of a chain state, the stages, the chain),
 # then the page (page.js's helpers are used by the rest).
-ENGINE_SCRIPTS = ("view.js", "stages.js", "engine.js")
+ENGINE_SCRIPTS = ("view.js", "stages_later.js", "stages.js", "engine.js")
 _SCRIPTS = (
     *ENGINE_SCRIPTS,
     "page.js",
