@@ -90,7 +90,7 @@ def _case_id(setting: dict) -> str:
 
 # The only cases where transformers and we part: the three tied maxima of `tied_top` straddle
 # the top-p cut. TopPLogitsWarper keeps tokens by sort position, so it keeps one of the three;
-# we keep equal logits together (README's one deliberate difference). Every other tie case,
+# we keep equal logits together (docs/engine.md's one deliberate difference). Every other tie case,
 # typical_p included, matches transformers exactly.
 SPLIT_TIES = {("tied_top", "top_p=0.3,temperature=0.5")}
 

@@ -7,7 +7,7 @@ TOML keys, the settings line of a report, and the page's lists (:func:`table_jso
 sliders, what greys out, the stages its engine must pair). Adding a stage means writing its
 pure function (``sampler/engine/filters/``), adding its row here (with a switched-on
 ``example`` per setting), its twin in the page's engine (``sampler/serve/static/stages.js``),
-testing it, and a line in README.
+testing it, and a line in docs/engine.md.
 
 Examples
 --------
