@@ -7,7 +7,7 @@ vocabulary, over a grid of settings covering every stage and preset, on a synthe
 masked tokens) and on SmolLM2's real row at V = 49,152 (``tests/test_page_twins.py`` runs every
 row of the stage table the same way). Also: the cheat sheet's numbers against
 :func:`sampler.cheatsheet.cheat_sheet`, and the recompute time at V = 49,152 (reported; the
-16 ms figure is README's, measured by scripts, never asserted here).
+16 ms figure is docs/page.md's, measured by scripts, never asserted here).
 """
 
 from __future__ import annotations

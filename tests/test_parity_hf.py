@@ -94,7 +94,7 @@ def _case_id(setting: dict) -> str:
 
 # The only cases where transformers and we part: the three tied maxima of `tied_top` straddle
 # the top-p cut. TopPLogitsWarper keeps tokens by sort position, so it keeps one of the three;
-# we keep equal logits together (README's one deliberate difference). Every other tie case,
+# we keep equal logits together (docs/engine.md's one deliberate difference). Every other tie case,
 # typical_p included, matches transformers exactly.
 # Top-H parts the same way: its cut falls inside the three tied maxima, and TopHLogitsWarper
 # keeps the first one or two of them in its sort order (tests/test_top_h.py checks that we keep

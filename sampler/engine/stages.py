@@ -8,7 +8,8 @@ sliders, what greys out, the stages its engine must pair). Adding a stage means 
 pure function (``sampler/engine/filters/``), adding its row here (with a switched-on
 ``example`` per setting, and the page's words: a ``title`` per stage and setting, the stage's
 ``group`` and one-sentence ``summary``), its twin in the page's engine
-(``sampler/serve/static/stages.js``), testing it, and a line in README.
+(``sampler/serve/static/stages.js`` or ``stages_later.js``), testing it, and a line in
+docs/engine.md.
 
 Examples
 --------
