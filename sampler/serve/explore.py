@@ -27,6 +27,7 @@ from sampler.errors import InvalidInputError
 from sampler.generation.generation_row import Completion, GenerationRow
 from sampler.generation.loop import batch_steps
 from sampler.serve.page import page_html, step_view
+from sampler.serve.token_labels import shown_label
 from sampler.sources.base import LogitSource, token_texts, use_chat
 
 __all__ = ["MAX_STEPS", "explore_page"]
@@ -81,7 +82,7 @@ def explore_page(
                 # mirostat's μ before this step, which the text was drawn with
                 "mirostat_mu": None if mu is None or not np.isfinite(mu[0]) else float(mu[0]),
                 "token": token,
-                "label": source.token_label(token),
+                "label": shown_label(source, token),
                 "text": pending[0],
             }
         )

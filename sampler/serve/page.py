@@ -34,6 +34,7 @@ from sampler.engine.params import DEFAULT_ORDER, MIROSTAT_CHAIN, MODES, PRESETS,
 from sampler.engine.settings import Setting, Slider, StageSpec, between
 from sampler.engine.stages import STAGES, table_json
 from sampler.errors import InvalidInputError
+from sampler.serve.token_labels import shown_label
 
 __all__ = ["MIN_TOKENS_TO_KEEP", "engine_config", "page_html", "step_view"]
 
@@ -59,6 +60,8 @@ ENGINE_SCRIPTS = ("view.js", "stages.js", "engine.js")
 _SCRIPTS = (
     *ENGINE_SCRIPTS,
     "page.js",
+    "tokens.js",
+    "bars.js",
     "requests.js",
     "fragment.js",
     "steps.js",
@@ -130,7 +133,7 @@ def step_view(
     return {
         "logits_float32_b64": base64.b64encode(row.astype("<f4").tobytes()).decode("ascii"),
         "history": [int(t) for t in history],
-        "labels": {str(t): source.token_label(int(t)) for t in shown},
+        "labels": {str(t): shown_label(source, int(t)) for t in shown},
         "dry": None
         if repeats is None
         else {
