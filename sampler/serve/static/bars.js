@@ -31,15 +31,13 @@ function barRow(token, base, final, branches) {
   row.setAttribute("role", "button");
   row.setAttribute("aria-disabled", String(!branches));
   const shown = visibleText(label(token));
-  row.setAttribute("aria-label", `${shown}: model p ${base.toFixed(4)}, final p ${final.toFixed(4)}` +
-    (final === 0 ? ", cut" : "") + (token === view.chosen ? ", the drawn token" : "") +
-    (branches ? "; Enter branches here" : ""));
   const name = document.createElement("span");
   name.className = "label";
   name.append(...tokenNodes(label(token)));
   name.title = shown;
   const track = document.createElement("span");
   track.className = "track";
+  track.setAttribute("aria-hidden", "true");
   const baseBar = document.createElement("span");
   baseBar.className = "b-base";
   baseBar.style.width = `${(100 * base).toFixed(2)}%`;
@@ -50,7 +48,12 @@ function barRow(token, base, final, branches) {
   const nums = document.createElement("span");
   nums.className = "nums";
   nums.textContent = `${base.toFixed(4)} → ${final.toFixed(4)}`;
-  row.append(name, track, nums);
+  // the row's accessible name is its text: what the numbers are, and what Enter does
+  const said = document.createElement("span");
+  said.className = "sr-only";
+  said.textContent = ": model p → final p" + (final === 0 ? ", cut" : "") +
+    (token === view.chosen ? ", the drawn token" : "") + (branches ? "; Enter branches here" : "");
+  row.append(name, track, nums, said);
   return row;
 }
 

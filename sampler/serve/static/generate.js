@@ -74,7 +74,7 @@ function appendToken(column, item) {
   span.classList.add(...[probabilityClass(p)].filter(Boolean));
   span.dataset.token = item.token;
   span.dataset.p = p;
-  span.append(...runningNodes(item.text || item.label));
+  span.append(...runningNodes(shownText(item.text, item.label)));
   span.addEventListener("click", () => openStep(column, index));
   column.text.append(span);
 }

@@ -29,7 +29,7 @@ function buildOffline() {
     const shown = step.token === null ? "the next token" : visibleText(step.label);
     const span = tokenSpan(box, index, `${shown}, step ${index + 1}`);
     if (step.token === null) span.textContent = " ▸";
-    else span.append(...runningNodes(step.text || step.label));
+    else span.append(...runningNodes(shownText(step.text, step.label)));
     span.addEventListener("click", () => showOfflineStep(index));
     box.append(span);
   });

@@ -164,6 +164,10 @@ function completionBlock(completion, labels) {
   }));
   const scroll = document.createElement("div");
   scroll.className = "table-scroll";
+  // a region that scrolls sideways on a phone: focusable, so that the keyboard can scroll it
+  scroll.tabIndex = 0;
+  scroll.setAttribute("role", "region");
+  scroll.setAttribute("aria-label", `row ${completion.row_index}: steps`);
   scroll.append(table);
   const settings = document.createElement("div");
   settings.className = "note";

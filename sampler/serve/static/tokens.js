@@ -62,6 +62,12 @@ function runningNodes(text) {
   return nodes;
 }
 
+// What a generated token shows in its text: the text it added, or its label when it added
+// none (a token that ends inside a character) or only part of one (shown as �): the bytes.
+function shownText(text, label) {
+  return text && !text.includes("\ufffd") ? text : label;
+}
+
 function probabilityClass(p) {
   if (!(p >= 0)) return "";
   return PROBABILITY_BANDS.find(([low]) => p >= low)[1];
