@@ -6,7 +6,7 @@
 Starts the server on a free loopback port, drives Debian's chromium (as the browser tests do),
 asks for greedy beside two samples at τ 0.8, top-p 0.9, opens the step where the first sample
 leaves greedy, and saves a screenshot of the page at 1400 px wide; then the same on a phone
-(390 × 844, the settings folded above the chart), the first screen and a bit.
+(390 × 844, the settings folded above the chart), its first two screens.
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ def main() -> None:
                 continue
             page = browser.new_page(viewport=viewport, color_scheme=scheme)
             _generate_and_open(page, url, args.prompt)
-            if not full:  # the phone: the opened step's chart, then its generated columns
-                page.evaluate("() => document.getElementById('step-title').scrollIntoView()")
-            page.screenshot(path=out, full_page=full)
+            # the phone: its first two screens (prompt, folded settings, readout, chart)
+            clip = None if full else {"x": 0, "y": 0, "width": 390, "height": 2 * 844}
+            page.screenshot(path=out, full_page=True, clip=clip)
             print(f"wrote {out}; recompute {page.text_content('#recompute-ms')}")
             page.close()
         browser.close()
