@@ -9,6 +9,8 @@ whitespace (␣ ⏎ →) and the bytes of split characters (<0xE2>).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 from axe import serious_violations
@@ -37,7 +39,7 @@ class SpacedSource(SyntheticSource):
     space, a trailing newline, a leading tab, a split character, a plain word."""
 
     text = _Bytes()
-    kind_of: dict[int, int] = {}  # the label kind of a token (the rest: by id)
+    kind_of: ClassVar[dict[int, int]] = {}  # a token's label kind (set per test; else by id)
 
     def token_label(self, token_id: int) -> str:
         word = pseudo_word(int(token_id))
@@ -275,6 +277,8 @@ def test_whitespace_and_split_characters_are_visible(browser, tmp_path):
                 assert "⏎\n" in shown
             elif label == " ":  # a token of spaces only shows them (synthetic text adds one)
                 assert set(shown) == {"␣"}
+        # the grey whitespace and byte marks keep their contrast on every probability colour
+        assert serious_violations(page) == []
         page.context.close()
 
 
