@@ -204,7 +204,8 @@ def test_generate_branch_and_save(synthetic_server, page):
     # the prompt's own next-token view has no step to branch from: a bar click does nothing
     page.click("#load")
     page.wait_for_selector("#step-title:has-text('next token after the prompt')")
-    page.click("#bars .bar-row")
+    assert page.get_attribute("#bars .bar-row", "aria-disabled") == "true"  # and says so
+    page.click("#bars .bar-row", force=True)  # force: Playwright skips aria-disabled elements
     page.wait_for_timeout(300)
     assert len(page.query_selector_all(".generation")) == 4
 
@@ -318,8 +319,11 @@ def test_run_log_tab_shows_a_run_s_steps(synthetic_server, page):
     assert len(cells) == 1 + len(completion["steps"])
     for row, step in zip(cells[1:], completion["steps"], strict=True):
         values = [c.text_content() for c in row.query_selector_all("td")]
-        assert int(values[1]) == step["token"]
-        assert float(values[4]) == pytest.approx(step["entropy_final"], abs=5e-5)
+        assert values[1] == source.token_label(step["token"])  # the token as text (its label)
+        assert int(values[2]) == step["token"]
+        assert float(values[5]) == pytest.approx(step["entropy_final"], abs=5e-5)
+    shown = [t.text_content() for t in page.query_selector_all("#run-view .run-tokens .tok")]
+    assert shown == [source.token_label(step["token"]) for step in completion["steps"]]
     assert not page.problems
 
 

@@ -34,6 +34,7 @@ from sampler.serve import api, runlog_access, sessions, stream
 from sampler.serve.bodies import MAX_BODY_BYTES, BodyTooLargeError, query_int, read_json
 from sampler.serve.events import EventStream
 from sampler.serve.page import page_html, server_view
+from sampler.serve.token_labels import run_labels
 from sampler.serve.turns import BUSY, BusyError, FairLock, Slots
 
 __all__ = ["GENERATIONS", "MAX_BODY_BYTES", "allowed_hosts", "make_app"]
@@ -220,9 +221,14 @@ class _Routes:
             query_int(request, "offset", 0), query_int(request, "limit", api.RUN_PAGE_STEPS)
         )
         try:
-            return await _answer(self._read_store, api.run_view, run_id, offset, limit)
+            return await _answer(self._read_store, self._run_page, run_id, offset, limit)
         except InvalidInputError as error:  # the one thing a run id can be: not in the log
             return _error(404, str(error))
+
+    def _run_page(self, store: Any, run_id: str, offset: int, limit: int) -> dict[str, Any]:
+        # the run-log tab shows tokens as text: labelled when this server serves the run's model
+        page = api.run_view(store, run_id, offset, limit)
+        return page | {"labels": run_labels(self.source, page["run"], page["completions"])}
 
     def _read_store(self, read: Callable[..., Any], *args: Any) -> Any:
         # in a worker thread: a run log busy for a moment must not stall the streams

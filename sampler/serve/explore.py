@@ -27,6 +27,7 @@ from sampler.errors import InvalidInputError
 from sampler.generation.generation_row import Completion, GenerationRow
 from sampler.generation.loop import batch_steps
 from sampler.serve.page import page_html, step_view
+from sampler.serve.token_labels import shown_label
 from sampler.sources.base import LogitSource, token_texts, use_chat
 
 __all__ = ["MAX_STEPS", "explore_page"]
@@ -85,7 +86,7 @@ def explore_page(
                 "mirostat_mu": _number_or_none(mu),
                 "adaptive_average": _number_or_none(average),
                 "token": token,
-                "label": source.token_label(token),
+                "label": shown_label(source, token),
                 "text": pending[0],
             }
         )

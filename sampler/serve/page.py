@@ -35,6 +35,7 @@ from sampler.engine.params import DEFAULT_ORDER, MIROSTAT_CHAIN, MODES, PRESETS,
 from sampler.engine.settings import Setting, Slider, StageSpec, between
 from sampler.engine.stages import STAGES, table_json
 from sampler.errors import InvalidInputError
+from sampler.serve.token_labels import shown_label
 from sampler.sources.base import use_chat
 
 __all__ = [
@@ -85,6 +86,8 @@ _SCRIPTS = (
     "page.js",
     "settings.js",
     "cheatsheet.js",
+    "tokens.js",
+    "bars.js",
     "requests.js",
     "fragment.js",
     "steps.js",
@@ -178,7 +181,7 @@ def step_view(
     return {
         "logits_float32_b64": base64.b64encode(row.astype("<f4").tobytes()).decode("ascii"),
         "history": [int(t) for t in history],
-        "labels": {str(t): source.token_label(int(t)) for t in shown},
+        "labels": {str(t): shown_label(source, int(t)) for t in shown},
         "dry": None
         if repeats is None
         else {

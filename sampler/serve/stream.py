@@ -47,6 +47,7 @@ from sampler.generation.generation_row import Completion, GenerationRow
 from sampler.generation.loop import BatchStep, batch_steps
 from sampler.serve import api
 from sampler.serve.api import shown_value as shown
+from sampler.serve.token_labels import shown_label
 from sampler.softmax import softmax
 from sampler.sources.base import LogitSource, dry_vocabulary, use_chat
 
@@ -221,7 +222,7 @@ class Generation:
             item = {
                 "row": int(index),
                 "token": token,
-                "label": self.source.token_label(token),
+                "label": shown_label(self.source, token),
                 "text": self._pending[index],
                 "stats": stats,
                 "top": tops[j],
@@ -234,7 +235,7 @@ class Generation:
 
     def _token(self, token: Any, base: float, final: float) -> dict[str, Any]:
         token = int(token)
-        label = self.source.token_label(token)
+        label = shown_label(self.source, token)
         return {"token": token, "label": label, "base_p": float(base), "final_p": float(final)}
 
     def done_event(self) -> dict[str, Any]:

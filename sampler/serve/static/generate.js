@@ -38,6 +38,8 @@ function newColumn(title, request, forced, branch) {
   heading.textContent = title;
   const text = document.createElement("div");
   text.className = "text";
+  text.setAttribute("aria-label", `${title}: generated tokens (← → move, Enter opens a step)`);
+  text.setAttribute("role", "group");
   const prompt = document.createElement("span");
   prompt.className = "prompt-text";
   const prefixText = branch ? branch.prefixText : session.prompt;
@@ -46,8 +48,17 @@ function newColumn(title, request, forced, branch) {
   box.append(heading, text);
   $("generations").append(box);
   // prefixText: all the text before this column's own tokens (a branch's forced token too)
-  return { title, request, forced, tokens: [], texts: [], stats: [], box, text, heading,
-    maxNew: request.max_new_tokens, divergence: null, prefixText };
+  const column = { title, request, forced, tokens: [], texts: [], labels: [], stats: [], tops: [],
+    box, text, heading, maxNew: request.max_new_tokens, divergence: null, prefixText };
+  tokenList(text, (index) => openStep(column, index), (index) => alternativesTip(
+    `step ${column.forced.length + index + 1}: ${visibleText(column.labels[index])}`,
+    drawnProbability(column.stats[index]), column.tops[index], column.tokens[index]));
+  return column;
+}
+
+// The drawn token's probability under the law it was drawn from (its surprisal's exp).
+function drawnProbability(stats) {
+  return stats.surprisal === null || stats.surprisal === undefined ? NaN : Math.exp(-stats.surprisal);
 }
 
 function appendToken(column, item) {
@@ -55,12 +66,15 @@ function appendToken(column, item) {
   column.tokens.push(item.token);
   column.texts.push(item.text);
   column.stats.push(item.stats);
-  const span = document.createElement("span");
-  span.className = "tok";
-  span.dataset.step = index;
+  column.labels.push(item.label);
+  column.tops.push(item.top);
+  const p = drawnProbability(item.stats);
+  const span = tokenSpan(column.text, index,
+    `${visibleText(item.label)}, step ${column.forced.length + index + 1}, p ${fmt(p, 4)}`);
+  span.classList.add(...[probabilityClass(p)].filter(Boolean));
   span.dataset.token = item.token;
-  span.textContent = item.text || JSON.stringify(item.label).slice(1, -1);
-  span.title = `step ${index + 1}: ${item.label} · p ${fmt(Math.exp(-item.stats.surprisal), 4)}`;
+  span.dataset.p = p;
+  span.append(...runningNodes(shownText(item.text, item.label)));
   span.addEventListener("click", () => openStep(column, index));
   column.text.append(span);
 }
@@ -160,7 +174,7 @@ function openStep(column, index) {
   const context = stateContext(column.stats[index]);
   const forced = [...column.forced, ...column.tokens.slice(0, index)];
   const step = column.forced.length + index + 1;  // counted from the prompt
-  return loadNextToken(forced, `${column.title}, step ${step}: click a bar to branch here`,
+  return loadNextToken(forced, `${column.title}, step ${step}: click a bar (or Enter on it) to branch here`,
     { chosen: column.tokens[index], context, keepSelection: true });
 }
 
@@ -173,14 +187,15 @@ function branch(token) {
   const maxNew = Math.max(1, column.maxNew - index - 1);
   const row = { ...column.request };
   delete row.max_new_tokens;
-  const shown = JSON.stringify(label(token)).slice(1, -1);
+  const shown = label(token);
   const prefixText = column.prefixText + column.texts.slice(0, index).join("");
   const step = column.forced.length + index + 1;
-  const title = `branch of ${column.title} at step ${step}: ${JSON.stringify(label(token))}`;
+  const title = `branch of ${column.title} at step ${step}: ${visibleText(shown)}`;
   const child = newColumn(title, { ...row, max_new_tokens: maxNew }, forced, { prefixText });
   const mark = document.createElement("span");
   mark.className = "tok forced";
-  mark.textContent = shown;
+  mark.title = "the token this branch was forced to take";
+  mark.append(...runningNodes(shown));
   child.text.append(mark);
   child.prefixText += shown;
   session.columns.push(child);
@@ -208,5 +223,11 @@ function setupGeneration() {
   $("bars").addEventListener("click", (event) => {
     const row = event.target.closest(".bar-row");
     if (row) branch(Number(row.dataset.token));
+  });
+  $("bars").addEventListener("keydown", (event) => {
+    const row = event.target.closest(".bar-row");
+    if (!row || (event.key !== "Enter" && event.key !== " ")) return;
+    event.preventDefault();
+    branch(Number(row.dataset.token));
   });
 }

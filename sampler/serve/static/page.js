@@ -180,57 +180,14 @@ function renderReadout(result) {
   $("telemetry").textContent = notes.join(" · ");
 }
 
-// Tokens shown: the 20 most likely under the model, and the 10 most likely after the chain.
-function shownTokens(probs) {
-  const shown = new Set(Array.from(view.step.order.subarray(0, 20)));
-  if (view.chosen !== null && view.chosen !== undefined) shown.add(view.chosen);
-  const best = [];
-  for (let i = 0; i < probs.length; i++) {
-    if (probs[i] === 0 || (best.length === 10 && probs[i] <= probs[best[9]])) continue;
-    best.push(i);
-    best.sort((a, b) => probs[b] - probs[a] || a - b);
-    if (best.length > 10) best.pop();
-  }
-  for (const t of best) shown.add(t);
-  return [...shown].sort((a, b) => view.step.weights[b] - view.step.weights[a] || a - b);
-}
-
-function renderBars(result) {
-  const box = $("bars");
-  const rows = [];
-  for (const token of shownTokens(result.probs)) {
-    const base = view.step.weights[token] / view.step.total;
-    const final = result.probs[token];
-    const row = document.createElement("div");
-    row.className = "bar-row" + (final === 0 ? " cut" : "") + (token === view.chosen ? " chosen" : "");
-    row.dataset.token = token;
-    row.dataset.final = final;
-    const name = document.createElement("span");
-    name.className = "label";
-    name.textContent = JSON.stringify(label(token)).slice(1, -1);
-    const track = document.createElement("span");
-    track.className = "track";
-    const baseBar = document.createElement("span");
-    baseBar.className = "b-base";
-    baseBar.style.width = `${(100 * base).toFixed(2)}%`;
-    const finalBar = document.createElement("span");
-    finalBar.className = "b-final";
-    finalBar.style.width = `${(100 * (final || base)).toFixed(2)}%`;
-    track.append(baseBar, finalBar);
-    const nums = document.createElement("span");
-    nums.className = "nums";
-    nums.textContent = `${base.toFixed(4)} → ${final.toFixed(4)}`;
-    row.append(name, track, nums);
-    rows.push(row);
-  }
-  box.replaceChildren(...rows);
-}
-
 // --- start ------------------------------------------------------------------------------
 function selectTab(name) {
   document.body.dataset.tab = name;
   for (const tab of document.querySelectorAll(".tab")) {
-    tab.classList.toggle("active", tab.dataset.tab === name);
+    const selected = tab.dataset.tab === name;
+    tab.classList.toggle("active", selected);
+    tab.setAttribute("aria-selected", String(selected));
+    tab.tabIndex = selected ? 0 : -1;  // the tab list is one Tab stop (tabs.js: ← → move)
   }
   for (const panel of document.querySelectorAll(".panel")) panel.hidden = panel.id !== `tab-${name}`;
   if (name === "runs") listRuns();

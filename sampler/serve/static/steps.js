@@ -19,7 +19,7 @@ function showOfflineStep(index) {
     span.classList.toggle("selected", Number(span.dataset.step) === index);
   }
   const title = `step ${index + 1} of ${DATA.steps.length}` +
-    (step.token === null ? "" : `: the text went on with ${JSON.stringify(step.label)}`);
+    (step.token === null ? "" : `: the text went on with ${visibleText(step.label)}`);
   const context = stateContext(step);
   showStep(step.view, context, `${title} (the bars are this step's; branching needs the server)`,
     step.token);
@@ -32,14 +32,17 @@ function buildOffline() {
   prompt.className = "prompt-text";
   prompt.textContent = DATA.prompt;
   box.append(prompt);
+  box.setAttribute("role", "group");
+  box.setAttribute("aria-label", "the text, a token a step (← → move, Enter opens a step)");
   DATA.steps.forEach((step, index) => {
-    const span = document.createElement("span");
-    span.className = "tok";
-    span.dataset.step = index;
-    span.textContent = step.token === null ? " ▸" : step.text;
+    const shown = step.token === null ? "the next token" : visibleText(step.label);
+    const span = tokenSpan(box, index, `${shown}, step ${index + 1}`);
+    if (step.token === null) span.textContent = " ▸";
+    else span.append(...runningNodes(shownText(step.text, step.label)));
     span.addEventListener("click", () => showOfflineStep(index));
     box.append(span);
   });
+  tokenList(box, showOfflineStep, () => null);
 }
 
 // Arrow keys step through the selected text (a generated column, or the offline text).
@@ -56,7 +59,7 @@ function stepBy(delta) {
 }
 
 document.addEventListener("keydown", (event) => {
-  if (event.target.closest("input, textarea, select")) return;
+  if (event.target.closest("input, textarea, select, [role=tablist]")) return;
   if (event.key === "ArrowRight") stepBy(1);
   if (event.key === "ArrowLeft") stepBy(-1);
 });

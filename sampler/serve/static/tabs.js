@@ -1,5 +1,22 @@
-// The second and third tabs: the cheat sheet (three logits, a τ slider) and the run log.
+// The tabs (WAI-ARIA tabs: ← → Home End move and select), the folded settings on a narrow
+// screen, and the second and third tabs: the cheat sheet (three logits, a τ slider) and the run
+// log (each run's tokens as text, coloured by their probability).
 "use strict";
+
+function setupTabKeys() {
+  const list = document.querySelector("[role=tablist]");
+  list.addEventListener("keydown", (event) => {
+    const tabs = [...list.querySelectorAll("[role=tab]")].filter((tab) => tab.offsetParent !== null);
+    const at = tabs.indexOf(event.target);
+    if (at < 0) return;
+    const next = { ArrowRight: (at + 1) % tabs.length, ArrowLeft: (at - 1 + tabs.length) % tabs.length,
+      Home: 0, End: tabs.length - 1 }[event.key];
+    if (next === undefined) return;
+    event.preventDefault();
+    selectTab(tabs[next].dataset.tab);
+    tabs[next].focus();
+  });
+}
 
 function parseLogits(text) {
   const values = text.split(",").map((part) => Number(part.trim()));
@@ -77,7 +94,13 @@ async function listRuns() {
       const tr = document.createElement("tr");
       for (const key of ["id", "created_at", "kind", "model", "status"]) {
         const td = document.createElement("td");
-        td.textContent = run[key];
+        if (key === "id") {  // a button: the row opens from the keyboard too
+          const open = document.createElement("button");
+          open.type = "button";
+          open.textContent = run.id;
+          open.setAttribute("aria-label", `open run ${run.id}`);
+          td.append(open);
+        } else td.textContent = run[key];
         tr.append(td);
       }
       tr.addEventListener("click", () => openRun(run.id));
@@ -89,7 +112,7 @@ async function listRuns() {
   }
 }
 
-const STEP_COLUMNS = ["step", "token", "entropy_base", "entropy_temp", "entropy_final",
+const STEP_COLUMNS = ["step", "text", "token", "entropy_base", "entropy_temp", "entropy_final",
   "surprisal", "top1_prob", "kept_tokens", "kept_mass"];
 
 function cellRow(tag, values) {
@@ -102,8 +125,26 @@ function cellRow(tag, values) {
   return tr;
 }
 
-// One completion of a run: its text (model output, as text) and its per-step statistics.
-function completionBlock(completion) {
+// A run's tokens as text (labels from the server when it serves the run's model), each
+// coloured by its probability like a generated column's.
+function runTokens(steps, labels) {
+  const text = document.createElement("div");
+  text.className = "text run-tokens";
+  for (const step of steps) {
+    const shown = labels[String(step.token)];
+    const span = document.createElement("span");
+    const p = drawnProbability(step);
+    span.className = `tok ${probabilityClass(p)}`;
+    span.dataset.token = step.token;
+    span.title = `step ${step.step + 1}, token ${step.token}, p ${fmt(p, 4)}`;
+    span.append(...runningNodes(shown));
+    text.append(span);
+  }
+  return text;
+}
+
+// One completion of a run: its text (model output, as text), its tokens and their statistics.
+function completionBlock(completion, labels) {
   const block = document.createElement("div");
   block.className = "generation";
   const text = document.createElement("div");
@@ -112,15 +153,34 @@ function completionBlock(completion) {
   prompt.className = "prompt-text";
   prompt.textContent = completion.prompt || "";
   text.append(prompt, completion.text || "");
+  const steps = (completion.steps || []).slice(0, 256);
+  const labelled = steps.length > 0 && steps.every((step) => String(step.token) in labels);
   const table = document.createElement("table");
   table.className = "steps";
-  table.append(cellRow("th", STEP_COLUMNS),
-    ...(completion.steps || []).slice(0, 256).map((step) => cellRow("td", STEP_COLUMNS.map((k) => step[k]))));
+  table.append(cellRow("th", STEP_COLUMNS), ...steps.map((step) => {
+    const tr = cellRow("td", STEP_COLUMNS.map((k) => (k === "text" ? "" : step[k])));
+    const cell = tr.children[STEP_COLUMNS.indexOf("text")];
+    cell.className = "token-text";
+    if (labelled) cell.append(...tokenNodes(labels[String(step.token)]));
+    return tr;
+  }));
+  const scroll = document.createElement("div");
+  scroll.className = "table-scroll";
+  // a region that scrolls sideways on a phone: focusable, so that the keyboard can scroll it
+  scroll.tabIndex = 0;
+  scroll.setAttribute("role", "region");
+  scroll.setAttribute("aria-label", `row ${completion.row_index}: steps`);
+  scroll.append(table);
   const settings = document.createElement("div");
   settings.className = "note";
   settings.textContent = `row ${completion.row_index} · ${completion.mode} · τ ${completion.temperature}` +
     ` · ${completion.finish_reason || ""}`;
-  block.append(settings, text, table);
+  const tokens = labelled ? runTokens(steps, labels) : document.createElement("div");
+  if (!labelled && steps.length) {
+    tokens.className = "note";
+    tokens.textContent = "token ids only: this server serves another model than this run's";
+  }
+  block.append(settings, text, tokens, scroll);
   return block;
 }
 
@@ -130,7 +190,7 @@ async function openRun(id) {
     const box = $("run-view");
     const heading = document.createElement("h3");
     heading.textContent = `${answer.run.id} · ${answer.run.kind} · ${answer.completions.length} completions`;
-    const items = answer.completions.slice(0, 50).map(completionBlock);
+    const items = answer.completions.slice(0, 50).map((c) => completionBlock(c, answer.labels || {}));
     box.replaceChildren(heading, ...items);
     showError("");
   } catch (error) {
@@ -140,4 +200,7 @@ async function openRun(id) {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("runs-refresh").addEventListener("click", listRuns);
+  setupTabKeys();
+  // a phone: the settings start folded, so that the chart is on the first screen
+  if (window.matchMedia("(max-width: 760px)").matches) $("settings-box").open = false;
 });
