@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -25,11 +26,52 @@ from sampler.cli.options import (
     sampling_options,
 )
 from sampler.errors import InvalidInputError
+from sampler.experiments.progress import RunProgress
 from sampler.sources import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from sampler.runlog.store import RunStore
+    from sampler.sources.base import LogitSource
 
 
 def _given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+
+
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the results as one JSON document (progress stays on stderr).",
+)
+all_columns_option = click.option(
+    "--all-columns",
+    "--wide",
+    "all_columns",
+    is_flag=True,
+    help="The full table: every column and its interval (as sampler report prints it).",
+)
+
+
+def _print_results(
+    store: RunStore, run_id: str, source: LogitSource, all_columns: bool, as_json: bool
+) -> None:
+    """A logged run's results on stdout: the table and sample texts, or one JSON document."""
+    from sampler.json_values import to_json
+    from sampler.report.results import results_text, run_results
+    from sampler.report.sample_texts import pick_sample_texts
+    from sampler.report.summary import summarize
+
+    # one pass with steps for the summary; the texts need no steps
+    summary = summarize(store.iter_completions(run_id, with_steps=True))
+    rows = list(store.iter_completions(run_id, with_steps=False))
+    if as_json:
+        click.echo(to_json(run_results(store.get_run(run_id), summary, rows, source.decode)))
+        return
+    samples = pick_sample_texts(rows, decode=source.decode)
+    width = shutil.get_terminal_size((100, 24)).columns
+    click.echo(results_text(summary, rows[0]["prompt"], samples, width, all_columns))
+    click.echo(f"\nrun id: {run_id}   (all columns: sampler report {run_id})")
 
 
 @cli.command()
@@ -57,6 +99,8 @@ def _given(ctx: click.Context, name: str) -> bool:
 @click.option("--batch-size", type=COUNT, help="Rows per batch (memory bound).")
 @sampling_options
 @click.option("--resume", "resume_id", metavar="RUN", help="Finish an interrupted run (any kind).")
+@all_columns_option
+@json_option
 @db_option
 @cache_option
 @click.pass_context
@@ -65,11 +109,14 @@ def sweep(
     config_path: str | None,
     prompts_file: str | None,
     resume_id: str | None,
+    all_columns: bool,
+    as_json: bool,
     db: str | None,
     cache_dir: str | None,
     **settings: Any,
 ) -> None:
-    """Generate at many temperatures in one batch, log every row, print the summary table."""
+    """Generate at many temperatures in one batch, log every row, print the summary table
+    and one sample text per temperature."""
     from sampler.experiments.config import RunConfig, load_config, read_prompts
     from sampler.experiments.runs import (
         missing_rows,
@@ -79,7 +126,6 @@ def sweep(
         run_rows,
         start_run,
     )
-    from sampler.report.summary import format_summary, summarize
     from sampler.sources.base import use_chat
 
     overrides = {name: value for name, value in settings.items() if _given(ctx, name)}
@@ -121,12 +167,10 @@ def sweep(
         f"{config.max_new_tokens} tokens, model {source.name}",
         err=True,
     )
-    with click.progressbar(
-        length=todo * config.max_new_tokens, label="tokens", file=sys.stderr
-    ) as bar:
-        run_rows(kind, config, store, run_id, source, on_step=lambda _s, live: bar.update(live))
-    click.echo(format_summary(summarize(store.iter_completions(run_id, with_steps=True))))
-    click.echo(f"\nrun id: {run_id}   (sampler report {run_id} --format html)")
+    progress = RunProgress(rows, rows - todo, todo * config.max_new_tokens, sys.stderr)
+    run_rows(kind, config, store, run_id, source, on_step=progress.step, on_row=progress.row)
+    progress.finish()
+    _print_results(store, run_id, source, all_columns, as_json)
 
 
 @cli.command()
@@ -146,6 +190,7 @@ def sweep(
 @click.option("--raw", is_flag=True, help="No chat template.")
 @db_option
 @click.option("--no-log", is_flag=True, help="Do not record the run.")
+@json_option
 @cache_option
 def compare(
     prompt: str,
@@ -158,6 +203,7 @@ def compare(
     raw: bool,
     db: str | None,
     no_log: bool,
+    as_json: bool,
     cache_dir: str | None,
     **settings: Any,
 ) -> None:
@@ -199,6 +245,14 @@ def compare(
         for index, completion in enumerate([greedy, *(c.completion for c in comparisons)]):
             save_row(store, run_id, rows, index, completion)
         store.finish_run(run_id)
+    if as_json:
+        from sampler.json_values import to_json
+        from sampler.report.results import compare_results
+
+        run = {"kind": "compare", "model": source.name, "fingerprint": source.fingerprint}
+        run = store.get_run(run_id) if store and run_id else run | {"config": config.to_dict()}
+        click.echo(to_json(compare_results(run, greedy, comparisons, source.decode)))
+        return
     click.echo(format_comparison(greedy, comparisons))
     if run_id is not None:
         click.echo(f"run id: {run_id}")
