@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import import_llama_cpp_or_skip
 from test_summary import hand_summary
 
 from sampler.cli import cli
@@ -221,3 +222,30 @@ def test_compare_json_is_the_run_log(tmp_path):
     unlogged = CliRunner().invoke(cli, [*args[:-3], "--no-log", "--json"])
     assert strict_json(unlogged.stdout)["run_id"] is None
     assert strict_json(unlogged.stdout)["rows"] == data["rows"]
+
+
+def test_on_the_default_model_the_mark_falls_where_the_tokens_part(gguf, tmp_path):
+    """SmolLM2 on llama.cpp: a token is part of a word, so the text before the mark must be
+    exactly the decoding of the tokens greedy and the sample share."""
+    import_llama_cpp_or_skip()
+    db = tmp_path / "log.db"
+    args = ["sweep", "--prompt", "Describe how bread is made.", "--temperatures", "0,0.7,1.5",
+            "--samples", "2", "--max-new-tokens", "12", "--seed", "3", "--db", str(db)]
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    data = strict_json(result.stdout)
+    logged = logged_rows(db)
+    greedy = next(r for r in logged if r["temperature"] == 0 and r["sample"] == 0)
+    assert data["model"] == "smollm2-135m-gguf" and data["samples"][0]["is_greedy"]
+    marked = 0
+    for sample in data["samples"][1:]:
+        row = next(r for r in logged if r["row_index"] == sample["row_index"])
+        step = first_difference(greedy["token_ids"], row["token_ids"])
+        assert sample["divergence_step"] == step and sample["text"] == row["text"]
+        if step is not None and sample["divergence_char"] is not None:
+            shared = gguf.decode(greedy["token_ids"][:step])
+            assert sample["text"][: sample["divergence_char"]] == shared
+            marked += step > 0
+    assert marked  # (seed 3) at least one sample shares a first token with greedy
+    shown = CliRunner().invoke(cli, ["report", data["run_id"], "--db", str(db)])
+    assert shown.exit_code == 0  # the run the JSON names is the logged one

@@ -104,7 +104,10 @@ class RunProgress:
                 self.last_line = now
                 self._write(self._redraw(self.line()))
             return
-        tenth = self.tokens * 10 >= self.next_tenth * self.token_budget > 0
+        tenth = (
+            self.tokens * 10 >= self.next_tenth * self.token_budget > 0
+            and self.tokens < self.token_budget  # the whole budget is for finish() to say
+        )
         since = now - self.last_line
         if (tenth and since >= self.min_seconds) or since >= self.max_seconds:
             self.last_line = now
