@@ -60,3 +60,13 @@ def test_terminal_safe_shows_breaks_and_escapes_control_characters():
     assert terminal_safe("a\n\nb\tc") == "a ⏎⏎ b c"
     assert terminal_safe("red \x1b[31m bell \x07 rtl \u202e") == (
         "red \\x1b[31m bell \\x07 rtl \\u202e")
+
+
+def test_a_stopped_live_line_ends_with_a_line_break_and_no_done_line():
+    clock, out = Clock(), io.StringIO()
+    progress = RunProgress(2, 0, 20, out, live=True, clock=clock)
+    clock.now += 1
+    progress.step(0, 2)
+    progress.stop()
+    progress.finish()  # after stop: nothing more
+    assert out.getvalue().endswith("\n") and "done" not in out.getvalue()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 from click.core import ParameterSource
 
 from sampler.cli import cli, limits
+from sampler.cli.experiment_output import (
+    all_columns_option,
+    json_option,
+    print_comparison_json,
+    print_results,
+)
 from sampler.cli.options import (
     COUNT,
     SEED,
@@ -29,49 +34,9 @@ from sampler.errors import InvalidInputError
 from sampler.experiments.progress import RunProgress
 from sampler.sources import DEFAULT_MODEL
 
-if TYPE_CHECKING:
-    from sampler.runlog.store import RunStore
-    from sampler.sources.base import LogitSource
-
 
 def _given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
-
-
-json_option = click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print the results as one JSON document (progress stays on stderr).",
-)
-all_columns_option = click.option(
-    "--all-columns",
-    "--wide",
-    "all_columns",
-    is_flag=True,
-    help="The full table: every column and its interval (as sampler report prints it).",
-)
-
-
-def _print_results(
-    store: RunStore, run_id: str, source: LogitSource, all_columns: bool, as_json: bool
-) -> None:
-    """A logged run's results on stdout: the table and sample texts, or one JSON document."""
-    from sampler.json_values import to_json
-    from sampler.report.results import results_text, run_results
-    from sampler.report.sample_texts import pick_sample_texts
-    from sampler.report.summary import summarize
-
-    # one pass with steps for the summary; the texts need no steps
-    summary = summarize(store.iter_completions(run_id, with_steps=True))
-    rows = list(store.iter_completions(run_id, with_steps=False))
-    if as_json:
-        click.echo(to_json(run_results(store.get_run(run_id), summary, rows, source.decode)))
-        return
-    samples = pick_sample_texts(rows, decode=source.decode)
-    width = shutil.get_terminal_size((100, 24)).columns
-    click.echo(results_text(summary, rows[0]["prompt"], samples, width, all_columns))
-    click.echo(f"\nrun id: {run_id}   (all columns: sampler report {run_id})")
 
 
 @cli.command()
@@ -115,8 +80,7 @@ def sweep(
     cache_dir: str | None,
     **settings: Any,
 ) -> None:
-    """Generate at many temperatures in one batch, log every row, print the summary table
-    and one sample text per temperature."""
+    """Generate at many temperatures in one batch, log every row, print the table and texts."""
     from sampler.experiments.config import RunConfig, load_config, read_prompts
     from sampler.experiments.runs import (
         missing_rows,
@@ -168,9 +132,13 @@ def sweep(
         err=True,
     )
     progress = RunProgress(rows, rows - todo, todo * config.max_new_tokens, sys.stderr)
-    run_rows(kind, config, store, run_id, source, on_step=progress.step, on_row=progress.row)
+    try:
+        run_rows(kind, config, store, run_id, source, on_step=progress.step, on_row=progress.row)
+    except BaseException:  # Ctrl-C, a full disk: the error line starts on a line of its own
+        progress.stop()
+        raise
     progress.finish()
-    _print_results(store, run_id, source, all_columns, as_json)
+    print_results(store, run_id, source, all_columns, as_json)
 
 
 @cli.command()
@@ -246,12 +214,7 @@ def compare(
             save_row(store, run_id, rows, index, completion)
         store.finish_run(run_id)
     if as_json:
-        from sampler.json_values import to_json
-        from sampler.report.results import compare_results
-
-        run = {"kind": "compare", "model": source.name, "fingerprint": source.fingerprint}
-        run = store.get_run(run_id) if store and run_id else run | {"config": config.to_dict()}
-        click.echo(to_json(compare_results(run, greedy, comparisons, source.decode)))
+        print_comparison_json(store, run_id, source, config, greedy, comparisons)
         return
     click.echo(format_comparison(greedy, comparisons))
     if run_id is not None:

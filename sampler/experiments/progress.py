@@ -97,6 +97,13 @@ class RunProgress:
         text = f"done: {self.line()}{rows_rate}"
         self._write(self._redraw(text) + "\n" if self.live else text + "\n")
 
+    def stop(self) -> None:
+        """End a run that did not finish (an error, Ctrl-C): a live line is left as it is,
+        with a line break after it, so the next message starts on a line of its own."""
+        if self.live and self.shown_width and not self.finished:
+            self._write("\n")
+        self.finished = True
+
     def _show(self) -> None:
         now = self.clock()
         if self.live:
