@@ -49,8 +49,8 @@ def test_sweep_logs_every_row_and_prints_the_table(tmp_path):
     result = run_cli(*sweep_args(tmp_path / "log.db"))
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split()[:3] == ["τ", "rows", "length"]
-    assert [line.split()[0] for line in lines[1:4]] == ["0", "0.7", "1.5"]
+    assert lines[1].split()[:3] == ["τ", "entropy", "distinct-2"]
+    assert [line.split()[0] for line in lines[2:5]] == ["0", "0.7", "1.5"]
     run_id = lines[-1].split()[2]
     stored = rows_of(tmp_path / "log.db", run_id)
     assert len(stored) == 2 * 3 * 3 and [r[0] for r in stored] == list(range(18))

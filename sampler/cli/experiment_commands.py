@@ -9,6 +9,12 @@ import click
 from click.core import ParameterSource
 
 from sampler.cli import cli, limits
+from sampler.cli.experiment_output import (
+    all_columns_option,
+    json_option,
+    print_comparison_json,
+    print_results,
+)
 from sampler.cli.options import (
     COUNT,
     SEED,
@@ -25,6 +31,7 @@ from sampler.cli.options import (
     sampling_options,
 )
 from sampler.errors import InvalidInputError
+from sampler.experiments.progress import RunProgress
 from sampler.sources import DEFAULT_MODEL
 
 
@@ -57,6 +64,8 @@ def _given(ctx: click.Context, name: str) -> bool:
 @click.option("--batch-size", type=COUNT, help="Rows per batch (memory bound).")
 @sampling_options
 @click.option("--resume", "resume_id", metavar="RUN", help="Finish an interrupted run (any kind).")
+@all_columns_option
+@json_option
 @db_option
 @cache_option
 @click.pass_context
@@ -65,11 +74,13 @@ def sweep(
     config_path: str | None,
     prompts_file: str | None,
     resume_id: str | None,
+    all_columns: bool,
+    as_json: bool,
     db: str | None,
     cache_dir: str | None,
     **settings: Any,
 ) -> None:
-    """Generate at many temperatures in one batch, log every row, print the summary table."""
+    """Generate at many temperatures in one batch, log every row, print the table and texts."""
     from sampler.experiments.config import RunConfig, load_config, read_prompts
     from sampler.experiments.runs import (
         missing_rows,
@@ -79,7 +90,6 @@ def sweep(
         run_rows,
         start_run,
     )
-    from sampler.report.summary import format_summary, summarize
     from sampler.sources.base import use_chat
 
     overrides = {name: value for name, value in settings.items() if _given(ctx, name)}
@@ -121,12 +131,14 @@ def sweep(
         f"{config.max_new_tokens} tokens, model {source.name}",
         err=True,
     )
-    with click.progressbar(
-        length=todo * config.max_new_tokens, label="tokens", file=sys.stderr
-    ) as bar:
-        run_rows(kind, config, store, run_id, source, on_step=lambda _s, live: bar.update(live))
-    click.echo(format_summary(summarize(store.iter_completions(run_id, with_steps=True))))
-    click.echo(f"\nrun id: {run_id}   (sampler report {run_id} --format html)")
+    progress = RunProgress(rows, rows - todo, todo * config.max_new_tokens, sys.stderr)
+    try:
+        run_rows(kind, config, store, run_id, source, on_step=progress.step, on_row=progress.row)
+    except BaseException:  # Ctrl-C, a full disk: the error line starts on a line of its own
+        progress.stop()
+        raise
+    progress.finish()
+    print_results(store, run_id, source, all_columns, as_json)
 
 
 @cli.command()
@@ -146,6 +158,7 @@ def sweep(
 @click.option("--raw", is_flag=True, help="No chat template.")
 @db_option
 @click.option("--no-log", is_flag=True, help="Do not record the run.")
+@json_option
 @cache_option
 def compare(
     prompt: str,
@@ -158,6 +171,7 @@ def compare(
     raw: bool,
     db: str | None,
     no_log: bool,
+    as_json: bool,
     cache_dir: str | None,
     **settings: Any,
 ) -> None:
@@ -199,6 +213,9 @@ def compare(
         for index, completion in enumerate([greedy, *(c.completion for c in comparisons)]):
             save_row(store, run_id, rows, index, completion)
         store.finish_run(run_id)
+    if as_json:
+        print_comparison_json(store, run_id, source, config, greedy, comparisons)
+        return
     click.echo(format_comparison(greedy, comparisons))
     if run_id is not None:
         click.echo(f"run id: {run_id}")

@@ -159,10 +159,13 @@ def run_rows(
     run_id: str,
     source: LogitSource,
     on_step: Callable[[int, int], None] | None = None,
+    on_row: Callable[[], None] | None = None,
 ) -> int:
     """Generate every planned row of the run not stored yet, committing each as it finishes.
 
-    Marks the run complete at the end and returns how many rows were generated now.
+    ``on_step`` is the generation loop's (``(step, rows running)``, for progress); ``on_row``
+    is called after each row is stored. Marks the run complete at the end and returns how many
+    rows were generated now.
     """
     rows = planned_rows(kind, config)
     todo = missing_rows(kind, config, store, run_id)
@@ -175,6 +178,8 @@ def run_rows(
         def save(position: int, completion: Completion, chunk: list[int] = chunk) -> None:
             extra = None if extra_of is None else extra_of(completion.row)
             save_row(store, run_id, rows, chunk[position], completion, extra)
+            if on_row is not None:
+                on_row()
 
         generate(
             source,
