@@ -94,7 +94,7 @@ def sweep(
             raise InvalidInputError(
                 "--resume takes the run's own settings: give only --db and --cache-dir with it"
             )
-        store = open_store(db)
+        store = open_store(db, create=False)
         run = store.get_run(resume_id)
         run_kind(run["kind"])  # before loading a model for a run this sampler cannot plan
         saved = run["config"]

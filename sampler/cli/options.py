@@ -37,7 +37,7 @@ __all__ = [
     "temperatures_option",
 ]
 
-DB_HELP = "Run log (SQLite). Default: $SAMPLER_DB, else runs/sampler.db under the working folder."
+DB_HELP = "Run log (SQLite). Default: $SAMPLER_DB, else ~/.local/share/sampler/sampler.db."
 MODEL_HELP = (
     "Alias (sampler models), local Hugging Face folder, hub id, or synthetic:KIND?key=value."
 )
@@ -103,7 +103,7 @@ def load_model(spec: str, cache_dir: str | None, dtype: str = "float32") -> Any:
 
 def logged_row(db: str | None, run_id: str, row: int) -> tuple[dict, dict]:
     """A logged run and its stored row ``row`` (prompt, token ids; no steps)."""
-    store = open_store(db)
+    store = open_store(db, create=False)
     run = store.get_run(run_id)
     completions = store.completions(run["id"], with_steps=False)
     if not 0 <= row < len(completions):
@@ -114,11 +114,12 @@ def logged_row(db: str | None, run_id: str, row: int) -> tuple[dict, dict]:
     return run, completions[row]
 
 
-def open_store(db: str | None) -> Any:
-    """The run log at ``db``, or the default (``$SAMPLER_DB`` or ``runs/sampler.db``)."""
-    from sampler.runlog.store import RunStore
+def open_store(db: str | None, create: bool = True) -> Any:
+    """The run log at ``db``, or the default (:mod:`sampler.runlog.location`); a command that
+    only reads passes ``create=False`` and a missing log is then an error naming its path."""
+    from sampler.runlog.location import open_run_log
 
-    return RunStore.open_default() if db is None else RunStore(db)
+    return open_run_log(db, create=create)
 
 
 def parse_logit(text: str) -> float:

@@ -22,7 +22,7 @@ def runs(db: str | None, limit: int) -> None:
     """List logged runs, newest first."""
     from sampler.tables import aligned_table
 
-    listed = open_store(db).list_runs(limit=limit)
+    listed = open_store(db, create=False).list_runs(limit=limit)
     if not listed:
         click.echo("no runs yet: sampler sweep runs one")
         return
@@ -56,7 +56,7 @@ def export(run_id: str, fmt: str, db: str | None) -> None:
     """Write a run to stdout: JSONL (one completion a line) or CSV (one step a line)."""
     from sampler.runlog.export import export_run
 
-    count = export_run(open_store(db), run_id, fmt, sys.stdout)
+    count = export_run(open_store(db, create=False), run_id, fmt, sys.stdout)
     click.echo(f"{count} records", err=True)
 
 
@@ -81,7 +81,7 @@ def report(run_id: str, fmt: str, out_dir: str | None, db: str | None) -> None:
     """Per-temperature summary of a run: a table, or Markdown / one self-contained HTML page."""
     from sampler.report.summary import format_summary, summarize
 
-    store = open_store(db)
+    store = open_store(db, create=False)
     run = store.get_run(run_id)
     if not run["rows_done"]:
         raise InvalidInputError(f"run {run['id']} has no finished rows yet")
