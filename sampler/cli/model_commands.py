@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from sampler.cli import cli, limits, options
+from sampler.cli.options import JSON_OPTION
 from sampler.json_values import to_json
 
 
@@ -41,7 +42,7 @@ from sampler.json_values import to_json
     "--seed", type=options.SEED, default=None, help="Seed (default: a random one, reported)."
 )
 @click.option("--raw", is_flag=True, help="Send the prompt as is, without the chat template.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@JSON_OPTION
 @options.db_option
 @click.option("--no-log", is_flag=True, help="Do not record the run in the run log.")
 @options.cache_option
@@ -138,22 +139,25 @@ def generate(
 
 @cli.command()
 @options.cache_option
-def models(cache_dir: str | None) -> None:
+@JSON_OPTION
+def models(cache_dir: str | None, as_json: bool) -> None:
     """List model aliases, whether they are cached, and their size."""
-    from sampler.sources.model_cache import ALIASES, cache_root, cached_state, model_folder
+    from sampler.sources.model_cache import cache_root, model_listing
 
     root = cache_root(cache_dir)
+    listing = model_listing(root)
+    if as_json:
+        click.echo(to_json({"cache": str(root), "models": listing}))
+        return
     click.echo(f"cache: {root}")
-    width = max(len(alias) for alias in ALIASES)
-    for alias, spec in ALIASES.items():
-        state, size = cached_state(alias, root)
-        where = (
-            model_folder(alias, root)
-            if size
-            else f"(fetched on first use, ~{spec.download_mb} MB download)"
+    width = max(len(model["alias"]) for model in listing)
+    for model in listing:
+        where = model["path"] or f"(fetched on first use, ~{model['download_mb']} MB download)"
+        size_mib = f"{model['size_bytes'] / 2**20:8.1f} MiB"
+        click.echo(
+            f"{model['alias']:<{width}} {model['state']:<10} {size_mib}  "
+            f"{model['description']}  {where}"
         )
-        size_mib = f"{size / 2**20:8.1f} MiB"
-        click.echo(f"{alias:<{width}} {state:<10} {size_mib}  {spec.description}  {where}")
     click.echo(
         "also: any local Hugging Face folder, a hub id (where the hub is reachable), "
         "or synthetic:KIND?key=value (fixed, zipf, gaussian, dirichlet, markov)"

@@ -21,6 +21,7 @@ __all__ = [
     "DB_HELP",
     "INT64",
     "INT64_MAX",
+    "JSON_OPTION",
     "SEED",
     "cache_option",
     "db_option",
@@ -48,6 +49,8 @@ INT64 = click.IntRange(-INT64_MAX - 1, INT64_MAX)
 COUNT = click.IntRange(max=INT64_MAX)  # samples, tokens, rows: checked >= 1 by their rule
 SEED = click.IntRange(0, INT64_MAX)
 db_option = click.option("--db", default=None, metavar="PATH", help=DB_HELP)
+# One flag, one meaning: the command's result as one JSON document on stdout (NaN, inf: null).
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 cache_option = click.option("--cache-dir", default=None, metavar="DIR", help="Model cache folder.")
 
 
