@@ -12,6 +12,7 @@ from sampler.analysis.divergence_plan import VS_EXAMPLE
 from sampler.cli import cli
 from sampler.cli.options import (
     cache_option,
+    complete_model,
     db_option,
     dtype_option,
     load_model,
@@ -54,7 +55,12 @@ from sampler.sources import DEFAULT_MODEL
     metavar="KEY=VALUE",
     help=f"Side B: side A's settings with this change (repeatable), {VS_EXAMPLE}.",
 )
-@click.option("--vs-model", metavar="M", help="Side B runs on this model (same tokens).")
+@click.option(
+    "--vs-model",
+    metavar="M",
+    help="Side B runs on this model (same tokens).",
+    shell_complete=complete_model,
+)
 @click.option("--plot", "plot_path", metavar="FILE", help="Also draw TV and KL per position.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @db_option

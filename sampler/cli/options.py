@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
+from click.shell_completion import CompletionItem
 
 from sampler.engine.params import DEFAULT_ORDER, MODES
 from sampler.engine.presets import PRESETS
@@ -24,6 +25,7 @@ __all__ = [
     "JSON_OPTION",
     "SEED",
     "cache_option",
+    "complete_model",
     "db_option",
     "dtype_option",
     "load_model",
@@ -39,9 +41,7 @@ __all__ = [
 ]
 
 DB_HELP = "Run log (SQLite). Default: $SAMPLER_DB, else ~/.local/share/sampler/sampler.db."
-MODEL_HELP = (
-    "Alias (sampler models), local Hugging Face folder, hub id, or synthetic:KIND?key=value."
-)
+MODEL_HELP = "Alias (sampler models), Hugging Face folder or hub id, or synthetic:KIND."
 # Integers are stored in SQLite and numpy int64: a larger one is a clear usage error here, not
 # an OverflowError deep inside. The lower bounds are each setting's own rule (its message).
 INT64_MAX = 2**63 - 1
@@ -54,10 +54,28 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print one JS
 cache_option = click.option("--cache-dir", default=None, metavar="DIR", help="Model cache folder.")
 
 
+def complete_model(
+    _ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of ``--model``: the aliases (``sampler models``) that start so."""
+    from sampler.sources.cache_folder import ALIASES
+
+    return [
+        CompletionItem(alias, help=spec.description)
+        for alias, spec in ALIASES.items()
+        if alias.startswith(incomplete)
+    ]
+
+
 def model_option(default: str | None = DEFAULT_MODEL, help: str = MODEL_HELP) -> Any:
     """``--model``: the logit source (the default model unless the command says otherwise)."""
     return click.option(
-        "--model", default=default, show_default=default is not None, metavar="M", help=help
+        "--model",
+        default=default,
+        show_default=default is not None,
+        metavar="M",
+        help=help,
+        shell_complete=complete_model,
     )
 
 
@@ -86,8 +104,7 @@ def dtype_option(default: str | None = "float32") -> Any:
         type=click.Choice(DTYPES),
         default=default,
         show_default=default is not None,
-        help="Torch models' weights: float32 (exact parity with transformers), bfloat16, or "
-        "auto (bfloat16 where the CPU has native bf16). Other sources take float32 only.",
+        help="Torch weights (auto: bfloat16 where the CPU has it); others: float32 only.",
     )
 
 
@@ -211,14 +228,14 @@ def _setting_option(setting: Setting) -> Callable[[Callable[..., Any]], Callable
             multiple=True,
             metavar="ID=BIAS",
             callback=_logit_bias,
-            help=f"{setting.help} Repeatable; bias in -100..100.",
+            help=f"{setting.help} Repeatable.",
         )
     return click.option(
         flag,
         type=INT64 if setting.kind is int else click.FLOAT,
         default=setting.off,
         show_default=True,
-        help=f"{setting.help} Allowed: {setting.allowed}.",
+        help=setting.help,  # what is allowed is in the error a value outside gets
     )
 
 
