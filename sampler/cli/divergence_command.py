@@ -19,7 +19,9 @@ from sampler.cli.options import (
     logged_row,
     model_option,
     parse_temperature,
+    raw_option,
     sampling_options,
+    temperature_option,
 )
 from sampler.engine.params import DEFAULT_ORDER
 from sampler.engine.presets import PRESETS
@@ -30,16 +32,14 @@ from sampler.sources import DEFAULT_MODEL
 @cli.command()
 @click.option("--text", metavar="TEXT", help="A fixed text to force through both sides.")
 @click.option("--prompt", metavar="TEXT", help="Score all of --text after this prompt.")
-@click.option("--raw", is_flag=True, help="With --prompt: no chat template.")
+@raw_option
 @click.option("--run", "run_id", metavar="RUN", help="Force a logged completion instead.")
 @click.option("--row", type=click.IntRange(min=0), default=0, show_default=True)
 @model_option(
     default=None, help=f"Side A's model. Default: the run's with --run, else {DEFAULT_MODEL}."
 )
 @dtype_option(default=None)
-@click.option(
-    "-t", "--temperature", "temperature_text", default="1", show_default=True, metavar="T"
-)
+@temperature_option()
 @sampling_options
 @click.option(
     "--order",

@@ -11,7 +11,6 @@ from click.core import ParameterSource
 from sampler.cli import cli, limits
 from sampler.cli.options import (
     COUNT,
-    SEED,
     cache_option,
     db_option,
     dtype_option,
@@ -22,7 +21,10 @@ from sampler.cli.options import (
     order_option,
     parse_temperature,
     parse_temperatures,
+    raw_option,
     sampling_options,
+    seed_option,
+    temperature_option,
 )
 from sampler.errors import InvalidInputError
 from sampler.sources import DEFAULT_MODEL
@@ -51,9 +53,16 @@ def _given(ctx: click.Context, name: str) -> bool:
 @model_option(default=None, help="Default: the config's, else the default model.")
 @dtype_option(default=None)
 @click.option("--max-new-tokens", type=COUNT)
-@click.option("--seed", type=SEED)
+@seed_option(default=None, help="Seed, or 'random'. Default: the config's, else 0.")
 @order_option(default=None)
-@click.option("--raw", is_flag=True, default=None, help="No chat template.")
+@click.option(
+    "--raw",
+    "--no-chat-template",
+    "raw",
+    is_flag=True,
+    default=None,
+    help="Send the prompts as they are, without the chat template.",
+)
 @click.option("--batch-size", type=COUNT, help="Rows per batch (memory bound).")
 @sampling_options
 @click.option("--resume", "resume_id", metavar="RUN", help="Finish an interrupted run (any kind).")
@@ -131,19 +140,17 @@ def sweep(
 
 @cli.command()
 @click.option("--prompt", required=True, metavar="TEXT")
-@click.option(
-    "-t", "--temperature", "temperature_text", default="0.8", show_default=True, metavar="T"
-)
+@temperature_option()
 @click.option(
     "--samples", type=COUNT, default=4, show_default=True, help="Sampled rows beside greedy."
 )
 @model_option()
 @dtype_option()
 @click.option("--max-new-tokens", type=COUNT, default=48, show_default=True)
-@click.option("--seed", type=SEED, default=0, show_default=True)
+@seed_option()
 @order_option()
 @sampling_options
-@click.option("--raw", is_flag=True, help="No chat template.")
+@raw_option
 @db_option
 @click.option("--no-log", is_flag=True, help="Do not record the run.")
 @cache_option
@@ -212,7 +219,7 @@ def compare(
     help="Score --text as the continuation of this prompt, encoded as a sweep encodes it: the "
     "first text token is then scored where a sweep's first step samples.",
 )
-@click.option("--raw", is_flag=True, help="With --prompt: no chat template.")
+@raw_option
 @click.option("--run", "run_id", metavar="RUN", help="Analyse a logged completion instead.")
 @click.option("--row", type=COUNT, default=0, show_default=True, help="Which row of --run.")
 @click.option("--temperatures", default="0.3,0.7,1,1.5", show_default=True, metavar="T1,...")

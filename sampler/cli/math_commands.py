@@ -9,11 +9,12 @@ import click
 from sampler.cli import cli
 from sampler.cli.options import (
     COUNT,
-    SEED,
     parse_logit,
     parse_temperature,
     parse_temperatures,
     sampling_options,
+    seed_option,
+    temperature_option,
 )
 from sampler.engine.params import DEFAULT_ORDER
 from sampler.engine.presets import PRESETS
@@ -85,7 +86,7 @@ def softmax(
 @click.option(
     "--draws", type=COUNT, default=20_000, show_default=True, help="Tokens drawn per case."
 )
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the draws.")
+@seed_option(help="Seed of the draws, or 'random'.")
 @click.option(
     "--alpha",
     default=1e-4,
@@ -135,7 +136,7 @@ def verify(draws: int, seed: int, alpha: float, cases: tuple[str, ...], as_json:
     help="Tokens seen before (labels), for the penalties and DRY. DRY's vocabulary is the "
     "labels: a label that contains a sequence breaker is one.",
 )
-@click.option("-t", "--temperature", default="1.0", show_default=True, metavar="T")
+@temperature_option()
 @sampling_options
 @click.option(
     "--order",
@@ -149,7 +150,7 @@ def chain(
     logits: tuple[str, ...],
     labels: str | None,
     history: str | None,
-    temperature: str,
+    temperature_text: str,
     order: str,
     as_json: bool,
     **filters: float | int | str,
@@ -180,7 +181,9 @@ def chain(
     traces, chains = {}, {}
     for name in orders:
         stages: str | list[str] = name if name in PRESETS else name.split(",")
-        params = SamplingParams(temperature=parse_temperature(temperature), order=stages, **filters)
+        params = SamplingParams(
+            temperature=parse_temperature(temperature_text), order=stages, **filters
+        )
         traces[name] = trace_chain(values, params, seen, vocabulary=_label_vocabulary(names))
         chains[name] = params.stages
     if as_json:

@@ -8,6 +8,7 @@ import click
 
 from sampler.cli import cli, limits, options
 from sampler.cli.options import JSON_OPTION
+from sampler.defaults import DEFAULT_TEMPERATURE
 from sampler.json_values import to_json
 
 
@@ -23,9 +24,8 @@ from sampler.json_values import to_json
 @options.model_option()
 @options.dtype_option()
 @options.temperatures_option(
-    "Temperature (repeatable: one row per value). Default 1.0. Hundreds of values: a TOML "
-    "config's temperatures = [...] list (sampler sweep --config FILE); the shell limits how "
-    "many flags fit on one command line."
+    f"Temperature, repeatable: a row each. Default {DEFAULT_TEMPERATURE:g}. Long lists: "
+    "temperatures = [...] in a sweep --config TOML."
 )
 @click.option(
     "--samples",
@@ -38,10 +38,8 @@ from sampler.json_values import to_json
 @options.order_option()
 @click.option("--max-new-tokens", type=options.COUNT, default=64, show_default=True)
 @click.option("--stop", "stops", multiple=True, metavar="TEXT", help="Stop string (repeatable).")
-@click.option(
-    "--seed", type=options.SEED, default=None, help="Seed (default: a random one, reported)."
-)
-@click.option("--raw", is_flag=True, help="Send the prompt as is, without the chat template.")
+@options.seed_option()
+@options.raw_option
 @JSON_OPTION
 @options.db_option
 @click.option("--no-log", is_flag=True, help="Do not record the run in the run log.")
@@ -56,7 +54,7 @@ def generate(
     order: str,
     max_new_tokens: int,
     stops: tuple[str, ...],
-    seed: int | None,
+    seed: int,
     raw: bool,
     as_json: bool,
     db: str | None,
@@ -65,20 +63,17 @@ def generate(
     **settings: Any,
 ) -> None:
     """Generate text, streaming it; several -t values and --samples run as one batch."""
-    import secrets
-
     from sampler.experiments.config import RunConfig
     from sampler.experiments.runs import planned_rows, save_row, start_run
     from sampler.generation.generation_row import Completion, summary_line
     from sampler.generation.loop import generate as run_generation
     from sampler.sources.base import use_chat
 
-    seed = secrets.randbelow(2**31) if seed is None else seed
     config = RunConfig(
         model=model,
         dtype=dtype,
         prompts=prompts,
-        temperatures=tuple(options.parse_temperatures(temperatures)) or (1.0,),
+        temperatures=tuple(options.parse_temperatures(temperatures)) or (DEFAULT_TEMPERATURE,),
         samples=samples,
         max_new_tokens=max_new_tokens,
         seed=seed,

@@ -10,6 +10,7 @@ from typing import Any
 import click
 from click.shell_completion import CompletionItem
 
+from sampler.defaults import DEFAULT_SEED, DEFAULT_TEMPERATURE, parse_seed
 from sampler.engine.params import DEFAULT_ORDER, MODES
 from sampler.engine.presets import PRESETS
 from sampler.engine.settings import Setting
@@ -23,7 +24,6 @@ __all__ = [
     "INT64",
     "INT64_MAX",
     "JSON_OPTION",
-    "SEED",
     "cache_option",
     "complete_model",
     "db_option",
@@ -36,7 +36,10 @@ __all__ = [
     "parse_logit",
     "parse_temperature",
     "parse_temperatures",
+    "raw_option",
     "sampling_options",
+    "seed_option",
+    "temperature_option",
     "temperatures_option",
 ]
 
@@ -47,7 +50,6 @@ MODEL_HELP = "Alias (sampler models), Hugging Face folder or hub id, or syntheti
 INT64_MAX = 2**63 - 1
 INT64 = click.IntRange(-INT64_MAX - 1, INT64_MAX)
 COUNT = click.IntRange(max=INT64_MAX)  # samples, tokens, rows: checked >= 1 by their rule
-SEED = click.IntRange(0, INT64_MAX)
 db_option = click.option("--db", default=None, metavar="PATH", help=DB_HELP)
 # One flag, one meaning: the command's result as one JSON document on stdout (NaN, inf: null).
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
@@ -88,6 +90,52 @@ def order_option(default: str | None = DEFAULT_ORDER) -> Any:
         show_default=default is not None,
         help="Chain order: whose order the stages run in.",
     )
+
+
+def _seed(_ctx: click.Context, _param: click.Parameter, text: str | None) -> int | None:
+    if text is None:
+        return None
+    seed, drawn = parse_seed(text)
+    if drawn:
+        click.echo(f"seed {seed} (drawn: --seed {seed} repeats this)", err=True)
+    return seed
+
+
+def seed_option(default: int | None = DEFAULT_SEED, help: str = "Seed, or 'random'.") -> Any:
+    """``--seed``: an integer >= 0 or ``random`` (drawn, and said on stderr); the default is
+    the one rule's (:mod:`sampler.defaults`) unless a command's config gives it."""
+    return click.option(
+        "--seed",
+        default=None if default is None else str(default),
+        show_default=default is not None,
+        metavar="N|random",
+        callback=_seed,
+        help=help,
+    )
+
+
+def temperature_option(help: str = "Temperature (0 = greedy).") -> Any:
+    """``-t/--temperature``: one temperature, by default the one rule's
+    (:data:`sampler.defaults.DEFAULT_TEMPERATURE`); parse it with :func:`parse_temperature`."""
+    return click.option(
+        "-t",
+        "--temperature",
+        "temperature_text",
+        default=f"{DEFAULT_TEMPERATURE:g}",
+        show_default=True,
+        metavar="T",
+        help=help,
+    )
+
+
+# The one chat-template switch (see sampler.defaults): the model's own template unless --raw.
+raw_option = click.option(
+    "--raw",
+    "--no-chat-template",
+    "raw",
+    is_flag=True,
+    help="Send the prompt as it is, without the model's chat template.",
+)
 
 
 def temperatures_option(help: str) -> Any:

@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from sampler.defaults import use_chat
 from sampler.errors import InvalidInputError
 from sampler.serve import api, runlog_access, sessions, stream
 from sampler.serve.bodies import MAX_BODY_BYTES, BodyTooLargeError, query_int, read_json
@@ -140,7 +141,9 @@ class _Routes:
         self.slots = slots
         self.stopping = threading.Event()
         self._model_lock = FairLock()
-        self._html, csp = page_html({"mode": "server", "model": source.name})
+        # the chat-template box starts as the model's own default (sampler.defaults)
+        page_data = {"mode": "server", "model": source.name, "chat": use_chat(source, raw=False)}
+        self._html, csp = page_html(page_data)
         self._page_headers = {"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff"}
 
     @contextlib.contextmanager

@@ -279,6 +279,7 @@ function start() {
       `${missing.join(", ") || "none"}; twins of no stage: ${extra.join(", ") || "none"}`);
   }
   if (DATA.settings) for (const [name, value] of Object.entries(DATA.settings)) setSetting(name, value);
+  if (DATA.mode === "server") $("chat").checked = DATA.chat === true;  // the model's default
   const params = readFragment();
   for (const tab of document.querySelectorAll(".tab")) {
     tab.addEventListener("click", () => selectTab(tab.dataset.tab));
