@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -107,9 +110,17 @@ def divergence(
     else:
         source = load_model(model or DEFAULT_MODEL, cache_dir, dtype or "float32")
     source_b = load_model(vs_model, cache_dir, dtype or "float32") if vs_model else None
-    results = compare_sides(
-        source, sides, raw, text=text, prompt=prompt, logged=chosen, source_b=source_b
-    )
+    with position_bar() as progress:
+        results = compare_sides(
+            source,
+            sides,
+            raw,
+            text=text,
+            prompt=prompt,
+            logged=chosen,
+            source_b=source_b,
+            progress=progress,
+        )
     if plot_path is not None:
         from sampler.plots.divergence_plot import plot_divergence
 
@@ -120,6 +131,25 @@ def divergence(
     click.echo(format_divergences(results, sides.orders))
     if plot_path is not None:
         click.echo(f"\nplot written to {plot_path}")
+
+
+@contextlib.contextmanager
+def position_bar() -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` that draws the forced positions as a bar on stderr."""
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label="positions", file=sys.stderr)
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        yield progress
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
 
 
 def _note(message: str) -> None:
