@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,6 +13,7 @@ from sampler.analysis.divergence_format import divergence_record, format_diverge
 from sampler.analysis.divergence_plan import VS_EXAMPLE
 from sampler.cli import cli
 from sampler.cli.options import (
+    JSON_OPTION,
     cache_option,
     complete_model,
     db_option,
@@ -29,6 +29,7 @@ from sampler.cli.options import (
 from sampler.engine.params import DEFAULT_ORDER
 from sampler.engine.presets import PRESETS
 from sampler.errors import InvalidInputError
+from sampler.json_values import to_json
 from sampler.sources import DEFAULT_MODEL
 
 
@@ -65,7 +66,7 @@ from sampler.sources import DEFAULT_MODEL
     shell_complete=complete_model,
 )
 @click.option("--plot", "plot_path", metavar="FILE", help="Also draw TV and KL per position.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@JSON_OPTION
 @db_option
 @cache_option
 def divergence(
@@ -126,7 +127,7 @@ def divergence(
 
         plot_divergence(results, plot_path)
     if as_json:
-        click.echo(json.dumps(divergence_record(results, sides.orders), allow_nan=False))
+        click.echo(to_json(divergence_record(results, sides.orders)))  # inf, NaN: null
         return
     click.echo(format_divergences(results, sides.orders))
     if plot_path is not None:

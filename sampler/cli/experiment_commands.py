@@ -11,6 +11,7 @@ from click.core import ParameterSource
 from sampler.cli import cli, limits
 from sampler.cli.options import (
     COUNT,
+    JSON_OPTION,
     cache_option,
     db_option,
     dtype_option,
@@ -226,7 +227,7 @@ def compare(
 @model_option(default=None, help="Default: the run's model with --run, else the default model.")
 @dtype_option(default=None)
 @click.option("--plot", "plot_path", metavar="FILE", help="Also draw entropy per position.")
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 @db_option
 @cache_option
 def analyze(

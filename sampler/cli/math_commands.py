@@ -9,6 +9,7 @@ import click
 from sampler.cli import cli
 from sampler.cli.options import (
     COUNT,
+    JSON_OPTION,
     parse_logit,
     parse_temperature,
     parse_temperatures,
@@ -33,7 +34,7 @@ from sampler.json_values import to_json
     help="Temperature >= 0 (repeatable; 0 = hardmax). Default: 0 0.1 0.5 1 2 5 10.",
 )
 @click.option("--labels", metavar="A,B,C", help="Comma-separated token names, one per logit.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@JSON_OPTION
 @click.option(
     "--plot",
     "plot_path",
@@ -94,7 +95,7 @@ def softmax(
     help="Significance level per case (false alarms per case at a correct sampler).",
 )
 @click.option("--case", "cases", multiple=True, metavar="NAME", help="Run only this case.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@JSON_OPTION
 def verify(draws: int, seed: int, alpha: float, cases: tuple[str, ...], as_json: bool) -> int:
     """Chi-square test that the engine's draws follow distribution(), case by case.
 
@@ -145,7 +146,7 @@ def verify(draws: int, seed: int, alpha: float, cases: tuple[str, ...], as_json:
     metavar="PRESET|a,b,c|all",
     help=f"{', '.join(PRESETS)}, a comma-separated stage list, or all: every preset.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@JSON_OPTION
 def chain(
     logits: tuple[str, ...],
     labels: str | None,
