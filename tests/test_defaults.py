@@ -1,4 +1,4 @@
-"""One rule for the defaults (sampler/defaults.py), used by every command.
+"""One rule for the defaults (sampler/engine/defaults.py), used by every command.
 
 Temperature 1.0, seed 0 (``--seed random`` draws one and says it), the model's own chat
 template (``--raw``/``--no-chat-template`` turn it off). Each command is checked by what it
@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from sampler.cli import cli
-from sampler.defaults import DEFAULT_SEED, DEFAULT_TEMPERATURE
+from sampler.engine.defaults import DEFAULT_SEED, DEFAULT_TEMPERATURE
 
 MARKOV = "synthetic:markov?vocab=50&sharpness=2&seed=1"
 
@@ -26,8 +26,10 @@ def run(*args: str):
 
 
 def test_the_rule_is_temperature_one_and_seed_zero():
-    # the oracle: the rule as the docs state it
-    assert (DEFAULT_TEMPERATURE, DEFAULT_SEED) == (1.0, 0)
+    from sampler.engine.stages import SETTINGS
+
+    # the oracle: the rule as the docs state it; τ = 1 is the temperature stage's "off"
+    assert (DEFAULT_TEMPERATURE, DEFAULT_SEED) == (1.0, 0) == (SETTINGS["temperature"].off, 0)
 
 
 def test_generate_defaults_to_temperature_one_and_seed_zero():

@@ -127,7 +127,7 @@ def test_page_matches_the_library_on_smollm2(gguf, page, tmp_path):
 
 
 def test_the_chat_box_starts_as_the_models_default(synthetic_server, gguf, page):
-    """sampler.defaults: the model's own chat template (SmolLM2 has one, synthetic has none);
+    """sampler.engine.defaults: the model's own chat template (SmolLM2 has one, synthetic has none);
     a link's chat=0 or chat=1 wins, and the fragment always says which."""
     url, _source, _ = synthetic_server
     page.goto(url + "/")

@@ -8,7 +8,7 @@ import click
 
 from sampler.cli import cli, limits, options
 from sampler.cli.options import JSON_OPTION
-from sampler.defaults import DEFAULT_TEMPERATURE
+from sampler.engine.defaults import DEFAULT_TEMPERATURE
 from sampler.json_values import to_json
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from click.shell_completion import CompletionItem
 
-from sampler.defaults import DEFAULT_SEED, DEFAULT_TEMPERATURE, parse_seed
+from sampler.engine.defaults import DEFAULT_SEED, DEFAULT_TEMPERATURE, parse_seed
 from sampler.engine.params import DEFAULT_ORDER, MODES
 from sampler.engine.presets import PRESETS
 from sampler.engine.settings import Setting
@@ -103,7 +103,7 @@ def _seed(_ctx: click.Context, _param: click.Parameter, text: str | None) -> int
 
 def seed_option(default: int | None = DEFAULT_SEED, help: str = "Seed, or 'random'.") -> Any:
     """``--seed``: an integer >= 0 or ``random`` (drawn, and said on stderr); the default is
-    the one rule's (:mod:`sampler.defaults`) unless a command's config gives it."""
+    the one rule's (:mod:`sampler.engine.defaults`) unless a command's config gives it."""
     return click.option(
         "--seed",
         default=None if default is None else str(default),
@@ -116,7 +116,8 @@ def seed_option(default: int | None = DEFAULT_SEED, help: str = "Seed, or 'rando
 
 def temperature_option(help: str = "Temperature (0 = greedy).") -> Any:
     """``-t/--temperature``: one temperature, by default the one rule's
-    (:data:`sampler.defaults.DEFAULT_TEMPERATURE`); parse it with :func:`parse_temperature`."""
+    (:data:`sampler.engine.defaults.DEFAULT_TEMPERATURE`); parse it with
+    :func:`parse_temperature`."""
     return click.option(
         "-t",
         "--temperature",
@@ -128,7 +129,7 @@ def temperature_option(help: str = "Temperature (0 = greedy).") -> Any:
     )
 
 
-# The one chat-template switch (see sampler.defaults): the model's own template unless --raw.
+# The one chat-template switch (see sampler.engine.defaults): the model's own template unless --raw.
 raw_option = click.option(
     "--raw",
     "--no-chat-template",
@@ -185,7 +186,7 @@ def logged_row(db: str | None, run_id: str, row: int) -> tuple[dict, dict]:
 def open_store(db: str | None, create: bool = True) -> Any:
     """The run log at ``db``, or the default (:mod:`sampler.runlog.location`); a command that
     only reads passes ``create=False`` and a missing log is then an error naming its path."""
-    from sampler.runlog.location import open_run_log
+    from sampler.runlog.store import open_run_log
 
     return open_run_log(db, create=create)
 

@@ -14,14 +14,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sampler.errors import InvalidInputError
 
-if TYPE_CHECKING:
-    from sampler.runlog.store import RunStore
-
-__all__ = ["FOLDER_LOG", "default_db_path", "open_run_log", "run_log_path"]
+__all__ = ["FOLDER_LOG", "default_db_path", "prepare_run_log", "run_log_path"]
 
 # Where sampler logged before the per-user default: a user's old runs may still be there.
 FOLDER_LOG = Path("runs") / "sampler.db"
@@ -42,8 +38,8 @@ def run_log_path(db: str | os.PathLike[str] | None) -> Path:
     return Path(db) if db else default_db_path()
 
 
-def open_run_log(db: str | os.PathLike[str] | None, create: bool) -> RunStore:
-    """Open the run log ``db`` (``None``: the default).
+def prepare_run_log(db: str | os.PathLike[str] | None, create: bool) -> Path:
+    """The path of the run log ``db`` (``None``: the default), ready for ``RunStore`` to open.
 
     Parameters
     ----------
@@ -56,13 +52,11 @@ def open_run_log(db: str | os.PathLike[str] | None, create: bool) -> RunStore:
         ``create``, a missing log raises :class:`~sampler.errors.InvalidInputError` and
         nothing is made.
     """
-    from sampler.runlog.store import RunStore
-
     path = run_log_path(db)
     if not create and not path.exists():
         raise InvalidInputError(_missing_message(path, db))
     if db:
-        return RunStore(path)
+        return path
     per_user = not os.environ.get("SAMPLER_DB")
     try:
         path.parent.mkdir(parents=per_user, exist_ok=True)
@@ -71,7 +65,7 @@ def open_run_log(db: str | os.PathLike[str] | None, create: bool) -> RunStore:
             f"folder {path.parent} for the run log cannot be created ({exc.strerror}); pass "
             "--db PATH or set SAMPLER_DB to a file in a folder that exists"
         ) from exc
-    return RunStore(path)
+    return path
 
 
 def _missing_message(path: Path, db: object) -> str:

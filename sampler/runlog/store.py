@@ -42,7 +42,7 @@ from sampler.runlog.connection import (
     sqlite_errors,
     write_transaction,
 )
-from sampler.runlog.location import default_db_path, open_run_log
+from sampler.runlog.location import default_db_path, prepare_run_log
 from sampler.runlog.schema import CSV_COLUMNS, EXPORT_FORMATS, MIGRATIONS, STEP_STATS, insert_rows
 
 __all__ = [
@@ -52,10 +52,17 @@ __all__ = [
     "STEP_STATS",
     "RunStore",
     "default_db_path",
+    "open_run_log",
 ]
 
 _ROWS_DONE = "(SELECT count(*) FROM completions c WHERE c.run_id = r.id) AS rows_done"
 _UNKNOWN_RUN = "run '{}' is not in DB; `sampler runs` lists the runs"
+
+
+def open_run_log(db: str | Path | None, create: bool) -> RunStore:
+    """The run log ``db`` (``None``: the default), as
+    :func:`~sampler.runlog.location.prepare_run_log` finds or refuses it."""
+    return RunStore(prepare_run_log(db, create))
 
 
 class RunStore:
@@ -83,7 +90,7 @@ class RunStore:
     @classmethod
     def open_default(cls) -> RunStore:
         """Open :func:`~sampler.runlog.location.default_db_path`, made if needed."""
-        return open_run_log(None, create=True)
+        return cls(prepare_run_log(None, create=True))
 
     def close(self) -> None:
         """Close the connection (safe to call twice)."""

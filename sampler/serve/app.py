@@ -29,13 +29,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from sampler.defaults import use_chat
 from sampler.errors import InvalidInputError
 from sampler.serve import api, runlog_access, sessions, stream
 from sampler.serve.bodies import MAX_BODY_BYTES, BodyTooLargeError, query_int, read_json
 from sampler.serve.events import EventStream
 from sampler.serve.page import page_html
 from sampler.serve.turns import BUSY, BusyError, FairLock, Slots
+from sampler.sources.base import use_chat
 
 __all__ = ["GENERATIONS", "MAX_BODY_BYTES", "allowed_hosts", "make_app"]
 
@@ -141,7 +141,7 @@ class _Routes:
         self.slots = slots
         self.stopping = threading.Event()
         self._model_lock = FairLock()
-        # the chat-template box starts as the model's own default (sampler.defaults)
+        # the chat-template box starts as the model's own default (sampler.engine.defaults)
         page_data = {"mode": "server", "model": source.name, "chat": use_chat(source, raw=False)}
         self._html, csp = page_html(page_data)
         self._page_headers = {"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff"}

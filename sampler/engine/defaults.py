@@ -15,7 +15,8 @@ One rule each, the same in ``generate``, ``compare``, ``sweep``, ``explore``, ``
   spelled ``--no-chat-template``) sends the prompt as it is. An instruct model answers
   instructions ("Explain why the sky is blue.") well in its template and continues bare text
   ("The capital of France is") better without it. The page's "chat template" box starts as
-  the model's default.
+  the model's default. The rule is :func:`sampler.sources.base.use_chat`, which every
+  command and the server call.
 
 >>> DEFAULT_TEMPERATURE, DEFAULT_SEED
 (1.0, 0)
@@ -27,11 +28,10 @@ import secrets
 
 from sampler.engine.stages import SETTINGS
 from sampler.errors import InvalidInputError
-from sampler.sources.base import use_chat
 
-__all__ = ["DEFAULT_SEED", "DEFAULT_TEMPERATURE", "RANDOM_SEED", "parse_seed", "use_chat"]
+__all__ = ["DEFAULT_SEED", "DEFAULT_TEMPERATURE", "RANDOM_SEED", "parse_seed"]
 
-DEFAULT_TEMPERATURE: float = SETTINGS["temperature"].off  # 1.0: the stage's "off"
+DEFAULT_TEMPERATURE: float = SETTINGS["temperature"].off  # 1.0: the stage switched off
 DEFAULT_SEED = 0
 RANDOM_SEED = "random"  # the word that asks for a drawn seed
 _SEED_MAX = 2**63 - 1  # stored in SQLite and numpy int64
