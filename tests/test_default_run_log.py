@@ -118,3 +118,43 @@ def test_a_missing_default_points_at_the_old_folder_log(tmp_path):
     line = one_error_line(CliRunner().invoke(cli, ["runs"]))
     assert "pass --db runs/sampler.db" in line, line
     assert CliRunner().invoke(cli, ["runs", "--db", "runs/sampler.db"]).exit_code == 0
+
+
+def test_serve_browses_the_default_run_log(tmp_path):
+    """`sampler serve` with no --db shows the runs every other command recorded (a real
+    process, the page's own GET /api/runs)."""
+    pytest.importorskip("uvicorn")
+    import json
+    import socket
+    import time
+    import urllib.request
+
+    env = dict(os.environ)
+    command = [sys.executable, "-m", "sampler"]
+    made = subprocess.run([*command, *GENERATE, "--json"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    run_id = json.loads(made.stdout)["run_id"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([*command, "serve", "--model", MARKOV, "--port", str(port)],
+                              cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stderr.readline()
+        assert line.startswith("serving"), line
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/runs", timeout=10) as r:
+                    listed = json.loads(r.read())
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert run_id in json.dumps(listed)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert list(tmp_path.iterdir()) == []  # nothing in the working folder
