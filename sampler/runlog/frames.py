@@ -48,8 +48,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CHUNK_ROWS",
     "STEP_COLUMNS",
-    "completions_table",
     "completions_frame",
+    "completions_table",
     "iter_step_batches",
     "iter_step_frames",
     "require_data_packages",
