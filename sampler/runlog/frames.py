@@ -103,6 +103,8 @@ def _column(path: Any, name: str, values: Sequence[Any], kind: pa.DataType, wher
     import pyarrow as pa
 
     try:
+        if pa.types.is_integer(kind) and not all(type(v) is int for v in values if v is not None):
+            raise ValueError  # pyarrow would truncate 2.5 to 2 without a word
         return pa.array(values, type=kind)
     except (TypeError, ValueError):  # pyarrow's ArrowTypeError and ArrowInvalid
         bad = next((v for v in values if not _fits(v, kind)), "a value")
@@ -112,6 +114,10 @@ def _column(path: Any, name: str, values: Sequence[Any], kind: pa.DataType, wher
 def _fits(value: Any, kind: pa.DataType) -> bool:
     import pyarrow as pa
 
+    if value is None:
+        return True
+    if pa.types.is_integer(kind):
+        return type(value) is int
     try:
         pa.array([value], type=kind)
     except (TypeError, ValueError):
