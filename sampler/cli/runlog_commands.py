@@ -53,13 +53,35 @@ def runs(db: str | None, limit: int, as_json: bool) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(EXPORT_FORMATS),
+    type=click.Choice([*EXPORT_FORMATS, "parquet"]),
     default=EXPORT_FORMATS[0],
     show_default=True,
 )
+@click.option(
+    "--out",
+    "out_dir",
+    metavar="DIR",
+    help="Folder for parquet (made if missing): RUN-completions.parquet and "
+    "RUN-steps.parquet, RUN's letters, digits, - and _. Nothing is written outside it.",
+)
 @db_option
-def export(run_id: str, fmt: str, db: str | None) -> None:
-    """Write a run to stdout: JSONL (one completion a line) or CSV (one step a line)."""
+def export(run_id: str, fmt: str, out_dir: str | None, db: str | None) -> None:
+    """Write a run to stdout: JSONL (one completion a line) or CSV (one step a line); or as
+    two Parquet files (completions, steps) into a folder (needs the data extra)."""
+    if fmt == "parquet":
+        if out_dir is None:
+            raise InvalidInputError("--format parquet writes two files: give --out DIR")
+        from sampler.runlog.frames import require_data_packages
+        from sampler.runlog.parquet import export_parquet
+
+        require_data_packages()  # before the run log is opened: the hint comes first
+        for path, count in export_parquet(open_store(db), run_id, out_dir).values():
+            click.echo(f"{path} ({count} rows)")
+        return
+    if out_dir is not None:
+        raise InvalidInputError(
+            f"--out is for --format parquet; --format {fmt} writes to stdout (redirect it)"
+        )
     from sampler.runlog.export import export_run
 
     count = export_run(open_store(db, create=False), run_id, fmt, sys.stdout)
