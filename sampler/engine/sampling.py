@@ -27,8 +27,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sampler.engine.chain import GroupResult, chain_groups, run_group, run_groups
+from sampler.engine.chain import GroupResult, chain_groups, group_inputs, run_group, run_groups
 from sampler.engine.filters.dry import TokenTexts
+from sampler.engine.greedy import greedy_only, greedy_step
 from sampler.engine.inputs import History, as_batch, as_history, as_params, as_state
 from sampler.engine.parallel import map_parallel, slices
 from sampler.engine.params import SamplingParams
@@ -170,7 +171,7 @@ class Sampler:
         self._given_state = state
         self._vocabulary = vocabulary
         self._work_width = -1
-        self._work_items: list[tuple[tuple[str, ...], np.ndarray]] = []
+        self._work_items: list[tuple[tuple[str, ...], np.ndarray, bool]] = []
 
     def _setup(self, batch: int) -> None:
         params = self._params or [self._shared] * batch
@@ -194,13 +195,15 @@ class Sampler:
             for p, key in zip(params, keys, strict=True)
         ]
 
-    def _work(self, width: int) -> list[tuple[tuple[str, ...], np.ndarray]]:
-        """The groups of rows that share a chain order, sliced for the cores (cached)."""
+    def _work(self, width: int) -> list[tuple[tuple[str, ...], np.ndarray, bool]]:
+        """The groups of rows that share a chain order, sliced for the cores (cached), each
+        with whether it takes the greedy fast path (:mod:`sampler.engine.greedy`)."""
         if self._work_width != width:
-            assert self._params is not None
+            params = self._params
+            assert params is not None
             self._work_items = [
-                (stages, part)
-                for stages, members in chain_groups(self._params)
+                (stages, part, greedy_only([params[row] for row in part]))
+                for stages, members in chain_groups(params)
                 for part in slices(members, width)
             ]
             self._work_width = width
@@ -239,8 +242,15 @@ class Sampler:
         )
         work = self._work(raw.shape[1])
 
-        def run(item: tuple[tuple[str, ...], np.ndarray]) -> tuple:
-            group = run_group(raw, rows, *item)
+        def run(item: tuple[tuple[str, ...], np.ndarray, bool]) -> tuple:
+            stages, members, greedy = item
+            if greedy:
+                group_raw, group_rows = group_inputs(raw, rows, members)
+                chosen, stats = greedy_step(
+                    group_raw, peak[members], group_rows.state, self.stats
+                )
+                return chosen, np.ones(len(members)), stats
+            group = run_group(raw, rows, stages, members)
             columns = group.final.draw(uniforms[group.members])
             chosen = group.final.token_ids(columns)
             probability = group.final.chosen_probability(columns)
@@ -256,7 +266,7 @@ class Sampler:
         tokens = np.empty(raw.shape[0], dtype=np.int64)
         probabilities = np.empty(raw.shape[0])
         parts = []
-        for (_, members), (chosen, probability, stats) in zip(
+        for (_, members, _), (chosen, probability, stats) in zip(
             work, map_parallel(run, work), strict=True
         ):
             tokens[members], probabilities[members] = chosen, probability

@@ -43,6 +43,8 @@ def next_state(
     greedy row has ``q = 1``, so its μ grows by ``η τ`` a step, as in llama.cpp).
     """
     on = rows.on("mirostat")
+    if not on.any():  # nothing moves: skip the arithmetic (a per-step cost at batch 1)
+        return {"mirostat_mu": np.full(len(on), np.nan)}
     surprise = -np.log2(np.where(on, chosen_probability, 1.0))
     with np.errstate(over="ignore", invalid="ignore"):  # rows off (NaN μ) are not kept
         moved = state["mirostat_mu"] - rows["mirostat_eta"] * (surprise - rows["mirostat_tau"])

@@ -43,7 +43,7 @@ from sampler.entropy import (
     weighted_sum,
 )
 
-__all__ = ["TELEMETRY", "StepStats", "step_stats"]
+__all__ = ["TELEMETRY", "StepStats", "step_stats", "telemetry_fields"]
 
 # Fields that report what a stage did rather than measure the distributions: where each comes
 # from is the stage's note (Candidates.notes) or the sampler's per-row state.
@@ -90,6 +90,8 @@ class StepStats:
     @classmethod
     def concatenate(cls, parts: list[tuple[np.ndarray, StepStats]], size: int) -> StepStats:
         """Scatter per-group statistics (with their row indices) back into batch order."""
+        if len(parts) == 1 and len(parts[0][0]) == size:
+            return parts[0][1]  # one group of every row, in order (groups list rows ascending)
         fields = {}
         for name in cls.__dataclass_fields__:
             out = np.empty(size, dtype=getattr(parts[0][1], name).dtype)
@@ -170,11 +172,16 @@ def step_stats(
         # KL(q || p) = Σ q log q - Σ q log p = -H(q) - cross; a one-hot q gives -log p(token).
         kl_final_base=np.where(greedy, -chosen_base, np.maximum(-entropy_final - cross, 0.0)),
         base_argmax=base_argmax.astype(np.int64),
-        **{
-            name: np.asarray((telemetry or {}).get(name, np.full(len(batch), np.nan)), float)
-            for name in TELEMETRY
-        },
+        **telemetry_fields(telemetry, len(batch)),
     )
+
+
+def telemetry_fields(telemetry: Mapping[str, np.ndarray] | None, rows: int) -> dict:
+    """The :data:`TELEMETRY` fields of ``rows`` rows as float arrays, NaN where not reported."""
+    return {
+        name: np.asarray((telemetry or {}).get(name, np.full(rows, np.nan)), float)
+        for name in TELEMETRY
+    }
 
 
 @dataclass(frozen=True)
