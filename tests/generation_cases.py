@@ -28,7 +28,52 @@ CASES = [
      [{"mode": "greedy", "temperature": 0.7}, {"temperature": 0.0, "top_k": 5},
       {"mode": "hardmax", "seed": 1}, {"temperature": 0.0, "order": "llama.cpp"}], 24),
     ("tied maxima", "synthetic:fixed?logits=2,2,1,-inf,0.5", [{"temperature": 0.0}], 4),
+    ("masked tokens, sampled", "synthetic:fixed?logits=2,2,1,-inf,0.5",
+     [{"temperature": 0.9, "seed": 3}, {"temperature": 1.0, "seed": 3}], 8),
 ]
+
+# Engine steps on hard rows (see hard_rows): (name, params of each row, logits dtype).
+ENGINE_CASES = [
+    ("hard rows, one temperature", [{"temperature": 0.7, "seed": 1}] * 7, "float32"),
+    ("hard rows, temperature 1", [{"temperature": 1.0, "seed": 4}] * 7, "float32"),
+    ("hard rows, mixed", [{"temperature": t, "seed": 2} for t in (0.0, 0.7, 1.0, 2.5, 0.3,
+                                                                    1.0, 0.05)], "float64"),
+]
+
+
+def hard_rows(dtype: str):
+    """Seven rows that reach every branch of the engine's arithmetic: three tied maxima,
+    masked tokens, a maximum of exactly 0, a spread beyond the dtype, a tail whose
+    probabilities underflow, a row with one allowed token."""
+    import numpy as np
+
+    width = 5000
+    big = np.finfo(dtype).max
+    rows = np.random.default_rng(11).normal(0, 3, (7, width)).astype(dtype)
+    rows[1, [10, 400, 4999]] = rows[1].max() + 1
+    rows[2, ::3] = -np.inf
+    rows[3] -= rows[3].max()
+    rows[4, 0], rows[4, 1] = big, -big
+    rows[5] = -200.0
+    rows[5, 17] = 0.0
+    rows[6] = -np.inf
+    rows[6, 4321] = 1.5
+    return rows
+
+
+def run_engine(rows: list[dict], dtype: str, steps: int = 3) -> list[dict]:
+    """Tokens and statistics of a few steps of one Sampler on :func:`hard_rows`."""
+    import numpy as np
+
+    from sampler import Sampler, SamplingParams
+
+    engine = Sampler([SamplingParams(**row) for row in rows])
+    logits, out = hard_rows(dtype), []
+    for step in range(steps):
+        tokens, stats = engine.step(np.roll(logits, step, axis=1))
+        out.append({"tokens": tokens.tolist(),
+                    "stats": [stats.row(i) for i in range(len(rows))]})
+    return out
 
 
 def run(spec: str, rows: list[dict], new_tokens: int) -> list[dict]:
@@ -45,7 +90,8 @@ def run(spec: str, rows: list[dict], new_tokens: int) -> list[dict]:
 
 
 def record() -> dict:
-    return {name: run(spec, rows, n) for name, spec, rows, n in CASES}
+    runs = {name: run(spec, rows, n) for name, spec, rows, n in CASES}
+    return runs | {name: run_engine(rows, dtype) for name, rows, dtype in ENGINE_CASES}
 
 
 if __name__ == "__main__":

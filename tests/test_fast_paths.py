@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 import pytest
-from generation_cases import CASES, FIXTURE, run
+from generation_cases import CASES, ENGINE_CASES, FIXTURE, run, run_engine
 
 import sampler.engine.sampling as sampling
 from sampler import Sampler, SamplingParams
@@ -28,6 +28,12 @@ from sampler.engine.stats import StepStats
 def test_generations_match_the_engine_before_the_fast_paths(name, spec, rows, new_tokens):
     pinned = json.loads(FIXTURE.read_text())[name]
     assert run(spec, rows, new_tokens) == pinned
+
+
+@pytest.mark.parametrize("name, rows, dtype", ENGINE_CASES, ids=[c[0] for c in ENGINE_CASES])
+def test_engine_steps_match_the_engine_before_the_fast_paths(name, rows, dtype):
+    pinned = json.loads(FIXTURE.read_text())[name]
+    assert run_engine(rows, dtype) == pinned
 
 
 def _steps(params, logits_per_step, fast: bool, monkeypatch) -> list:
