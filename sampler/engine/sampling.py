@@ -197,15 +197,17 @@ class Sampler:
 
     def _work(self, width: int) -> list[tuple[tuple[str, ...], np.ndarray, bool]]:
         """The groups of rows that share a chain order, sliced for the cores (cached), each
-        with whether it takes the greedy fast path (:mod:`sampler.engine.greedy`)."""
+        with whether it takes the greedy fast path (:mod:`sampler.engine.greedy`): a group's
+        greedy rows are set apart for it (a row's numbers do not depend on its batch)."""
         if self._work_width != width:
             params = self._params
             assert params is not None
-            self._work_items = [
-                (stages, part, greedy_only([params[row] for row in part]))
-                for stages, members in chain_groups(params)
-                for part in slices(members, width)
-            ]
+            self._work_items = []
+            for stages, members in chain_groups(params):
+                fast = np.array([greedy_only([params[row]]) for row in members])
+                for part, greedy in ((members[fast], True), (members[~fast], False)):
+                    if len(part):
+                        self._work_items += [(stages, p, greedy) for p in slices(part, width)]
             self._work_width = width
         return self._work_items
 
@@ -266,9 +268,15 @@ class Sampler:
         tokens = np.empty(raw.shape[0], dtype=np.int64)
         probabilities = np.empty(raw.shape[0])
         parts = []
-        for (_, members, _), (chosen, probability, stats) in zip(
-            work, map_parallel(run, work), strict=True
-        ):
+        # the greedy fast path costs less than handing it to a thread: it runs here, and the
+        # other groups run as they would without it (on the cores when there are several)
+        fast = [item for item in work if item[2]]
+        general = [item for item in work if not item[2]]
+        done = [
+            *zip(fast, map(run, fast), strict=True),
+            *zip(general, map_parallel(run, general), strict=True),
+        ]
+        for (_, members, _), (chosen, probability, stats) in done:
             tokens[members], probabilities[members] = chosen, probability
             parts.append((members, stats))
         self._state = next_state(self._state, self._rows, probabilities)
