@@ -10,6 +10,8 @@ One step, for every group of rows that share a chain order:
    from the row's own random stream (greedy rows take the lowest-id maximum);
 5. optionally compute :class:`~sampler.engine.stats.StepStats`.
 
+(Greedy rows with no other stage on take a shortcut to the same numbers: engine.greedy.)
+
 Examples
 --------
 >>> import numpy as np
