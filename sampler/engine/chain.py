@@ -18,7 +18,6 @@ __all__ = [
     "GroupResult",
     "chain_groups",
     "check_tokens_left",
-    "group_inputs",
     "run_chain",
     "run_group",
     "run_groups",
@@ -36,10 +35,9 @@ def chain_groups(params: list[SamplingParams]) -> list[tuple[tuple[str, ...], np
     return [(order, np.array(rows)) for order, rows in by_order.items()]
 
 
-def group_inputs(
+def _group_inputs(
     raw: np.ndarray, rows: RowParams, members: np.ndarray
 ) -> tuple[np.ndarray, RowParams]:
-    """The logits and parameters of the rows ``members`` (a view when they are contiguous)."""
     if len(members) == raw.shape[0] and (members == np.arange(len(members))).all():
         return raw, rows  # the usual case, one order for the batch: no copy
     start = int(members[0])
@@ -138,7 +136,7 @@ def run_group(
     raw: np.ndarray, rows: RowParams, stages: Sequence[str], members: np.ndarray
 ) -> GroupResult:
     """Run the chain ``stages`` on the rows ``members`` of the batch."""
-    group_raw, group_rows = group_inputs(raw, rows, members)
+    group_raw, group_rows = _group_inputs(raw, rows, members)
     candidates, tempered, notes = run_chain(group_raw, group_rows, stages)
     final = FinalDistribution.from_candidates(candidates, group_rows)
     return GroupResult(members, group_raw, group_rows, final, tempered, notes)

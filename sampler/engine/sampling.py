@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sampler.engine.chain import GroupResult, chain_groups, group_inputs, run_group, run_groups
+from sampler.engine.chain import GroupResult, chain_groups, run_group, run_groups
 from sampler.engine.filters.dry import TokenTexts
 from sampler.engine.greedy import greedy_only, greedy_step
 from sampler.engine.inputs import History, as_batch, as_history, as_params, as_state
@@ -241,18 +241,19 @@ class Sampler:
             if self._coin_rows[row]:
                 coins[row] = stream.random()
             uniforms[row] = stream.random()
-        rows = self._rows.with_history(history_rows).with_state(
-            {**self._state, "xtc_coin": coins}
-        )
         work = self._work(raw.shape[1])
+        fast = [item for item in work if item[2]]
+        general = [item for item in work if not item[2]]
+        if general:
+            rows = self._rows.with_history(history_rows).with_state(
+                {**self._state, "xtc_coin": coins}
+            )
 
         def run(item: tuple[tuple[str, ...], np.ndarray, bool]) -> tuple:
             stages, members, greedy = item
-            if greedy:
-                group_raw, group_rows = group_inputs(raw, rows, members)
-                chosen, stats = greedy_step(
-                    group_raw, peak[members], group_rows.state, self.stats
-                )
+            if greedy:  # no stateful stage is on: no telemetry to report
+                part = raw if len(members) == len(raw) else raw[members]
+                chosen, stats = greedy_step(part, peak[members], {}, self.stats)
                 return chosen, np.ones(len(members)), stats
             group = run_group(raw, rows, stages, members)
             columns = group.final.draw(uniforms[group.members])
@@ -272,8 +273,6 @@ class Sampler:
         parts = []
         # the greedy fast path costs less than handing it to a thread: it runs here, and the
         # other groups run as they would without it (on the cores when there are several)
-        fast = [item for item in work if item[2]]
-        general = [item for item in work if not item[2]]
         done = [
             *zip(fast, map(run, fast), strict=True),
             *zip(general, map_parallel(run, general), strict=True),
