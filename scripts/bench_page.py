@@ -17,6 +17,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import numpy as np
 
@@ -79,8 +80,13 @@ def main() -> None:
     with serving(source, None) as (url, _app), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable(), args=["--no-sandbox"])
         page = browser.new_page()
-        page.goto(f"{url}/")
+        # the library's row above: this prompt, through the model's chat template if it has one
+        page.goto(f"{url}/#{urlencode({'prompt': args.prompt})}")
         page.wait_for_selector("#step-title:has-text('tokens in')")
+        # every group open: a closed group hides its settings from page.fill
+        page.evaluate(
+            "() => document.querySelectorAll('details.group').forEach((d) => (d.open = true))"
+        )
         for _ in range(args.rounds):
             for change in GRID:
                 for name, value in change.items():

@@ -1,4 +1,4 @@
-"""The package layout README describes: arrows between packages point one way, no import cycles.
+"""The layout docs/architecture.md describes: arrows between packages point one way, no cycles.
 
 The oracle is the source text itself, read with ``ast``: every ``import sampler.X`` /
 ``from sampler.X import`` of every module, at module level and inside functions. Imports under
@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "sampler"
 TOP = "top"
-# What each package may import (besides itself). README's architecture table says the same.
+# What each package may import (besides itself). docs/architecture.md's table says the same.
 ALLOWED = {
     TOP: {TOP},
     "engine": {TOP},

@@ -25,7 +25,8 @@ def test_every_shipped_config_is_valid(path):
     ("name", "stage", "plot"),
     [("mirostat", "mirostat", "mirostat_mu.png"),
      ("dynatemp", "temperature", "dynamic_temperature.png"),
-     ("creative", "xtc", "xtc.png"), ("creative", "dry", "dry.png")],
+     ("creative", "xtc", "xtc.png"), ("creative", "dry", "dry.png"),
+     ("adaptive_p", "adaptive_p", "adaptive_p.png")],
 )
 def test_family_configs_run_and_report_their_telemetry(name, stage, plot, tmp_path):
     path = Path(__file__).parent.parent / "configs" / f"{name}.toml"
@@ -45,5 +46,5 @@ def test_family_configs_run_and_report_their_telemetry(name, stage, plot, tmp_pa
     assert {"entropy_vs_temperature.png", "first_step.png"} <= pngs
     if plot is not None:
         assert plot in pngs and plot in (out / "report.md").read_text()
-    others = {"mirostat_mu.png", "dynamic_temperature.png"} - {plot}
+    others = {"mirostat_mu.png", "dynamic_temperature.png", "adaptive_p.png"} - {plot}
     assert not pngs & others

@@ -31,7 +31,7 @@ from tests.test_bad_input import one_error_line
 
 MARKOV = "synthetic:markov?vocab=300&sharpness=2.0&seed=1"
 FIXED = "synthetic:fixed?logits=2,1,0.5,-1,0.3"
-CHAIN_ROW = "synthetic:fixed?logits=3,2.5,1,0.2"  # README's `sampler chain` example
+CHAIN_ROW = "synthetic:fixed?logits=3,2.5,1,0.2"  # docs/engine.md's `sampler chain` example
 
 
 def run_cli(*args: str):
@@ -123,7 +123,7 @@ def test_xtc_is_compared_by_its_law_the_mixture_over_its_coin():
 
 
 def hand_chain_laws() -> tuple[np.ndarray, np.ndarray]:
-    """README's chain example by hand: hf keeps A, B, C at τ = 2; llama.cpp keeps A, B."""
+    """docs/engine.md's chain example by hand: hf keeps A, B, C at τ = 2; llama.cpp keeps A, B."""
     x = np.array([3, 2.5, 1, 0.2])
     hf = np.r_[scipy.special.softmax(x[:3] / 2), 0]  # top-k 3 drops D; min-p keeps C (e^-1)
     assert math.exp((x[2] - x[0]) / 2) >= 0.2 > math.exp(x[2] - x[0])  # llama.cpp: τ = 1

@@ -71,7 +71,7 @@ def test_hardmax_splits_ties_evenly():
     assert stats.entropy_final[0] == pytest.approx(np.log(2))
 
 
-# The presets of README's "Chain order and the peers" table, transcribed here (only the stages
+# The presets of docs/engine.md's "Chain order and the peers" table, transcribed (only the stages
 # the closed-form cases use) rather than read from sampler.engine.stages: an independent oracle.
 def test_inputs_are_never_modified():
     raw = _logits(3, 500)

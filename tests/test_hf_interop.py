@@ -42,7 +42,7 @@ PARAMS = {
 }
 
 
-# Each preset's stage order as README's "Chain order and the peers" table gives it (only the
+# Each preset's stage order as docs/engine.md's "Chain order and the peers" table gives it (only the
 # stages these cases use), written here so the oracle does not read our stage table.
 REFERENCE_ORDERS = {
     "hf": ("penalties", "temperature", "top_k", "top_p", "min_p"),

@@ -175,7 +175,7 @@ KEPT_ON_PURPOSE = {
 
 
 @pytest.mark.parametrize("case", KEPT_ON_PURPOSE)
-@pytest.mark.xfail(strict=True, reason="a difference from llama.cpp kept on purpose (README)")
+@pytest.mark.xfail(strict=True, reason="a llama.cpp difference kept on purpose (docs/models.md)")
 def test_differences_kept_on_purpose(case):
     logits, settings = KEPT_ON_PURPOSE[case]
     row = np.asarray(logits, dtype=np.float32)

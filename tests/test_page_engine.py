@@ -1,5 +1,5 @@
-"""The page's engine (sampler/serve/static/view.js, stages.js, engine.js) in Chromium against
-the library.
+"""The page's engine (sampler/serve/static/view.js, stages_later.js, stages.js, engine.js) in
+Chromium against the library.
 
 The oracle is :func:`sampler.distribution` and the ``StepStats`` of a :class:`Sampler` step,
 both Python; the page must agree within :data:`TOLERANCE` on every probability of the
@@ -7,7 +7,7 @@ vocabulary, over a grid of settings covering every stage and preset, on a synthe
 masked tokens) and on SmolLM2's real row at V = 49,152 (``tests/test_page_twins.py`` runs every
 row of the stage table the same way). Also: the cheat sheet's numbers against
 :func:`sampler.cheatsheet.cheat_sheet`, and the recompute time at V = 49,152 (reported; the
-16 ms figure is README's, measured by scripts, never asserted here).
+16 ms figure is docs/page.md's, measured by scripts, never asserted here).
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ def hf_processors(params: SamplingParams) -> list:
         chain.append(g.RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
     if params.temperature != 1:
         chain.append(g.TemperatureLogitsWarper(params.temperature))
+    if params.top_h:
+        chain.append(g.TopHLogitsWarper(params.top_h))
     if params.top_k:
         chain.append(g.TopKLogitsWarper(params.top_k))
     if params.top_p < 1:
@@ -81,6 +83,8 @@ SETTINGS = [
     {"temperature": 0.7, "top_k": 50, "top_p": 0.9, "min_p": 0.05},
     {"temperature": 1.2, "top_k": 200, "typical_p": 0.8, "epsilon": 1e-4, "eta": 1e-3},
     {"repetition_penalty": 0.8, "temperature": 0.9, "top_p": 0.95, "min_p": 0.02},
+    {"top_h": 0.4},
+    {"top_h": 0.8, "temperature": 0.7, "top_k": 50, "top_p": 0.9},
 ]
 
 
@@ -90,21 +94,44 @@ def _case_id(setting: dict) -> str:
 
 # The only cases where transformers and we part: the three tied maxima of `tied_top` straddle
 # the top-p cut. TopPLogitsWarper keeps tokens by sort position, so it keeps one of the three;
-# we keep equal logits together (README's one deliberate difference). Every other tie case,
+# we keep equal logits together (docs/engine.md's one deliberate difference). Every other tie case,
 # typical_p included, matches transformers exactly.
-SPLIT_TIES = {("tied_top", "top_p=0.3,temperature=0.5")}
+# Top-H parts the same way: its cut falls inside the three tied maxima, and TopHLogitsWarper
+# keeps the first one or two of them in its sort order (tests/test_top_h.py checks that we keep
+# exactly its set plus the rest of the tie).
+SPLIT_TIES = {
+    ("tied_top", "top_p=0.3,temperature=0.5"): "top-p",
+    ("tied_top", "top_h=0.4"): "top-H",
+    ("tied_top", "top_h=0.8,temperature=0.7,top_k=50,top_p=0.9"): "top-H",
+}
+# One more, in float32 only: on `peaked` (one logit at 25, p = 1 − 3e-8) the entropy the warper
+# computes is about 3e-7, while float32 resolves log q near q = 1 only to about 6e-8 per term:
+# its top-H cut there is decided by rounding (it keeps 24 to 28 tokens per row where the
+# float64 warper keeps 21 to 26, as we do). The float64 run of the same case matches.
+FLOAT32_NOISE = {("peaked", "top_h=0.4")}
 
 
 @pytest.mark.parametrize("setting", SETTINGS, ids=_case_id)
 @pytest.mark.parametrize("name", sorted(LOGIT_SETS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_matches_transformers_warpers(setting, name, dtype, request):
-    if (name, _case_id(setting)) in SPLIT_TIES:
+    case = (name, _case_id(setting))
+    if case in SPLIT_TIES:
+        stage = SPLIT_TIES[case]
         request.applymarker(
             pytest.mark.xfail(
                 strict=True,
                 raises=AssertionError,
-                reason="tie at the top-p cut: transformers keeps 1 of 3 tied tokens, we keep 3",
+                reason=f"tie at the {stage} cut: transformers keeps part of 3 tied tokens, we "
+                "keep 3",
+            )
+        )
+    if case in FLOAT32_NOISE and dtype == np.float32:
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                raises=AssertionError,
+                reason="float32 entropy of a near-one-hot row is below float32's resolution",
             )
         )
     logits = LOGIT_SETS[name].astype(dtype)

@@ -64,9 +64,18 @@ def page(browser):
     page.close()
 
 
+def fill_setting(page, name, text):
+    """Type ``text`` into a setting's box, opening its group first as a user would (a closed
+    group hides its settings)."""
+    group = page.locator(f"details.group:has(#set-{name})")
+    if group.get_attribute("open") is None:
+        group.locator("summary").click()
+    page.fill(f"#set-{name}", text)
+
+
 def _set(page, values):
     for name in CONTROLS:
-        page.fill(f"#set-{name}", str(values.get(name, DEFAULTS[name])))
+        fill_setting(page, name, str(values.get(name, DEFAULTS[name])))
 
 
 def _check_grid(page, source, prompt, chat):
@@ -334,7 +343,7 @@ def test_a_typed_value_the_library_refuses_is_shown_with_its_message(
     page.goto(url + "/")
     page.wait_for_selector("#step-title:has-text('tokens in')")
     before = page.evaluate("() => window.lastResult")
-    page.fill(f"#set-{name}", typed)
+    fill_setting(page, name, typed)
     with pytest.raises(InvalidInputError) as refused:
         SamplingParams(**{name: value})
     page.wait_for_selector("#error:not([hidden])")

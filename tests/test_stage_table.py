@@ -9,6 +9,7 @@ sampling command, be sweep TOML keys, and show in a report's settings line when 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -18,7 +19,8 @@ from sampler import Sampler, SamplingParams, distribution
 from sampler.cli import cli
 from sampler.engine.params import PRESETS
 from sampler.engine.rows import RowParams
-from sampler.engine.stages import SETTINGS, STAGES
+from sampler.engine.settings import GROUPS, Setting, Slider, StageSpec
+from sampler.engine.stages import SETTINGS, STAGES, table_json
 from sampler.errors import InvalidInputError
 from sampler.experiments.config import RunConfig
 from sampler.report.pages import _filters
@@ -57,8 +59,63 @@ OUT_OF_RANGE = {
     "dry_allowed_length": -1,
     "dry_penalty_last_n": -2,
     "dry_sequence_breakers": ("", "x"),
+    "top_h": 1.5,
+    "adaptive_target": -1.5,
+    "adaptive_decay": 0.995,
 }
 SAMPLING_COMMANDS = ("generate", "sweep", "compare", "chain")
+
+
+def words_missing(spec: StageSpec) -> list[str]:
+    """What a row lacks of the page's words: a stage's title, group (one of GROUPS) and
+    summary (one sentence: a capital, one full stop at the end, no second sentence), and each
+    setting's title in words (no snake_case field name) and, if it has one, a known group."""
+    missing = []
+    if not spec.title.strip():
+        missing.append(f"{spec.name}: title")
+    if spec.group not in GROUPS:
+        missing.append(f"{spec.name}: group {spec.group!r}")
+    if not re.fullmatch(r"[A-Z][^\n]*\.", spec.summary) or re.search(r"\. [A-Z]", spec.summary):
+        missing.append(f"{spec.name}: summary {spec.summary!r}")
+    for setting in spec.settings:
+        if not setting.title.strip() or "_" in setting.title:
+            missing.append(f"{setting.name}: title {setting.title!r}")
+        if setting.group is not None and setting.group not in GROUPS:
+            missing.append(f"{setting.name}: group {setting.group!r}")
+    return missing
+
+
+def test_every_row_has_the_page_s_words_and_table_json_exports_them():
+    assert [problem for spec in STAGES for problem in words_missing(spec)] == []
+    table = table_json()
+    assert [g["name"] for g in table["groups"]] == list(GROUPS)
+    assert all(g["title"] and g["summary"] for g in table["groups"])
+    for spec, row in zip(STAGES, table["stages"], strict=True):
+        words = (spec.title, spec.group, spec.summary)
+        assert (row["title"], row["group"], row["summary"]) == words
+    for row in table["settings"]:
+        setting, stage = SETTINGS[row["name"]], next(s for s in STAGES if s.name == row["stage"])
+        assert row["title"] == setting.title
+        assert row["group"] == (setting.group or stage.group)  # a setting may sit elsewhere
+
+
+def test_a_row_without_the_page_s_words_is_caught():
+    bare = StageSpec(
+        "new_stage",
+        lambda candidates, rows: candidates,
+        (Setting("new_strength", float, 0.0, "0..1", "New.", slider=Slider(0, 1, 0.01)),),
+        "none",
+    )
+    assert words_missing(bare) == [
+        "new_stage: title",
+        "new_stage: group ''",
+        "new_stage: summary ''",
+        "new_strength: title ''",
+    ]
+    two_sentences = StageSpec(
+        "new_stage", bare.function, (), "none", title="New", group="advanced", summary="A. B."
+    )
+    assert words_missing(two_sentences) == ["new_stage: summary 'A. B.'"]
 
 
 def test_the_test_knows_every_setting():
@@ -118,8 +175,12 @@ def test_every_flag_setting_is_an_option_of_every_sampling_command(command):
 def test_every_flag_setting_is_a_sweep_key_and_round_trips(name):
     value = SWITCHED_ON[name]
     toml_value = {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
-    # the webui preset holds every stage of the table
-    order = "webui"
+    # a preset that runs the setting's stage (webui holds every stage but top-H and adaptive-p;
+    # mirostat replaces the chain of any)
+    stage = next(spec.name for spec in STAGES if name in {s.name for s in spec.settings})
+    order = next(
+        (p for p in ("webui", "hf", "llama.cpp") if stage in PRESETS[p]), "webui"
+    )
     config = RunConfig.from_dict({name: toml_value, "order": order}, origin="test.toml")
     assert getattr(config, name) == value
     assert getattr(config.rows()[0].params, name) == value

@@ -21,7 +21,7 @@ REFERENCE_ORDERS = {
 
 
 def _reference_step(raw: np.ndarray, history: np.ndarray, setting: dict, order: str):
-    """One row's chain written from scratch in float64, from README's definitions.
+    """One row's chain written from scratch in float64, from docs/engine.md's definitions.
 
     Returns ``(tempered logits, final logits, final probabilities)``: the dense logits after
     penalties and temperature (what ``entropy_temp`` measures), the chain's last logits

@@ -1,9 +1,9 @@
 """`sampler.report.summary.summarize()` against numbers worked out by hand.
 
-The oracle is written here from README's definitions of the report columns ("sampler report"),
-in plain Python, with NLTK's ``sentence_bleu`` (smoothing method 1) for self-BLEU-4 and scipy's
-t quantile for the intervals below 8 prompts. It never calls ``sampler.report``.
-``hand_summary`` is also the oracle of the report test in ``test_sweep.py``.
+The oracle is written here from docs/experiments.md's definitions of the report columns
+("sampler report"), in plain Python, with NLTK's ``sentence_bleu`` (smoothing method 1) for
+self-BLEU-4 and scipy's t quantile for the intervals below 8 prompts. It never calls
+``sampler.report``. ``hand_summary`` is also the oracle of the report test in ``test_sweep.py``.
 """
 
 import math
@@ -50,7 +50,7 @@ def _nltk_self_bleu(sequences: list[list[int]]) -> float:
 
 
 def _greedy_repeat(row: dict, seen: set) -> bool:
-    """README: greedy rows (τ = 0, no XTC) of a prompt count once per distinct completion."""
+    """docs/experiments.md: greedy rows (no XTC) count once per distinct completion of a prompt."""
     xtc = (row.get("params") or {}).get("xtc_probability", 0)
     if row["temperature"] != 0 or xtc:
         return False
@@ -62,7 +62,7 @@ def _greedy_repeat(row: dict, seen: set) -> bool:
 
 
 def hand_summary(completions: list[dict]) -> dict[float, dict]:
-    """Every checked column per temperature, from README's definitions."""
+    """Every checked column per temperature, from docs/experiments.md's definitions."""
     by_temperature = defaultdict(list)
     for completion in completions:
         by_temperature[completion["temperature"]].append(completion)
@@ -197,7 +197,7 @@ def test_summarize_matches_hand_computed_columns():
 
 def _hand_t_interval(completions: list[dict], temperature: float, key: str) -> tuple:
     """Below 8 prompts: ratio ± t(G - 1) · se, se the linearised one of the ratio of sums over
-    prompts (README "Intervals"), cut at 0 (every column here is >= 0)."""
+    prompts (docs/experiments.md, "Intervals"), cut at 0 (every column here is >= 0)."""
     sums = {"entropy_final": ("entropy_final", None), "length": (None, None)}[key]
     a, b = [], []
     for prompt in ("a", "b"):

@@ -157,7 +157,7 @@ def test_runs_export_and_report(tmp_path):
         }
     assert len(completions) == 18
     # A row that ends at EOS keeps the EOS draw as its last step (its statistics are those of a
-    # real sampling step) but not in token_ids; EOS is the Markov source's last id (README).
+    # real sampling step) but not in token_ids; EOS is the Markov source's last id (docs/models.md).
     eos = 299
     for row, completion in completions.items():
         tokens = json.loads(completion["token_ids"])
@@ -197,7 +197,7 @@ def test_runs_export_and_report(tmp_path):
             for column, value in step.items():
                 assert value == steps[record["row_index"], step["step"]][column], column
 
-    # The report's numbers against the README definitions applied to the exported rows.
+    # The report's numbers against docs/experiments.md's definitions applied to the exported rows.
     table = run_cli("report", "latest", "--db", str(db))
     assert table.exit_code == 0, table.output
     cells = _report_cells(table.output)

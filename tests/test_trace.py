@@ -67,7 +67,7 @@ def test_trace_ends_in_the_closed_form_and_only_shrinks(order):
     assert kept_sets == [set(kept) for _, kept, _ in expected]
     for before, after in itertools.pairwise(kept_sets):
         assert after <= before
-    # README's cheat-sheet table prints these finals (rounded to 4 places).
+    # README's and docs/engine.md's `sampler chain` tables print these finals (rounded to 4 places).
     readme = {"hf": [0.4658, 0.3628, 0.1714, 0], "llama.cpp": [0.5622, 0.4378, 0, 0]}
     readme["vllm"] = readme["hf"]
     np.testing.assert_allclose(steps[-1].probs, readme[order], atol=5e-5)

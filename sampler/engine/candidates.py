@@ -43,8 +43,9 @@ class Candidates:
     """Logits ``[B, N]`` and, when compacted, the token id of every column ``[B, N]``.
 
     ``notes``: what the stage that made these candidates reports about each row (``[B]``
-    arrays by name, e.g. the temperature dynamic temperature chose); the chain collects them
-    after each stage, so later stages need not carry them.
+    arrays by name, e.g. the temperature dynamic temperature chose; or ``[B, N]`` ones the
+    sampler reads after the draw, adaptive-p's pre-transform probabilities); the chain
+    collects them after each stage, so later stages need not carry them.
     """
 
     logits: np.ndarray

@@ -68,7 +68,8 @@ def as_history(history: History, rows: int, vocab: int) -> tuple[np.ndarray, ...
 
 def as_state(state: Mapping[str, ArrayLike] | None, rows: RowParams) -> dict[str, np.ndarray]:
     """Per-row stage state, checked: known keys, one number per row (a single number is
-    every row's); ``mirostat_mu`` finite on mirostat rows, ``xtc_coin`` in [0, 1] on XTC rows.
+    every row's); ``mirostat_mu`` finite on mirostat rows, ``xtc_coin`` in [0, 1] on XTC rows,
+    adaptive-p's ``adaptive_p_sum`` and ``adaptive_p_weight`` finite and >= 0 on its rows.
     """
     from sampler.engine.state import initial_state
 
@@ -76,6 +77,10 @@ def as_state(state: Mapping[str, ArrayLike] | None, rows: RowParams) -> dict[str
     rules = {
         "mirostat_mu": (rows.on("mirostat"), np.isfinite, "a finite number"),
         "xtc_coin": (rows.on("xtc_probability"), lambda v: (v >= 0) & (v <= 1), "in [0, 1]"),
+        "adaptive_p_sum": (rows.on("adaptive_p"), _finite_not_negative, "a finite number >= 0"),
+        "adaptive_p_weight": (
+            rows.on("adaptive_p"), _finite_not_negative, "a finite number >= 0"
+        ),
     }
     for name, value in (state or {}).items():
         if name not in rules:
@@ -92,3 +97,7 @@ def as_state(state: Mapping[str, ArrayLike] | None, rows: RowParams) -> dict[str
             raise InvalidInputError(f"state[{name!r}] must be {rule} on the rows that use it")
         checked[name] = np.where(on, values, np.nan)
     return checked
+
+
+def _finite_not_negative(values: np.ndarray) -> np.ndarray:
+    return np.isfinite(values) & (values >= 0)

@@ -11,16 +11,21 @@ The chain ``order`` is a preset name or an explicit list of stage names:
 ========== ==================================================================================
 preset     order
 ========== ==================================================================================
-hf         logit_bias, penalties, temperature, top_k, top_p, min_p, typical_p, epsilon, eta
-llama.cpp  logit_bias, penalties, top_n_sigma, top_k, typical_p, top_p, min_p, xtc, temperature
+hf         logit_bias, penalties, temperature, top_h, top_k, top_p, min_p, typical_p,
+           epsilon, eta
+llama.cpp  logit_bias, penalties, dry, top_n_sigma, top_k, typical_p, top_p, min_p, xtc,
+           temperature, adaptive_p
 vllm       logit_bias, penalties, temperature, min_p, top_k, top_p
 ========== ==================================================================================
+
+Adaptive-p always runs last, wherever an order lists it (as llama.cpp's common sampling adds
+it after every other sampler: it draws the token).
 
 Examples
 --------
 >>> params = SamplingParams(temperature=0.7, top_p=0.9, order="llama.cpp")
 >>> params.stages[-3:]
-('min_p', 'xtc', 'temperature')
+('xtc', 'temperature', 'adaptive_p')
 >>> params.active_stages
 ('temperature', 'top_p')
 >>> SamplingParams(top_p=1.5)
@@ -137,11 +142,14 @@ class _RowSettings:
 
     @property
     def stages(self) -> tuple[str, ...]:
-        """The chain this row runs, in order: its ``order``, or with mirostat on, the shaping
-        stages of :data:`MIROSTAT_CHAIN` that the order has, then mirostat."""
+        """The chain this row runs, in order: its ``order`` with adaptive-p moved to the end
+        (llama.cpp adds it after every other sampler, wherever ``--samplers`` lists it), or
+        with mirostat on, the shaping stages of :data:`MIROSTAT_CHAIN` that the order has,
+        then mirostat."""
         if self.mirostat:
             return (*(name for name in self.order if name in MIROSTAT_CHAIN), "mirostat")
-        return tuple(name for name in self.order if name != "mirostat")
+        chain = tuple(name for name in self.order if name not in ("mirostat", "adaptive_p"))
+        return (*chain, "adaptive_p") if "adaptive_p" in self.order else chain
 
     @property
     def is_greedy(self) -> bool:

@@ -47,11 +47,14 @@ class SamplingParams:
     top_a: float
     tfs: float
     top_n_sigma: float
+    top_h: float
     xtc_probability: float
     xtc_threshold: float
     mirostat: int
     mirostat_tau: float
     mirostat_eta: float
+    adaptive_target: float
+    adaptive_decay: float
     mode: str
     seed: int | None
     order: str | Sequence[str]
@@ -84,11 +87,14 @@ class SamplingParams:
         top_a: float = ...,
         tfs: float = ...,
         top_n_sigma: float = ...,
+        top_h: float = ...,
         xtc_probability: float = ...,
         xtc_threshold: float = ...,
         mirostat: int = ...,
         mirostat_tau: float = ...,
         mirostat_eta: float = ...,
+        adaptive_target: float = ...,
+        adaptive_decay: float = ...,
         mode: str = ...,
         seed: int | None = ...,
         order: str | Sequence[str] = ...,

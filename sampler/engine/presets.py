@@ -9,11 +9,12 @@ __all__ = ["PRESETS"]
 
 PRESETS: dict[str, tuple[str, ...]] = {
     # transformers' generate(): processors (bias, repetition penalty), then the warpers in the
-    # order _get_logits_processor appends them.
+    # order _get_logits_processor appends them (top-H right after temperature, 5.x).
     "hf": (
         "logit_bias",
         "penalties",
         "temperature",
+        "top_h",
         "top_k",
         "top_p",
         "min_p",
@@ -23,7 +24,8 @@ PRESETS: dict[str, tuple[str, ...]] = {
     ),
     # llama.cpp common_params_sampling.samplers (common/common.h, 001d906a): penalties, DRY,
     # top-n-sigma, top-k, typical, top-p, min-p, XTC, temperature; logit bias is put in front
-    # by common_sampler_init (common/sampling.cpp).
+    # by common_sampler_init (common/sampling.cpp), and adaptive-p, wherever it is listed, at
+    # the very end in place of the final draw (common/sampling.cpp, use_adaptive_p, 00efb3e1).
     "llama.cpp": (
         "logit_bias",
         "penalties",
@@ -35,8 +37,10 @@ PRESETS: dict[str, tuple[str, ...]] = {
         "min_p",
         "xtc",
         "temperature",
+        "adaptive_p",
     ),
     # vLLM v1 Sampler: logits processors (bias), penalties, temperature, min-p, top-k/top-p.
+    # (Neither top-H nor adaptive-p is a vLLM sampling parameter.)
     "vllm": ("logit_bias", "penalties", "temperature", "min_p", "top_k", "top_p"),
     # text-generation-webui's default sampler_priority (modules/presets.py, default_preset(),
     # the version with the portable mode; the source index gives no commit for it): the
@@ -44,6 +48,7 @@ PRESETS: dict[str, tuple[str, ...]] = {
     # temperature), quadratic smoothing, top-k, top-p, typical, epsilon, eta, tail-free, top-a,
     # min-p, (mirostat, XTC); the logit bias comes first, as a processor. Earlier versions (PR
     # #6796, 2025-03-14) had top-n-σ after smoothing; the first ones sorted only the warpers.
+    # Neither top-H nor adaptive-p is in that sampler_priority.
     "webui": (
         "logit_bias",
         "penalties",

@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from sampler.engine.chain import GroupResult, chain_groups, run_group, run_groups
+from sampler.engine.filters.adaptive_p import chosen_prior
 from sampler.engine.filters.dry import TokenTexts
 from sampler.engine.greedy import greedy_only, greedy_step
 from sampler.engine.inputs import History, as_batch, as_history, as_params, as_state
@@ -61,8 +62,9 @@ def distribution(
     history
         Per row, the token ids the penalties look at (prompt and generated tokens).
     state
-        Per row, what stateful stages carry (``{"mirostat_mu": [B]}``, e.g. a
-        :attr:`Sampler.state`); default: each row's initial state (μ = 2τ). With
+        Per row, what stateful stages carry (``{"mirostat_mu": [B]}``, adaptive-p's
+        ``"adaptive_p_sum"`` and ``"adaptive_p_weight"``, e.g. a :attr:`Sampler.state`);
+        default: each row's initial state (μ = 2τ; adaptive-p's average at its target). With
         ``"xtc_coin"`` (one number in [0, 1] per row), the distribution given that coin;
         without it, the mixture over XTC's coin, which is what a draw follows.
     vocabulary
@@ -254,22 +256,23 @@ class Sampler:
             if greedy:  # no stateful stage is on: no telemetry to report
                 part = raw if len(members) == len(raw) else raw[members]
                 chosen, stats = greedy_step(part, peak[members], {}, self.stats)
-                return chosen, np.ones(len(members)), stats
+                return chosen, np.ones(len(members)), np.full(len(members), np.nan), stats
             group = run_group(raw, rows, stages, members)
             columns = group.final.draw(uniforms[group.members])
             chosen = group.final.token_ids(columns)
             probability = group.final.chosen_probability(columns)
+            prior = chosen_prior(group.notes, chosen)
             if not self.stats:
-                return chosen, probability, None
+                return chosen, probability, prior, None
             telemetry = {**group.notes, **group.rows.state}
             stats = step_stats(
                 group.raw, peak[group.members], group.tempered, group.final, columns, chosen,
                 telemetry,
             )
-            return chosen, probability, stats
+            return chosen, probability, prior, stats
 
         tokens = np.empty(raw.shape[0], dtype=np.int64)
-        probabilities = np.empty(raw.shape[0])
+        probabilities, priors = np.empty(raw.shape[0]), np.empty(raw.shape[0])
         parts = []
         # the greedy fast path costs less than handing it to a thread: it runs here, and the
         # other groups run as they would without it (on the cores when there are several)
@@ -277,17 +280,18 @@ class Sampler:
             *zip(fast, map(run, fast), strict=True),
             *zip(general, map_parallel(run, general), strict=True),
         ]
-        for (_, members, _), (chosen, probability, stats) in done:
-            tokens[members], probabilities[members] = chosen, probability
+        for (_, members, _), (chosen, probability, prior, stats) in done:
+            tokens[members], probabilities[members], priors[members] = chosen, probability, prior
             parts.append((members, stats))
-        self._state = next_state(self._state, self._rows, probabilities)
+        self._state = next_state(self._state, self._rows, probabilities, priors)
         if not self.stats:
             return tokens, None
         return tokens, StepStats.concatenate(parts, raw.shape[0])
 
     @property
     def state(self) -> dict[str, np.ndarray]:
-        """Each row's state for the next step (mirostat's μ; NaN on rows without it), a copy:
+        """Each row's state for the next step (mirostat's μ, adaptive-p's sums; NaN on rows
+        without them), a copy:
         ``distribution(logits, params, state=sampler.state)`` is the next draw's exact law."""
         if self._streams is None:
             if self._params is None:

@@ -19,10 +19,42 @@ if TYPE_CHECKING:
     from sampler.engine.candidates import Candidates
     from sampler.engine.rows import RowParams
 
-__all__ = ["Setting", "Slider", "Stage", "StageSpec", "between"]
+__all__ = ["GROUPS", "Setting", "Slider", "Stage", "StageSpec", "between"]
 
 # A stage: a pure function of the candidates and the batch's per-row settings.
 Stage = Callable[["Candidates", "RowParams"], "Candidates"]
+
+# The page's groups of settings, in the page's order: name -> (heading, one-sentence summary).
+# Every stage names one (``StageSpec.group``); a setting may sit in another (``Setting.group``:
+# dynamic temperature is part of the temperature stage but adapts like mirostat).
+GROUPS: dict[str, tuple[str, str]] = {
+    "temperature": (
+        "Temperature and mode",
+        "Temperature τ divides every logit before softmax (below 1 sharper, above 1 flatter); "
+        "the mode says whether a token is drawn at random or the likeliest one is taken.",
+    ),
+    "truncation": (
+        "Truncation",
+        "Each of these keeps only the head of the distribution (the likeliest tokens, a share "
+        "of the probability, or tokens above a threshold) and renormalises what is left.",
+    ),
+    "penalties": (
+        "Penalties",
+        "These lower the logits of tokens the text already contains, so that the model "
+        "repeats itself less.",
+    ),
+    "adaptive": (
+        "Adaptive samplers",
+        "These change what they do from step to step: by how unsure the model is (dynamic "
+        "temperature), toward a target surprise (mirostat), by chance (XTC) or by the text's "
+        "repeats (DRY).",
+    ),
+    "advanced": (
+        "Advanced",
+        "Reshaping of the logits and the row's floor on kept tokens: rarely needed, here so "
+        "that every setting of the library can be tried.",
+    ),
+}
 
 
 def _number(name: str, value: object, allowed: str = "a number") -> float:
@@ -99,6 +131,8 @@ class Setting:
     examples) the stage acts, which is how the page's engine is checked against the library
     stage by stage (``tests/test_page_engine.py``). ``slider`` is the page's control; a setting
     without one has no control in the page (the API and the command line take it).
+    ``title`` names the setting in words for the page (``"Top-p (nucleus)"``), beside its
+    field name; ``group`` is the page's group (:data:`GROUPS`) when not its stage's.
     """
 
     name: str
@@ -112,6 +146,8 @@ class Setting:
     flag: bool = True
     example: Any = None
     slider: Slider | None = None
+    title: str = ""
+    group: str | None = None
 
     def check(self, value: object) -> Any:
         """``value`` validated and normalised (an int, a float, a dict or a tuple of strings),
@@ -154,12 +190,15 @@ class Setting:
             value = tuple(value)  # a stored config holds its lists as JSON arrays
         return value == self.off or value in self.off_values
 
-    def as_json(self, stage: str | None) -> dict[str, Any]:
-        """This setting as the page reads it (JSON-ready): its stage, kind, "off" values, rule,
-        help, bounds, example and slider."""
+    def as_json(self, stage: str | None, group: str | None = None) -> dict[str, Any]:
+        """This setting as the page reads it (JSON-ready): its stage, its words and group (its
+        own, else ``group``: its stage's), kind, "off" values, rule, help, bounds, example and
+        slider."""
         return {
             "name": self.name,
             "stage": stage,
+            "title": self.title,
+            "group": self.group or group,
             "kind": self.kind.__name__,
             "off": _json_ready(self.off),
             "off_values": [_json_ready(v) for v in self.off_values],
@@ -200,7 +239,10 @@ def _json_ready(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class StageSpec:
-    """One stage: its name, its pure function, its settings, and the peer its rule follows."""
+    """One stage: its name, its pure function, its settings, and the peer its rule follows;
+    for the page, its name in words (``title``), its group (a key of :data:`GROUPS`) and a
+    one-sentence ``summary`` in plain words (``tests/test_stage_table.py`` requires all three
+    of every row)."""
 
     name: str
     function: Stage
@@ -210,6 +252,9 @@ class StageSpec:
     # Reshapes logits without dropping tokens by rank or mass (bias, penalties, temperature):
     # the distribution after these, with nothing cut, is what ``entropy_temp`` measures.
     shaping: bool = False
+    title: str = ""
+    group: str = ""
+    summary: str = ""
 
     def active(self, values: Mapping[str, Any]) -> bool:
         """Whether settings ``values`` (a name → value mapping) switch this stage on."""
@@ -220,13 +265,17 @@ class StageSpec:
         )
 
     def as_json(self) -> dict[str, Any]:
-        """This stage as the page reads it: its name, kind, the settings that switch it on."""
+        """This stage as the page reads it: its name, kind, the settings that switch it on,
+        its peers, and its words (title, group, summary)."""
         return {
             "name": self.name,
             "required": self.required,
             "shaping": self.shaping,
             "activating": [s.name for s in self.settings if s.activates],
             "peer": self.peer,
+            "title": self.title,
+            "group": self.group,
+            "summary": self.summary,
         }
 
 

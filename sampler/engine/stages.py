@@ -6,8 +6,10 @@ filters read, the sampling flags of ``generate``/``sweep``/``compare``/``chain``
 TOML keys, the settings line of a report, and the page's lists (:func:`table_json`: its
 sliders, what greys out, the stages its engine must pair). Adding a stage means writing its
 pure function (``sampler/engine/filters/``), adding its row here (with a switched-on
-``example`` per setting), its twin in the page's engine (``sampler/serve/static/stages.js``),
-testing it, and a line in README.
+``example`` per setting, and the page's words: a ``title`` per stage and setting, the stage's
+``group`` and one-sentence ``summary``), its twin in the page's engine
+(``sampler/serve/static/stages.js`` or ``stages_later.js``), testing it, and a line in
+docs/engine.md.
 
 Examples
 --------
@@ -25,9 +27,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from sampler.engine.filters import dry, information, shaping, truncation
+from sampler.engine.filters import dry, shaping, truncation
 from sampler.engine.filters.dry_breakers import breakers_allowed
-from sampler.engine.settings import Setting, Slider, StageSpec, between
+from sampler.engine.settings import GROUPS, Setting, Slider, StageSpec, between
 from sampler.engine.stages_later import LATER_STAGES
 from sampler.softmax import TEMPERATURE_RULE
 
@@ -44,11 +46,18 @@ STAGES: tuple[StageSpec, ...] = (
                 {},
                 "{token id: -100..100}",
                 "Add BIAS to token ID's logit.",
+                title="Logit bias",
                 example={1: 2.5},
             ),
         ),
         "OpenAI / vLLM logit_bias; transformers SequenceBiasLogitsProcessor",
         shaping=True,
+        title="Logit bias",
+        group="advanced",
+        summary=(
+            "Adds a fixed amount to the logits of chosen tokens, to favour them or (at -100) ban "
+            "them."
+        ),
     ),
     StageSpec(
         "penalties",
@@ -61,6 +70,7 @@ STAGES: tuple[StageSpec, ...] = (
                 "repetition_penalty > 0, finite (1 = off)",
                 "Seen tokens: positive logits ÷ R, negative × R.",
                 between(0, math.inf, low_open=True, high_open=True),
+                title="Repetition penalty",
                 example=1.3,
                 slider=Slider(0.5, 2, 0.01),
             ),
@@ -71,6 +81,7 @@ STAGES: tuple[StageSpec, ...] = (
                 "-2 <= frequency_penalty <= 2",
                 "Subtract F × (times the token was seen).",
                 between(-2, 2),
+                title="Frequency penalty",
                 example=0.5,
                 slider=Slider(-2, 2, 0.05),
             ),
@@ -81,6 +92,7 @@ STAGES: tuple[StageSpec, ...] = (
                 "-2 <= presence_penalty <= 2",
                 "Subtract P from every token seen at least once.",
                 between(-2, 2),
+                title="Presence penalty",
                 example=-0.5,
                 slider=Slider(-2, 2, 0.05),
             ),
@@ -92,12 +104,19 @@ STAGES: tuple[StageSpec, ...] = (
                 "How many recent tokens the penalties look at (0 = all).",
                 between(0, math.inf, high_open=True),
                 activates=False,
+                title="Penalty window (last n tokens)",
                 example=8,
                 slider=Slider(0, 512, 1),
             ),
         ),
         "transformers RepetitionPenaltyLogitsProcessor; vLLM / OpenAI frequency and presence",
         shaping=True,
+        title="Repetition penalties",
+        group="penalties",
+        summary=(
+            "Lowers the logits of tokens the text already contains, so that the model repeats "
+            "itself less (negative values invite repeats)."
+        ),
     ),
     StageSpec(
         "dry",
@@ -110,6 +129,7 @@ STAGES: tuple[StageSpec, ...] = (
                 "dry_multiplier >= 0, finite (0 = off)",
                 "DRY: penalise a token that would extend a repeat by M × base^(n − allowed).",
                 between(0, math.inf, high_open=True),
+                title="DRY strength (multiplier)",
                 example=0.8,
                 slider=Slider(0, 5, 0.05),
             ),
@@ -121,6 +141,7 @@ STAGES: tuple[StageSpec, ...] = (
                 "DRY's base: how fast the penalty grows with the repeat's length.",
                 between(1, math.inf, high_open=True),
                 activates=False,
+                title="DRY growth (base)",
                 example=2.0,
                 slider=Slider(1, 4, 0.05),
             ),
@@ -132,6 +153,7 @@ STAGES: tuple[StageSpec, ...] = (
                 "DRY: repeats up to this long are free.",
                 between(0, math.inf, high_open=True),
                 activates=False,
+                title="DRY free repeat length",
                 example=3,
                 slider=Slider(0, 10, 1),
             ),
@@ -143,6 +165,7 @@ STAGES: tuple[StageSpec, ...] = (
                 "DRY: how many recent tokens it looks at.",
                 between(-1, math.inf, high_open=True),
                 activates=False,
+                title="DRY window (last n tokens)",
                 example=64,
             ),
             Setting(
@@ -153,11 +176,18 @@ STAGES: tuple[StageSpec, ...] = (
                 "DRY: texts that end a repeat (a JSON list on the command line).",
                 breakers_allowed,
                 activates=False,
+                title="DRY sequence breakers",
                 example=("\n", "###"),
             ),
         ),
         "llama.cpp dry (a KoboldCpp port); text-generation-webui DRYLogitsProcessor",
         shaping=True,
+        title="DRY (don't repeat yourself)",
+        group="adaptive",
+        summary=(
+            "Penalises the token that would continue a stretch of text the model has already "
+            "written, the more the longer that repeat is."
+        ),
     ),
     StageSpec(
         "temperature",
@@ -170,6 +200,7 @@ STAGES: tuple[StageSpec, ...] = (
                 TEMPERATURE_RULE,
                 "Divide the logits by τ.",
                 flag=False,
+                title="Temperature τ",
                 example=0.7,
                 slider=Slider(0.01, 10, scale="log"),
             ),
@@ -180,6 +211,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "0 <= dynatemp_range, finite (0 = off)",
                 "Dynamic temperature: τ' from τ ± R by the row's normalised entropy.",
                 between(0, math.inf, high_open=True),
+                title="Dynamic temperature range",
+                group="adaptive",
                 example=0.5,
                 slider=Slider(0, 3, 0.05),
             ),
@@ -191,6 +224,8 @@ STAGES: tuple[StageSpec, ...] = (
                 "Dynamic temperature: τ' = lo + (hi - lo)·(H / ln N)^E.",
                 between(0, math.inf, high_open=True),
                 activates=False,
+                title="Dynamic temperature exponent",
+                group="adaptive",
                 example=2.0,
                 slider=Slider(0, 5, 0.05),
             ),
@@ -199,6 +234,13 @@ STAGES: tuple[StageSpec, ...] = (
         "temperature as llama.cpp temp_ext (src/llama-sampling.cpp)",
         required=True,
         shaping=True,
+        title="Temperature",
+        group="temperature",
+        summary=(
+            "Divides every logit by τ before softmax: below 1 the likeliest tokens gain, above 1 "
+            "the distribution flattens, at 0 the likeliest token is always taken; dynamic "
+            "temperature moves τ within τ ± range by how unsure the model is."
+        ),
     ),
     StageSpec(
         "top_k",
@@ -212,11 +254,15 @@ STAGES: tuple[StageSpec, ...] = (
                 "Keep the K most likely tokens and any tied with the K-th.",
                 between(-1, math.inf, high_open=True),
                 off_values=(-1,),
+                title="Top-k (keep the k likeliest)",
                 example=2,
                 slider=Slider(0, 200, 1),
             ),
         ),
         "transformers TopKLogitsWarper (ties kept); llama.cpp top_k <= 0 off",
+        title="Top-k",
+        group="truncation",
+        summary="Keeps only the k likeliest tokens (and any tied with the k-th).",
     ),
     StageSpec(
         "top_p",
@@ -229,11 +275,15 @@ STAGES: tuple[StageSpec, ...] = (
                 "0 < top_p <= 1 (1 = off)",
                 "Nucleus: the shortest head whose mass reaches P.",
                 between(0, 1, low_open=True),
+                title="Top-p (nucleus)",
                 example=0.8,
                 slider=Slider(0.01, 1, 0.01),
             ),
         ),
         "transformers TopPLogitsWarper; llama.cpp top_p (crossing token kept)",
+        title="Top-p (nucleus)",
+        group="truncation",
+        summary="Keeps the fewest likeliest tokens whose probabilities add up to at least p.",
     ),
     StageSpec(
         "min_p",
@@ -246,62 +296,18 @@ STAGES: tuple[StageSpec, ...] = (
                 "0 <= min_p <= 1 (0 = off)",
                 "Keep tokens with p >= P × p_max.",
                 between(0, 1),
+                title="Min-p (share of the top probability)",
                 example=0.1,
                 slider=Slider(0, 1, 0.01),
             ),
         ),
         "transformers MinPLogitsWarper; llama.cpp and vLLM min_p",
-    ),
-    StageSpec(
-        "typical_p",
-        information.typical_p,
-        (
-            Setting(
-                "typical_p",
-                float,
-                1.0,
-                "0 < typical_p <= 1 (1 = off)",
-                "Locally typical sampling with mass P.",
-                between(0, 1, low_open=True),
-                example=0.9,
-                slider=Slider(0.01, 1, 0.01),
-            ),
+        title="Min-p",
+        group="truncation",
+        summary=(
+            "Keeps the tokens at least p times as likely as the likeliest one, so that the cut "
+            "follows the model's confidence."
         ),
-        "transformers TypicalLogitsWarper (Meister et al. 2023)",
-    ),
-    StageSpec(
-        "epsilon",
-        information.epsilon,
-        (
-            Setting(
-                "epsilon",
-                float,
-                0.0,
-                "0 <= epsilon < 1 (0 = off)",
-                "Drop tokens with p < E.",
-                between(0, 1, high_open=True),
-                example=0.01,
-                slider=Slider(0, 0.2, 0.001),
-            ),
-        ),
-        "transformers EpsilonLogitsWarper (Hewitt et al. 2022)",
-    ),
-    StageSpec(
-        "eta",
-        information.eta,
-        (
-            Setting(
-                "eta",
-                float,
-                0.0,
-                "0 <= eta < 1 (0 = off)",
-                "Drop tokens with p < min(E, √E·exp(−H)).",
-                between(0, 1, high_open=True),
-                example=0.02,
-                slider=Slider(0, 0.2, 0.001),
-            ),
-        ),
-        "transformers EtaLogitsWarper (Hewitt et al. 2022)",
     ),
     *LATER_STAGES,
 )
@@ -326,7 +332,8 @@ def switched_on(values: Mapping[str, Any], flags_only: bool = True) -> dict[str,
 
 def table_json() -> dict[str, list[dict[str, Any]]]:
     """The table as the page reads it, JSON-ready (:mod:`sampler.serve.page` embeds it): the
-    stages in table order, and every setting with its stage, rule, example and slider.
+    page's groups in order, the stages in table order, and every setting with its stage, group,
+    words, rule, example and slider.
 
     >>> table = table_json()
     >>> [s["name"] for s in table["stages"]] == list(STAGE_NAMES)
@@ -335,6 +342,10 @@ def table_json() -> dict[str, list[dict[str, Any]]]:
     {'low': 0.01, 'high': 1, 'step': 0.01, 'scale': 'linear'}
     """
     return {
+        "groups": [
+            {"name": name, "title": title, "summary": summary}
+            for name, (title, summary) in GROUPS.items()
+        ],
         "stages": [spec.as_json() for spec in STAGES],
-        "settings": [s.as_json(spec.name) for spec in STAGES for s in spec.settings],
+        "settings": [s.as_json(spec.name, spec.group) for spec in STAGES for s in spec.settings],
     }

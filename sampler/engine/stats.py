@@ -18,7 +18,8 @@ Definitions (nats throughout):
   target surprise μ before the step (its kept tokens are ``kept_tokens``); ``xtc_fired`` (1 or
   0) and ``xtc_removed``, whether XTC's coin fired and how many tokens it removed;
   ``dry_match`` and ``dry_penalty``, the longest repeat DRY found a continuation of and the
-  largest penalty it subtracted.
+  largest penalty it subtracted; ``adaptive_average`` and ``adapted_target``, adaptive-p's
+  running average of chosen probabilities before the step and the target it aimed at there.
 
 Each full-vocabulary quantity costs one exponential pass; the final distribution's weights
 are shared with the draw, and nothing is computed twice when stages leave logits unchanged.
@@ -54,6 +55,8 @@ TELEMETRY = (
     "xtc_removed",
     "dry_match",
     "dry_penalty",
+    "adaptive_average",
+    "adapted_target",
 )
 
 
@@ -77,6 +80,8 @@ class StepStats:
     xtc_removed: np.ndarray
     dry_match: np.ndarray
     dry_penalty: np.ndarray
+    adaptive_average: np.ndarray
+    adapted_target: np.ndarray
 
     def row(self, index: int) -> dict[str, float]:
         """One row's statistics as plain numbers; telemetry only where its stage was on."""

@@ -80,6 +80,12 @@ def _cases() -> dict[str, tuple[np.ndarray, SamplingParams]]:
         # each draw is a row's first step, at μ = 2τ (a later step's law depends on its μ)
         "mirostat v2, τ=3": (normal, SamplingParams(mirostat=2, mirostat_tau=3.0)),
         "mirostat v1, τ=4": (zipf, SamplingParams(mirostat=1, mirostat_tau=4.0)),
+        "top-H 0.4": (normal, SamplingParams(top_h=0.4)),
+        # each draw is a row's first step, where adaptive-p aims at its target itself
+        "adaptive-p target 0.3, τ=0.8": (
+            normal,
+            SamplingParams(adaptive_target=0.3, temperature=0.8, order="llama.cpp"),
+        ),
         # DRY with the history below: tokens 5 and 6 would extend repeats and are penalised
         "DRY 0.8 after a repeat": (
             normal,
@@ -163,7 +169,7 @@ def sample_counts(
     histories = None if history is None else history * rows
     counts = np.zeros(logits.size, dtype=np.int64)
     for done in range(0, draws, rows):
-        if seeded.mirostat:  # μ moves after each draw: fresh rows, each at its first step
+        if _is_stateful(seeded):  # the state moves after each draw: fresh rows, first steps
             keys = [(done, row) for row in range(rows)]
             sampler = Sampler(seeded, row_keys=keys, stats=False)
         tokens = sampler.step(batch, history=histories)[0][: draws - done]
@@ -171,6 +177,11 @@ def sample_counts(
         if on_progress is not None:
             on_progress(len(tokens))
     return counts
+
+
+def _is_stateful(params: SamplingParams) -> bool:
+    """Whether the row's law moves from step to step (mirostat's μ, adaptive-p's average)."""
+    return bool(params.mirostat) or "adaptive_p" in params.active_stages
 
 
 def _fields(params: SamplingParams) -> dict:

@@ -48,11 +48,14 @@ class RunConfig:
     top_a: float
     tfs: float
     top_n_sigma: float
+    top_h: float
     xtc_probability: float
     xtc_threshold: float
     mirostat: int
     mirostat_tau: float
     mirostat_eta: float
+    adaptive_target: float
+    adaptive_decay: float
 
     def __init__(
         self,
@@ -93,11 +96,14 @@ class RunConfig:
         top_a: float = ...,
         tfs: float = ...,
         top_n_sigma: float = ...,
+        top_h: float = ...,
         xtc_probability: float = ...,
         xtc_threshold: float = ...,
         mirostat: int = ...,
         mirostat_tau: float = ...,
         mirostat_eta: float = ...,
+        adaptive_target: float = ...,
+        adaptive_decay: float = ...,
     ) -> None: ...
     def params(self, temperature: float) -> SamplingParams: ...
     def rows(self) -> list[GenerationRow]: ...

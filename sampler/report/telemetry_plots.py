@@ -1,6 +1,7 @@
 """Plots of what adaptive and stateful stages did, drawn only for runs where they were on:
 mirostat's μ over the steps, the temperature dynamic temperature chose against entropy, how
-often XTC fired and what it removed, DRY's repeats and penalties over the steps.
+often XTC fired and what it removed, DRY's repeats and penalties over the steps, adaptive-p's
+running average of chosen probabilities and the target it aimed at.
 
 Each figure reads the steps' telemetry (``StepStats.TELEMETRY``), which is absent from a step
 where its stage was off, so a run without these stages gets none of these plots.
@@ -18,6 +19,7 @@ from sampler.plots.figures import finish, pyplot
 
 __all__ = [
     "TELEMETRY_PLOTS",
+    "adaptive_p_traces",
     "chosen_temperature_vs_entropy",
     "dry_traces",
     "mirostat_traces",
@@ -30,6 +32,7 @@ TELEMETRY_PLOTS = {
     "dynamic_temperature.png": "The temperature dynamic temperature chose, against entropy",
     "xtc.png": "How often XTC fired, and how many tokens it removed",
     "dry.png": "DRY: the longest repeat a candidate would extend, and the penalty",
+    "adaptive_p.png": "Adaptive-p: its average of chosen probabilities and its target per step",
 }
 
 
@@ -141,6 +144,33 @@ def dry_traces(completions: Sequence[dict[str, Any]]) -> Any:
     return figure
 
 
+def adaptive_p_traces(completions: Sequence[dict[str, Any]]) -> Any:
+    """Per step, by temperature, the mean over rows of adaptive-p's running average of chosen
+    probabilities (solid) and of the target it aimed at (dashed)."""
+    by_temperature: dict[float, dict[int, list[tuple[float, float]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for row in completions:
+        for index, step in enumerate(row["steps"]):
+            if "adaptive_average" in step:
+                pair = (step["adaptive_average"], step["adapted_target"])
+                by_temperature[row["temperature"]][index].append(pair)
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(7.5, 4.5))
+    for index, (temperature, by_step) in enumerate(sorted(by_temperature.items())):
+        colour = plt.get_cmap("tab10")(index % 10)
+        steps = sorted(by_step)
+        average = [np.mean([a for a, _ in by_step[i]]) for i in steps]
+        target = [np.mean([t for _, t in by_step[i]]) for i in steps]
+        x = np.array(steps) + 1
+        axes.plot(x, average, color=colour, linewidth=2, label=f"τ = {temperature:g}: average")
+        axes.plot(x, target, color=colour, linestyle="--", label=f"τ = {temperature:g}: target")
+    # the target moves against the average: 2·target − average, held within [0, 1]
+    return finish(
+        figure, axes, "generation step", "probability", "Adaptive-p over the steps"
+    )
+
+
 def telemetry_figures(completions: Sequence[dict[str, Any]]) -> dict[str, Callable[[], Any]]:
     """File name → figure maker, for the stages this run used."""
     figures: dict[str, Callable[[], Any]] = {}
@@ -152,4 +182,6 @@ def telemetry_figures(completions: Sequence[dict[str, Any]]) -> dict[str, Callab
         figures["xtc.png"] = lambda: xtc_bars(completions)
     if _has(completions, "dry_match"):
         figures["dry.png"] = lambda: dry_traces(completions)
+    if _has(completions, "adaptive_average"):
+        figures["adaptive_p.png"] = lambda: adaptive_p_traces(completions)
     return figures

@@ -131,6 +131,11 @@ CREATE TABLE steps (
         """ALTER TABLE steps ADD COLUMN dry_match REAL;
         ALTER TABLE steps ADD COLUMN dry_penalty REAL;""",
     ),
+    (
+        "008_adaptive_p_telemetry",
+        """ALTER TABLE steps ADD COLUMN adaptive_average REAL;
+        ALTER TABLE steps ADD COLUMN adapted_target REAL;""",
+    ),
 ]
 
 

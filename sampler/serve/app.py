@@ -33,7 +33,7 @@ from sampler.errors import InvalidInputError
 from sampler.serve import api, runlog_access, sessions, stream
 from sampler.serve.bodies import MAX_BODY_BYTES, BodyTooLargeError, query_int, read_json
 from sampler.serve.events import EventStream
-from sampler.serve.page import page_html
+from sampler.serve.page import page_html, server_view
 from sampler.serve.turns import BUSY, BusyError, FairLock, Slots
 
 __all__ = ["GENERATIONS", "MAX_BODY_BYTES", "allowed_hosts", "make_app"]
@@ -81,14 +81,18 @@ def make_app(
     host: str = "127.0.0.1",
     port: int = 8765,
     generations: int = GENERATIONS,
+    first_view: dict[str, Any] | None = None,
 ) -> Starlette:
     """The app serving ``source`` (a loaded logit source) and the run log at ``db`` (or none).
+
+    ``first_view`` holds what the page opens with (``prompt``, ``temperature``: the keywords of
+    :func:`~sampler.serve.page.server_view`; by default its prompt and the library's τ).
 
     The run log is opened per request: an SQLite connection belongs to its thread. At most
     ``generations`` streams and saves run at once (``app.state.slots`` counts them).
     """
     hosts = allowed_hosts(host, port)
-    server = _Routes(source, db, Slots(generations))
+    server = _Routes(source, db, Slots(generations), first_view or {})
     app = Starlette(
         routes=[
             Route("/", _guarded(server.page, hosts)),
@@ -134,13 +138,15 @@ class _Routes:
     """The routes' handlers and what they share: the source, the run log, the model lock, the
     generation slots. Grouped as the page, the model (next token, generate) and the run log."""
 
-    def __init__(self, source: Any, db: str | None, slots: Slots) -> None:
+    def __init__(
+        self, source: Any, db: str | None, slots: Slots, first_view: dict[str, Any]
+    ) -> None:
         self.source = source
         self.db = db
         self.slots = slots
         self.stopping = threading.Event()
         self._model_lock = FairLock()
-        self._html, csp = page_html({"mode": "server", "model": source.name})
+        self._html, csp = page_html(server_view(source, **first_view))
         self._page_headers = {"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff"}
 
     @contextlib.contextmanager

@@ -75,11 +75,15 @@ def explore_page(
         )
         token = int(step.tokens[0])
         mu = step.state.get("mirostat_mu")
+        total, weight = step.state.get("adaptive_p_sum"), step.state.get("adaptive_p_weight")
+        average = None if total is None or weight is None else total[0] / weight[0]
         embedded.append(
             {
                 "view": step_view(source, step.logits[0], history, repeats),
-                # mirostat's μ before this step, which the text was drawn with
-                "mirostat_mu": None if mu is None or not np.isfinite(mu[0]) else float(mu[0]),
+                # mirostat's μ and adaptive-p's average before this step, which the text was
+                # drawn with
+                "mirostat_mu": _number_or_none(mu),
+                "adaptive_average": _number_or_none(average),
                 "token": token,
                 "label": source.token_label(token),
                 "text": pending[0],
@@ -97,3 +101,11 @@ def explore_page(
         }
     )
     return html
+
+
+def _number_or_none(value: Any) -> float | None:
+    """A row's state value as JSON has it: ``None`` where the stage is off (NaN) or absent."""
+    if value is None:
+        return None
+    number = float(np.asarray(value).reshape(-1)[0])
+    return number if np.isfinite(number) else None

@@ -30,12 +30,21 @@ from typing import Any
 
 import numpy as np
 
+from sampler.cheatsheet import CHEAT_SHEET_LOGITS, CHEAT_SHEET_TEMPERATURES
 from sampler.engine.params import DEFAULT_ORDER, MIROSTAT_CHAIN, MODES, PRESETS, SamplingParams
 from sampler.engine.settings import Setting, Slider, StageSpec, between
 from sampler.engine.stages import STAGES, table_json
 from sampler.errors import InvalidInputError
+from sampler.sources.base import use_chat
 
-__all__ = ["MIN_TOKENS_TO_KEEP", "engine_config", "page_html", "step_view"]
+__all__ = [
+    "FIRST_PROMPT",
+    "MIN_TOKENS_TO_KEEP",
+    "engine_config",
+    "page_html",
+    "server_view",
+    "step_view",
+]
 
 # Labels sent with a step: the most likely raw tokens (the bar chart's candidates under most
 # settings) and every history token (penalties can lift any of them into view).
@@ -52,19 +61,39 @@ MIN_TOKENS_TO_KEEP = Setting(
     between(1, math.inf, high_open=True),
     example=3,
     slider=Slider(1, 20, 1),
+    title="Minimum tokens kept",
+    group="advanced",
 )
+# The row's choice beside the stage settings, in words for the page and in its group.
+MODE_WORDS = {
+    "name": "mode",
+    "title": "Mode",
+    "group": "temperature",
+    "help": "sample: draw the token at random from the final distribution; greedy: take the "
+    "likeliest (lowest id on ties); hardmax: draw among the tied likeliest (τ → 0).",
+}
+# The server page's first prompt: SmolLM2-135M-Instruct's next token after it (chat template,
+# τ = 1) is spread but sensible: entropy 3.02 nats (4.36 bits), "There" 0.21, "One" 0.17,
+# "The" 0.14, "Once" 0.10, "I" 0.07, "A" 0.05; so top-p, min-p or a lower τ visibly changes
+# which of these is kept (pagesettings-docs.md has the measurement).
+FIRST_PROMPT = "Tell me a story about a cat."
 # One script, in this order: the engine (its view of a chain state, the stages, the chain),
 # then the page (page.js's helpers are used by the rest).
-ENGINE_SCRIPTS = ("view.js", "stages.js", "engine.js")
+ENGINE_SCRIPTS = ("view.js", "stages_later.js", "stages.js", "engine.js")
 _SCRIPTS = (
     *ENGINE_SCRIPTS,
     "page.js",
+    "settings.js",
+    "cheatsheet.js",
     "requests.js",
     "fragment.js",
     "steps.js",
     "generate.js",
     "tabs.js",
 )
+
+# The page's styles, in this order: the page, then the settings panel's and the cheat sheet's.
+_STYLES = ("page.css", "settings.css")
 
 
 def engine_config() -> dict[str, Any]:
@@ -78,7 +107,26 @@ def engine_config() -> dict[str, Any]:
         "default_order": DEFAULT_ORDER,
         "mirostat_chain": list(MIROSTAT_CHAIN),
         "modes": list(MODES),
+        "mode_words": MODE_WORDS,
         "unusable": _unusable(),
+    }
+
+
+@cache
+def server_view(
+    source: Any, prompt: str = FIRST_PROMPT, temperature: float | None = None
+) -> dict[str, Any]:
+    """The data of ``sampler serve``'s page: the model, the first view's prompt and its chat
+    template (on when the model has one, as every command's default), and the sliders' first
+    settings: ``temperature``, by default the library's own (:class:`SamplingParams`)."""
+    return {
+        "mode": "server",
+        "model": source.name,
+        "prompt": prompt,
+        "chat": use_chat(source, raw=False),
+        "settings": {
+            "temperature": SamplingParams().temperature if temperature is None else temperature
+        },
     }
 
 
@@ -163,11 +211,17 @@ def _data_block(data: dict[str, Any]) -> str:
     return f'<script type="application/json" id="{_DATA_ID}">{text}</script>'
 
 
+def _sheet() -> dict[str, list[float]]:
+    """The cheat sheet's first logits and the temperatures its picture draws (as ``sampler
+    softmax --plot``)."""
+    return {"logits": list(CHEAT_SHEET_LOGITS), "temperatures": list(CHEAT_SHEET_TEMPERATURES)}
+
+
 def page_html(data: dict[str, Any]) -> tuple[str, str]:
     """The page with ``data`` embedded (``mode`` "server" or "offline", the model, and for
     offline, the steps), and the Content-Security-Policy that lets exactly its code run."""
     script = "\n".join(_source(name) for name in _SCRIPTS)
-    style = _source("page.css")
+    style = "\n".join(_source(name) for name in _STYLES)
     connect = "'self'" if data.get("mode") == "server" else "'none'"
     csp = (
         f"default-src 'none'; script-src {_digest(script)}; style-src {_digest(style)}; "
@@ -181,7 +235,7 @@ def page_html(data: dict[str, Any]) -> tuple[str, str]:
     )
     parts = {
         "<!--csp-->": meta,
-        "<!--data-->": _data_block({**data, "engine": engine_config()}),
+        "<!--data-->": _data_block({**data, "engine": engine_config(), "cheat_sheet": _sheet()}),
         "/*style*/": style,
         "/*script*/": script,
     }

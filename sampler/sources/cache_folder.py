@@ -70,7 +70,7 @@ ALIASES = {
     ),
 }
 # The default model runs on llama.cpp: the same weights answer about 6x faster than on torch
-# and a command starts in under a second (README, "Which backend").
+# and a command starts in under a second (docs/models.md, "which backend runs it").
 DEFAULT_MODEL = "smollm2-135m-gguf"
 MANIFEST = "manifest.json"
 GGUF_NAME = "model.gguf"

@@ -25,7 +25,7 @@ Source: llama.cpp ``src/llama-sampler.cpp`` (``llama_sampler_dry_apply`` and
 One difference, on purpose: ``dry_penalty_last_n = -1`` means the whole history here (as
 llama.cpp's ``-1`` did until its PR #26524 clamped negative windows to 0, which is off).
 text-generation-webui's DRY differs (breakers are four exact token ids, repeats are capped at
-50, a row whose last token is a breaker is skipped); README lists the differences.
+50, a row whose last token is a breaker is skipped); docs/engine.md lists the differences.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Truncation by information content: locally typical, epsilon and eta sampling.
+"""Truncation by information content: locally typical, epsilon, eta and top-H sampling.
 
 Pure functions ``(Candidates, RowParams) -> Candidates``, each matching the transformers warper
-of the same name (``TypicalLogitsWarper``, ``EpsilonLogitsWarper``, ``EtaLogitsWarper``), with
-the ``min_keep`` most likely tokens always kept.
+of the same name (``TypicalLogitsWarper``, ``EpsilonLogitsWarper``, ``EtaLogitsWarper``,
+``TopHLogitsWarper``), with the ``min_keep`` most likely tokens always kept.
 """
 
 from __future__ import annotations
@@ -11,13 +11,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sampler.engine.candidates import Candidates, keep_at_least, sorted_head
+from sampler.engine.candidates import Candidates, cut_head, keep_at_least, sorted_head
 from sampler.entropy import normalize
 
 if TYPE_CHECKING:
     from sampler.engine.rows import RowParams
 
-__all__ = ["epsilon", "eta", "typical_p"]
+__all__ = ["TOP_H_HEAD", "epsilon", "eta", "top_h", "typical_p"]
+
+# transformers' TopHLogitsWarper looks at the 100 most likely tokens only (its ``top_n``).
+TOP_H_HEAD = 100
 
 
 def _protected_floor(candidates: Candidates, rows: RowParams, active: np.ndarray) -> np.ndarray:
@@ -92,3 +95,30 @@ def typical_p(candidates: Candidates, rows: RowParams) -> Candidates:
     limit = ranked_score[np.arange(len(last)), last]
     keep = (score <= limit[:, None]) | ~active[:, None]
     return candidates.with_logits(np.where(keep, logits, -np.inf).astype(logits.dtype))
+
+
+def top_h(candidates: Candidates, rows: RowParams) -> Candidates:
+    """Top-H (Potraghloo et al. 2025), as transformers' ``TopHLogitsWarper``.
+
+    Over the ``TOP_H_HEAD`` most likely tokens, renormalised to ``q``: keep the most likely
+    tokens, in order, while their cumulative entropy ``Σ -q log q`` stays ``<= top_h · H(q)``
+    (the first token always). Tokens tied with the last one kept are kept with it (the peer's
+    sort keeps an arbitrary subset of them), and at least ``min_keep`` tokens stay.
+    """
+    active = rows.on("top_h")
+    if not active.any():
+        return candidates
+    width = candidates.logits.shape[1]
+    # one wider than the head: cut_head then sees whether a tie reaches past it
+    head = sorted_head(candidates, min(width, TOP_H_HEAD + 1))
+    logits = head.logits[:, :TOP_H_HEAD].astype(np.float64)
+    normalized = normalize(logits)
+    log_q = logits - normalized.log_z[:, None]
+    with np.errstate(invalid="ignore"):  # -inf × 0 on masked tokens: their term is 0
+        terms = np.where(np.isfinite(log_q), -np.exp(log_q) * log_q, 0.0)
+    cumulative = np.cumsum(terms, axis=1)
+    bound = rows["top_h"] * normalized.entropy
+    kept = np.maximum((cumulative <= bound[:, None]).sum(axis=1), 1)
+    kept = np.maximum(kept, np.minimum(rows.min_keep, logits.shape[1]))
+    last = head.logits[np.arange(len(kept)), kept - 1]
+    return cut_head(candidates, head, np.where(active, last, -np.inf))

@@ -10,7 +10,7 @@ Source: llama.cpp ``src/llama-sampler.cpp`` (``llama_sampler_mirostat_apply``,
 ``llama_sampler_mirostat_v2_apply``; read at ggml-org/llama.cpp 6f7f63ee, the same code as the
 commit 0c1e570 that llama-cpp-python 0.3.36 bundles) and ``common/sampling.cpp`` (00efb3e1):
 with mirostat on, the chain is logit bias, temperature, mirostat. Differences kept on purpose
-(README): tokens tied with the last one kept are kept together (llama.cpp's unstable sort
+(docs/engine.md): tokens tied with the last one kept are kept together (llama.cpp's unstable sort
 keeps an arbitrary subset of them), and ``min_tokens_to_keep`` holds.
 """
 

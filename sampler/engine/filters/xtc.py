@@ -13,8 +13,8 @@ Source: llama.cpp ``src/llama-sampler.cpp``, ``llama_sample_xtc_apply`` (ggml-or
 PR #9742: off when the probability is 0 or the threshold above 0.5; the probabilities are the
 softmax of the candidates as the earlier stages left them; nothing is cut when fewer than two
 tokens reach the threshold, or when the cut would leave fewer than ``min_tokens_to_keep``.
-Difference kept on purpose (README): tokens tied with the least likely one above the threshold
-all stay (llama.cpp's unstable sort removes an arbitrary subset of them).
+Difference kept on purpose (docs/engine.md): tokens tied with the least likely one above the
+threshold all stay (llama.cpp's unstable sort removes an arbitrary subset of them).
 """
 
 from __future__ import annotations

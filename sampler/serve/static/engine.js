@@ -52,9 +52,11 @@ const SamplerEngine = (() => {
     }
     const order = Array.isArray(given.order) ? given.order
       : config.presets[given.order || config.default_order];
+    // as SamplingParams.stages: mirostat replaces the truncation stages; adaptive-p runs last
     const stages = values.mirostat
       ? [...order.filter((n) => config.mirostat_chain.includes(n)), "mirostat"]
-      : order.filter((n) => n !== "mirostat");
+      : [...order.filter((n) => n !== "mirostat" && n !== "adaptive_p"),
+        ...(order.includes("adaptive_p") ? ["adaptive_p"] : [])];
     return { values, on, greedy, hardmax, minKeep: given.min_tokens_to_keep || 1, stages };
   }
 

@@ -20,7 +20,7 @@ function writeFragment() {
   params.set("tab", document.body.dataset.tab || "explore");
   if (DATA.mode === "server") {
     params.set("prompt", $("prompt").value);
-    if ($("chat").checked) params.set("chat", "1");
+    params.set("chat", $("chat").checked ? "1" : "0");  // either way: the default is the model's
     // the tokens forced after the prompt: an opened step of a generated text, or a branch
     const forced = view.request ? view.request.forced : [];
     if (forced.length) params.set("forced", forced.join(","));

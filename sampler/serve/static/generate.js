@@ -157,8 +157,7 @@ function openStep(column, index) {
     if (!(name in column.request)) setSetting(name, off);
   }
   session.selection = { column, index };
-  const mu = column.stats[index].mirostat_mu;
-  const context = mu === undefined || mu === null ? {} : { mirostatMu: mu };
+  const context = stateContext(column.stats[index]);
   const forced = [...column.forced, ...column.tokens.slice(0, index)];
   const step = column.forced.length + index + 1;  // counted from the prompt
   return loadNextToken(forced, `${column.title}, step ${step}: click a bar to branch here`,

@@ -47,40 +47,9 @@ function sliderValue(name, position) {
   return Number(position) === 0 ? 0 : Number((10 ** (log.low + (log.span * position) / 1000)).toPrecision(4));
 }
 
+// The sliders in their groups (settings.js), then the chain's two choices.
 function buildControls() {
-  const box = $("sliders");
-  for (const setting of SLIDERS) {
-    const { name, slider } = setting;
-    const wrap = document.createElement("div");
-    wrap.className = "setting";
-    wrap.dataset.name = name;
-    if (setting.stage) wrap.dataset.stage = setting.stage;
-    wrap.title = `${setting.help} Allowed: ${setting.allowed}.`;
-    const label = document.createElement("label");
-    label.textContent = name;
-    label.htmlFor = `set-${name}`;
-    const range = document.createElement("input");
-    range.type = "range";
-    range.id = `range-${name}`;
-    const number = document.createElement("input");
-    number.type = "number";
-    number.id = `set-${name}`;
-    number.step = "any";
-    if (slider.scale === "log") { range.min = 0; range.max = 1000; range.step = 1; }
-    else { range.min = slider.low; range.max = slider.high; range.step = slider.step; }
-    number.value = setting.off;
-    range.value = sliderPosition(name, setting.off);
-    range.addEventListener("input", () => {
-      number.value = sliderValue(name, range.value);
-      changed();
-    });
-    number.addEventListener("input", () => {
-      if (number.value !== "") range.value = sliderPosition(name, Number(number.value));
-      changed();
-    });
-    wrap.append(label, range, number);
-    box.append(wrap);
-  }
+  buildSettingsPanel();
   for (const [select, names] of [["order", Object.keys(DATA.engine.presets)],
     ["mode", DATA.engine.modes]]) {
     for (const name of names) {
@@ -111,6 +80,7 @@ function setSetting(name, value) {
   if (!number || value === "" || Number.isNaN(Number(value))) return;
   number.value = value;
   $(`range-${name}`).value = sliderPosition(name, Number(value));
+  syncValueText(name);
 }
 
 // The settings as the chain takes them: those the library takes in the chosen order (the
@@ -124,7 +94,7 @@ function currentSettings() {
   for (const { name, off } of SLIDERS) {
     const value = Number($(`set-${name}`).value);
     const usable = !unusable.includes(name);
-    document.querySelector(`.setting[data-name="${name}"]`).classList.toggle("unused", !usable);
+    markUnused(name, !usable);
     if (!usable || $(`set-${name}`).value === "") continue;
     if (value !== off) out[name] = value;
   }
@@ -278,8 +248,13 @@ function start() {
     showError(`the page's engine is out of step with the stage table: no twin of ` +
       `${missing.join(", ") || "none"}; twins of no stage: ${extra.join(", ") || "none"}`);
   }
+  buildReadoutNotes();
+  // the first view as the server (or the file) gives it; a link's fragment may change it
+  if (DATA.mode === "server" && DATA.prompt !== undefined) $("prompt").value = DATA.prompt;
+  if (DATA.mode === "server" && DATA.chat !== undefined) $("chat").checked = DATA.chat;
   if (DATA.settings) for (const [name, value] of Object.entries(DATA.settings)) setSetting(name, value);
   const params = readFragment();
+  openActiveGroups();
   for (const tab of document.querySelectorAll(".tab")) {
     tab.addEventListener("click", () => selectTab(tab.dataset.tab));
   }

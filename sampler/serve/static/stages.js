@@ -1,10 +1,11 @@
 // The stages of sampler.engine's chain (sampler/engine/filters), transcribed for the page: each a
 // function (c, row, context) on a chain state (view.js). A Float32Array rounds every stored
 // value as numpy's float32 arithmetic does; sums are float64. engine.js runs them in order.
+// XTC, mirostat, top-H and adaptive-p are in stages_later.js, loaded first.
 "use strict";
 
 const SamplerStages = (() => {
-  const { f32, F32_EPS, FLOAT_MAX_LOG, INT_MAX, NEG, remerge, isSorted, resortBent, kth, peakOf,
+  const { f32, F32_EPS, FLOAT_MAX_LOG, NEG, remerge, isSorted, resortBent, kth, peakOf,
     logNormalizer, entropyOf, keepAtLeast, keepAbove } = SamplerView;
 
   // --- stages (sampler/engine/filters) -------------------------------------------------
@@ -225,73 +226,13 @@ const SamplerStages = (() => {
     keepAtLeast(c, kth(c, kept));
   }
 
-  function xtc(c, row, context) {
-    const eligible = row.on.xtc_probability && row.values.xtc_threshold <= 0.5;
-    if (!eligible) return;
-    const coin = context.xtcCoin === undefined ? 0 : context.xtcCoin;
-    const fired = coin <= row.values.xtc_probability;
-    c.notes.xtc_fired = fired ? 1 : 0;
-    c.notes.xtc_removed = 0;
-    if (!fired) return;
-    const bar = f32(logNormalizer(c.x) + Math.log(row.values.xtc_threshold));
-    let count = 0, lowest = Infinity, allowed = 0, removed = 0;
-    for (const v of c.x) {
-      if (v !== NEG) allowed++;
-      if (v >= bar) { count++; if (v < lowest) lowest = v; }
-    }
-    for (const v of c.x) if (v >= bar && v > lowest) removed++;
-    if (count >= 2 && allowed - removed >= row.minKeep) {
-      for (let i = 0; i < c.x.length; i++) if (c.x[i] > lowest) c.x[i] = NEG;
-      c.notes.xtc_removed = removed;
-    }
-  }
-
-  function mirostatV1K(c, mu) {
-    const vocab = c.x.length;
-    const size = Math.min(100, vocab);
-    if (size - 1 < 1) return 1;
-    const logZ = logNormalizer(c.x);
-    const probs = new Float32Array(size);
-    let n = 0;
-    for (const t of c.order) {
-      if (n >= size) break;
-      if (c.x[t] !== NEG) probs[n++] = Math.exp(c.x[t] - logZ);
-    }
-    let tb = 0, tt = 0;
-    for (let i = 0; i < size - 1; i++) {
-      const t = f32(Math.log(f32(f32(i + 2) / f32(i + 1))));
-      const b = f32(Math.log(f32(probs[i] / probs[i + 1])));
-      tb += f32(t * b);  // numpy's float32 sums are pairwise: nearer a float64 sum than a loop
-      tt += f32(t * t);
-    }
-    const sHat = f32(f32(tb) / f32(tt));
-    const eps = f32(sHat - 1);
-    let base = f32(eps * f32(2 ** f32(mu)));
-    base = f32(base / f32(1 - f32(vocab ** -eps)));
-    const k = f32(base ** f32(1 / sHat));
-    return Number.isFinite(k) && k < INT_MAX ? Math.max(Math.floor(k), 1) : 1;
-  }
-
-  function mirostat(c, row, context) {
-    const version = row.values.mirostat;
-    if (!version) return;
-    const mu = context.mirostatMu === undefined ? 2 * row.values.mirostat_tau : context.mirostatMu;
-    c.notes.mirostat_mu = mu;
-    if (version === 2) {
-      keepAbove(c, row, Math.min(logNormalizer(c.x) - mu * Math.LN2, peakOf(c)));
-      return;
-    }
-    const k = Math.max(mirostatV1K(c, mu), row.minKeep);
-    if (k > 0 && k < c.x.length) keepAtLeast(c, kth(c, k));
-  }
-
   // Each stage's twin, by the name of its row in the stage table (sampler/engine/stages.py):
   // the engine refuses a chain with a stage that has none, and tests/test_page_engine.py runs
   // every row of the table here against the library.
   const STAGE_FUNCTIONS = {
     logit_bias: logitBias, penalties, dry, temperature, smoothing, top_k: topK, top_p: topP,
     min_p: minP, top_a: topA, top_n_sigma: topNSigma, epsilon, eta, typical_p: typicalP, tfs,
-    xtc, mirostat,
+    ...SamplerLaterStages,
   };
 
   return { STAGE_FUNCTIONS, dryPenalties };

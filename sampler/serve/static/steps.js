@@ -2,6 +2,16 @@
 // logits row), and the arrow keys, which step through the offline text or a generated column.
 "use strict";
 
+// What a step's law depends on beyond its logits and settings, as the engine's context: the
+// state stateful stages had before it (mirostat's μ, adaptive-p's average), where recorded.
+function stateContext(recorded) {
+  const context = {};
+  const known = (value) => value !== null && value !== undefined;
+  if (known(recorded.mirostat_mu)) context.mirostatMu = recorded.mirostat_mu;
+  if (known(recorded.adaptive_average)) context.adaptiveAverage = recorded.adaptive_average;
+  return context;
+}
+
 function showOfflineStep(index) {
   const step = DATA.steps[index];
   view.offlineStep = index;
@@ -10,8 +20,7 @@ function showOfflineStep(index) {
   }
   const title = `step ${index + 1} of ${DATA.steps.length}` +
     (step.token === null ? "" : `: the text went on with ${JSON.stringify(step.label)}`);
-  const context = step.mirostat_mu === null || step.mirostat_mu === undefined
-    ? {} : { mirostatMu: step.mirostat_mu };
+  const context = stateContext(step);
   showStep(step.view, context, `${title} (the bars are this step's; branching needs the server)`,
     step.token);
   writeFragment();

@@ -47,6 +47,8 @@ function renderCheatSheet() {
   cell.dataset.entropy = sheet.entropy_nats;
   summary.append(cell);
   table.append(summary);
+  syncCheatSheetSlider();
+  drawCheatSheetPicture(logits, tau);
 }
 
 function setupCheatSheet() {
