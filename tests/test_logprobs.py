@@ -196,3 +196,37 @@ def test_top_tokens_equals_a_full_sort_with_ties():
         count = int(generator.integers(0, size + 2))
         full = np.lexsort((np.arange(size), -secondary, -primary))[:count]
         assert top_tokens(primary, secondary, count).tolist() == full.tolist()
+
+
+def test_penalties_see_the_step_own_history():
+    source = parse_synthetic(MARKOV)
+    params = SamplingParams(temperature=1.0, repetition_penalty=1.5, penalty_last_n=64, seed=6)
+    (completion,) = generate(
+        source, [GenerationRow(PROMPT, params)], max_new_tokens=5,
+        logprobs=LogprobRequest("processed", 20),
+    )
+    history = list(completion.prompt_ids)
+    logits_rows = step_logits(source, completion)
+    for entry, logits in zip(completion.logprobs["content"], logits_rows, strict=True):
+        # the penalty transcribed: seen tokens' logits divided (positive) or multiplied by 1.5
+        seen = np.zeros(logits.size, dtype=bool)
+        seen[history] = True
+        penalised = np.where(seen, np.where(logits > 0, logits / 1.5, logits * 1.5), logits)
+        expected = log_softmax(penalised)
+        bound = float32_bound(penalised)
+        for item in [entry, *entry["top_logprobs"]]:
+            assert item["processed_logprob"] == pytest.approx(expected[item["id"]], abs=bound)
+        history.append(entry["id"])
+
+
+def test_the_default_path_computes_no_logprobs(monkeypatch):
+    import sampler.generation.loop as loop
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("log-probabilities computed without being asked for")
+
+    monkeypatch.setattr(loop, "record_step", refuse)
+    source = parse_synthetic(MARKOV)
+    rows = [GenerationRow(PROMPT, SamplingParams(temperature=0.8, seed=1))]
+    (completion,) = generate(source, rows, max_new_tokens=4)
+    assert completion.logprobs is None and completion.steps
