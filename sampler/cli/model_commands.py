@@ -9,6 +9,13 @@ import click
 from sampler.cli import cli, limits, options
 from sampler.cli.options import JSON_OPTION
 from sampler.engine.defaults import DEFAULT_TEMPERATURE
+from sampler.errors import InvalidInputError
+from sampler.generation.logprobs import (
+    DEFAULT_TOP_LOGPROBS,
+    LOGPROB_MODES,
+    MAX_TOP_LOGPROBS,
+    LogprobRequest,
+)
 from sampler.json_values import to_json
 
 
@@ -41,6 +48,21 @@ from sampler.json_values import to_json
 @options.seed_option()
 @options.raw_option
 @JSON_OPTION
+@click.option(
+    "--logprobs",
+    "logprobs_mode",
+    type=click.Choice(LOGPROB_MODES),
+    default=None,
+    help="Per token, its log-probability and the top alternatives' (in --json and the run "
+    "log): raw = the model's, processed = after the whole chain, what was sampled from.",
+)
+@click.option(
+    "--top-logprobs",
+    type=click.IntRange(0, MAX_TOP_LOGPROBS),
+    default=None,
+    metavar="N",
+    help=f"Alternatives per token with --logprobs (default {DEFAULT_TOP_LOGPROBS}).",
+)
 @options.db_option
 @click.option("--no-log", is_flag=True, help="Do not record the run in the run log.")
 @options.cache_option
@@ -57,6 +79,8 @@ def generate(
     seed: int,
     raw: bool,
     as_json: bool,
+    logprobs_mode: str | None,
+    top_logprobs: int | None,
     db: str | None,
     no_log: bool,
     cache_dir: str | None,
@@ -69,6 +93,12 @@ def generate(
     from sampler.generation.loop import generate as run_generation
     from sampler.sources.base import use_chat
 
+    if top_logprobs is not None and logprobs_mode is None:
+        raise InvalidInputError(
+            f"--top-logprobs {top_logprobs} goes with --logprobs: give --logprobs raw or processed"
+        )
+    top = DEFAULT_TOP_LOGPROBS if top_logprobs is None else top_logprobs
+    logprobs = None if logprobs_mode is None else LogprobRequest(logprobs_mode, top)
     config = RunConfig(
         model=model,
         dtype=dtype,
@@ -103,6 +133,7 @@ def generate(
         chat=use_chat(source, raw),
         on_text=(lambda _row, text: click.echo(text, nl=False)) if stream else None,
         on_finish=log,
+        logprobs=logprobs,
     )
     if store is not None:
         store.finish_run(run_id)

@@ -67,6 +67,8 @@ class Completion:
     text: str = ""
     finish_reason: str = "length"  # "eos", "stop" or "length"
     steps: list[dict[str, float]] = field(default_factory=list)
+    # per-token log-probabilities, only when asked for (sampler.generation.logprobs)
+    logprobs: dict | None = None
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (params as their fields)."""
@@ -75,7 +77,7 @@ class Completion:
         }
         params["order"] = list(params["order"])
         params["logit_bias"] = {str(k): v for k, v in params["logit_bias"].items()}
-        return {
+        data = {
             "prompt": self.row.prompt,
             "sample": self.row.sample,
             "temperature": self.row.params.temperature,
@@ -87,6 +89,9 @@ class Completion:
             "finish_reason": self.finish_reason,
             "steps": self.steps,
         }
+        if self.logprobs is not None:
+            data["logprobs"] = self.logprobs
+        return data
 
 
 def summary_line(completion: Completion, seed: int | None) -> str:

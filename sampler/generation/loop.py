@@ -23,6 +23,7 @@ from sampler.engine.sampling import Sampler
 from sampler.errors import InvalidInputError
 from sampler.generation.generation_row import Completion, GenerationRow
 from sampler.generation.incremental_text import TextCallback, text_state, update_text
+from sampler.generation.logprobs import LogprobRequest, record_step
 from sampler.sources.base import LogitSource, dry_vocabulary
 
 __all__ = ["BatchStep", "batch_rows", "batch_steps", "encode_prompts", "generate"]
@@ -73,6 +74,7 @@ def generate(
     on_step: Callable[[int, int], None] | None = None,
     on_finish: Callable[[int, Completion], None] | None = None,
     cache_budget_mb: float | None = DEFAULT_CACHE_BUDGET_MB,
+    logprobs: LogprobRequest | None = None,
 ) -> list[Completion]:
     """Generate one completion per row, the rows batched.
 
@@ -102,13 +104,18 @@ def generate(
     cache_budget_mb
         Largest KV cache one batch may grow to; more rows than fit run as several batches one
         after another (same tokens: a row does not depend on its batch). ``None``: one batch.
+    logprobs
+        Record each step's log-probabilities in ``Completion.logprobs``
+        (:mod:`sampler.generation.logprobs`); ``None``: not computed.
     """
     if not rows:
         raise InvalidInputError("no rows to generate: give at least one prompt")
     chat = source.is_chat if chat is None else chat
     prompt_ids = encode_prompts(source, rows, chat, max_new_tokens)
     completions = [Completion(row, ids) for row, ids in zip(rows, prompt_ids, strict=True)]
-    plan = _Plan(max_new_tokens, tuple(stop), on_text, stats, ignore_eos, on_step, on_finish)
+    plan = _Plan(
+        max_new_tokens, tuple(stop), on_text, stats, ignore_eos, on_step, on_finish, logprobs
+    )
     size = min(
         batch_rows(source, prompt_ids, max_new_tokens, cache_budget_mb),
         max(1, LOGITS_BUDGET_BYTES // (BYTES_PER_LOGIT * source.vocab_size)),
@@ -158,6 +165,7 @@ def batch_steps(
     max_new_tokens: int,
     on_text: TextCallback | None = None,
     stats: bool = True,
+    logprobs: LogprobRequest | None = None,
 ) -> Iterator[BatchStep]:
     """Extend ``completions`` (rows with their prompt ids, nothing generated yet) as ONE batch,
     yielding a :class:`BatchStep` after every step: :func:`generate`'s loop, one step at a time.
@@ -177,7 +185,7 @@ def batch_steps(
         raise InvalidInputError("no rows to generate: give at least one prompt")
     for completion in completions:
         _check_context(source, completion.prompt_ids, max_new_tokens)
-    plan = _Plan(max_new_tokens, (), on_text, stats, False, None, None)
+    plan = _Plan(max_new_tokens, (), on_text, stats, False, None, None, logprobs)
     return _steps(source, list(completions), 0, plan)
 
 
@@ -190,6 +198,7 @@ class _Plan:
     ignore_eos: bool
     on_step: Callable[[int, int], None] | None
     on_finish: Callable[[int, Completion], None] | None
+    logprobs: LogprobRequest | None = None
 
 
 def _run_batch(
@@ -224,6 +233,11 @@ def _steps(
         state = sampler.state  # before the step: what the step's law depends on
         tokens, step_stats = sampler.step(logits, history=history)
         running = np.flatnonzero(live)
+        if plan.logprobs is not None:  # before the rows' ids grow: the step's own history
+            record_step(
+                plan.logprobs, source, completions, running, logits, tokens, history, state,
+                vocabulary,
+            )
         for index in running:
             completion, token = completions[index], int(tokens[index])
             if step_stats is not None:

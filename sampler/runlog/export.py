@@ -18,8 +18,9 @@ def export_run(store: RunStore, run_id: str, fmt: str, stream: TextIO) -> int:
 
     Returns the number of records written.
 
-    ``jsonl``: one completion a line, steps included. ``csv``: a header, then one line a step
-    (:data:`~sampler.runlog.schema.CSV_COLUMNS`).
+    ``jsonl``: one completion a line, steps included, and ``logprobs`` when the run recorded
+    them (``generate --logprobs``; the same object ``generate --json`` printed). ``csv``: a
+    header, then one line a step (:data:`~sampler.runlog.schema.CSV_COLUMNS`).
     """
     if fmt not in EXPORT_FORMATS:
         raise InvalidInputError(
@@ -29,6 +30,9 @@ def export_run(store: RunStore, run_id: str, fmt: str, stream: TextIO) -> int:
     count = 0
     if fmt == "jsonl":
         for record in store.iter_completions(run_id, with_steps=True):
+            if "logprobs" in record["extra"]:  # recorded by generate --logprobs: as it printed
+                record = record | {"logprobs": record["extra"]["logprobs"]}
+                record["extra"] = {k: v for k, v in record["extra"].items() if k != "logprobs"}
             # to_json: a temperature of inf is null, as in every --json (JSON has no Infinity)
             stream.write(to_json({"run_id": run_id} | record, ensure_ascii=False) + "\n")
             count += 1

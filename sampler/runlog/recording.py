@@ -29,6 +29,7 @@ from importlib import metadata
 from typing import Any, Protocol
 
 from sampler.errors import RunLogError
+from sampler.json_values import json_safe
 from sampler.runlog.schema import COMPLETION_FIELDS
 from sampler.runlog.store import RunStore
 
@@ -83,7 +84,10 @@ def package_versions() -> dict[str, str]:
 def completion_record(completion: FinishedRow, extra: dict[str, Any] | None = None) -> dict:
     """What the run log stores for one finished row (and ``extra``, what the run adds to it)."""
     data = completion.to_dict()
-    return {key: data[key] for key in (*COMPLETION_FIELDS, "steps")} | {"extra": extra or {}}
+    extra = dict(extra or {})
+    if data.get("logprobs") is not None:  # asked for (generate --logprobs): kept with the row
+        extra["logprobs"] = json_safe(data["logprobs"])  # -inf as null, as export writes it
+    return {key: data[key] for key in (*COMPLETION_FIELDS, "steps")} | {"extra": extra}
 
 
 def start_run(store: RunStore, kind: str, model: Model, config: dict, total_rows: int) -> str:

@@ -11,6 +11,10 @@ its sample ``k``. The events, as plain dicts (:func:`sse` writes one as a server
 - ``step`` (one per step): per running row the token, its label, the text it adds, its
   :class:`~sampler.engine.stats.StepStats` and the ``top`` tokens of the law it was drawn from
   (base and final probability, as ``/api/next-token`` gives them);
+- with ``logprobs`` (``"raw"`` or ``"processed"``) and ``top_logprobs`` (0..20, default 5) in
+  the request, each step's row also has ``logprobs``, that token's entry, and each ``done`` row
+  its completion's whole ``logprobs``, as ``sampler generate --json --logprobs`` prints them
+  (:mod:`sampler.generation.logprobs`);
 - ``done``: each row's completion and, when a greedy row is present, the step where each other
   row first leaves its path (:func:`~sampler.generation.compare.first_divergence`).
 
@@ -44,6 +48,7 @@ from sampler.engine.sampling import distribution
 from sampler.errors import InvalidInputError
 from sampler.generation.compare import first_divergence
 from sampler.generation.generation_row import Completion, GenerationRow
+from sampler.generation.logprobs import LogprobRequest
 from sampler.generation.loop import BatchStep, batch_steps
 from sampler.serve import api
 from sampler.serve.api import shown_value as shown
@@ -56,7 +61,7 @@ __all__ = ["KEYS", "LIMITS", "Generation", "Guard", "parse_rows", "prepare", "ss
 # At most 8 rows of at most 256 tokens: a stream ends within seconds on the default model, and
 # its events stay small (20 alternatives a row a step).
 LIMITS = {"rows": 8, "max_new_tokens": 256, "top": 20}
-KEYS = ("prompt", "chat", "forced", "rows", "max_new_tokens", "top")
+KEYS = ("prompt", "chat", "forced", "rows", "max_new_tokens", "top", "logprobs", "top_logprobs")
 _DEFAULTS = {"max_new_tokens": 64, "top": 5}
 # What a caller wraps every model call in (the server: its model lock); nothing by default.
 Guard = Callable[[], AbstractContextManager[Any]]
@@ -124,6 +129,7 @@ def prepare(source: LogitSource, body: Any) -> Generation:
         max_new_tokens,
         top,
         chat=use_chat(source, raw=body.get("chat") is False),
+        logprobs=LogprobRequest.from_body(body),
     )
 
 
@@ -138,6 +144,7 @@ class Generation:
         max_new_tokens: int,
         top: int,
         chat: bool,
+        logprobs: LogprobRequest | None = None,
     ) -> None:
         self.source, self.completions, self.forced = source, completions, list(forced)
         self.max_new_tokens, self.top, self.chat = max_new_tokens, top, chat
@@ -145,7 +152,9 @@ class Generation:
         self._vocabulary = dry_vocabulary(source, self._params)
         self._pending = [""] * len(completions)
         # checks the context now (a 400 before any event); the model is called only on next()
-        self._steps = batch_steps(source, completions, max_new_tokens, on_text=self._text)
+        self._steps = batch_steps(
+            source, completions, max_new_tokens, on_text=self._text, logprobs=logprobs
+        )
         # XTC's coin can drop greedy's argmax, so a greedy row with XTC is no reference path
         self.greedy_row = next(
             (i for i, p in enumerate(self._params) if p.is_greedy and "xtc" not in p.active_stages),
@@ -227,6 +236,8 @@ class Generation:
                 "stats": stats,
                 "top": tops[j],
             }
+            if completion.logprobs is not None:  # asked for: the step's entry (logprobs.py)
+                item["logprobs"] = completion.logprobs["content"][-1]
             self._pending[index] = ""
             if token in self.source.eos_token_ids or step.step == self.max_new_tokens - 1:
                 item["finish_reason"] = completion.finish_reason
@@ -250,6 +261,8 @@ class Generation:
                 "finish_reason": completion.finish_reason,
                 "steps": len(completion.steps),
             }
+            if completion.logprobs is not None:
+                row["logprobs"] = completion.logprobs
             if self.greedy_row is not None and index != self.greedy_row:
                 row["divergence_step"] = first_divergence(paths[self.greedy_row], paths[index])
             rows.append(row)
