@@ -69,9 +69,13 @@ def keep_ranked(candidates: Candidates, rows_cut: np.ndarray, count: np.ndarray)
 def float32_probs(logits: np.ndarray) -> np.ndarray:
     """The softmax of each row in float32, as llama.cpp's ``llama_sampler_softmax_impl``:
     ``expf(x - max)`` over the sum (numpy sums pairwise where llama.cpp sums in array order,
-    so the two may differ in the last bit of the sum; exact for the rows the tests craft)."""
-    x = logits.astype(np.float32)
-    weights = np.exp(x - x.max(axis=1, keepdims=True))
+    so the two may differ in the last bit of the sum; exact for the rows the tests craft).
+    ``x - max`` is taken in float64 and rounded once to float32: the same number for float32
+    logits, and no ``inf - inf`` for logits beyond float32's range (which llama.cpp never has).
+    """
+    wide = logits.astype(np.float64)
+    shifted = (wide - wide.max(axis=1, keepdims=True)).astype(np.float32)
+    weights = np.exp(shifted)
     return weights / weights.sum(axis=1, keepdims=True, dtype=np.float32)
 
 
@@ -168,10 +172,10 @@ def min_p(candidates: Candidates, rows: RowParams) -> Candidates:
     together = active & ~ranked
     floor = candidates.logits.max(axis=1) + np.log(np.where(active, rows["min_p"], 1.0))
     result = keep_above(candidates, rows, together, floor)
+    # llama.cpp takes min_p as a float: one that rounds to 0 switches min-p off
+    ranked &= rows["min_p"].astype(np.float32) > 0
     if ranked.any():
-        x = candidates.logits.astype(np.float32)
-        floor32 = x.max(axis=1) + np.log(rows["min_p"].astype(np.float32))
-        passing = (x >= floor32[:, None]).sum(axis=1)
+        passing = (candidates.logits >= _float32_floor(candidates.logits, rows["min_p"])).sum(1)
         size = np.minimum(np.maximum(passing, rows.min_keep), candidates.llama_array_size())
         result = keep_ranked(result, ranked, size).sized(ranked, size)
     return result
@@ -194,6 +198,17 @@ def top_a(candidates: Candidates, rows: RowParams) -> Candidates:
     # 2·max beyond float64 (max near 1e308): the same floor as max + log p_max, which fits
     floor = np.where(np.isfinite(floor), floor, bar + peak + (peak - log_z))
     return keep_above(candidates, rows, active, floor)
+
+
+def _float32_floor(logits: np.ndarray, min_p: np.ndarray) -> np.ndarray:
+    """``[B, 1]``: llama.cpp's ``max + logf(min_p)``, summed in float32; rows whose max is
+    beyond float32's range (no llama.cpp row is) take the float64 sum instead."""
+    peak = logits.max(axis=1).astype(np.float64)
+    with np.errstate(divide="ignore"):  # min_p 0 (a row where min-p is off): log 0 = -inf
+        log_p = np.log(min_p.astype(np.float32))
+    fits = np.abs(peak) <= np.finfo(np.float32).max
+    floor32 = np.where(fits, peak, 0).astype(np.float32) + log_p
+    return np.where(fits, floor32, peak + log_p)[:, None]
 
 
 def keep_above(

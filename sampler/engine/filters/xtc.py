@@ -62,7 +62,11 @@ def xtc(candidates: Candidates, rows: RowParams) -> Candidates:
     ranked = fired & rows.ranked()
     if ranked.any():  # llama.cpp: p >= t on float32 probabilities
         threshold = rows["xtc_threshold"].astype(np.float32)[:, None]
-        reaching[ranked] = float32_probs(logits[ranked]) >= threshold[ranked]
+        # only finite tokens: at threshold 0 llama.cpp's own -inf entries would reach too and
+        # its cut could leave only one of them (no token to draw); we keep a finite one
+        reaching[ranked] = (float32_probs(logits[ranked]) >= threshold[ranked]) & np.isfinite(
+            logits[ranked]
+        )
     count = reaching.sum(axis=1)
     lowest = np.where(reaching, logits, np.inf).min(axis=1)
     removed = (logits > lowest[:, None]) & reaching
