@@ -90,6 +90,12 @@ def top_k(candidates: Candidates, rows: RowParams) -> Candidates:
     ranked = rows.on("top_k") & rows.ranked()
     if ranked.any():
         size = np.minimum(rows["top_k"], candidates.llama_array_size())
+        widest = int(size[ranked].max())
+        if ranked.all() and widest < candidates.logits.shape[1]:  # compact to the head
+            head = sorted_head(candidates, widest)
+            inside = np.arange(widest)[None, :] < size[:, None]
+            head = head.with_logits(np.where(inside, head.logits, -np.inf))
+            return head.sized(ranked, size)
         candidates = keep_ranked(candidates, ranked, size).sized(ranked, size)
     k = np.where(rows.on("top_k") & ~ranked, np.maximum(rows["top_k"], rows.min_keep), 0)
     width = candidates.logits.shape[1]
