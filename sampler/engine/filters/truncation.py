@@ -146,8 +146,8 @@ def top_p(candidates: Candidates, rows: RowParams) -> Candidates:
     together = active & ~ranked
     result = cut_head(candidates, head, np.where(together, last, -np.inf))
     if ranked.any():
-        size = np.minimum(_nucleus_count_float32(candidates, rows), candidates.llama_array_size())
-        result = keep_ranked(result, ranked, size).sized(ranked, size)
+        count = np.minimum(_nucleus_count_float32(candidates, rows), candidates.llama_array_size())
+        result = keep_ranked(result, ranked, count).sized(ranked, count)
     return result
 
 
