@@ -89,8 +89,17 @@ def hf_greedy(source, prompt_ids: list[list[int]], max_new_tokens: int) -> list[
 
 @pytest.fixture(autouse=True)
 def isolated_working_folder(tmp_path, monkeypatch):
-    """Every test runs in its own empty folder, so a default run log lands there."""
+    """Every test runs in its own empty folder, and its default run log is its own too: never
+    the user's (``XDG_DATA_HOME`` points beside ``tmp_path``, so listings of ``tmp_path`` stay
+    as the test made them; a ``SAMPLER_DB`` of the user's is ignored)."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SAMPLER_DB", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(data_home_of(tmp_path)))
+
+
+def data_home_of(tmp_path):
+    """The ``XDG_DATA_HOME`` of the test whose folder is ``tmp_path``."""
+    return tmp_path.parent / f"{tmp_path.name}-data"
 
 
 def parity_logits(vocab: int, seed: int, boost: float = 9.0):

@@ -164,6 +164,24 @@ def test_params_list_length_must_match_batch():
         SamplerLogitsProcessor([SamplingParams(), {"top_k": 3}])
 
 
+@pytest.mark.parametrize(
+    "stateful",
+    [
+        {"mirostat": 2},
+        {"xtc_probability": 0.5, "order": "llama.cpp"},
+        {"adaptive_target": 0.3, "order": "llama.cpp"},
+    ],
+    ids=["mirostat", "xtc", "adaptive_p"],
+)
+def test_stateful_stages_are_refused(stateful):
+    """A logits processor keeps no state between calls: adaptive-p's running average (like
+    mirostat's mu) would restart at every step, so the processor refuses, in one line."""
+    input_ids, scores = _batch()
+    with pytest.raises(InvalidInputError, match=r"use sampler\.Sampler") as err:
+        logits_processor(SamplingParams(**stateful))(input_ids, scores)
+    assert "\n" not in str(err.value)
+
+
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)

@@ -1,4 +1,5 @@
-"""`import sampler` and the numpy-only paths must not pull in torch or transformers."""
+"""`import sampler` and the numpy-only paths must not pull in torch or transformers, nor the
+data extra (pandas, pyarrow), which only DataFrames and `export --format parquet` use."""
 
 import subprocess
 import sys
@@ -6,9 +7,11 @@ import sys
 
 def test_core_import_is_light():
     code = (
-        "import sys, sampler, sampler.cheatsheet, sampler.cli\n"
+        "import sys, sampler, sampler.cheatsheet, sampler.cli, sampler.runlog\n"
+        "import sampler.runlog.store, sampler.runlog.export\n"
         "sampler.softmax([1.0, 2.0])\n"
-        "heavy = [m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules]\n"
+        "heavy = ('torch', 'transformers', 'matplotlib', 'pandas', 'pyarrow')\n"
+        "heavy = [m for m in heavy if m in sys.modules]\n"
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -25,7 +28,8 @@ def test_commands_without_a_torch_model_never_import_torch(tmp_path):
         "    cli.main(args=sys.argv[1:], prog_name='sampler')\n"
         "except SystemExit as end:\n"
         "    code = end.code\n"
-        "heavy = [m for m in ('torch', 'transformers') if m in sys.modules]\n"
+        "heavy = ('torch', 'transformers', 'pandas', 'pyarrow')\n"
+        "heavy = [m for m in heavy if m in sys.modules]\n"
         "print(f'EXIT={code} HEAVY=' + ','.join(heavy), file=sys.stderr)\n"
     )
     markov = "synthetic:markov?vocab=50&seed=1"
@@ -40,6 +44,7 @@ def test_commands_without_a_torch_model_never_import_torch(tmp_path):
         ["runs", "--db", db],
         ["report", "latest", "--db", db],
         ["export", "latest", "--db", db],
+        ["export", "latest", "--format", "csv", "--db", db],
     ]
     for command in commands:
         done = subprocess.run([sys.executable, "-c", code, *command], capture_output=True,

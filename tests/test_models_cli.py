@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 pytest.importorskip("torch")
 
-from conftest import build_tiny_llama
+from conftest import build_tiny_llama, data_home_of
 
 from sampler.cli import cli
 from sampler.sources import model_cache, torch_model
@@ -201,7 +201,7 @@ def test_generate_logs_the_run_unless_told_not_to(tiny_model_dir, tmp_path):
     args = ["generate", "--model", str(tiny_model_dir), "--prompt", "w5", "-t", "0.5", "-t",
             "1", "--raw", "--max-new-tokens", "3", "--seed", "2"]
     assert CliRunner().invoke(cli, args).exit_code == 0
-    with RunStore(tmp_path / "runs" / "sampler.db") as store:  # the default log, in the cwd
+    with RunStore(data_home_of(tmp_path) / "sampler" / "sampler.db") as store:  # the default
         run = store.get_run("latest")
         assert run["kind"] == "generate" and run["status"] == "complete"
         assert [c["temperature"] for c in store.completions(run["id"])] == [0.5, 1.0]

@@ -1,7 +1,7 @@
 """Draws follow distribution(): chi-square goodness of fit at fixed seeds.
 
 Each case is tested at ALPHA = 1e-4. For a correct sampler and a seed chosen at random, the
-chance that any of the 18 cases is rejected is at most 18 x 1e-4 = 0.18% (Bonferroni); the seeds
+chance that any of the 20 cases is rejected is at most 20 x 1e-4 = 0.2% (Bonferroni); the seeds
 are fixed, so the suite is deterministic. The power checks show the same test does reject
 draws from a slightly wrong distribution.
 """

@@ -135,6 +135,24 @@ def test_page_matches_the_library_on_smollm2(gguf, page, tmp_path):
     print(f"\nslowest recompute at V = 49,152 over the grid: {slowest:.2f} ms")
 
 
+def test_the_chat_box_starts_as_the_models_default(synthetic_server, gguf, page):
+    """sampler.engine.defaults: the model's own chat template (SmolLM2 has one, synthetic has none);
+    a link's chat=0 or chat=1 wins, and the fragment always says which."""
+    url, _source, _ = synthetic_server
+    page.goto(url + "/")
+    page.wait_for_selector("#step-title:has-text('tokens in')")
+    assert not page.is_checked("#chat")
+    with serving(gguf, None) as (url, _app):
+        for fragment, checked in (("", True), ("#chat=0", False), ("#chat=1", True)):
+            page.goto("about:blank")
+            page.goto(url + "/" + fragment)
+            page.wait_for_selector("#step-title:has-text('tokens in')")
+            assert page.is_checked("#chat") is checked, fragment
+            page.wait_for_function("() => location.hash.includes('chat=')")
+            assert f"chat={int(checked)}" in page.evaluate("() => location.hash")
+    assert not page.problems
+
+
 def test_generate_branch_and_save(synthetic_server, page):
     url, source, _db = synthetic_server
     page.goto(url + "/")

@@ -21,7 +21,7 @@ per-position loop they share.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,8 +33,12 @@ from sampler.engine.stages import switched_on
 from sampler.errors import InvalidInputError
 from sampler.sources.base import LogitSource, dry_vocabulary
 
+# progress(done, total): positions forced so far, of all
+Progress = Callable[[int, int], None]
+
 __all__ = [
     "Divergence",
+    "Progress",
     "Side",
     "check_forcible",
     "check_vocabularies",
@@ -139,7 +143,10 @@ def _laws(sides: Sequence[Side], targets: Sequence[int]) -> Iterator[np.ndarray]
 
 
 def divergences(
-    sides: Sequence[Side], targets: Sequence[int], pairs: Sequence[tuple[int, int]]
+    sides: Sequence[Side],
+    targets: Sequence[int],
+    pairs: Sequence[tuple[int, int]],
+    progress: Progress | None = None,
 ) -> list[Divergence]:
     """Force ``targets`` after each side's context; compare the sides of every pair.
 
@@ -152,6 +159,9 @@ def divergences(
         The token ids forced one by one; each position's law predicts one of them.
     pairs
         ``(a, b)`` indices into ``sides``.
+    progress
+        Called as ``progress(done, total)`` after each forced position (``total`` =
+        ``len(targets)``): each position costs one model step per distinct source and context.
 
     Returns
     -------
@@ -173,10 +183,11 @@ def divergences(
     check_vocabularies([side.source for side in sides])
     first = np.array([a for a, _ in pairs])
     second = np.array([b for _, b in pairs])
-    steps = [
-        law_divergence(laws[first], laws[second]) | {"entropy": log_entropy(laws)}
-        for laws in _laws(sides, targets)
-    ]
+    steps = []
+    for done, laws in enumerate(_laws(sides, targets), start=1):
+        steps.append(law_divergence(laws[first], laws[second]) | {"entropy": log_entropy(laws)})
+        if progress is not None:
+            progress(done, len(targets))
     stacked = {key: np.stack([step[key] for step in steps]) for key in steps[0]}
     entropies = stacked.pop("entropy")
     labels = [sides[0].source.token_label(int(t)) for t in targets]

@@ -23,6 +23,7 @@ from dataclasses import replace
 
 from sampler.analysis.divergence import (
     Divergence,
+    Progress,
     Side,
     check_vocabularies,
     describe,
@@ -50,6 +51,7 @@ def divergence_tokens(
     targets: Sequence[int],
     source_b: LogitSource | None = None,
     context_b: Sequence[int] | None = None,
+    progress: Progress | None = None,
 ) -> Divergence:
     """Settings A against settings B along token ids ``targets`` after ``context``.
 
@@ -62,6 +64,8 @@ def divergence_tokens(
     source_b, context_b
         Side B's own source and context (default: A's). A second source must give every
         target the same token (label).
+    progress
+        As in :func:`~sampler.analysis.divergence.divergences`.
 
     Returns
     -------
@@ -82,7 +86,7 @@ def divergence_tokens(
         Side(source, params_a, tuple(context), label_a),
         Side(other, params_b, tuple(context if context_b is None else context_b), label_b),
     ]
-    return divergences(sides, targets, [(0, 1)])[0]
+    return divergences(sides, targets, [(0, 1)], progress)[0]
 
 
 def divergence_text(
@@ -93,6 +97,7 @@ def divergence_text(
     prompt: str | None = None,
     raw: bool = False,
     source_b: LogitSource | None = None,
+    progress: Progress | None = None,
 ) -> Divergence:
     """Settings A against settings B along ``text``, encoded by :func:`forced_ids`.
 
@@ -105,6 +110,8 @@ def divergence_text(
     source_b
         Side B's source: it must split the text into the same ids; it encodes the prompt its
         own way, as a sweep on it would.
+    progress
+        As in :func:`~sampler.analysis.divergence.divergences`.
 
     Returns
     -------
@@ -112,7 +119,7 @@ def divergence_text(
     """
     context, targets = forced_ids(source, text, prompt, use_chat(source, raw))
     if source_b is None or source_b is source:
-        return divergence_tokens(source, params_a, params_b, context, targets)
+        return divergence_tokens(source, params_a, params_b, context, targets, progress=progress)
     check_vocabularies([source, source_b])  # before the encodings: the more basic mismatch
     context_b, targets_b = forced_ids(source_b, text, prompt, use_chat(source_b, raw))
     if (prompt is None and context_b != context) or targets_b != targets:
@@ -120,7 +127,9 @@ def divergence_text(
             f"the text tokenizes differently in {source.name} and {source_b.name}: "
             "token-by-token laws need the same tokens"
         )
-    return divergence_tokens(source, params_a, params_b, context, targets, source_b, context_b)
+    return divergence_tokens(
+        source, params_a, params_b, context, targets, source_b, context_b, progress
+    )
 
 
 def order_divergences(
@@ -129,6 +138,7 @@ def order_divergences(
     context: Sequence[int],
     targets: Sequence[int],
     orders: Sequence[str] = tuple(PRESETS),
+    progress: Progress | None = None,
 ) -> list[Divergence]:
     """Every pair of preset ``orders`` with the same settings, along ``targets``.
 
@@ -140,6 +150,8 @@ def order_divergences(
         As in :func:`divergence_tokens`.
     orders
         Preset names; each must have every stage ``params`` switches on.
+    progress
+        As in :func:`~sampler.analysis.divergence.divergences`.
 
     Returns
     -------
@@ -156,7 +168,8 @@ def order_divergences(
     ('hf', 'llama.cpp', 0.1714, True)
     """
     sides = [Side(source, replace(params, order=name), tuple(context), name) for name in orders]
-    return divergences(sides, targets, list(itertools.combinations(range(len(sides)), 2)))
+    pairs = list(itertools.combinations(range(len(sides)), 2))
+    return divergences(sides, targets, pairs, progress)
 
 
 def missing_stages(params: SamplingParams) -> dict[str, list[str]]:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from sampler.analysis.divergence import Divergence, check_forcible
+from sampler.analysis.divergence import Divergence, Progress, check_forcible
 from sampler.analysis.divergence_compare import (
     divergence_text,
     divergence_tokens,
@@ -143,14 +143,18 @@ def compare_sides(
     prompt: str | None = None,
     logged: dict[str, Any] | None = None,
     source_b: LogitSource | None = None,
+    progress: Progress | None = None,
 ) -> list[Divergence]:
     """The divergences along ``text`` (after ``prompt``) or along a ``logged`` completion
-    (its ``prompt`` and ``token_ids``): one pair, or every pair of ``sides.orders``."""
+    (its ``prompt`` and ``token_ids``): one pair, or every pair of ``sides.orders``.
+    ``progress(done, total)`` hears each forced position."""
     if text is not None and sides.orders:
         context, targets = forced_ids(source, text, prompt, use_chat(source, raw))
-        return order_divergences(source, sides.a, context, targets, sides.orders)
+        return order_divergences(source, sides.a, context, targets, sides.orders, progress)
     if text is not None:
-        return [divergence_text(source, text, sides.a, sides.b, prompt, raw, source_b)]
+        return [
+            divergence_text(source, text, sides.a, sides.b, prompt, raw, source_b, progress)
+        ]
     if logged is None:
         raise InvalidInputError("give a text or a logged completion to compare along")
 
@@ -159,10 +163,12 @@ def compare_sides(
 
     targets = list(logged["token_ids"])
     if sides.orders:
-        return order_divergences(source, sides.a, context_of(source), targets, sides.orders)
+        return order_divergences(
+            source, sides.a, context_of(source), targets, sides.orders, progress
+        )
     context_b = context_of(source_b) if source_b is not None else None
     return [
         divergence_tokens(
-            source, sides.a, sides.b, context_of(source), targets, source_b, context_b
+            source, sides.a, sides.b, context_of(source), targets, source_b, context_b, progress
         )
     ]

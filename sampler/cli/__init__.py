@@ -10,6 +10,7 @@ of the stage table.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +20,11 @@ import click
 from sampler.cli.output import GuardedOutput, OutputError, closed_stdout_message, discard_stdout
 from sampler.errors import InvalidInputError
 
-__all__ = ["cli", "main"]
+__all__ = ["COMPLETE_VAR", "cli", "main"]
+
+# Shell completion: `eval "$(_SAMPLER_COMPLETE=bash_source sampler)"` (zsh_source, fish_source).
+# Named here so `python -m sampler` answers to it too (click would derive another name there).
+COMPLETE_VAR = "_SAMPLER_COMPLETE"
 
 
 def check_utf8(arguments: Sequence[str]) -> None:
@@ -45,12 +50,38 @@ def check_utf8(arguments: Sequence[str]) -> None:
         )
 
 
+class ShortHelpOption(click.Option):
+    """An option whose help is its phrase and default: its allowed range (int64 bounds of 19
+    digits) is left to the error message, which names it when a value is outside."""
+
+    def get_help_extra(self, ctx: click.Context) -> Any:
+        extra = super().get_help_extra(ctx)
+        extra.pop("range", None)
+        return extra
+
+
+class ShortHelpCommand(click.Command):
+    """A command whose options are :class:`ShortHelpOption` (their metavar ``INTEGER`` or
+    ``FLOAT``, not ``INTEGER RANGE``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if type(param) is click.Option:
+                param.__class__ = ShortHelpOption
+                if isinstance(param.type, click.types._NumberRangeBase) and not param.metavar:
+                    floats = isinstance(param.type, click.FloatRange)
+                    param.metavar = "FLOAT" if floats else "INTEGER"
+
+
 class OneLineErrors(click.Group):
     """A click group whose usage and input errors are a single ``error: ...`` line, exit 2.
 
     Ctrl-C while a command runs prints ``aborted`` and exits with 130. Output that standard
     output cannot take (closed, a full disk, a closed pipe) is such an error too.
     """
+
+    command_class = ShortHelpCommand
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
@@ -62,7 +93,8 @@ class OneLineErrors(click.Group):
             arguments = args[0] if args else kwargs.get("args")
             arguments = sys.argv[1:] if arguments is None else list(arguments)
             check_utf8(arguments)
-            if arguments:
+            if arguments or COMPLETE_VAR in os.environ:  # the shell asks for completions
+                kwargs.setdefault("complete_var", COMPLETE_VAR)
                 result = super().main(*args, **kwargs)
             else:  # bare `sampler` asks what there is: the help, and no error
                 click.echo(self.get_help(click.Context(self, info_name="sampler")))
@@ -93,7 +125,7 @@ def cli() -> None:
 
 def main() -> None:
     """Console entry point."""
-    cli()
+    cli(prog_name="sampler")
 
 
 # Registering the commands needs `cli` above.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -11,34 +13,37 @@ from sampler.analysis.divergence_format import divergence_record, format_diverge
 from sampler.analysis.divergence_plan import VS_EXAMPLE
 from sampler.cli import cli
 from sampler.cli.options import (
+    JSON_OPTION,
     cache_option,
+    complete_model,
     db_option,
     dtype_option,
     load_model,
     logged_row,
     model_option,
     parse_temperature,
+    raw_option,
     sampling_options,
+    temperature_option,
 )
 from sampler.engine.params import DEFAULT_ORDER
 from sampler.engine.presets import PRESETS
 from sampler.errors import InvalidInputError
+from sampler.json_values import to_json
 from sampler.sources import DEFAULT_MODEL
 
 
 @cli.command()
 @click.option("--text", metavar="TEXT", help="A fixed text to force through both sides.")
 @click.option("--prompt", metavar="TEXT", help="Score all of --text after this prompt.")
-@click.option("--raw", is_flag=True, help="With --prompt: no chat template.")
+@raw_option
 @click.option("--run", "run_id", metavar="RUN", help="Force a logged completion instead.")
 @click.option("--row", type=click.IntRange(min=0), default=0, show_default=True)
 @model_option(
     default=None, help=f"Side A's model. Default: the run's with --run, else {DEFAULT_MODEL}."
 )
 @dtype_option(default=None)
-@click.option(
-    "-t", "--temperature", "temperature_text", default="1", show_default=True, metavar="T"
-)
+@temperature_option()
 @sampling_options
 @click.option(
     "--order",
@@ -54,9 +59,14 @@ from sampler.sources import DEFAULT_MODEL
     metavar="KEY=VALUE",
     help=f"Side B: side A's settings with this change (repeatable), {VS_EXAMPLE}.",
 )
-@click.option("--vs-model", metavar="M", help="Side B runs on this model (same tokens).")
+@click.option(
+    "--vs-model",
+    metavar="M",
+    help="Side B runs on this model (same tokens).",
+    shell_complete=complete_model,
+)
 @click.option("--plot", "plot_path", metavar="FILE", help="Also draw TV and KL per position.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@JSON_OPTION
 @db_option
 @cache_option
 def divergence(
@@ -101,19 +111,46 @@ def divergence(
     else:
         source = load_model(model or DEFAULT_MODEL, cache_dir, dtype or "float32")
     source_b = load_model(vs_model, cache_dir, dtype or "float32") if vs_model else None
-    results = compare_sides(
-        source, sides, raw, text=text, prompt=prompt, logged=chosen, source_b=source_b
-    )
+    with position_bar() as progress:
+        results = compare_sides(
+            source,
+            sides,
+            raw,
+            text=text,
+            prompt=prompt,
+            logged=chosen,
+            source_b=source_b,
+            progress=progress,
+        )
     if plot_path is not None:
         from sampler.plots.divergence_plot import plot_divergence
 
         plot_divergence(results, plot_path)
     if as_json:
-        click.echo(json.dumps(divergence_record(results, sides.orders), allow_nan=False))
+        click.echo(to_json(divergence_record(results, sides.orders)))  # inf, NaN: null
         return
     click.echo(format_divergences(results, sides.orders))
     if plot_path is not None:
         click.echo(f"\nplot written to {plot_path}")
+
+
+@contextlib.contextmanager
+def position_bar() -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` that draws the forced positions as a bar on stderr."""
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label="positions", file=sys.stderr)
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        yield progress
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
 
 
 def _note(message: str) -> None:

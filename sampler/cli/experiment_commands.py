@@ -17,7 +17,7 @@ from sampler.cli.experiment_output import (
 )
 from sampler.cli.options import (
     COUNT,
-    SEED,
+    JSON_OPTION,
     cache_option,
     db_option,
     dtype_option,
@@ -28,7 +28,10 @@ from sampler.cli.options import (
     order_option,
     parse_temperature,
     parse_temperatures,
+    raw_option,
     sampling_options,
+    seed_option,
+    temperature_option,
 )
 from sampler.errors import InvalidInputError
 from sampler.experiments.progress import RunProgress
@@ -58,9 +61,16 @@ def _given(ctx: click.Context, name: str) -> bool:
 @model_option(default=None, help="Default: the config's, else the default model.")
 @dtype_option(default=None)
 @click.option("--max-new-tokens", type=COUNT)
-@click.option("--seed", type=SEED)
+@seed_option(default=None, help="Seed, or 'random'. Default: the config's, else 0.")
 @order_option(default=None)
-@click.option("--raw", is_flag=True, default=None, help="No chat template.")
+@click.option(
+    "--raw",
+    "--no-chat-template",
+    "raw",
+    is_flag=True,
+    default=None,
+    help="Send the prompts as they are, without the chat template.",
+)
 @click.option("--batch-size", type=COUNT, help="Rows per batch (memory bound).")
 @sampling_options
 @click.option("--resume", "resume_id", metavar="RUN", help="Finish an interrupted run (any kind).")
@@ -104,7 +114,7 @@ def sweep(
             raise InvalidInputError(
                 "--resume takes the run's own settings: give only --db and --cache-dir with it"
             )
-        store = open_store(db)
+        store = open_store(db, create=False)
         run = store.get_run(resume_id)
         run_kind(run["kind"])  # before loading a model for a run this sampler cannot plan
         saved = run["config"]
@@ -143,19 +153,17 @@ def sweep(
 
 @cli.command()
 @click.option("--prompt", required=True, metavar="TEXT")
-@click.option(
-    "-t", "--temperature", "temperature_text", default="0.8", show_default=True, metavar="T"
-)
+@temperature_option()
 @click.option(
     "--samples", type=COUNT, default=4, show_default=True, help="Sampled rows beside greedy."
 )
 @model_option()
 @dtype_option()
 @click.option("--max-new-tokens", type=COUNT, default=48, show_default=True)
-@click.option("--seed", type=SEED, default=0, show_default=True)
+@seed_option()
 @order_option()
 @sampling_options
-@click.option("--raw", is_flag=True, help="No chat template.")
+@raw_option
 @db_option
 @click.option("--no-log", is_flag=True, help="Do not record the run.")
 @json_option
@@ -229,14 +237,14 @@ def compare(
     help="Score --text as the continuation of this prompt, encoded as a sweep encodes it: the "
     "first text token is then scored where a sweep's first step samples.",
 )
-@click.option("--raw", is_flag=True, help="With --prompt: no chat template.")
+@raw_option
 @click.option("--run", "run_id", metavar="RUN", help="Analyse a logged completion instead.")
 @click.option("--row", type=COUNT, default=0, show_default=True, help="Which row of --run.")
 @click.option("--temperatures", default="0.3,0.7,1,1.5", show_default=True, metavar="T1,...")
 @model_option(default=None, help="Default: the run's model with --run, else the default model.")
 @dtype_option(default=None)
 @click.option("--plot", "plot_path", metavar="FILE", help="Also draw entropy per position.")
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 @db_option
 @cache_option
 def analyze(

@@ -20,18 +20,11 @@ from sampler.errors import InvalidInputError
     help="Tokens generated; each step's logits row is embedded.",
 )
 @click.option("--out", "out", required=True, metavar="FILE.html", help="The file to write.")
-@click.option(
-    "-t",
-    "--temperature",
-    "temperature",
-    default="0",
-    show_default=True,
-    help="Temperature of the generated text (0 = greedy); the page's sliders start here.",
-)
+@options.temperature_option("Temperature of the text (0 = greedy); the sliders start here.")
 @options.sampling_options
 @options.order_option()
-@click.option("--seed", type=options.SEED, default=0, show_default=True)
-@click.option("--raw", is_flag=True, help="Send the prompt as is, without the chat template.")
+@options.seed_option()
+@options.raw_option
 @options.cache_option
 def explore(
     model: str,
@@ -39,7 +32,7 @@ def explore(
     prompt: str,
     steps: int,
     out: str,
-    temperature: str,
+    temperature_text: str,
     order: str,
     seed: int,
     raw: bool,
@@ -54,7 +47,7 @@ def explore(
     if not out.lower().endswith((".html", ".htm")):
         raise InvalidInputError(f"--out {out!r} must name an .html file")
     params = SamplingParams(
-        temperature=options.parse_temperature(temperature), order=order, seed=seed, **settings
+        temperature=options.parse_temperature(temperature_text), order=order, seed=seed, **settings
     )
     source = options.load_model(model, cache_dir, dtype)
     html = explore_page(source, prompt, steps, params, raw=raw)

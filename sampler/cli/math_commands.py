@@ -9,11 +9,13 @@ import click
 from sampler.cli import cli
 from sampler.cli.options import (
     COUNT,
-    SEED,
+    JSON_OPTION,
     parse_logit,
     parse_temperature,
     parse_temperatures,
     sampling_options,
+    seed_option,
+    temperature_option,
 )
 from sampler.engine.params import DEFAULT_ORDER
 from sampler.engine.presets import PRESETS
@@ -32,7 +34,7 @@ from sampler.json_values import to_json
     help="Temperature >= 0 (repeatable; 0 = hardmax). Default: 0 0.1 0.5 1 2 5 10.",
 )
 @click.option("--labels", metavar="A,B,C", help="Comma-separated token names, one per logit.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@JSON_OPTION
 @click.option(
     "--plot",
     "plot_path",
@@ -85,7 +87,7 @@ def softmax(
 @click.option(
     "--draws", type=COUNT, default=20_000, show_default=True, help="Tokens drawn per case."
 )
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the draws.")
+@seed_option(help="Seed of the draws, or 'random'.")
 @click.option(
     "--alpha",
     default=1e-4,
@@ -93,7 +95,7 @@ def softmax(
     help="Significance level per case (false alarms per case at a correct sampler).",
 )
 @click.option("--case", "cases", multiple=True, metavar="NAME", help="Run only this case.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@JSON_OPTION
 def verify(draws: int, seed: int, alpha: float, cases: tuple[str, ...], as_json: bool) -> int:
     """Chi-square test that the engine's draws follow distribution(), case by case.
 
@@ -135,7 +137,7 @@ def verify(draws: int, seed: int, alpha: float, cases: tuple[str, ...], as_json:
     help="Tokens seen before (labels), for the penalties and DRY. DRY's vocabulary is the "
     "labels: a label that contains a sequence breaker is one.",
 )
-@click.option("-t", "--temperature", default="1.0", show_default=True, metavar="T")
+@temperature_option()
 @sampling_options
 @click.option(
     "--order",
@@ -144,12 +146,12 @@ def verify(draws: int, seed: int, alpha: float, cases: tuple[str, ...], as_json:
     metavar="PRESET|a,b,c|all",
     help=f"{', '.join(PRESETS)}, a comma-separated stage list, or all: every preset.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@JSON_OPTION
 def chain(
     logits: tuple[str, ...],
     labels: str | None,
     history: str | None,
-    temperature: str,
+    temperature_text: str,
     order: str,
     as_json: bool,
     **filters: float | int | str,
@@ -180,7 +182,9 @@ def chain(
     traces, chains = {}, {}
     for name in orders:
         stages: str | list[str] = name if name in PRESETS else name.split(",")
-        params = SamplingParams(temperature=parse_temperature(temperature), order=stages, **filters)
+        params = SamplingParams(
+            temperature=parse_temperature(temperature_text), order=stages, **filters
+        )
         traces[name] = trace_chain(values, params, seen, vocabulary=_label_vocabulary(names))
         chains[name] = params.stages
     if as_json:

@@ -7,6 +7,8 @@ from typing import Any
 import click
 
 from sampler.cli import cli, limits, options
+from sampler.cli.options import JSON_OPTION
+from sampler.engine.defaults import DEFAULT_TEMPERATURE
 from sampler.json_values import to_json
 
 
@@ -22,9 +24,8 @@ from sampler.json_values import to_json
 @options.model_option()
 @options.dtype_option()
 @options.temperatures_option(
-    "Temperature (repeatable: one row per value). Default 1.0. Hundreds of values: a TOML "
-    "config's temperatures = [...] list (sampler sweep --config FILE); the shell limits how "
-    "many flags fit on one command line."
+    f"Temperature, repeatable: a row each. Default {DEFAULT_TEMPERATURE:g}. Long lists: "
+    "temperatures = [...] in a sweep --config TOML."
 )
 @click.option(
     "--samples",
@@ -37,11 +38,9 @@ from sampler.json_values import to_json
 @options.order_option()
 @click.option("--max-new-tokens", type=options.COUNT, default=64, show_default=True)
 @click.option("--stop", "stops", multiple=True, metavar="TEXT", help="Stop string (repeatable).")
-@click.option(
-    "--seed", type=options.SEED, default=None, help="Seed (default: a random one, reported)."
-)
-@click.option("--raw", is_flag=True, help="Send the prompt as is, without the chat template.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@options.seed_option()
+@options.raw_option
+@JSON_OPTION
 @options.db_option
 @click.option("--no-log", is_flag=True, help="Do not record the run in the run log.")
 @options.cache_option
@@ -55,7 +54,7 @@ def generate(
     order: str,
     max_new_tokens: int,
     stops: tuple[str, ...],
-    seed: int | None,
+    seed: int,
     raw: bool,
     as_json: bool,
     db: str | None,
@@ -64,20 +63,17 @@ def generate(
     **settings: Any,
 ) -> None:
     """Generate text, streaming it; several -t values and --samples run as one batch."""
-    import secrets
-
     from sampler.experiments.config import RunConfig
     from sampler.experiments.runs import planned_rows, save_row, start_run
     from sampler.generation.generation_row import Completion, summary_line
     from sampler.generation.loop import generate as run_generation
     from sampler.sources.base import use_chat
 
-    seed = secrets.randbelow(2**31) if seed is None else seed
     config = RunConfig(
         model=model,
         dtype=dtype,
         prompts=prompts,
-        temperatures=tuple(options.parse_temperatures(temperatures)) or (1.0,),
+        temperatures=tuple(options.parse_temperatures(temperatures)) or (DEFAULT_TEMPERATURE,),
         samples=samples,
         max_new_tokens=max_new_tokens,
         seed=seed,
@@ -138,22 +134,25 @@ def generate(
 
 @cli.command()
 @options.cache_option
-def models(cache_dir: str | None) -> None:
+@JSON_OPTION
+def models(cache_dir: str | None, as_json: bool) -> None:
     """List model aliases, whether they are cached, and their size."""
-    from sampler.sources.model_cache import ALIASES, cache_root, cached_state, model_folder
+    from sampler.sources.model_cache import cache_root, model_listing
 
     root = cache_root(cache_dir)
+    listing = model_listing(root)
+    if as_json:
+        click.echo(to_json({"cache": str(root), "models": listing}))
+        return
     click.echo(f"cache: {root}")
-    width = max(len(alias) for alias in ALIASES)
-    for alias, spec in ALIASES.items():
-        state, size = cached_state(alias, root)
-        where = (
-            model_folder(alias, root)
-            if size
-            else f"(fetched on first use, ~{spec.download_mb} MB download)"
+    width = max(len(model["alias"]) for model in listing)
+    for model in listing:
+        where = model["path"] or f"(fetched on first use, ~{model['download_mb']} MB download)"
+        size_mib = f"{model['size_bytes'] / 2**20:8.1f} MiB"
+        click.echo(
+            f"{model['alias']:<{width}} {model['state']:<10} {size_mib}  "
+            f"{model['description']}  {where}"
         )
-        size_mib = f"{size / 2**20:8.1f} MiB"
-        click.echo(f"{alias:<{width}} {state:<10} {size_mib}  {spec.description}  {where}")
     click.echo(
         "also: any local Hugging Face folder, a hub id (where the hub is reachable), "
         "or synthetic:KIND?key=value (fixed, zipf, gaussian, dirichlet, markov)"

@@ -8,7 +8,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
+from click.shell_completion import CompletionItem
 
+from sampler.engine.defaults import DEFAULT_SEED, DEFAULT_TEMPERATURE, parse_seed
 from sampler.engine.params import DEFAULT_ORDER, MODES
 from sampler.engine.presets import PRESETS
 from sampler.engine.settings import Setting
@@ -21,8 +23,9 @@ __all__ = [
     "DB_HELP",
     "INT64",
     "INT64_MAX",
-    "SEED",
+    "JSON_OPTION",
     "cache_option",
+    "complete_model",
     "db_option",
     "dtype_option",
     "load_model",
@@ -33,28 +36,48 @@ __all__ = [
     "parse_logit",
     "parse_temperature",
     "parse_temperatures",
+    "raw_option",
     "sampling_options",
+    "seed_option",
+    "temperature_option",
     "temperatures_option",
 ]
 
-DB_HELP = "Run log (SQLite). Default: $SAMPLER_DB, else runs/sampler.db under the working folder."
-MODEL_HELP = (
-    "Alias (sampler models), local Hugging Face folder, hub id, or synthetic:KIND?key=value."
-)
+DB_HELP = "Run log (SQLite). Default: $SAMPLER_DB, else ~/.local/share/sampler/sampler.db."
+MODEL_HELP = "Alias (sampler models), Hugging Face folder or hub id, or synthetic:KIND."
 # Integers are stored in SQLite and numpy int64: a larger one is a clear usage error here, not
 # an OverflowError deep inside. The lower bounds are each setting's own rule (its message).
 INT64_MAX = 2**63 - 1
 INT64 = click.IntRange(-INT64_MAX - 1, INT64_MAX)
 COUNT = click.IntRange(max=INT64_MAX)  # samples, tokens, rows: checked >= 1 by their rule
-SEED = click.IntRange(0, INT64_MAX)
 db_option = click.option("--db", default=None, metavar="PATH", help=DB_HELP)
+# One flag, one meaning: the command's result as one JSON document on stdout (NaN, inf: null).
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 cache_option = click.option("--cache-dir", default=None, metavar="DIR", help="Model cache folder.")
+
+
+def complete_model(
+    _ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of ``--model``: the aliases (``sampler models``) that start so."""
+    from sampler.sources.cache_folder import ALIASES
+
+    return [
+        CompletionItem(alias, help=spec.description)
+        for alias, spec in ALIASES.items()
+        if alias.startswith(incomplete)
+    ]
 
 
 def model_option(default: str | None = DEFAULT_MODEL, help: str = MODEL_HELP) -> Any:
     """``--model``: the logit source (the default model unless the command says otherwise)."""
     return click.option(
-        "--model", default=default, show_default=default is not None, metavar="M", help=help
+        "--model",
+        default=default,
+        show_default=default is not None,
+        metavar="M",
+        help=help,
+        shell_complete=complete_model,
     )
 
 
@@ -67,6 +90,53 @@ def order_option(default: str | None = DEFAULT_ORDER) -> Any:
         show_default=default is not None,
         help="Chain order: whose order the stages run in.",
     )
+
+
+def _seed(_ctx: click.Context, _param: click.Parameter, text: str | None) -> int | None:
+    if text is None:
+        return None
+    seed, drawn = parse_seed(text)
+    if drawn:
+        click.echo(f"seed {seed} (drawn: --seed {seed} repeats this)", err=True)
+    return seed
+
+
+def seed_option(default: int | None = DEFAULT_SEED, help: str = "Seed, or 'random'.") -> Any:
+    """``--seed``: an integer >= 0 or ``random`` (drawn, and said on stderr); the default is
+    the one rule's (:mod:`sampler.engine.defaults`) unless a command's config gives it."""
+    return click.option(
+        "--seed",
+        default=None if default is None else str(default),
+        show_default=default is not None,
+        metavar="N|random",
+        callback=_seed,
+        help=help,
+    )
+
+
+def temperature_option(help: str = "Temperature (0 = greedy).") -> Any:
+    """``-t/--temperature``: one temperature, by default the one rule's
+    (:data:`sampler.engine.defaults.DEFAULT_TEMPERATURE`); parse it with
+    :func:`parse_temperature`."""
+    return click.option(
+        "-t",
+        "--temperature",
+        "temperature_text",
+        default=f"{DEFAULT_TEMPERATURE:g}",
+        show_default=True,
+        metavar="T",
+        help=help,
+    )
+
+
+# The one chat-template switch (see sampler.engine.defaults): the model's own template unless --raw.
+raw_option = click.option(
+    "--raw",
+    "--no-chat-template",
+    "raw",
+    is_flag=True,
+    help="Send the prompt as it is, without the model's chat template.",
+)
 
 
 def temperatures_option(help: str) -> Any:
@@ -83,8 +153,7 @@ def dtype_option(default: str | None = "float32") -> Any:
         type=click.Choice(DTYPES),
         default=default,
         show_default=default is not None,
-        help="Torch models' weights: float32 (exact parity with transformers), bfloat16, or "
-        "auto (bfloat16 where the CPU has native bf16). Other sources take float32 only.",
+        help="Torch weights (auto: bfloat16 where the CPU has it); others: float32 only.",
     )
 
 
@@ -103,7 +172,7 @@ def load_model(spec: str, cache_dir: str | None, dtype: str = "float32") -> Any:
 
 def logged_row(db: str | None, run_id: str, row: int) -> tuple[dict, dict]:
     """A logged run and its stored row ``row`` (prompt, token ids; no steps)."""
-    store = open_store(db)
+    store = open_store(db, create=False)
     run = store.get_run(run_id)
     completions = store.completions(run["id"], with_steps=False)
     if not 0 <= row < len(completions):
@@ -114,11 +183,12 @@ def logged_row(db: str | None, run_id: str, row: int) -> tuple[dict, dict]:
     return run, completions[row]
 
 
-def open_store(db: str | None) -> Any:
-    """The run log at ``db``, or the default (``$SAMPLER_DB`` or ``runs/sampler.db``)."""
-    from sampler.runlog.store import RunStore
+def open_store(db: str | None, create: bool = True) -> Any:
+    """The run log at ``db``, or the default (:mod:`sampler.runlog.location`); a command that
+    only reads passes ``create=False`` and a missing log is then an error naming its path."""
+    from sampler.runlog.store import open_run_log
 
-    return RunStore.open_default() if db is None else RunStore(db)
+    return open_run_log(db, create=create)
 
 
 def parse_logit(text: str) -> float:
@@ -207,14 +277,14 @@ def _setting_option(setting: Setting) -> Callable[[Callable[..., Any]], Callable
             multiple=True,
             metavar="ID=BIAS",
             callback=_logit_bias,
-            help=f"{setting.help} Repeatable; bias in -100..100.",
+            help=f"{setting.help} Repeatable.",
         )
     return click.option(
         flag,
         type=INT64 if setting.kind is int else click.FLOAT,
         default=setting.off,
         show_default=True,
-        help=f"{setting.help} Allowed: {setting.allowed}.",
+        help=setting.help,  # what is allowed is in the error a value outside gets
     )
 
 

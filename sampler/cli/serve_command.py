@@ -49,7 +49,9 @@ def bound_socket(host: str, port: int) -> socket.socket:
 @dtype_option()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
-@click.option("--db", default=None, metavar="PATH", help="Run log to browse (none if not given).")
+@click.option(
+    "--db", default=None, metavar="PATH", help="Run log to browse and save to (default: yours)."
+)
 @cache_option
 def serve(
     model: str, dtype: str, host: str, port: int, db: str | None, cache_dir: str | None
@@ -65,11 +67,14 @@ def serve(
         raise InvalidInputError(
             "serving needs starlette and uvicorn: pip install -e '.[serve]' (part of 'all')"
         ) from None
-    if db is not None:  # refuse a foreign or damaged database now, not at the first request
-        from sampler.runlog.store import RunStore
+    from sampler.runlog.location import prepare_run_log
+    from sampler.runlog.store import RunStore
 
-        with RunStore(db):
-            pass
+    # the same run log as every other command (--db > SAMPLER_DB > the per-user log), so the
+    # page's run-log tab shows the user's sweeps; a foreign or damaged one is refused now
+    db = str(prepare_run_log(db, create=True))
+    with RunStore(db):
+        pass
     if host in ("0.0.0.0", "::", ""):
         raise InvalidInputError(
             f"--host {host!r} binds every address, but the server answers only requests that "

@@ -86,9 +86,12 @@ class FinalDistribution:
             # of what is left is uniform over its maxima.
             below = frozen[:, None] & (logits < peak[:, None])
             logits = np.where(below, -np.inf, logits).astype(candidates.logits.dtype)
-        with np.errstate(over="ignore"):  # a spread beyond the dtype: -inf, weight 0
-            weights = logits - peak[:, None].astype(logits.dtype)
-        np.exp(weights, out=weights)
+        if (peak == 0).all():
+            weights = np.exp(logits)  # the usual tempered rows: exp(x - 0) is exp(x), bit for bit
+        else:
+            with np.errstate(over="ignore"):  # a spread beyond the dtype: -inf, weight 0
+                weights = logits - peak[:, None].astype(logits.dtype)
+            np.exp(weights, out=weights)
         block_sums = _block_sums(weights)
         total = block_sums.sum(axis=1)
         return cls(

@@ -10,6 +10,8 @@ One step, for every group of rows that share a chain order:
    from the row's own random stream (greedy rows take the lowest-id maximum);
 5. optionally compute :class:`~sampler.engine.stats.StepStats`.
 
+(Greedy rows with no other stage on take a shortcut to the same numbers: engine.greedy.)
+
 Examples
 --------
 >>> import numpy as np
@@ -30,6 +32,7 @@ from numpy.typing import ArrayLike
 from sampler.engine.chain import GroupResult, chain_groups, run_group, run_groups
 from sampler.engine.filters.adaptive_p import chosen_prior
 from sampler.engine.filters.dry import TokenTexts
+from sampler.engine.greedy import greedy_only, greedy_step
 from sampler.engine.inputs import History, as_batch, as_history, as_params, as_state
 from sampler.engine.parallel import map_parallel, slices
 from sampler.engine.params import SamplingParams
@@ -172,7 +175,7 @@ class Sampler:
         self._given_state = state
         self._vocabulary = vocabulary
         self._work_width = -1
-        self._work_items: list[tuple[tuple[str, ...], np.ndarray]] = []
+        self._work_items: list[tuple[tuple[str, ...], np.ndarray, bool]] = []
 
     def _setup(self, batch: int) -> None:
         params = self._params or [self._shared] * batch
@@ -196,15 +199,19 @@ class Sampler:
             for p, key in zip(params, keys, strict=True)
         ]
 
-    def _work(self, width: int) -> list[tuple[tuple[str, ...], np.ndarray]]:
-        """The groups of rows that share a chain order, sliced for the cores (cached)."""
+    def _work(self, width: int) -> list[tuple[tuple[str, ...], np.ndarray, bool]]:
+        """The groups of rows that share a chain order, sliced for the cores (cached), each
+        with whether it takes the greedy fast path (:mod:`sampler.engine.greedy`): a group's
+        greedy rows are set apart for it (a row's numbers do not depend on its batch)."""
         if self._work_width != width:
-            assert self._params is not None
-            self._work_items = [
-                (stages, part)
-                for stages, members in chain_groups(self._params)
-                for part in slices(members, width)
-            ]
+            params = self._params
+            assert params is not None
+            self._work_items = []
+            for stages, members in chain_groups(params):
+                fast = np.array([greedy_only([params[row]]) for row in members])
+                for part, greedy in ((members[fast], True), (members[~fast], False)):
+                    if len(part):
+                        self._work_items += [(stages, p, greedy) for p in slices(part, width)]
             self._work_width = width
         return self._work_items
 
@@ -236,13 +243,21 @@ class Sampler:
             if self._coin_rows[row]:
                 coins[row] = stream.random()
             uniforms[row] = stream.random()
-        rows = self._rows.with_history(history_rows).with_state(
-            {**self._state, "xtc_coin": coins}
-        )
         work = self._work(raw.shape[1])
+        fast = [item for item in work if item[2]]
+        general = [item for item in work if not item[2]]
+        if general:
+            rows = self._rows.with_history(history_rows).with_state(
+                {**self._state, "xtc_coin": coins}
+            )
 
-        def run(item: tuple[tuple[str, ...], np.ndarray]) -> tuple:
-            group = run_group(raw, rows, *item)
+        def run(item: tuple[tuple[str, ...], np.ndarray, bool]) -> tuple:
+            stages, members, greedy = item
+            if greedy:  # no stateful stage is on: no telemetry to report
+                part = raw if len(members) == len(raw) else raw[members]
+                chosen, stats = greedy_step(part, peak[members], {}, self.stats)
+                return chosen, np.ones(len(members)), np.full(len(members), np.nan), stats
+            group = run_group(raw, rows, stages, members)
             columns = group.final.draw(uniforms[group.members])
             chosen = group.final.token_ids(columns)
             probability = group.final.chosen_probability(columns)
@@ -259,9 +274,13 @@ class Sampler:
         tokens = np.empty(raw.shape[0], dtype=np.int64)
         probabilities, priors = np.empty(raw.shape[0]), np.empty(raw.shape[0])
         parts = []
-        for (_, members), (chosen, probability, prior, stats) in zip(
-            work, map_parallel(run, work), strict=True
-        ):
+        # the greedy fast path costs less than handing it to a thread: it runs here, and the
+        # other groups run as they would without it (on the cores when there are several)
+        done = [
+            *zip(fast, map(run, fast), strict=True),
+            *zip(general, map_parallel(run, general), strict=True),
+        ]
+        for (_, members, _), (chosen, probability, prior, stats) in done:
             tokens[members], probabilities[members], priors[members] = chosen, probability, prior
             parts.append((members, stats))
         self._state = next_state(self._state, self._rows, probabilities, priors)

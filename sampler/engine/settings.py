@@ -46,8 +46,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     "adaptive": (
         "Adaptive samplers",
         "These change what they do from step to step: by how unsure the model is (dynamic "
-        "temperature), toward a target surprise (mirostat), by chance (XTC) or by the text's "
-        "repeats (DRY).",
+        "temperature), toward a target surprise (mirostat) or probability (adaptive-p), by "
+        "chance (XTC) or by the text's repeats (DRY).",
     ),
     "advanced": (
         "Advanced",

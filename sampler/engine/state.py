@@ -20,6 +20,8 @@ from sampler.engine.rows import RowParams
 
 __all__ = ["initial_state", "next_state"]
 
+_STATE_NAMES = ("mirostat_mu", "adaptive_p_sum", "adaptive_p_weight")
+
 
 def initial_state(rows: RowParams) -> dict[str, np.ndarray]:
     """Each row's state before its first step."""
@@ -57,10 +59,12 @@ def next_state(
     ``llama_sampler_adaptive_p_accept``).
     """
     on = rows.on("mirostat")
+    adaptive = rows.on("adaptive_p")
+    if not (on.any() or adaptive.any()):  # nothing moves: skip the arithmetic (batch 1 cost)
+        return {name: np.full(len(on), np.nan) for name in _STATE_NAMES}
     surprise = -np.log2(np.where(on, chosen_probability, 1.0))
     with np.errstate(over="ignore", invalid="ignore"):  # rows off (NaN μ) are not kept
         moved = state["mirostat_mu"] - rows["mirostat_eta"] * (surprise - rows["mirostat_tau"])
-    adaptive = rows.on("adaptive_p")
     prior = np.full(len(on), np.nan) if chosen_prior is None else chosen_prior
     decay = rows["adaptive_decay"]
     fresh = initial_adaptive_state(rows)  # for a state given without adaptive-p's sums

@@ -44,7 +44,7 @@ from sampler.entropy import (
     weighted_sum,
 )
 
-__all__ = ["TELEMETRY", "StepStats", "step_stats"]
+__all__ = ["TELEMETRY", "StepStats", "step_stats", "telemetry_fields"]
 
 # Fields that report what a stage did rather than measure the distributions: where each comes
 # from is the stage's note (Candidates.notes) or the sampler's per-row state.
@@ -95,6 +95,8 @@ class StepStats:
     @classmethod
     def concatenate(cls, parts: list[tuple[np.ndarray, StepStats]], size: int) -> StepStats:
         """Scatter per-group statistics (with their row indices) back into batch order."""
+        if len(parts) == 1 and len(parts[0][0]) == size:
+            return parts[0][1]  # one group of every row, in order (groups list rows ascending)
         fields = {}
         for name in cls.__dataclass_fields__:
             out = np.empty(size, dtype=getattr(parts[0][1], name).dtype)
@@ -175,11 +177,16 @@ def step_stats(
         # KL(q || p) = Σ q log q - Σ q log p = -H(q) - cross; a one-hot q gives -log p(token).
         kl_final_base=np.where(greedy, -chosen_base, np.maximum(-entropy_final - cross, 0.0)),
         base_argmax=base_argmax.astype(np.int64),
-        **{
-            name: np.asarray((telemetry or {}).get(name, np.full(len(batch), np.nan)), float)
-            for name in TELEMETRY
-        },
+        **telemetry_fields(telemetry, len(batch)),
     )
+
+
+def telemetry_fields(telemetry: Mapping[str, np.ndarray] | None, rows: int) -> dict:
+    """The :data:`TELEMETRY` fields of ``rows`` rows as float arrays, NaN where not reported."""
+    return {
+        name: np.asarray((telemetry or {}).get(name, np.full(rows, np.nan)), float)
+        for name in TELEMETRY
+    }
 
 
 @dataclass(frozen=True)
@@ -236,14 +243,18 @@ def _base_sums(
         if not dense or final.greedy[i]:
             continue  # a greedy row's final statistics follow from its token alone
         final_weights = final.weights[i]
-        np.subtract(final.logits[i], final.peak[i].astype(final.logits.dtype), out=final_shifted)
+        row_shifted = _shifted(final.logits[i], final.peak[i], final_shifted)
         if isinstance(tempered, str):
             top = int(final.logits[i].argmax())
-            total, weighted = weight_sums(final_weights, final_shifted, final_product, top)
+            total, weighted = weight_sums(final_weights, row_shifted, final_product, top)
             sums["temp_entropy"][i] = np.log(total) - weighted / total
-        sums["final_weighted"][i] = row_dot(final_weights, final_shifted, final_product)
+            # weight_sums left w · shifted in final_product, NaN-free (0 · -inf taken as 0, as
+            # row_dot takes it): its float64 sum is row_dot's, without a second product
+            sums["final_weighted"][i] = float(final_product.sum(dtype=np.float64))
+        else:
+            sums["final_weighted"][i] = row_dot(final_weights, row_shifted, final_product)
         sums["cross"][i] = row_dot(final_weights, base_shifted, final_product)
-        support = final.row_support(final_shifted, final.total[i])
+        support = final.row_support(row_shifted, final.total[i])
         if support.all():
             sums["support_size"][i], sums["kept_mass"][i] = width, 1.0
         else:
@@ -251,3 +262,11 @@ def _base_sums(
             sums["support_size"][i] = support.sum()
             sums["kept_mass"][i] = min(kept / sums["total"][i], 1.0)
     return _BaseSums(**sums)
+
+
+def _shifted(logits: np.ndarray, peak: np.generic, out: np.ndarray) -> np.ndarray:
+    """``logits - peak`` of one row, in ``out``; the row itself when ``peak`` is +0.0 (the
+    tempered rows' maximum), where the difference is the row exactly and need not be made."""
+    if peak == 0 and not np.signbit(peak):
+        return logits
+    return np.subtract(logits, peak.astype(logits.dtype), out=out)

@@ -60,10 +60,10 @@ def final_logits(
     if np.ndim(logits) != 2:
         raise InvalidInputError(f"logits have shape {np.shape(logits)}: give [batch, vocab]")
     for item in [params] if isinstance(params, SamplingParams) else params:
-        if item.mirostat or item.xtc_probability:
+        if item.mirostat or item.xtc_probability or item.adaptive_target >= 0:
             raise InvalidInputError(
-                "mirostat and XTC need the Sampler's per-row state and coins, which a logits "
-                "processor does not have: use sampler.Sampler, or switch them off"
+                "mirostat, XTC and adaptive-p need the Sampler's per-row state and coins, which "
+                "a logits processor does not have: use sampler.Sampler, or switch them off"
             )
     raw, _, groups = final_groups(logits, params, history)
     out = np.empty_like(raw)

@@ -20,7 +20,6 @@ complete {0}
 
 from __future__ import annotations
 
-import os
 import secrets
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -43,6 +42,7 @@ from sampler.runlog.connection import (
     sqlite_errors,
     write_transaction,
 )
+from sampler.runlog.location import default_db_path, prepare_run_log
 from sampler.runlog.schema import CSV_COLUMNS, EXPORT_FORMATS, MIGRATIONS, STEP_STATS, insert_rows
 
 __all__ = [
@@ -52,17 +52,17 @@ __all__ = [
     "STEP_STATS",
     "RunStore",
     "default_db_path",
+    "open_run_log",
 ]
 
 _ROWS_DONE = "(SELECT count(*) FROM completions c WHERE c.run_id = r.id) AS rows_done"
 _UNKNOWN_RUN = "run '{}' is not in DB; `sampler runs` lists the runs"
 
 
-def default_db_path() -> Path:
-    """The run log used when no ``--db`` is given: ``$SAMPLER_DB`` when set, else
-    ``runs/sampler.db`` under the working folder."""
-    named = os.environ.get("SAMPLER_DB")
-    return Path(named).expanduser() if named else Path("runs") / "sampler.db"
+def open_run_log(db: str | Path | None, create: bool) -> RunStore:
+    """The run log ``db`` (``None``: the default), as
+    :func:`~sampler.runlog.location.prepare_run_log` finds or refuses it."""
+    return RunStore(prepare_run_log(db, create))
 
 
 class RunStore:
@@ -89,17 +89,8 @@ class RunStore:
 
     @classmethod
     def open_default(cls) -> RunStore:
-        """Open :func:`default_db_path`, creating its folder (not the folders above) if needed."""
-        path = default_db_path()
-        try:
-            path.parent.mkdir(exist_ok=True)
-        except OSError as exc:
-            raise InvalidInputError(
-                f"folder {path.parent} for the run log cannot be created "
-                f"({exc.strerror}); pass --db PATH or set SAMPLER_DB to a file in a folder "
-                "that exists"
-            ) from exc
-        return cls(path)
+        """Open :func:`~sampler.runlog.location.default_db_path`, made if needed."""
+        return cls(prepare_run_log(None, create=True))
 
     def close(self) -> None:
         """Close the connection (safe to call twice)."""

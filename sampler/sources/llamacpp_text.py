@@ -38,6 +38,7 @@ class GGUFText:
         template = llama.llama_model_chat_template(model, None)
         self.chat_template = template.decode("utf-8") if template else None
         self._labels: dict[int, str] = {}
+        self._template: Any = None  # the compiled chat template, made at its first use
 
     def eos_token_ids(self) -> frozenset[int]:
         """Every end-of-generation token of the vocabulary (EOS, EOT and the like)."""
@@ -66,14 +67,20 @@ class GGUFText:
         """``prompt`` as one user turn of the model's chat template, ready for the answer."""
         messages = [{"role": "user", "content": prompt}]
         try:
+            return self._compiled_template().render(messages=messages, add_generation_prompt=True)
+        except Exception:  # an unsupported template: llama.cpp's own pattern-based renderer
+            return self._apply_template(messages)
+
+    def _compiled_template(self) -> Any:
+        """The chat template compiled by jinja2, once per model (compiling it took ~2 ms, more
+        than the rest of a prompt's encoding); raises what jinja2 raises for a bad one."""
+        if self._template is None:
             from jinja2.sandbox import ImmutableSandboxedEnvironment
 
             # transformers' settings for chat templates: the same text, byte for byte.
             environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-            template = environment.from_string(self.chat_template or "")
-            return template.render(messages=messages, add_generation_prompt=True)
-        except Exception:  # an unsupported template: llama.cpp's own pattern-based renderer
-            return self._apply_template(messages)
+            self._template = environment.from_string(self.chat_template or "")
+        return self._template
 
     def _apply_template(self, messages: list[dict[str, str]]) -> str:
         llama = self._llama

@@ -47,6 +47,7 @@ __all__ = [
     "cached_state",
     "check_model_folder",
     "ensure_model",
+    "model_listing",
     "verify_folder",
 ]
 
@@ -106,6 +107,25 @@ def cached_state(alias: str, root: Path) -> tuple[str, int]:
     if problem is not None and problem.startswith("only the GGUF"):
         return "GGUF only", size  # fetched for llama.cpp; built on first use of this alias
     return ("ready" if problem is None else f"corrupted: {problem}"), size
+
+
+def model_listing(root: Path) -> list[dict]:
+    """Every alias with its cache state: ``alias``, ``backend``, ``description``, ``state``
+    (see :func:`cached_state`), ``size_bytes``, ``path`` (``None`` until fetched) and
+    ``download_mb`` (what the first use downloads)."""
+    listing = []
+    for alias, spec in ALIASES.items():
+        state, size = cached_state(alias, root)
+        listing.append({
+            "alias": alias,
+            "backend": spec.backend,
+            "description": spec.description,
+            "state": state,
+            "size_bytes": size,
+            "path": str(model_folder(alias, root)) if size else None,
+            "download_mb": spec.download_mb,
+        })
+    return listing
 
 
 def unknown_alias(name: str) -> InvalidInputError:

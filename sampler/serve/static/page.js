@@ -210,6 +210,7 @@ function start() {
   if (DATA.mode === "server" && DATA.prompt !== undefined) $("prompt").value = DATA.prompt;
   if (DATA.mode === "server" && DATA.chat !== undefined) $("chat").checked = DATA.chat;
   if (DATA.settings) for (const [name, value] of Object.entries(DATA.settings)) setSetting(name, value);
+  if (DATA.mode === "server") $("chat").checked = DATA.chat === true;  // the model's default
   const params = readFragment();
   openActiveGroups();
   for (const tab of document.querySelectorAll(".tab")) {
