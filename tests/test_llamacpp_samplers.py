@@ -155,33 +155,9 @@ def test_typical_on_a_masked_row_is_llama_cpp_on_its_unmasked_tokens(model_row):
     assert np.abs(ours[finite] - llama_chain_probs(row[finite], params)).max() <= 1e-6
 
 
-KEPT_ON_PURPOSE = {
-    # llama.cpp's top-k keeps exactly k, choosing among tokens tied at the cut by sort order;
-    # ours keeps every token tied with the k-th (a filter never tells apart equal logits).
-    "tie at the top-k cut": ([5.0, 3.0, 3.0, 1.0, 0.0], {"top_k": 2}),
-    # llama.cpp's top-k has no min_keep; ours keeps max(top_k, min_tokens_to_keep) as
-    # transformers does.
-    "top-k below min_tokens_to_keep": (
-        [5.0, 4.0, 3.0, 2.0, 1.0],
-        {"top_k": 2, "min_tokens_to_keep": 4},
-    ),
-    # Typical keeps tokens until the mass reaches p (ours, as transformers) or is strictly
-    # above it (llama.cpp): here the first two typical tokens hold exactly 0.75 = p.
-    "typical mass exactly p": (
-        np.log([0.5, 0.25, 0.125, 0.125]).tolist(),
-        {"typical_p": 0.75},
-    ),
-}
-
-
-@pytest.mark.parametrize("case", KEPT_ON_PURPOSE)
-@pytest.mark.xfail(strict=True, reason="a llama.cpp difference kept on purpose (docs/models.md)")
-def test_differences_kept_on_purpose(case):
-    logits, settings = KEPT_ON_PURPOSE[case]
-    row = np.asarray(logits, dtype=np.float32)
-    params = SamplingParams(order="llama.cpp", **settings)
-    ours = distribution(row, params)
-    assert np.abs(ours - llama_chain_probs(row, params)).max() <= 1e-6
+# Ties at a cut, top-k against min_tokens_to_keep and typical's mass exactly at p (once kept
+# here as differences on purpose) are llama.cpp's in the llama.cpp preset: see
+# tests/test_llamacpp_ties.py.
 
 
 # --- the two backends on the same weights ----------------------------------------------------

@@ -72,6 +72,16 @@ CASES = [
     {"order": "llama.cpp", "dry_multiplier": 0.8, "dry_allowed_length": 1},
     {"order": "webui", "dry_multiplier": 2.0, "dry_base": 2.5, "repetition_penalty": 1.1},
     {"order": "llama.cpp", "dry_multiplier": 1.5, "dry_allowed_length": 0, "top_k": 10},
+    # the llama.cpp preset's exact counts at a tie (the row's four tied maxima, its tie in the
+    # head) and its array size: each keeps other tokens than the tie-keeping rule would
+    {"order": "llama.cpp", "top_k": 2},
+    {"order": "llama.cpp", "top_p": 0.1},
+    {"order": "llama.cpp", "min_p": 0.9, "min_tokens_to_keep": 6},
+    {"order": "llama.cpp", "top_k": 6, "typical_p": 0.4},
+    {"order": "llama.cpp", "xtc_probability": 1.0, "xtc_threshold": 0.04},
+    {"order": "llama.cpp", "top_k": 6, "dynatemp_range": 0.5},
+    {"order": "llama.cpp", "mirostat": 2, "mirostat_tau": 1.0},
+    {"order": "llama.cpp", "mirostat": 1, "mirostat_tau": 2.0},
 ]
 STAT_FIELDS = (
     "entropy_base",

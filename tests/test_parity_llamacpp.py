@@ -298,12 +298,9 @@ def test_typical_after_top_n_sigma_ignores_the_masked_tokens():
     np.testing.assert_allclose(distribution(logits, params), expected, atol=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="typical_p at exact equality: llama.cpp stops once the mass is > typical_p "
-    "(strict); we, like transformers' TypicalLogitsWarper, stop once it is >= typical_p",
-)
 def test_typical_stops_only_past_the_mass_like_llamacpp():
+    # The llama.cpp preset compares typical's float32 mass as llama.cpp does: strictly above
+    # typical_p (transformers' rule, in the other presets, stops once it reaches it).
     # Probabilities 1/2, 1/4, 1/8, 1/16, 1/16 (exact in binary): H = 1.875 bits, so the
     # ranking by |-log2 p - H| starts 1/4 (0.125), 1/2 (0.875), 1/8 (1.125); after two
     # tokens the mass is exactly 0.75. llama.cpp needs > 0.75 and takes the third.
@@ -313,12 +310,9 @@ def test_typical_stops_only_past_the_mass_like_llamacpp():
     assert np.flatnonzero(distribution(logits, params)).tolist() == [0, 1, 2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="llama.cpp's top-k ignores min_keep (keeps exactly k); ours keeps "
-    "max(top_k, min_tokens_to_keep), as transformers' TopKLogitsWarper does",
-)
 def test_top_k_ignores_min_keep_like_llamacpp():
+    # llama.cpp's top-k keeps exactly k; the llama.cpp preset too (the other presets keep
+    # max(top_k, min_tokens_to_keep), as transformers' TopKLogitsWarper does).
     logits = LOGITS[1000][0]
     params = SamplingParams(top_k=2, min_tokens_to_keep=5, order="llama.cpp")
     ours = distribution(logits, params)

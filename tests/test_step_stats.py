@@ -48,8 +48,12 @@ def _reference_step(raw: np.ndarray, history: np.ndarray, setting: dict, order: 
         if stage == "temperature":
             y = temper(y)
         elif stage == "top_k" and setting.get("top_k", 0) > 0:
-            kth = np.sort(y)[::-1][setting["top_k"] - 1]
-            y = np.where(y >= kth, y, -np.inf)  # ties with the k-th are kept
+            if order == "llama.cpp":  # exactly k, tied logits ranked by lowest id (presets.py)
+                kept = np.lexsort((np.arange(len(y)), -y))[: setting["top_k"]]
+                y = np.where(np.isin(np.arange(len(y)), kept), y, -np.inf)
+            else:
+                kth = np.sort(y)[::-1][setting["top_k"] - 1]
+                y = np.where(y >= kth, y, -np.inf)  # ties with the k-th are kept
         elif stage == "top_p" and setting.get("top_p", 1.0) < 1:
             ranked = np.sort(y)[::-1]
             probs = scipy.special.softmax(ranked)
@@ -79,7 +83,8 @@ def _tied_logits() -> np.ndarray:
     [
         {"temperature": 0.7},
         {"temperature": 1.4, "top_k": 20},
-        {"temperature": 1.4, "top_k": 2},  # k falls inside the tie: all three are kept
+        # k falls inside the tie: all three are kept, but two in the llama.cpp preset
+        {"temperature": 1.4, "top_k": 2},
         {"temperature": 0.8, "top_p": 0.9, "min_p": 0.02},
         {"temperature": 0.0},
         {"temperature": 0.0, "repetition_penalty": 1.3},

@@ -103,12 +103,16 @@ def test_a_row_with_xtc_draws_the_same_alone_and_in_a_batch():
         assert np.isnan(batch_stats.xtc_fired[0])
 
 
-def test_ties_at_the_least_likely_reaching_token_stay_together():
-    # llama.cpp removes one of two tokens tied at p = 0.5 (its sort order decides which);
-    # here neither goes, since no rule tells them apart.
-    params = SamplingParams(xtc_probability=1.0, xtc_threshold=0.5, order="llama.cpp")
-    law = distribution(np.array([0.0, 0.0, -np.inf]), params, state={"xtc_coin": 0.0})
-    np.testing.assert_allclose(law, [0.5, 0.5, 0.0])
+def test_ties_at_the_least_likely_reaching_token_stay_together_but_in_llama_cpp():
+    # Two tokens tied at p = 0.5, both reaching the threshold. llama.cpp removes the first
+    # reaching - 1 = 1 entry of its sorted array (which of the two: its sort order); the
+    # llama.cpp preset does the same, ranking ties by lowest id, so the higher id stays.
+    # Other presets remove neither, since no rule tells them apart.
+    row = np.array([0.0, 0.0, -np.inf])
+    for order, expected in (("llama.cpp", [0.0, 1.0, 0.0]), ("webui", [0.5, 0.5, 0.0])):
+        params = SamplingParams(xtc_probability=1.0, xtc_threshold=0.5, order=order)
+        law = distribution(row, params, state={"xtc_coin": 0.0})
+        np.testing.assert_allclose(law, expected, err_msg=order)
 
 
 @pytest.mark.parametrize(

@@ -46,12 +46,19 @@ class Candidates:
     arrays by name, e.g. the temperature dynamic temperature chose; or ``[B, N]`` ones the
     sampler reads after the draw, adaptive-p's pre-transform probabilities); the chain
     collects them after each stage, so later stages need not carry them.
+
+    ``array_size``: per row ``[B]``, how many entries llama.cpp's candidate array would still
+    hold, ``-inf`` ones included (llama.cpp's truncations shrink the array, while a ``-inf``
+    bias or top-n-σ only masks entries that then still count for ``min_keep`` and dynamic
+    temperature); ``None`` is the whole vocabulary. Only the llama.cpp preset's stages
+    (``RowParams.ranked``) set and read it.
     """
 
     logits: np.ndarray
     ids: np.ndarray | None
     vocab_size: int
     notes: Mapping[str, np.ndarray] = field(default_factory=dict)
+    array_size: np.ndarray | None = None
 
     @classmethod
     def dense(cls, logits: np.ndarray) -> Candidates:
@@ -64,7 +71,17 @@ class Candidates:
 
     def with_logits(self, logits: np.ndarray) -> Candidates:
         """The same tokens with new logits."""
-        return Candidates(logits, self.ids, self.vocab_size)
+        return Candidates(logits, self.ids, self.vocab_size, array_size=self.array_size)
+
+    def llama_array_size(self) -> np.ndarray:
+        """``[B]``: :attr:`array_size`, the whole vocabulary when it was never set."""
+        if self.array_size is None:
+            return np.full(self.logits.shape[0], self.vocab_size, dtype=np.int64)
+        return self.array_size
+
+    def sized(self, rows: np.ndarray, size: np.ndarray) -> Candidates:
+        """The same candidates with llama.cpp's array size set to ``size`` in ``rows``."""
+        return replace(self, array_size=np.where(rows, size, self.llama_array_size()))
 
     def noted(self, **notes: np.ndarray) -> Candidates:
         """The same candidates with per-row ``notes`` (see the class docstring)."""
@@ -86,7 +103,8 @@ class Candidates:
 
     def take_rows(self, rows: np.ndarray) -> Candidates:
         ids = None if self.ids is None else self.ids[rows]
-        return Candidates(self.logits[rows], ids, self.vocab_size)
+        size = None if self.array_size is None else self.array_size[rows]
+        return Candidates(self.logits[rows], ids, self.vocab_size, array_size=size)
 
 
 def overflow_is_infinite(function: _Function) -> _Function:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -66,7 +66,7 @@ def run_chain(
         candidates = BY_NAME[name].function(candidates, rows)
         if candidates.notes:
             notes.update(candidates.notes)
-            candidates = Candidates(candidates.logits, candidates.ids, candidates.vocab_size)
+            candidates = replace(candidates, notes={})
         if name == "temperature" and shaped is not None and before is shaped:
             tempered = candidates.logits
         if shaped is not None and name in _SHAPING:

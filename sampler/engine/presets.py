@@ -5,7 +5,7 @@ Each comment names the peer's source; ``sampler chain --order all`` shows them s
 
 from __future__ import annotations
 
-__all__ = ["PRESETS"]
+__all__ = ["PRESETS", "RANKED_TIES", "ranks_ties"]
 
 PRESETS: dict[str, tuple[str, ...]] = {
     # transformers' generate(): processors (bias, repetition penalty), then the warpers in the
@@ -67,3 +67,19 @@ PRESETS: dict[str, tuple[str, ...]] = {
         "xtc",
     ),
 }
+
+
+# The presets whose peer keeps an exact COUNT of tokens at a cut, choosing among tokens tied at
+# it by its (unstable) sort order: llama.cpp's top-k, top-p, min-p's min_keep, XTC and mirostat
+# keep ``k`` entries of a sorted candidate array. There every such cut ranks the candidates by
+# logit, ties by the lowest token id (a stable stand-in for the sort's unspecified order), and
+# keeps exactly the count llama.cpp keeps; thresholds are compared in float32, as llama.cpp
+# does. Every other preset keeps tokens tied at a cut together (a filter never tells apart
+# equal logits), as transformers' and vLLM's masks do.
+RANKED_TIES = frozenset({"llama.cpp"})
+
+
+def ranks_ties(order: tuple[str, ...]) -> bool:
+    """Whether a chain ``order`` takes the ranked tie rule: it is a preset of :data:`RANKED_TIES`
+    (an explicit list of stages equal to that preset's counts as the preset)."""
+    return any(order == PRESETS[name] for name in RANKED_TIES)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sampler.engine.presets import ranks_ties
 from sampler.engine.stages import SETTINGS, STAGES
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ class RowParams:
     history: tuple[np.ndarray, ...] | None = None
     state: Mapping[str, np.ndarray] = field(default_factory=dict)
     vocabulary: Any = None  # the model's token texts (a dry.TokenTexts), for DRY's breakers
+    # [B] bool: the row's preset cuts at exact counts, ties ranked by token id (presets.py)
+    ranked_ties: np.ndarray | None = None
 
     @classmethod
     def from_params(cls, params: Sequence[SamplingParams]) -> RowParams:
@@ -70,6 +73,7 @@ class RowParams:
             min_keep=np.array([p.min_tokens_to_keep for p in params], dtype=np.int64),
             greedy=greedy,
             hardmax=hardmax,
+            ranked_ties=np.array([ranks_ties(p.order) for p in params], dtype=bool),
         )
 
     def __getitem__(self, name: str) -> Any:
@@ -79,6 +83,12 @@ class RowParams:
     def on(self, name: str) -> np.ndarray:
         """Per row, whether a setting or a stage (any of its settings) is switched on."""
         return self.active[name]
+
+    def ranked(self) -> np.ndarray:
+        """``[B]`` bool: rows whose preset keeps exact counts at cuts (see presets.py)."""
+        if self.ranked_ties is None:
+            return np.zeros(len(self), dtype=bool)
+        return self.ranked_ties
 
     def __len__(self) -> int:
         return len(self.min_keep)
@@ -109,4 +119,5 @@ class RowParams:
             history=None if self.history is None else pick(self.history),
             state={name: value[rows] for name, value in self.state.items()},
             vocabulary=self.vocabulary,
+            ranked_ties=None if self.ranked_ties is None else self.ranked_ties[rows],
         )

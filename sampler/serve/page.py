@@ -32,6 +32,7 @@ import numpy as np
 
 from sampler.cheatsheet import CHEAT_SHEET_LOGITS, CHEAT_SHEET_TEMPERATURES
 from sampler.engine.params import DEFAULT_ORDER, MIROSTAT_CHAIN, MODES, PRESETS, SamplingParams
+from sampler.engine.presets import RANKED_TIES
 from sampler.engine.settings import Setting, Slider, StageSpec, between
 from sampler.engine.stages import STAGES, table_json
 from sampler.errors import InvalidInputError
@@ -80,7 +81,7 @@ MODE_WORDS = {
 FIRST_PROMPT = "Tell me a story about a cat."
 # One script, in this order: the engine (its view of a chain state, the stages, the chain),
 # then the page (page.js's helpers are used by the rest).
-ENGINE_SCRIPTS = ("view.js", "stages_later.js", "stages.js", "engine.js")
+ENGINE_SCRIPTS = ("view.js", "ranked.js", "stages_later.js", "stages.js", "engine.js")
 _SCRIPTS = (
     *ENGINE_SCRIPTS,
     "page.js",
@@ -101,13 +102,15 @@ _STYLES = ("page.css", "settings.css")
 
 def engine_config() -> dict[str, Any]:
     """What the page reads of the library: the stage table (:func:`table_json`: stages,
-    settings, sliders), the row's own ``min_tokens_to_keep``, the presets, the modes, and per
-    preset the settings the library refuses there (greyed out in the page)."""
+    settings, sliders), the row's own ``min_tokens_to_keep``, the presets, the presets whose
+    cuts rank ties (``presets.RANKED_TIES``: exact counts, float32 thresholds), the modes, and
+    per preset the settings the library refuses there (greyed out in the page)."""
     return {
         **table_json(),
         "row_settings": [MIN_TOKENS_TO_KEEP.as_json(stage=None)],
         "presets": {name: list(order) for name, order in PRESETS.items()},
         "default_order": DEFAULT_ORDER,
+        "ranked_ties": sorted(RANKED_TIES),
         "mirostat_chain": list(MIROSTAT_CHAIN),
         "modes": list(MODES),
         "mode_words": MODE_WORDS,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sampler.engine.candidates import Candidates, cut_head, keep_at_least, sorted_head
+from sampler.engine.filters.truncation import float32_probs
 from sampler.entropy import normalize
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ def typical_p(candidates: Candidates, rows: RowParams) -> Candidates:
 
     Tokens are ranked by ``|-log p_i - H|``; the shortest run of that ranking whose mass
     reaches ``typical_p`` is kept (the crossing token included, ties in the score kept).
+    Rows whose preset ranks ties keep llama.cpp's count instead (:func:`_typical_count`).
     """
     mass = rows["typical_p"]
     active = rows.on("typical_p")
@@ -94,7 +96,43 @@ def typical_p(candidates: Candidates, rows: RowParams) -> Candidates:
     last = np.maximum(last, np.minimum(rows.min_keep, logits.shape[1]) - 1)
     limit = ranked_score[np.arange(len(last)), last]
     keep = (score <= limit[:, None]) | ~active[:, None]
-    return candidates.with_logits(np.where(keep, logits, -np.inf).astype(logits.dtype))
+    result = candidates.with_logits(np.where(keep, logits, -np.inf).astype(logits.dtype))
+    # llama.cpp's rule holds where its array has no -inf entry (see _typical_count)
+    size = candidates.llama_array_size()
+    ranked = active & rows.ranked() & (np.isfinite(logits).sum(axis=1) == size)
+    if ranked.any():
+        keep = _typical_count(candidates, mass, rows.min_keep)
+        kept = np.where(keep, logits, -np.inf).astype(logits.dtype)
+        result = result.with_logits(np.where(ranked[:, None], kept, result.logits))
+        result = result.sized(ranked, keep.sum(axis=1))
+    return result
+
+
+def _typical_count(candidates: Candidates, mass: np.ndarray, min_keep: np.ndarray) -> np.ndarray:
+    """``[B, N]`` bool: what llama.cpp's ``llama_sampler_typical_apply`` keeps, in float32.
+
+    ``H = Σ -p logf p``; candidates sorted by ``|-logf p - H|`` (ties by lowest token id, where
+    llama.cpp's ``std::sort`` leaves their order unspecified); the first ``i + 1`` where the
+    float32 running mass is strictly above ``typical_p`` and ``i + 1 >= min_keep``, or all.
+    For rows whose llama.cpp array holds no ``-inf`` entry: with one, llama.cpp's ``0 · logf 0``
+    makes ``H`` NaN and its cut falls in an unspecified order, so such rows keep this module's
+    rule (a probability that underflows float32 to 0 does the same in llama.cpp).
+    """
+    logits = candidates.logits
+    finite = np.isfinite(logits)
+    probs = float32_probs(logits)
+    with np.errstate(divide="ignore", invalid="ignore"):  # entries dropped earlier: p = 0
+        log_probs = np.log(probs)
+        entropy = -np.where(probs > 0, probs * log_probs, 0).sum(axis=1, dtype=np.float32)
+        score = np.where(finite, np.abs(-log_probs - entropy[:, None]), np.inf)
+    order = np.lexsort((candidates.token_ids(), score), axis=1)
+    running = np.cumsum(np.take_along_axis(probs, order, axis=1), axis=1, dtype=np.float32)
+    above = running > mass.astype(np.float32)[:, None]
+    count = np.where(above.any(axis=1), above.argmax(axis=1) + 1, finite.sum(axis=1))
+    count = np.minimum(np.maximum(count, min_keep), finite.sum(axis=1))
+    position = np.empty_like(order)
+    np.put_along_axis(position, order, np.arange(order.shape[1])[None, :], axis=1)
+    return position < count[:, None]
 
 
 def top_h(candidates: Candidates, rows: RowParams) -> Candidates:

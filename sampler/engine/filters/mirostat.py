@@ -9,9 +9,12 @@ given ``μ`` (``rows.state["mirostat_mu"]``); the update is the sampler's.
 Source: llama.cpp ``src/llama-sampler.cpp`` (``llama_sampler_mirostat_apply``,
 ``llama_sampler_mirostat_v2_apply``; read at ggml-org/llama.cpp 6f7f63ee, the same code as the
 commit 0c1e570 that llama-cpp-python 0.3.36 bundles) and ``common/sampling.cpp`` (00efb3e1):
-with mirostat on, the chain is logit bias, temperature, mirostat. Differences kept on purpose
-(docs/engine.md): tokens tied with the last one kept are kept together (llama.cpp's unstable sort
-keeps an arbitrary subset of them), and ``min_tokens_to_keep`` holds.
+with mirostat on, the chain is logit bias, temperature, mirostat. In rows whose preset ranks
+ties (the llama.cpp preset) the cut is llama.cpp's exactly: v1 keeps exactly ``k`` tokens (ties
+at the k-th ranked by lowest id, where llama.cpp's unstable sort keeps an unspecified subset),
+v2 compares ``-log2 p > μ`` in float32, and ``min_tokens_to_keep`` does not apply (llama.cpp's
+mirostat has none). In the other presets tokens tied with the last one kept are kept together
+and ``min_tokens_to_keep`` holds.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sampler.engine.candidates import Candidates, log_normalizer, sorted_head
-from sampler.engine.filters.truncation import keep_above, top_k
+from sampler.engine.filters.truncation import float32_probs, keep_above, keep_ranked, top_k
 
 if TYPE_CHECKING:
     from sampler.engine.rows import RowParams
@@ -54,7 +57,17 @@ def mirostat(candidates: Candidates, rows: RowParams) -> Candidates:
     floor = log_normalizer(logits) - mu * _LN2
     floor = np.minimum(floor, logits.max(axis=1))  # the most likely token always stays
     v2 = version == 2
-    candidates = keep_above(candidates, rows, v2, np.where(v2, floor, -np.inf))
+    ranked = v2 & rows.ranked()
+    together = v2 & ~ranked
+    before = candidates
+    candidates = keep_above(candidates, rows, together, np.where(together, floor, -np.inf))
+    if ranked.any():  # llama.cpp: the prefix with -log2f(p) <= μ, at least one token
+        with np.errstate(divide="ignore"):  # p = 0 (a token already at -inf): surprise inf
+            surprise = -np.log2(float32_probs(before.logits[ranked]))
+        within = (surprise <= mu[ranked, None].astype(np.float32)).sum(axis=1)
+        count = np.ones(len(version), dtype=np.int64)
+        count[ranked] = np.maximum(within, 1)
+        candidates = keep_ranked(candidates, ranked, count)
     v1 = version == 1
     if not v1.any():
         return candidates

@@ -43,8 +43,10 @@ def temperature(candidates: Candidates, rows: RowParams) -> Candidates:
     llama.cpp's ``temp_ext`` sampler does (src/llama-sampling.cpp,
     ``llama_sampler_temp_ext_apply``): with ``N`` tokens still allowed and ``H`` the entropy
     of their softmax, ``τ' = lo + (hi - lo) · (H / ln N)^exponent``, ``lo = max(0, τ - range)``,
-    ``hi = τ + range``; nothing changes when ``N <= 1``. (llama.cpp's ``N`` also counts tokens
-    a bias set to -inf while they stay in its candidate array; here they are not allowed.)
+    ``hi = τ + range``; nothing changes when ``N <= 1``. ``N`` counts the tokens still allowed,
+    except in rows whose preset ranks ties (the llama.cpp preset): there it is llama.cpp's
+    array size, which also counts entries a bias, the model or top-n-σ set to ``-inf`` while
+    no truncation removed them (``Candidates.array_size``).
     """
     if not rows.on("temperature").any():
         return candidates
@@ -57,11 +59,14 @@ def temperature(candidates: Candidates, rows: RowParams) -> Candidates:
     dynamic = rows.on("dynatemp_range") & (tau > 0) & np.isfinite(tau)
     if dynamic.any():
         tau = tau.copy()
+        allowed = np.isfinite(shifted).sum(axis=1)
+        allowed = np.where(rows.ranked(), candidates.llama_array_size(), allowed)
         tau[dynamic] = dynamic_temperature(
             shifted[dynamic],
             tau[dynamic],
             rows["dynatemp_range"][dynamic],
             rows["dynatemp_exponent"][dynamic],
+            allowed[dynamic],
         )
     tempered = candidates.with_logits(divide_by_temperature(shifted, tau[:, None]))
     if dynamic.any():  # what dynamic temperature chose, for the step statistics
@@ -70,10 +75,16 @@ def temperature(candidates: Candidates, rows: RowParams) -> Candidates:
 
 
 def dynamic_temperature(
-    shifted: np.ndarray, tau: np.ndarray, spread: np.ndarray, exponent: np.ndarray
+    shifted: np.ndarray,
+    tau: np.ndarray,
+    spread: np.ndarray,
+    exponent: np.ndarray,
+    allowed: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Per row, llama.cpp's entropy-scaled temperature (see :func:`temperature`)."""
-    allowed = np.isfinite(shifted).sum(axis=1)
+    """Per row, llama.cpp's entropy-scaled temperature (see :func:`temperature`); ``allowed``
+    is ``N``, by default the count of finite logits."""
+    if allowed is None:
+        allowed = np.isfinite(shifted).sum(axis=1)
     entropy = normalize(shifted).entropy
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.clip(entropy / np.log(allowed), 0.0, 1.0)

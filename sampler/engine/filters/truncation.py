@@ -2,7 +2,10 @@
 
 Each filter is a pure function ``(Candidates, RowParams) -> Candidates`` that sets dropped
 tokens to ``-inf``. Rows whose parameter is neutral are left exactly as they were. Tokens with
-equal logits are always kept or dropped together, and at least ``min_keep`` tokens survive.
+equal logits are kept or dropped together, and at least ``min_keep`` tokens survive, except in
+rows whose preset ranks ties (``rows.ranked()``, the llama.cpp preset): there a cut keeps the
+exact count llama.cpp keeps, tokens ranked by logit and then by lowest id (:func:`keep_ranked`),
+and the thresholds are compared in float32 as llama.cpp compares them.
 """
 
 from __future__ import annotations
@@ -22,7 +25,18 @@ from sampler.engine.candidates import (
 if TYPE_CHECKING:
     from sampler.engine.rows import RowParams
 
-__all__ = ["keep_above", "min_p", "tfs", "top_a", "top_k", "top_n_sigma", "top_p"]
+__all__ = [
+    "float32_probs",
+    "keep_above",
+    "keep_ranked",
+    "min_p",
+    "tfs",
+    "top_a",
+    "top_k",
+    "top_n_sigma",
+    "top_p",
+    "top_ranked",
+]
 
 # Nucleus search starts from this many candidates and widens eightfold while the mass is short.
 _FIRST_HEAD = 256
@@ -32,13 +46,58 @@ def _row_pick(values: np.ndarray, columns: np.ndarray) -> np.ndarray:
     return values[np.arange(values.shape[0]), columns]
 
 
+def top_ranked(candidates: Candidates, count: np.ndarray) -> np.ndarray:
+    """``[B, N]`` bool: each row's ``count`` first candidates, ranked by logit descending and,
+    among equal logits, by lowest token id (llama.cpp's sort leaves their order unspecified)."""
+    logits = candidates.logits
+    count = np.minimum(count, logits.shape[1])
+    if not count.any():
+        return np.zeros(logits.shape, dtype=bool)
+    head = sorted_head(candidates, int(count.max()))
+    last = np.maximum(count, 1) - 1
+    kth, kth_id = _row_pick(head.logits, last)[:, None], _row_pick(head.ids, last)[:, None]
+    ranked = (logits > kth) | ((logits == kth) & (candidates.token_ids() <= kth_id))
+    return ranked & (count > 0)[:, None]
+
+
+def keep_ranked(candidates: Candidates, rows_cut: np.ndarray, count: np.ndarray) -> Candidates:
+    """In ``rows_cut``, keep exactly the ``count`` first candidates (:func:`top_ranked`)."""
+    kept = top_ranked(candidates, np.where(rows_cut, count, 0)) | ~rows_cut[:, None]
+    return candidates.with_logits(np.where(kept, candidates.logits, -np.inf))
+
+
+def float32_probs(logits: np.ndarray) -> np.ndarray:
+    """The softmax of each row in float32, as llama.cpp's ``llama_sampler_softmax_impl``:
+    ``expf(x - max)`` over the sum (numpy sums pairwise where llama.cpp sums in array order,
+    so the two may differ in the last bit of the sum; exact for the rows the tests craft).
+    ``x - max`` is taken in float64 and rounded once to float32: the same number for float32
+    logits, and no ``inf - inf`` for logits beyond float32's range (which llama.cpp never has).
+    """
+    wide = logits.astype(np.float64)
+    shifted = (wide - wide.max(axis=1, keepdims=True)).astype(np.float32)
+    weights = np.exp(shifted)
+    return weights / weights.sum(axis=1, keepdims=True, dtype=np.float32)
+
+
 def top_k(candidates: Candidates, rows: RowParams) -> Candidates:
     """Keep the ``top_k`` largest logits of a row and every token tied with the k-th.
 
     Ties as in transformers' ``TopKLogitsWarper`` (``scores < kth value`` are removed).
     A partition finds the head; when all rows use top-k the batch is compacted to it.
+    Rows that rank ties keep exactly ``top_k`` tokens and ignore ``min_keep``, as llama.cpp's
+    ``llama_sampler_top_k_impl`` (``k = min(k, size)``, a partial sort, no ``min_keep``).
     """
-    k = np.where(rows.on("top_k"), np.maximum(rows["top_k"], rows.min_keep), 0)
+    ranked = rows.on("top_k") & rows.ranked()
+    if ranked.any():
+        size = np.minimum(rows["top_k"], candidates.llama_array_size())
+        widest = int(size[ranked].max())
+        if ranked.all() and widest < candidates.logits.shape[1]:  # compact to the head
+            head = sorted_head(candidates, widest)
+            inside = np.arange(widest)[None, :] < size[:, None]
+            head = head.with_logits(np.where(inside, head.logits, -np.inf))
+            return head.sized(ranked, size)
+        candidates = keep_ranked(candidates, ranked, size).sized(ranked, size)
+    k = np.where(rows.on("top_k") & ~ranked, np.maximum(rows["top_k"], rows.min_keep), 0)
     width = candidates.logits.shape[1]
     active = (k > 0) & (k < width)
     if not active.any():
@@ -80,23 +139,52 @@ def top_p(candidates: Candidates, rows: RowParams) -> Candidates:
         if size == width or ((mass_above[:, -1] >= p) | ~active).all():
             break
         size = min(width, size * 8)
+    ranked = active & rows.ranked()
     reached = p - 8 * np.finfo(candidates.logits.dtype).eps
     kept = np.maximum((mass_above < reached[:, None]).sum(axis=1), rows.min_keep)
     last = _row_pick(head.logits, np.minimum(kept, size) - 1)
-    return cut_head(candidates, head, np.where(active, last, -np.inf))
+    together = active & ~ranked
+    result = cut_head(candidates, head, np.where(together, last, -np.inf))
+    if ranked.any():
+        count = np.minimum(_nucleus_count_float32(candidates, rows), candidates.llama_array_size())
+        result = keep_ranked(result, ranked, count).sized(ranked, count)
+    return result
+
+
+def _nucleus_count_float32(candidates: Candidates, rows: RowParams) -> np.ndarray:
+    """llama.cpp's top-p count: the first ``i + 1`` where the float32 running sum of the sorted
+    probabilities is ``>= p`` and ``i + 1 >= min_keep``; every candidate if the sum never
+    reaches ``p`` (float32 rounding can leave it short of a ``p`` just below 1). The caller caps
+    it at llama.cpp's array size."""
+    descending = -np.sort(-float32_probs(candidates.logits), axis=1)
+    running = np.cumsum(descending, axis=1, dtype=np.float32)
+    reached = running >= rows["top_p"].astype(np.float32)[:, None]
+    first = np.where(reached.any(axis=1), reached.argmax(axis=1) + 1, running.shape[1])
+    return np.maximum(first, rows.min_keep)
 
 
 def min_p(candidates: Candidates, rows: RowParams) -> Candidates:
     """Keep tokens whose probability is at least ``min_p`` times the top probability.
 
     ``p_i >= min_p * p_max`` is ``x_i >= x_max + log(min_p)``: no exponential is needed.
-    This is transformers' ``MinPLogitsWarper``, vLLM's and llama.cpp's rule.
+    This is transformers' ``MinPLogitsWarper``, vLLM's and llama.cpp's rule. Rows that rank
+    ties compare in float32 against ``max + logf(min_p)`` and, when fewer than ``min_keep``
+    tokens pass, keep exactly ``min_keep`` (llama.cpp's sorted fallback).
     """
     active = rows.on("min_p")
     if not active.any():
         return candidates
+    ranked = active & rows.ranked()
+    together = active & ~ranked
     floor = candidates.logits.max(axis=1) + np.log(np.where(active, rows["min_p"], 1.0))
-    return keep_above(candidates, rows, active, floor)
+    result = keep_above(candidates, rows, together, floor)
+    # llama.cpp takes min_p as a float: one that rounds to 0 switches min-p off
+    ranked &= rows["min_p"].astype(np.float32) > 0
+    if ranked.any():
+        passing = (candidates.logits >= _float32_floor(candidates.logits, rows["min_p"])).sum(1)
+        size = np.minimum(np.maximum(passing, rows.min_keep), candidates.llama_array_size())
+        result = keep_ranked(result, ranked, size).sized(ranked, size)
+    return result
 
 
 def top_a(candidates: Candidates, rows: RowParams) -> Candidates:
@@ -116,6 +204,17 @@ def top_a(candidates: Candidates, rows: RowParams) -> Candidates:
     # 2·max beyond float64 (max near 1e308): the same floor as max + log p_max, which fits
     floor = np.where(np.isfinite(floor), floor, bar + peak + (peak - log_z))
     return keep_above(candidates, rows, active, floor)
+
+
+def _float32_floor(logits: np.ndarray, min_p: np.ndarray) -> np.ndarray:
+    """``[B, 1]``: llama.cpp's ``max + logf(min_p)``, summed in float32; rows whose max is
+    beyond float32's range (no llama.cpp row is) take the float64 sum instead."""
+    peak = logits.max(axis=1).astype(np.float64)
+    with np.errstate(divide="ignore"):  # min_p 0 (a row where min-p is off): log 0 = -inf
+        log_p = np.log(min_p.astype(np.float32))
+    fits = np.abs(peak) <= np.finfo(np.float32).max
+    floor32 = np.where(fits, peak, 0).astype(np.float32) + log_p
+    return np.where(fits, floor32, peak + log_p)[:, None]
 
 
 def keep_above(

@@ -57,7 +57,14 @@ const SamplerEngine = (() => {
       ? [...order.filter((n) => config.mirostat_chain.includes(n)), "mirostat"]
       : [...order.filter((n) => n !== "mirostat" && n !== "adaptive_p"),
         ...(order.includes("adaptive_p") ? ["adaptive_p"] : [])];
-    return { values, on, greedy, hardmax, minKeep: given.min_tokens_to_keep || 1, stages };
+    // as presets.ranks_ties: a preset whose cuts keep llama.cpp's exact counts (or its list)
+    const ranked = config.ranked_ties.some((name) => sameList(order, config.presets[name]));
+    return { values, on, greedy, hardmax, minKeep: given.min_tokens_to_keep || 1, stages,
+      ranked };
+  }
+
+  function sameList(a, b) {
+    return a.length === b.length && a.every((v, i) => v === b[i]);
   }
 
   // --- a step ---------------------------------------------------------------------------
@@ -88,7 +95,7 @@ const SamplerEngine = (() => {
   function runChain(step, row, context, names, slot) {
     const x = buffer(step, `x-${slot}`);
     x.set(step.raw);
-    const c = { x, order: step.order, notes: {} };
+    const c = { x, order: step.order, size: x.length, notes: {} };
     for (const name of names) {
       if (!Object.hasOwn(STAGE_FUNCTIONS, name)) {
         throw new Error(`the page's engine has no twin of stage ${name} (sampler/serve/static/stages.js)`);

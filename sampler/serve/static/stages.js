@@ -1,12 +1,14 @@
 // The stages of sampler.engine's chain (sampler/engine/filters), transcribed for the page: each a
 // function (c, row, context) on a chain state (view.js). A Float32Array rounds every stored
 // value as numpy's float32 arithmetic does; sums are float64. engine.js runs them in order.
-// XTC, mirostat, top-H and adaptive-p are in stages_later.js, loaded first.
+// XTC, mirostat, top-H and adaptive-p are in stages_later.js, loaded first. A row whose preset
+// ranks ties (row.ranked) cuts at llama.cpp's exact counts (ranked.js), as in the library.
 "use strict";
 
 const SamplerStages = (() => {
   const { f32, F32_EPS, FLOAT_MAX_LOG, NEG, remerge, isSorted, resortBent, kth, peakOf,
     logNormalizer, entropyOf, keepAtLeast, keepAbove } = SamplerView;
+  const { keepRanked, nucleusCount, minPCount, keepTypical } = SamplerRanked;
 
   // --- stages (sampler/engine/filters) -------------------------------------------------
   function logitBias(c, row) {
@@ -70,9 +72,11 @@ const SamplerStages = (() => {
     c.order = remerge(c.order, c.x, new Set(out.keys()));
   }
 
-  function dynamicTemperature(x, tau, spread, exponent) {
+  // N is the count of finite logits, or llama.cpp's array size where the row ranks ties.
+  function dynamicTemperature(x, tau, spread, exponent, size = null) {
     let allowed = 0;
     for (let i = 0; i < x.length; i++) if (x[i] !== NEG) allowed++;
+    if (size !== null) allowed = size;
     if (allowed <= 1) return tau;
     const ratio = Math.min(Math.max(entropyOf(x).entropy / Math.log(allowed), 0), 1);
     const low = Math.max(0, tau - spread), high = tau + spread;
@@ -85,7 +89,8 @@ const SamplerStages = (() => {
     for (let i = 0; i < c.x.length; i++) c.x[i] = c.x[i] - peak;
     let tau = row.values.temperature;
     if (row.on.dynatemp_range && tau > 0) {
-      tau = dynamicTemperature(c.x, tau, row.values.dynatemp_range, row.values.dynatemp_exponent);
+      tau = dynamicTemperature(c.x, tau, row.values.dynatemp_range, row.values.dynatemp_exponent,
+        row.ranked ? c.size : null);
       c.notes.temperature_chosen = tau;
     }
     const divisor = f32(tau);
@@ -111,6 +116,12 @@ const SamplerStages = (() => {
   }
 
   function topK(c, row) {
+    if (row.ranked) {  // llama.cpp: exactly min(k, size), no min_keep
+      if (!row.on.top_k) return;
+      c.size = Math.min(row.values.top_k, c.size);
+      keepRanked(c, c.size);
+      return;
+    }
     const k = Math.max(row.values.top_k, row.minKeep);
     if (!(row.on.top_k && k > 0 && k < c.x.length)) return;
     keepAtLeast(c, kth(c, k));
@@ -118,6 +129,11 @@ const SamplerStages = (() => {
 
   function topP(c, row) {
     if (!row.on.top_p) return;
+    if (row.ranked) {
+      c.size = nucleusCount(c, row);
+      keepRanked(c, c.size);
+      return;
+    }
     const logZ = logNormalizer(c.x);
     const reached = row.values.top_p - 8 * F32_EPS;
     let above = 0, kept = 0, last = NEG, count = 0;
@@ -134,6 +150,11 @@ const SamplerStages = (() => {
 
   function minP(c, row) {
     if (!row.on.min_p) return;
+    if (row.ranked) {
+      const count = minPCount(c, row);
+      if (count !== null) { c.size = count; keepRanked(c, count); }
+      return;
+    }
     keepAbove(c, row, peakOf(c) + Math.log(row.values.min_p));
   }
 
@@ -173,6 +194,11 @@ const SamplerStages = (() => {
   // ranking is a merge walking outward from where log p crosses −H.
   function typicalP(c, row) {
     if (!row.on.typical_p) return;
+    // llama.cpp's rule holds where its array has no -inf entry (information.py, typical_p)
+    if (row.ranked && c.x.reduce((n, v) => n + (v !== NEG), 0) === c.size) {
+      keepTypical(c, row);
+      return;
+    }
     const { logZ, entropy } = entropyOf(c.x);
     const h = f32(entropy);
     const finite = [];

@@ -6,6 +6,7 @@
 const SamplerLaterStages = (() => {
   const { f32, INT_MAX, NEG, isSorted, resortBent, kth, peakOf, logNormalizer, entropyOf,
     keepAtLeast, keepAbove } = SamplerView;
+  const { keepRanked, xtcRemoved, mirostatV2Count } = SamplerRanked;
 
   function xtc(c, row, context) {
     const eligible = row.on.xtc_probability && row.values.xtc_threshold <= 0.5;
@@ -15,6 +16,10 @@ const SamplerLaterStages = (() => {
     c.notes.xtc_fired = fired ? 1 : 0;
     c.notes.xtc_removed = 0;
     if (!fired) return;
+    if (row.ranked) {  // llama.cpp: float32 p >= t; exactly one reaching token stays
+      c.notes.xtc_removed = xtcRemoved(c, row);
+      return;
+    }
     const bar = f32(logNormalizer(c.x) + Math.log(row.values.xtc_threshold));
     let count = 0, lowest = Infinity, allowed = 0, removed = 0;
     for (const v of c.x) {
@@ -59,6 +64,15 @@ const SamplerLaterStages = (() => {
     if (!version) return;
     const mu = context.mirostatMu === undefined ? 2 * row.values.mirostat_tau : context.mirostatMu;
     c.notes.mirostat_mu = mu;
+    if (version === 2 && row.ranked) {
+      keepRanked(c, mirostatV2Count(c, mu));
+      return;
+    }
+    if (row.ranked) {  // v1 as llama.cpp's top-k: exactly min(k, size), no min_keep
+      c.size = Math.min(mirostatV1K(c, mu), c.size);
+      keepRanked(c, c.size);
+      return;
+    }
     if (version === 2) {
       keepAbove(c, row, Math.min(logNormalizer(c.x) - mu * Math.LN2, peakOf(c)));
       return;

@@ -1,6 +1,9 @@
 // The sorted view of a chain state, shared by the stages (stages.js) and the engine (engine.js).
 // A chain state is c = {x: Float32Array logits (-inf dropped), order: the tokens sorted by
-// logit, descending, ties by id (dropped tokens may sit anywhere), notes: what stages report}.
+// logit, descending, ties by id (dropped tokens may sit anywhere), size: how many entries
+// llama.cpp's candidate array would still hold, -inf ones included (Candidates.array_size; only
+// the stages of a row whose preset ranks ties, row.ranked, set and read it), notes: what stages
+// report}.
 //
 // Why a sorted order is carried through the chain: the page recomputes on every slider move at
 // V = 49,152 within a frame, so nothing may sort the vocabulary per move. The raw logits are
