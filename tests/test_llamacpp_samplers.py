@@ -21,33 +21,15 @@ llama = import_llama_cpp_or_skip()
 TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
 
 
-def llama_chain_probs(logits, params, history=()):
-    """The distribution llama.cpp's own chain leaves on ``logits``, in its default order.
-
-    penalties → top-n-σ → top-k → typical → top-p → min-p → temperature, as
-    ``common_params_sampling.samplers``; the probabilities are a softmax of what is left (the
-    ``dist`` sampler's, without its draw), in float64.
-    """
-    row = np.ascontiguousarray(logits, dtype=np.float32)
+def llama_apply(row, samplers, history=()):
+    """Apply llama.cpp's ``samplers`` (``llama_sampler_init_*`` results, in order) as one chain
+    to ``row`` after it has accepted ``history``; return the finite candidates it leaves
+    (``TOKEN_DATA`` records) and their probabilities (a softmax of their logits, float64: the
+    ``dist`` sampler's law, without its draw)."""
+    row = np.ascontiguousarray(row, dtype=np.float32)
     data = np.zeros(len(row), dtype=TOKEN_DATA)
     data["id"], data["logit"] = np.arange(len(row)), row
     chain = llama.llama_sampler_chain_init(llama.llama_sampler_chain_default_params())
-    last_n = len(history) if params.penalty_last_n == 0 else params.penalty_last_n
-    samplers = [
-        llama.llama_sampler_init_penalties(
-            len(row),
-            last_n,
-            params.repetition_penalty,
-            params.frequency_penalty,
-            params.presence_penalty,
-        ),
-        llama.llama_sampler_init_top_n_sigma(params.top_n_sigma or -1.0),
-        llama.llama_sampler_init_top_k(params.top_k),
-        llama.llama_sampler_init_typical(params.typical_p, 1),
-        llama.llama_sampler_init_top_p(params.top_p, 1),
-        llama.llama_sampler_init_min_p(params.min_p, 1),
-        llama.llama_sampler_init_temp(params.temperature),
-    ]
     for sampler in samplers:
         llama.llama_sampler_chain_add(chain, sampler)
     try:
@@ -66,8 +48,35 @@ def llama_chain_probs(logits, params, history=()):
         llama.llama_sampler_free(chain)
     finite = kept[np.isfinite(kept["logit"])]
     weights = np.exp(finite["logit"].astype(np.float64) - finite["logit"].max())
-    probs = np.zeros(len(row))
-    probs[finite["id"]] = weights / weights.sum()
+    return finite, weights / weights.sum()
+
+
+def llama_chain_probs(logits, params, history=()):
+    """The distribution llama.cpp's own chain leaves on ``logits``, in its default order.
+
+    penalties → top-n-σ → top-k → typical → top-p → min-p → temperature, as
+    ``common_params_sampling.samplers``; the probabilities are a softmax of what is left (the
+    ``dist`` sampler's, without its draw), in float64.
+    """
+    last_n = len(history) if params.penalty_last_n == 0 else params.penalty_last_n
+    samplers = [
+        llama.llama_sampler_init_penalties(
+            len(logits),
+            last_n,
+            params.repetition_penalty,
+            params.frequency_penalty,
+            params.presence_penalty,
+        ),
+        llama.llama_sampler_init_top_n_sigma(params.top_n_sigma or -1.0),
+        llama.llama_sampler_init_top_k(params.top_k),
+        llama.llama_sampler_init_typical(params.typical_p, 1),
+        llama.llama_sampler_init_top_p(params.top_p, 1),
+        llama.llama_sampler_init_min_p(params.min_p, 1),
+        llama.llama_sampler_init_temp(params.temperature),
+    ]
+    finite, probs_kept = llama_apply(logits, samplers, history)
+    probs = np.zeros(len(logits))
+    probs[finite["id"]] = probs_kept
     return probs
 
 

@@ -14,18 +14,17 @@ Tolerance: 1e-6 on probabilities, a few float32 ulps (ε32 = 1.2e-7) of llama.cp
 softmax against our float64 one; kept counts and kept sets exactly.
 """
 
-import ctypes
 
 import numpy as np
 import pytest
 from conftest import import_llama_cpp_or_skip
+from test_llamacpp_samplers import llama_apply
 
 from sampler import SamplingParams, distribution
 from sampler.engine.presets import PRESETS
 
 llama = import_llama_cpp_or_skip()
 
-TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
 PROBABILITY_TOLERANCE = 1e-6
 NEG = -np.inf
 
@@ -34,26 +33,8 @@ def llama_kept(row, samplers):
     """Apply llama.cpp's ``samplers`` (a list of ``llama_sampler_init_*`` results) in a chain
     to ``row``; return the ids of the finite candidates it leaves and their probabilities
     (softmax of their logits, float64)."""
-    row = np.ascontiguousarray(row, dtype=np.float32)
-    data = np.zeros(len(row), dtype=TOKEN_DATA)
-    data["id"], data["logit"] = np.arange(len(row)), row
-    chain = llama.llama_sampler_chain_init(llama.llama_sampler_chain_default_params())
-    for sampler in samplers:
-        llama.llama_sampler_chain_add(chain, sampler)
-    try:
-        array = llama.llama_token_data_array(
-            data.ctypes.data_as(ctypes.POINTER(llama.llama_token_data)), len(row), -1, False
-        )
-        llama.llama_sampler_apply(chain, ctypes.byref(array))
-        left = (llama.llama_token_data * array.size).from_address(
-            ctypes.addressof(array.data.contents)
-        )
-        kept = np.frombuffer(left, dtype=TOKEN_DATA).copy()
-    finally:
-        llama.llama_sampler_free(chain)
-    kept = kept[np.isfinite(kept["logit"])]
-    weights = np.exp(kept["logit"].astype(np.float64) - kept["logit"].max())
-    return kept["id"], weights / weights.sum()
+    finite, probs = llama_apply(row, samplers)
+    return finite["id"], probs
 
 
 def ours_kept(row, **settings):
