@@ -11,7 +11,6 @@ from click.core import ParameterSource
 from sampler.cli import cli, limits
 from sampler.cli.experiment_output import (
     all_columns_option,
-    json_option,
     print_comparison_json,
     print_results,
 )
@@ -75,7 +74,7 @@ def _given(ctx: click.Context, name: str) -> bool:
 @sampling_options
 @click.option("--resume", "resume_id", metavar="RUN", help="Finish an interrupted run (any kind).")
 @all_columns_option
-@json_option
+@JSON_OPTION
 @db_option
 @cache_option
 @click.pass_context
@@ -166,7 +165,7 @@ def sweep(
 @raw_option
 @db_option
 @click.option("--no-log", is_flag=True, help="Do not record the run.")
-@json_option
+@JSON_OPTION
 @cache_option
 def compare(
     prompt: str,

@@ -19,14 +19,8 @@ if TYPE_CHECKING:
     from sampler.runlog.store import RunStore
     from sampler.sources.base import LogitSource
 
-__all__ = ["all_columns_option", "json_option", "print_comparison_json", "print_results"]
+__all__ = ["all_columns_option", "print_comparison_json", "print_results"]
 
-json_option = click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print the results as one JSON document (progress stays on stderr).",
-)
 all_columns_option = click.option(
     "--all-columns",
     "--wide",
