@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 from sampler.errors import InvalidInputError
 
-__all__ = ["atomic_writer", "check_writable_folder", "read_only", "safe_file_name"]
+__all__ = ["atomic_writer", "check_writable_folder", "make_folder", "read_only", "safe_file_name"]
 
 
 def safe_file_name(name: str, fallback: str = "run") -> str:
@@ -55,6 +55,17 @@ def check_writable_folder(folder: str | os.PathLike[str]) -> None:
             f"folder {str(existing)!r} is not writable: make it writable (chmod u+w) or "
             f"choose another place than {str(target)!r}"
         )
+
+
+def make_folder(folder: Path, what: str) -> None:
+    """Create ``folder`` and its missing parents; a failure is one line naming ``what`` folder
+    it was (``"report"``, ``"export"``) and the system's reason."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InvalidInputError(
+            f"cannot create {what} folder {str(folder)!r}: {error.strerror}"
+        ) from None
 
 
 def _umask() -> int:

@@ -119,3 +119,21 @@ def test_library_errors(tmp_path):
         store._conn.execute("UPDATE steps SET surprisal = x'00' WHERE step = 0")
         with pytest.raises(RunLogDamagedError, match="column surprisal holds b'\\\\x00'"):
             steps_frame(store, "latest")
+
+
+@pytest.mark.parametrize("command", ["export", "report"])
+def test_a_folder_that_cannot_be_created_is_one_line(tmp_path, monkeypatch, command):
+    """export's and report's --out under a file: mkdir fails; one line naming the folder and
+    the system's reason, and the file is untouched."""
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "log.db"
+    sweep(db)
+    (tmp_path / "notes").write_text("notes")
+    if command == "export":
+        result = export(db, "latest", "--out", "notes/sub")
+    else:
+        result = run_cli("report", "latest", "--format", "md", "--out", "notes/sub",
+                         "--db", str(db))
+    kind = "export" if command == "export" else "report"
+    one_error_line(result, f"cannot create {kind} folder 'notes/sub'", "Not a directory")
+    assert (tmp_path / "notes").read_text() == "notes"

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from sampler.engine.stages import switched_on
 from sampler.errors import InvalidInputError
-from sampler.files import atomic_writer
+from sampler.files import atomic_writer, make_folder
 from sampler.report.run_plots import PLOT_FILES, render_run_plots, save_run_plots
 from sampler.report.summary import (
     format_summary,
@@ -278,12 +278,7 @@ def write_report(
         raise InvalidInputError(
             f"run {run.get('id', '?')} has no completions yet: nothing to report"
         )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InvalidInputError(
-            f"cannot create report folder {str(folder)!r}: {error.strerror}"
-        ) from None
+    make_folder(folder, "report")
     summary = summarize(completions)
     target = folder / REPORT_FORMATS[fmt]
     if fmt == "table":

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from sampler.errors import InvalidInputError
-from sampler.files import check_writable_folder, safe_file_name
+from sampler.files import check_writable_folder, make_folder, safe_file_name
 from sampler.runlog.connection import sqlite_errors
 from sampler.runlog.frames import (
     CHUNK_ROWS,
@@ -39,12 +39,7 @@ def _make_folder(folder: Path) -> list[Path]:
         raise InvalidInputError(f"export folder {str(folder)!r} is a file: name a folder")
     missing = [p for p in (folder, *folder.parents) if not p.exists()]
     check_writable_folder(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InvalidInputError(
-            f"cannot create export folder {str(folder)!r}: {error.strerror}"
-        ) from None
+    make_folder(folder, "export")
     return missing
 
 
