@@ -10,7 +10,6 @@ imports torch or transformers: tokens and the chat template come from the GGUF f
 from __future__ import annotations
 
 import ctypes
-import os
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -54,7 +53,10 @@ def import_llama_cpp() -> Any:
 
 
 def _threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    # the engine's rule: the process's cores, or SAMPLER_THREADS (a Ray actor's share of a node)
+    from sampler.engine.parallel import cores
+
+    return cores()
 
 
 def context_params(llama: Any, n_ctx: int, n_seq: int, n_batch: int) -> Any:

@@ -1,0 +1,350 @@
+"""Running a logged run's rows on a Ray cluster: the connection, the settings, the actors.
+
+A run's rows are independent (each keyed by seed, prompt and sample), so they can be generated
+anywhere. :func:`ray_session` connects to a cluster (a local one when no address is given),
+:func:`start_workers` puts actors on its nodes, each loading the model once through the
+checksum-verified model cache of its own node, and
+:func:`~sampler.experiments.cluster_rows.run_rows_on_ray` hands them the rows and stores each
+finished one on the driver, the one writer of the run log. Ray is imported only here, when a
+run asks for it (the ``ray`` extra).
+
+Examples
+--------
+A sweep on a local cluster, from Python::
+
+    from sampler.experiments.cluster import sweep_on_ray
+    from sampler.experiments.config import RunConfig
+    from sampler.runlog.store import RunStore
+
+    with RunStore("runs.db") as store:
+        run_id = sweep_on_ray(RunConfig(model="smollm2-135m-gguf", samples=2), store)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sampler.errors import InvalidInputError
+from sampler.experiments.config import RunConfig
+from sampler.experiments.worker import RowWorker, first_line
+from sampler.runlog.recording import package_versions
+from sampler.runlog.store import RunStore
+
+__all__ = [
+    "EXECUTOR_KEYS",
+    "ClusterSettings",
+    "Workers",
+    "actor_plan",
+    "import_ray",
+    "ray_session",
+    "split_executor",
+    "start_workers",
+    "sweep_on_ray",
+]
+
+INSTALL_HINT = "install it with: pip install 'sampler[ray]'"
+EXECUTOR_KEYS = ("executor", "ray_address", "actors_per_node", "threads_per_actor")
+# How long joining a cluster may take to find its address listening, before Ray's own
+# connection (which retries for minutes) is tried at all.
+CONNECT_SECONDS = 5.0
+# An actor killed mid-run is restarted once on its node (it loads the model again); a second
+# death drops it, and its rows run on the others.
+MAX_RESTARTS = 1
+# Versions a row's tokens depend on: every node must run the driver's.
+MATCHING_VERSIONS = ("sampler", "numpy")
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Where and how a run's rows are spread: the cluster, actors per node, threads per actor.
+
+    ``address`` ``None`` joins ``$RAY_ADDRESS`` if set, else starts a local cluster. With
+    neither count given, every node runs one single-threaded actor per CPU; with one given,
+    the other is derived from each node's CPUs; actors that would not fit a node are left out.
+    ``start_seconds`` bounds the wait for every actor to load its model.
+    """
+
+    address: str | None = None
+    actors_per_node: int | None = None
+    threads_per_actor: int | None = None
+    start_seconds: float = 900.0
+
+    def __post_init__(self) -> None:
+        for name in ("actors_per_node", "threads_per_actor"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise InvalidInputError(f"{name}={value!r} is invalid: use an integer >= 1")
+
+
+def split_executor(data: dict[str, Any], origin: str) -> tuple[ClusterSettings | None, dict]:
+    """A config's executor keys as settings (``None``: run here) and the rest of its keys.
+
+    ``executor`` is ``"local"`` (the default) or ``"ray"``; ``ray_address``,
+    ``actors_per_node`` and ``threads_per_actor`` go with ``executor = "ray"`` only.
+    """
+    rest = {key: value for key, value in data.items() if key not in EXECUTOR_KEYS}
+    executor = data.get("executor", "local")
+    if executor not in ("local", "ray"):
+        raise InvalidInputError(f"{origin}: executor={executor!r} is unknown: use local or ray")
+    given = [key for key in EXECUTOR_KEYS[1:] if key in data]
+    if executor == "local":
+        if given:
+            raise InvalidInputError(f'{origin}: {given[0]} needs executor = "ray"')
+        return None, rest
+    address = data.get("ray_address")
+    if address is not None and not isinstance(address, str):
+        raise InvalidInputError(f"{origin}: ray_address must be a string such as 'host:6379'")
+    try:
+        settings = ClusterSettings(
+            address, data.get("actors_per_node"), data.get("threads_per_actor")
+        )
+    except InvalidInputError as error:
+        raise InvalidInputError(f"{origin}: {error}") from None
+    return settings, rest
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or an input error saying which extra installs it."""
+    try:
+        import ray
+    except ImportError:
+        raise InvalidInputError(f"running on Ray needs ray, which is not installed: "
+                                f"{INSTALL_HINT}") from None
+    return ray
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, not minutes, when nothing listens at ``host:port``."""
+    host_port = address.removeprefix("ray://")
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit():
+        if address in ("auto", "local"):
+            return  # Ray's own names: the cluster on this machine
+        raise InvalidInputError(
+            f"Ray address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379 or ray://host:10001)"
+        )
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS):
+            pass
+    except OSError as error:
+        raise InvalidInputError(
+            f"cannot reach the Ray cluster at {address!r} ({error.strerror or error}); start "
+            "one there with `ray start --head`, or give the address it printed"
+        ) from None
+
+
+def _quiet_ray(ray: Any) -> None:
+    """Ray's notices about its own workers (a killed actor's) go to the log, not the terminal.
+
+    With ``log_to_driver`` off Ray still prints them on standard output from a thread of its
+    own, through ``print_to_stdstream`` (Ray 2.60, pinned): the run reports a lost actor
+    itself, in one line on standard error.
+    """
+    worker = getattr(getattr(ray, "_private", None), "worker", None)
+    if worker is not None and hasattr(worker, "print_to_stdstream"):
+        log = logging.getLogger("sampler.cluster")
+        worker.print_to_stdstream = lambda data, ignore_prefix=False: log.debug(
+            "ray: %s", " ".join(data.get("lines", []))
+        )
+
+
+@contextmanager
+def ray_session(address: str | None = None) -> Iterator[Any]:
+    """Connected to a Ray cluster for the block; yields the ``ray`` module.
+
+    An existing connection of the caller's is used as it is (and left open); otherwise the
+    block joins ``address`` (else ``$RAY_ADDRESS``) or starts a local cluster, and disconnects
+    at its end. Ray's logs stay out of the terminal.
+    """
+    ray = import_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address is not None:
+        _check_reachable(address)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
+    if address is None:
+        options["include_dashboard"] = False
+    ray.init(address=address, **options)
+    _quiet_ray(ray)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def actor_plan(node_cpus: dict[str, int], settings: ClusterSettings) -> list[tuple[str, int]]:
+    """``(node id, threads)`` of each actor to start, from each node's CPUs and ``settings``."""
+    plan = []
+    for node, cpus in node_cpus.items():
+        threads = settings.threads_per_actor or (
+            max(1, cpus // settings.actors_per_node) if settings.actors_per_node else 1
+        )
+        fit = cpus // threads
+        count = min(settings.actors_per_node or fit, fit)
+        plan += [(node, threads)] * count
+    if not plan:
+        most = max(node_cpus.values(), default=0)
+        raise InvalidInputError(
+            f"threads_per_actor={settings.threads_per_actor} is more than any node's CPUs "
+            f"(largest: {most}): use at most {most}"
+        )
+    return plan
+
+
+@dataclass
+class RemoteModel:
+    """What a run records of the model the actors loaded; ``decode`` asks one of them."""
+
+    name: str
+    fingerprint: str
+    decode: Callable[[list[int]], str]
+
+
+@dataclass
+class Workers:
+    """The actors of a run, the model they loaded and the versions they run with."""
+
+    actors: list[Any]
+    nodes: list[str]  # each actor's node address
+    model: RemoteModel
+    versions: dict[str, str]
+
+    def apply(self, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(source, *args)`` on the first actor's loaded model (a check, a decode)."""
+        import ray
+
+        return _unwrapped(ray, lambda: ray.get(self.actors[0].apply.remote(function, *args)))
+
+    def close(self) -> None:
+        """Stop every actor (the cluster keeps running)."""
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+
+
+def _decode(source: Any, ids: list[int]) -> str:
+    return source.decode(ids)
+
+
+def _unwrapped(ray: Any, call: Callable[[], Any]) -> Any:
+    """``call()``, an input error raised in an actor re-raised as itself (one line)."""
+    try:
+        return call()
+    except ray.exceptions.RayTaskError as error:
+        if isinstance(error.cause, InvalidInputError):
+            raise error.cause from None
+        raise
+
+
+def start_workers(
+    model: str, dtype: str, cache_dir: str | None, settings: ClusterSettings
+) -> Workers:
+    """Start the actors of :func:`actor_plan` and load ``model`` in each; all or none.
+
+    Raises :class:`~sampler.errors.InvalidInputError` naming the node when one cannot load
+    the model (cannot fetch it, has no backend), loads another one, or runs other versions.
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = {n["NodeID"]: n for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU")}
+    plan = actor_plan({i: int(n["Resources"]["CPU"]) for i, n in nodes.items()}, settings)
+    remote = ray.remote(RowWorker)
+    actors = [
+        remote.options(
+            num_cpus=threads,
+            max_restarts=MAX_RESTARTS,
+            max_task_retries=0,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+        ).remote(model, dtype, cache_dir, threads)
+        for node, threads in plan
+    ]
+    addresses = [nodes[node]["NodeManagerAddress"] for node, _ in plan]
+    try:
+        infos = _described(ray, actors, addresses, model, settings.start_seconds)
+    except BaseException:
+        Workers(actors, addresses, RemoteModel("", "", str), {}).close()
+        raise
+    mine = package_versions()
+    for info, address in zip(infos, addresses, strict=True):
+        if info["fingerprint"] != infos[0]["fingerprint"]:
+            first = infos[0]["fingerprint"]
+            problem = f"loads model fingerprint {info['fingerprint']}, not {first}"
+        else:
+            theirs = info["versions"]
+            differ = [n for n in MATCHING_VERSIONS if theirs.get(n) != mine.get(n)]
+            problem = differ and (
+                "runs " + ", ".join(f"{n} {theirs.get(n)}" for n in differ) + ", this driver "
+                + ", ".join(f"{n} {mine.get(n)}" for n in differ)
+            )
+        if problem:
+            Workers(actors, addresses, RemoteModel("", "", str), {}).close()
+            raise InvalidInputError(f"node {address} {problem}: every node must run the same "
+                                    "model and versions, or a run would mix them")
+    workers = Workers(actors, addresses, RemoteModel(infos[0]["name"], infos[0]["fingerprint"],
+                                                     str), infos[0]["versions"])
+    workers.model.decode = lambda ids: workers.apply(_decode, ids)
+    return workers
+
+
+def _described(ray: Any, actors: list, addresses: list[str], model: str, seconds: float) -> list:
+    """Each actor's loaded model and versions, or one line on the first that failed."""
+    refs = [actor.describe.remote() for actor in actors]
+    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=seconds)
+    if len(ready) < len(refs):
+        raise InvalidInputError(
+            f"{len(refs) - len(ready)} of {len(refs)} Ray actors did not load {model!r} within "
+            f"{seconds:.0f} s: are the cluster's CPUs taken by other jobs?"
+        )
+    infos = []
+    for ref, address in zip(refs, addresses, strict=True):
+        try:
+            infos.append(ray.get(ref))
+        except ray.exceptions.RayTaskError as error:
+            raise InvalidInputError(
+                f"node {address} cannot load model {model!r}: {first_line(error.cause or error)}"
+            ) from None
+        except ray.exceptions.RayActorError as error:
+            raise InvalidInputError(
+                f"the Ray actor on node {address} did not start (is sampler installed there?): "
+                f"{first_line(error)}"
+            ) from None
+    return infos
+
+
+def sweep_on_ray(
+    config: RunConfig,
+    store: RunStore,
+    settings: ClusterSettings | None = None,
+    cache_dir: str | None = None,
+    on_row: Callable[[Any], None] | None = None,
+) -> str:
+    """Run a sweep of ``config`` on a Ray cluster, logged in ``store``; return the run's id.
+
+    The rows, and every statistic stored with them, are those a local
+    :func:`~sampler.experiments.runs.run_rows` stores. ``on_row(completion)`` is called after
+    each row is stored. An interrupted run is finished by ``sampler sweep --resume``.
+    """
+    from sampler.experiments.cluster_rows import run_rows_on_ray
+    from sampler.experiments.runs import start_run
+
+    settings = settings or ClusterSettings()
+    with ray_session(settings.address):
+        workers = start_workers(config.model, config.dtype, cache_dir, settings)
+        try:
+            run_id = start_run("sweep", config, store, workers.model, workers.versions)
+            run_rows_on_ray("sweep", config, store, run_id, workers, on_row=on_row)
+        finally:
+            workers.close()
+    return run_id

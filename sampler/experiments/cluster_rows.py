@@ -1,0 +1,114 @@
+"""Handing a run's rows to Ray actors and storing each finished row on the driver.
+
+The rows not stored yet are cut into shares of at most ``batch_size`` rows (smaller when there
+are fewer rows than actors × batch size, so every actor gets work). An idle actor takes the
+next share; it streams each row back as it ends, and the driver stores it at once
+(:func:`~sampler.experiments.runs.save_row`, as a local run does): the driver is the run log's
+one writer. When an actor dies (its process killed, its node lost), the rows of its share not
+received yet go back to the front of the queue and run on the next idle actor, the restarted
+one included; a row is stored once, whoever made it. An error raised while generating (not a
+lost actor) ends the run as it would end a local one; what was stored stays, for ``--resume``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sampler.errors import InvalidInputError
+from sampler.experiments.cluster import MAX_RESTARTS, Workers
+from sampler.experiments.config import RunConfig
+from sampler.experiments.runs import missing_rows, planned_rows, save_row
+from sampler.generation.generation_row import Completion
+from sampler.runlog.store import RunStore
+
+__all__ = ["run_rows_on_ray", "shares"]
+
+
+def shares(todo: list[int], batch_size: int, actors: int) -> list[list[int]]:
+    """``todo`` cut in plan order into shares of at most ``batch_size``, at least one per actor
+    when there are enough rows."""
+    size = max(1, min(batch_size, math.ceil(len(todo) / max(1, actors))))
+    return [todo[start : start + size] for start in range(0, len(todo), size)]
+
+
+@dataclass
+class _Share:
+    actor: int  # position in Workers.actors
+    waiting: dict[int, None] = field(default_factory=dict)  # indices not received, in order
+
+
+def run_rows_on_ray(
+    kind: str,
+    config: RunConfig,
+    store: RunStore,
+    run_id: str,
+    workers: Workers,
+    on_row: Callable[[Completion], None] | None = None,
+    on_event: Callable[[str], None] | None = None,
+) -> int:
+    """Generate every planned row not stored yet on ``workers``; store each as it arrives.
+
+    ``on_row(completion)`` is called after each row is stored, ``on_event(line)`` when an
+    actor is lost. Marks the run complete and returns how many rows were generated now.
+    """
+    import ray
+
+    rows = planned_rows(kind, config)
+    todo = missing_rows(kind, config, store, run_id)
+    queue = deque(shares(todo, config.batch_size, len(workers.actors)))
+    idle = list(range(len(workers.actors)))
+    deaths = [0] * len(workers.actors)
+    running: dict[Any, _Share] = {}
+    stored: set[int] = set()
+    while queue or running:
+        while idle and queue:
+            actor, part = idle.pop(0), queue.popleft()
+            stream = workers.actors[actor].run.options(num_returns="streaming").remote(
+                kind, config, part, [rows[i] for i in part]
+            )
+            running[stream] = _Share(actor, dict.fromkeys(part))
+        if not running:
+            raise InvalidInputError(
+                f"every Ray actor of the run died ({len(stored)} rows stored now); the rows "
+                f"stored stay: `sampler sweep --resume {run_id}` finishes the run"
+            )
+        ready, _ = ray.wait(list(running), num_returns=1)
+        for stream in ready:
+            share = running[stream]
+            try:
+                index, completion, extra = ray.get(next(stream))
+            except StopIteration:
+                del running[stream]
+                idle.append(share.actor)
+                if share.waiting:  # cannot happen: an actor ends a share with every row
+                    queue.appendleft(list(share.waiting))
+                continue
+            except ray.exceptions.RayActorError:
+                del running[stream]
+                deaths[share.actor] += 1
+                if deaths[share.actor] <= MAX_RESTARTS:
+                    idle.append(share.actor)  # Ray restarts it; its first call loads the model
+                queue.appendleft(list(share.waiting))
+                if on_event is not None:
+                    on_event(
+                        f"a Ray actor on node {workers.nodes[share.actor]} was lost; its "
+                        f"{len(share.waiting)} unfinished rows run again"
+                    )
+                continue
+            except ray.exceptions.RayTaskError as error:
+                if isinstance(error.cause, InvalidInputError):
+                    raise error.cause from None
+                raise
+            share.waiting.pop(index, None)
+            if index in stored:  # a share rerun after a loss never resends a stored row
+                continue
+            save_row(store, run_id, rows, index, completion, extra)
+            stored.add(index)
+            if on_row is not None:
+                on_row(completion)
+    store.finish_run(run_id)
+    return len(todo)
