@@ -19,9 +19,10 @@ from click.testing import CliRunner
 from conftest import kill_once
 
 from sampler.cli import cli
-from sampler.experiments.cluster import ClusterSettings, ray_session, start_workers
+from sampler.experiments.cluster import ClusterSettings, start_workers
 from sampler.experiments.cluster_rows import run_rows_on_ray
 from sampler.experiments.config import RunConfig
+from sampler.experiments.ray_session import ray_session
 from sampler.experiments.runs import start_run
 from sampler.runlog.store import RunStore
 

@@ -120,7 +120,8 @@ def sweep_on_ray(
     """A new sweep on a cluster: actors load the model, ``check(source)`` runs on one, and
     only then is the run log opened and the run recorded."""
     from sampler.cli.options import open_store
-    from sampler.experiments.cluster import ray_session, start_workers
+    from sampler.experiments.cluster import start_workers
+    from sampler.experiments.ray_session import ray_session
     from sampler.experiments.runs import start_run
 
     with ray_session(settings.address):
@@ -138,7 +139,8 @@ def resume_on_ray(
     store: Any, run: dict, settings: Any, cache_dir: str | None, all_columns: bool, as_json: bool
 ) -> None:
     """Finish a stored run of any kind on a cluster (its model checked by fingerprint)."""
-    from sampler.experiments.cluster import ray_session, start_workers
+    from sampler.experiments.cluster import start_workers
+    from sampler.experiments.ray_session import ray_session
     from sampler.experiments.runs import resume_config
     from sampler.sources import DEFAULT_MODEL
 

@@ -1,18 +1,17 @@
-"""Running a logged run's rows on a Ray cluster: the connection, the settings, the actors.
+"""Running a logged run's rows on a Ray cluster: the settings, the actors and their model.
 
 A run's rows are independent (each keyed by seed, prompt and sample), so they can be generated
-anywhere. :func:`ray_session` connects to a cluster (a local one when no address is given),
-:func:`start_workers` puts actors on its nodes, each loading the model once through the
-checksum-verified model cache of its own node, and
+anywhere. :func:`~sampler.experiments.ray_session.ray_session` connects to a cluster (a local
+one when no address is given), :func:`start_workers` puts actors on its nodes, each loading
+the model once through the checksum-verified model cache of its own node, and
 :func:`~sampler.experiments.cluster_rows.run_rows_on_ray` hands them the rows and stores each
-finished one on the driver, the one writer of the run log. Ray is imported only here, when a
-run asks for it (the ``ray`` extra).
+finished one on the driver, the one writer of the run log.
 
 Examples
 --------
 A sweep on a local cluster, from Python::
 
-    from sampler.experiments.cluster import sweep_on_ray
+    from sampler.experiments.cluster_rows import sweep_on_ray
     from sampler.experiments.config import RunConfig
     from sampler.runlog.store import RunStore
 
@@ -22,37 +21,24 @@ A sweep on a local cluster, from Python::
 
 from __future__ import annotations
 
-import logging
-import os
-import socket
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sampler.errors import InvalidInputError
-from sampler.experiments.config import RunConfig
 from sampler.experiments.worker import RowWorker, first_line
 from sampler.runlog.recording import package_versions
-from sampler.runlog.store import RunStore
 
 __all__ = [
     "EXECUTOR_KEYS",
     "ClusterSettings",
     "Workers",
     "actor_plan",
-    "import_ray",
-    "ray_session",
     "split_executor",
     "start_workers",
-    "sweep_on_ray",
 ]
 
-INSTALL_HINT = "install it with: pip install 'sampler[ray]'"
 EXECUTOR_KEYS = ("executor", "ray_address", "actors_per_node", "threads_per_actor")
-# How long joining a cluster may take to find its address listening, before Ray's own
-# connection (which retries for minutes) is tried at all.
-CONNECT_SECONDS = 5.0
 # An actor killed mid-run is restarted once on its node (it loads the model again); a second
 # death drops it, and its rows run on the others.
 MAX_RESTARTS = 1
@@ -108,78 +94,6 @@ def split_executor(data: dict[str, Any], origin: str) -> tuple[ClusterSettings |
     except InvalidInputError as error:
         raise InvalidInputError(f"{origin}: {error}") from None
     return settings, rest
-
-
-def import_ray() -> Any:
-    """The ``ray`` module, or an input error saying which extra installs it."""
-    try:
-        import ray
-    except ImportError:
-        raise InvalidInputError(f"running on Ray needs ray, which is not installed: "
-                                f"{INSTALL_HINT}") from None
-    return ray
-
-
-def _check_reachable(address: str) -> None:
-    """Fail in seconds, not minutes, when nothing listens at ``host:port``."""
-    host_port = address.removeprefix("ray://")
-    host, _, port = host_port.rpartition(":")
-    if not host or not port.isdigit():
-        if address in ("auto", "local"):
-            return  # Ray's own names: the cluster on this machine
-        raise InvalidInputError(
-            f"Ray address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379 or ray://host:10001)"
-        )
-    try:
-        with socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS):
-            pass
-    except OSError as error:
-        raise InvalidInputError(
-            f"cannot reach the Ray cluster at {address!r} ({error.strerror or error}); start "
-            "one there with `ray start --head`, or give the address it printed"
-        ) from None
-
-
-def _quiet_ray(ray: Any) -> None:
-    """Ray's notices about its own workers (a killed actor's) go to the log, not the terminal.
-
-    With ``log_to_driver`` off Ray still prints them on standard output from a thread of its
-    own, through ``print_to_stdstream`` (Ray 2.60, pinned): the run reports a lost actor
-    itself, in one line on standard error.
-    """
-    worker = getattr(getattr(ray, "_private", None), "worker", None)
-    if worker is not None and hasattr(worker, "print_to_stdstream"):
-        log = logging.getLogger("sampler.cluster")
-        worker.print_to_stdstream = lambda data, ignore_prefix=False: log.debug(
-            "ray: %s", " ".join(data.get("lines", []))
-        )
-
-
-@contextmanager
-def ray_session(address: str | None = None) -> Iterator[Any]:
-    """Connected to a Ray cluster for the block; yields the ``ray`` module.
-
-    An existing connection of the caller's is used as it is (and left open); otherwise the
-    block joins ``address`` (else ``$RAY_ADDRESS``) or starts a local cluster, and disconnects
-    at its end. Ray's logs stay out of the terminal.
-    """
-    ray = import_ray()
-    if ray.is_initialized():
-        yield ray
-        return
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address is not None:
-        _check_reachable(address)
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
-    if address is None:
-        options["include_dashboard"] = False
-    ray.init(address=address, **options)
-    _quiet_ray(ray)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
 
 
 def actor_plan(node_cpus: dict[str, int], settings: ClusterSettings) -> list[tuple[str, int]]:
@@ -321,30 +235,3 @@ def _described(ray: Any, actors: list, addresses: list[str], model: str, seconds
                 f"{first_line(error)}"
             ) from None
     return infos
-
-
-def sweep_on_ray(
-    config: RunConfig,
-    store: RunStore,
-    settings: ClusterSettings | None = None,
-    cache_dir: str | None = None,
-    on_row: Callable[[Any], None] | None = None,
-) -> str:
-    """Run a sweep of ``config`` on a Ray cluster, logged in ``store``; return the run's id.
-
-    The rows, and every statistic stored with them, are those a local
-    :func:`~sampler.experiments.runs.run_rows` stores. ``on_row(completion)`` is called after
-    each row is stored. An interrupted run is finished by ``sampler sweep --resume``.
-    """
-    from sampler.experiments.cluster_rows import run_rows_on_ray
-    from sampler.experiments.runs import start_run
-
-    settings = settings or ClusterSettings()
-    with ray_session(settings.address):
-        workers = start_workers(config.model, config.dtype, cache_dir, settings)
-        try:
-            run_id = start_run("sweep", config, store, workers.model, workers.versions)
-            run_rows_on_ray("sweep", config, store, run_id, workers, on_row=on_row)
-        finally:
-            workers.close()
-    return run_id

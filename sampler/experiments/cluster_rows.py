@@ -19,13 +19,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sampler.errors import InvalidInputError
-from sampler.experiments.cluster import MAX_RESTARTS, Workers
+from sampler.experiments.cluster import (
+    MAX_RESTARTS,
+    ClusterSettings,
+    Workers,
+    start_workers,
+)
 from sampler.experiments.config import RunConfig
-from sampler.experiments.runs import missing_rows, planned_rows, save_row
+from sampler.experiments.ray_session import ray_session
+from sampler.experiments.runs import missing_rows, planned_rows, save_row, start_run
 from sampler.generation.generation_row import Completion
 from sampler.runlog.store import RunStore
 
-__all__ = ["run_rows_on_ray", "shares"]
+__all__ = ["run_rows_on_ray", "shares", "sweep_on_ray"]
 
 
 def shares(todo: list[int], batch_size: int, actors: int) -> list[list[int]]:
@@ -112,3 +118,27 @@ def run_rows_on_ray(
                 on_row(completion)
     store.finish_run(run_id)
     return len(todo)
+
+
+def sweep_on_ray(
+    config: RunConfig,
+    store: RunStore,
+    settings: ClusterSettings | None = None,
+    cache_dir: str | None = None,
+    on_row: Callable[[Any], None] | None = None,
+) -> str:
+    """Run a sweep of ``config`` on a Ray cluster, logged in ``store``; return the run's id.
+
+    The rows, and every statistic stored with them, are those a local
+    :func:`~sampler.experiments.runs.run_rows` stores. ``on_row(completion)`` is called after
+    each row is stored. An interrupted run is finished by ``sampler sweep --resume``.
+    """
+    settings = settings or ClusterSettings()
+    with ray_session(settings.address):
+        workers = start_workers(config.model, config.dtype, cache_dir, settings)
+        try:
+            run_id = start_run("sweep", config, store, workers.model, workers.versions)
+            run_rows_on_ray("sweep", config, store, run_id, workers, on_row=on_row)
+        finally:
+            workers.close()
+    return run_id
