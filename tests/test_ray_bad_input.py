@@ -6,6 +6,8 @@ Only the last path starts a (local) cluster; this module must not share one with
 a connected process would use it whatever address is asked for.
 """
 
+import socket
+
 import pytest
 from click.testing import CliRunner
 
@@ -42,6 +44,17 @@ def test_an_unreachable_address_fails_at_once(tmp_path):
     result = sweep(tmp_path, "--ray", "127.0.0.1:1")
     assert_refused(result, tmp_path, "cannot reach the Ray cluster at '127.0.0.1:1'")
     assert_refused(sweep(tmp_path, "--ray", "nowhere"), tmp_path, "'nowhere' is not HOST:PORT")
+
+
+def test_an_address_that_answers_but_is_no_ray_cluster_fails_in_seconds(tmp_path):
+    pytest.importorskip("ray")
+    with socket.socket() as listener:  # accepts connections, never speaks Ray's protocol
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        result = sweep(tmp_path, "--ray", address)
+    assert_refused(result, tmp_path, f"cannot join the Ray cluster at '{address}'",
+                   "not a Ray 2.60.0 cluster")
 
 
 def test_ray_address_from_the_environment_is_checked_too(tmp_path, monkeypatch):

@@ -8,11 +8,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sampler.errors import InvalidInputError
+from sampler.sources.model_cache import first_line
 
 __all__ = ["INSTALL_HINT", "import_ray", "ray_session"]
 
@@ -20,6 +23,8 @@ INSTALL_HINT = "install it with: pip install 'sampler[ray]'"
 # How long joining a cluster may take to find its address listening, before Ray's own
 # connection (which retries for minutes) is tried at all.
 CONNECT_SECONDS = 5.0
+# How long a joined address has to answer as a Ray cluster does.
+JOIN_SECONDS = 10.0
 
 
 def import_ray() -> Any:
@@ -67,6 +72,62 @@ def _quiet_ray(ray: Any) -> None:
         )
 
 
+def _join(ray: Any, address: str, options: dict[str, Any]) -> None:
+    """``ray.init`` at ``address``, bounded: nothing listening, or something that is not a Ray
+    cluster, fails in seconds with one line (Ray itself retries for minutes, with a warning a
+    second and a traceback at the end)."""
+    _check_reachable(address)
+    if not address.startswith("ray://"):  # the Ray Client protocol has no control store to ask
+        with _quiet_stderr():  # Ray's core prints a warning a second while it retries
+            problem = _control_store_problem(address, JOIN_SECONDS)
+        if problem is not None:
+            raise InvalidInputError(
+                f"cannot join the Ray cluster at {address!r}: something answers there, but not "
+                f"a Ray {ray.__version__} cluster ({problem})"
+            )
+    try:
+        ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError) as error:  # e.g. another Ray version there
+        raise InvalidInputError(
+            f"cannot join the Ray cluster at {address!r}: {first_line(error)}"
+        ) from None
+
+
+def _control_store_problem(address: str, seconds: float) -> str | None:
+    """``None`` if a Ray control store (GCS) at ``address`` tells its cluster id in
+    ``seconds``, else why not. The asking thread is left behind if it hangs: it holds no
+    state, and gives up by itself (Ray 2.60's private ``GcsClient``, the pinned version)."""
+    from ray._raylet import GcsClient
+
+    outcome: list[str | None] = []
+
+    def ask() -> None:
+        try:
+            GcsClient(address=address).cluster_id  # noqa: B018 (asking is the point)
+            outcome.append(None)
+        except Exception as error:  # any failure is the answer
+            outcome.append(first_line(error))
+
+    asking = threading.Thread(target=ask, daemon=True)
+    asking.start()
+    asking.join(seconds)
+    return outcome[0] if outcome else f"no answer in {seconds:g} s"
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """File descriptor 2 (where Ray's C++ core writes) into the void for the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as void:
+            os.dup2(void.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 @contextmanager
 def ray_session(address: str | None = None) -> Iterator[Any]:
     """Connected to a Ray cluster for the block; yields the ``ray`` module.
@@ -80,13 +141,13 @@ def ray_session(address: str | None = None) -> Iterator[Any]:
         yield ray
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
-    if address is not None:
-        _check_reachable(address)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
     if address is None:
         options["include_dashboard"] = False
-    ray.init(address=address, **options)
+        ray.init(**options)
+    else:
+        _join(ray, address, options)
     _quiet_ray(ray)
     try:
         yield ray
