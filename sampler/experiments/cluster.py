@@ -21,6 +21,7 @@ A sweep on a local cluster, from Python::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -186,7 +187,7 @@ def start_workers(
     ]
     addresses = [nodes[node]["NodeManagerAddress"] for node, _ in plan]
     try:
-        infos = _described(ray, actors, addresses, model, settings.start_seconds)
+        infos = _described(ray, actors, plan, addresses, model, settings.start_seconds)
     except BaseException:
         Workers(actors, addresses, RemoteModel("", "", str), {}).close()
         raise
@@ -212,26 +213,40 @@ def start_workers(
     return workers
 
 
-def _described(ray: Any, actors: list, addresses: list[str], model: str, seconds: float) -> list:
-    """Each actor's loaded model and versions, or one line on the first that failed."""
-    refs = [actor.describe.remote() for actor in actors]
-    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=seconds)
-    if len(ready) < len(refs):
-        raise InvalidInputError(
-            f"{len(refs) - len(ready)} of {len(refs)} Ray actors did not load {model!r} within "
-            f"{seconds:.0f} s: are the cluster's CPUs taken by other jobs?"
-        )
-    infos = []
-    for ref, address in zip(refs, addresses, strict=True):
-        try:
-            infos.append(ray.get(ref))
-        except ray.exceptions.RayTaskError as error:
+def _described(
+    ray: Any, actors: list, plan: list[tuple[str, int]], addresses: list[str], model: str,
+    seconds: float,
+) -> list[dict]:
+    """Each actor's loaded model and versions, or one line on the first that failed.
+
+    The first actor of each node loads alone first: it fills that node's model cache once (a
+    download, a checksum), and the node's other actors then find it ready, instead of every
+    actor fetching the same files at once.
+    """
+    firsts = {node: index for index, (node, _) in reversed(list(enumerate(plan)))}
+    waves = [sorted(firsts.values()), [i for i in range(len(actors)) if i not in firsts.values()]]
+    deadline = time.monotonic() + seconds
+    infos: dict[int, dict] = {}
+    for wave in waves:
+        refs = {index: actors[index].describe.remote() for index in wave}
+        left = max(0.0, deadline - time.monotonic())
+        ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=left)
+        if len(ready) < len(refs):
             raise InvalidInputError(
-                f"node {address} cannot load model {model!r}: {first_line(error.cause or error)}"
-            ) from None
-        except ray.exceptions.RayActorError as error:
-            raise InvalidInputError(
-                f"the Ray actor on node {address} did not start (is sampler installed there?): "
-                f"{first_line(error)}"
-            ) from None
-    return infos
+                f"{len(refs) - len(ready)} of {len(actors)} Ray actors did not load {model!r} "
+                f"within {seconds:.0f} s: are the cluster's CPUs taken by other jobs?"
+            )
+        for index, ref in refs.items():
+            try:
+                infos[index] = ray.get(ref)
+            except ray.exceptions.RayTaskError as error:
+                raise InvalidInputError(
+                    f"node {addresses[index]} cannot load model {model!r}: "
+                    f"{first_line(error.cause or error)}"
+                ) from None
+            except ray.exceptions.RayActorError as error:
+                raise InvalidInputError(
+                    f"the Ray actor on node {addresses[index]} did not start (is sampler "
+                    f"installed there?): {first_line(error)}"
+                ) from None
+    return [infos[index] for index in range(len(actors))]
