@@ -105,7 +105,8 @@ def _on_ray(
 
         run_rows_on_ray(
             kind, config, store, run_id, workers, on_row=row,
-            on_event=lambda line: click.echo(f"\n{line}", err=True),
+            # a live progress line is left as it is: the notice starts a line of its own
+            on_event=lambda line: click.echo(("\n" if progress.live else "") + line, err=True),
         )
 
     click.echo(f"on Ray: {len(workers.actors)} actors", err=True)

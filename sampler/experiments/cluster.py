@@ -24,11 +24,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sampler.errors import InvalidInputError
 from sampler.experiments.worker import RowWorker, first_line
 from sampler.runlog.recording import package_versions
+from sampler.sources.cache_folder import ALIASES
 
 __all__ = [
     "EXECUTOR_KEYS",
@@ -173,6 +175,10 @@ def start_workers(
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+    # an actor's working folder is Ray's, not the driver's: relative paths are the driver's
+    cache_dir = None if cache_dir is None else str(Path(cache_dir).resolve())
+    if model not in ALIASES and not model.startswith("synthetic:") and Path(model).exists():
+        model = str(Path(model).resolve())  # a local .gguf file or model folder
     nodes = {n["NodeID"]: n for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU")}
     plan = actor_plan({i: int(n["Resources"]["CPU"]) for i, n in nodes.items()}, settings)
     remote = ray.remote(RowWorker)
