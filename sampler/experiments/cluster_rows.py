@@ -12,6 +12,7 @@ lost actor) ends the run as it would end a local one; what was stored stays, for
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import deque
 from collections.abc import Callable
@@ -41,6 +42,11 @@ def shares(todo: list[int], batch_size: int, actors: int) -> list[list[int]]:
     return [todo[start : start + size] for start in range(0, len(todo), size)]
 
 
+def _parts(share: _Share) -> list[list[int]]:
+    """The rows of ``share`` not received, as one share (none if every row came in)."""
+    return [list(share.waiting)] if share.waiting else []
+
+
 @dataclass
 class _Share:
     actor: int  # position in Workers.actors
@@ -68,7 +74,8 @@ def run_rows_on_ray(
     queue = deque(shares(todo, config.batch_size, len(workers.actors)))
     idle = list(range(len(workers.actors)))
     deaths = [0] * len(workers.actors)
-    running: dict[Any, _Share] = {}
+    running: dict[Any, _Share] = {}  # each share's stream of rows
+    reviving: dict[Any, int] = {}  # a lost actor's first call after Ray restarts it
     stored: set[int] = set()
     while queue or running:
         while idle and queue:
@@ -77,45 +84,48 @@ def run_rows_on_ray(
                 kind, config, part, [rows[i] for i in part]
             )
             running[stream] = _Share(actor, dict.fromkeys(part))
-        if not running:
+        if not running and not reviving:
             raise InvalidInputError(
                 f"every Ray actor of the run died ({len(stored)} rows stored now); the rows "
                 f"stored stay: `sampler sweep --resume {run_id}` finishes the run"
             )
-        ready, _ = ray.wait(list(running), num_returns=1)
-        for stream in ready:
-            share = running[stream]
-            try:
-                index, completion, extra = ray.get(next(stream))
-            except StopIteration:
-                del running[stream]
-                idle.append(share.actor)
-                if share.waiting:  # cannot happen: an actor ends a share with every row
-                    queue.appendleft(list(share.waiting))
-                continue
-            except ray.exceptions.RayActorError:
-                del running[stream]
-                deaths[share.actor] += 1
-                if deaths[share.actor] <= MAX_RESTARTS:
-                    idle.append(share.actor)  # Ray restarts it; its first call loads the model
-                queue.appendleft(list(share.waiting))
-                if on_event is not None:
-                    on_event(
-                        f"a Ray actor on node {workers.nodes[share.actor]} was lost; its "
-                        f"{len(share.waiting)} unfinished rows run again"
-                    )
-                continue
-            except ray.exceptions.RayTaskError as error:
-                if isinstance(error.cause, InvalidInputError):
-                    raise error.cause from None
-                raise
-            share.waiting.pop(index, None)
-            if index in stored:  # a share rerun after a loss never resends a stored row
-                continue
-            save_row(store, run_id, rows, index, completion, extra)
-            stored.add(index)
-            if on_row is not None:
-                on_row(completion)
+        (ready,), _ = ray.wait([*running, *reviving], num_returns=1)
+        if ready in reviving:  # back (model loaded again) or gone for good
+            actor = reviving.pop(ready)
+            with contextlib.suppress(ray.exceptions.RayError):
+                ray.get(ready)
+                idle.append(actor)
+            continue
+        share = running[ready]
+        try:
+            index, completion, extra = ray.get(next(ready))
+        except StopIteration:
+            del running[ready]
+            idle.append(share.actor)
+            queue.extendleft(reversed(_parts(share)))  # none: a share ends with every row
+            continue
+        except ray.exceptions.RayActorError:
+            del running[ready]
+            deaths[share.actor] += 1
+            if deaths[share.actor] <= MAX_RESTARTS:  # Ray restarts it: ask when it is back
+                reviving[workers.actors[share.actor].describe.remote()] = share.actor
+            queue.extendleft(reversed(_parts(share)))
+            if on_event is not None:
+                left = len(share.waiting)
+                on_event(f"a Ray actor on node {workers.nodes[share.actor]} was lost; " + (
+                    f"its {left} unfinished rows run again" if left else "its rows were all in"))
+            continue
+        except ray.exceptions.RayTaskError as error:
+            if isinstance(error.cause, InvalidInputError):
+                raise error.cause from None
+            raise
+        share.waiting.pop(index, None)
+        if index in stored:  # a share rerun after a loss never resends a stored row
+            continue
+        save_row(store, run_id, rows, index, completion, extra)
+        stored.add(index)
+        if on_row is not None:
+            on_row(completion)
     store.finish_run(run_id)
     return len(todo)
 
