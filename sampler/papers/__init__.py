@@ -29,6 +29,7 @@ __all__ = ["EXPERIMENTS", "Ran", "experiment", "run_experiment"]
 EXPERIMENTS: dict[str, str] = {
     "top-n-sigma": "sampler.papers.top_n_sigma",
     "truncation-cuts": "sampler.papers.truncation_cuts",
+    "typical": "sampler.papers.typical",
 }
 
 

@@ -46,7 +46,7 @@ def figure_file(name: str) -> str:
 
 # cells of only these characters are shown as they are; any other (model text, markup) is
 # shown in a code span, where Markdown renders nothing
-_PLAIN_CELL = re.compile(r"[\w .,:;=()+\-–−±%/σ×τη≈]*")
+_PLAIN_CELL = re.compile(r"[\w .,:;=()+\-–−±%/σ×τη≈'·]*")
 
 
 def _cell(text: str) -> str:
@@ -113,7 +113,8 @@ def markdown_page(
     lines += ["", *([warning, ""] if warning else [])]
     for table in outcome.tables:
         lines += [f"## {table.title}", ""]
-        lines += ["| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
+        lines += ["| " + " | ".join(map(_cell, table.header)) + " |"]
+        lines.append("|" + "---|" * len(table.header))
         for row in table.rows:
             lines.append("| " + " | ".join(_cell(str(c)) for c in row) + " |")
         lines += ["", *([table.note, ""] if table.note else [])]
