@@ -30,6 +30,7 @@ EXPERIMENTS: dict[str, str] = {
     "top-n-sigma": "sampler.papers.top_n_sigma",
     "truncation-cuts": "sampler.papers.truncation_cuts",
     "typical": "sampler.papers.typical",
+    "holtzman": "sampler.papers.holtzman",
 }
 
 
