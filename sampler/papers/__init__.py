@@ -31,6 +31,7 @@ EXPERIMENTS: dict[str, str] = {
     "truncation-cuts": "sampler.papers.truncation_cuts",
     "typical": "sampler.papers.typical",
     "holtzman": "sampler.papers.holtzman",
+    "entropy-drift": "sampler.papers.entropy_drift",
 }
 
 

@@ -59,7 +59,12 @@ def ratio_estimate(
 def ratio_of_weights(numerators: np.ndarray, denominators: np.ndarray) -> Statistic:
     """The statistic ``Σ w a / Σ w b`` (``a, b`` ``[G]``) for :func:`bootstrap_estimate`."""
     a, b = np.asarray(numerators, np.float64), np.asarray(denominators, np.float64)
-    return lambda weights: (weights @ a) / (weights @ b)
+
+    def ratio(weights: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):  # no weight on a valued cluster
+            return (weights @ a) / (weights @ b)
+
+    return ratio
 
 
 def bootstrap_estimate(
@@ -76,13 +81,15 @@ def bootstrap_estimate(
     at weights of one (every cluster once). The tails are Hesterberg's expanded ones
     (:func:`~sampler.report.bootstrap.expanded_tail`); with fewer than 2 clusters the interval
     is NaN. Resamples whose statistic is NaN (a resample without any cluster that has a value)
-    are left out.
+    are left out (all of them: a NaN interval).
     """
     value = float(statistic(np.ones((1, clusters)))[0])
     if clusters < 2:
         return Estimate(value, math.nan, math.nan, clusters, unit)
     values = statistic(resample_counts(rng, clusters, resamples))
     values = values[~np.isnan(values)]
+    if not values.size:
+        return Estimate(value, math.nan, math.nan, clusters, unit)
     tail = expanded_tail(clusters, confidence)
     low, high = np.quantile(values, [tail, 1 - tail])
     return Estimate(value, float(low), float(high), clusters, unit)
@@ -95,8 +102,11 @@ def difference_estimate(
     unit: str = "",
 ) -> Estimate:
     """``ratio(after) - ratio(before)`` over the same clusters (paired: one resample draws a
-    cluster on both sides), each side ``(numerators [G], denominators [G])``."""
-    first, second = ratio_of_weights(*before), ratio_of_weights(*after)
+    cluster on both sides), each side ``(numerators [G], denominators [G])``; a cluster with a
+    zero denominator on either side has no pair and is left out."""
+    valued = (np.asarray(before[1]) > 0) & (np.asarray(after[1]) > 0)
+    first = ratio_of_weights(*(np.asarray(part)[valued] for part in before))
+    second = ratio_of_weights(*(np.asarray(part)[valued] for part in after))
     return bootstrap_estimate(
-        lambda weights: second(weights) - first(weights), len(before[0]), rng, unit
+        lambda weights: second(weights) - first(weights), int(valued.sum()), rng, unit
     )

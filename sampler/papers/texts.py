@@ -19,10 +19,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sampler.entropy import softmax_entropy
 from sampler.errors import InvalidInputError
+from sampler.softmax import log_softmax
 from sampler.sources.base import LogitSource
 
-__all__ = ["HUMAN_TEXT", "Document", "forced_steps", "human_documents", "prose"]
+__all__ = [
+    "HUMAN_TEXT",
+    "Document",
+    "ForcedInformation",
+    "forced_information",
+    "forced_steps",
+    "human_documents",
+    "prose",
+]
 
 HUMAN_TEXT = "CPython's pydoc_data.topics (the reference manual's help() topics), prose only"
 
@@ -94,3 +104,28 @@ def forced_steps(
         yield position, logits.astype(np.float64), targets[:, position], active[:, position]
         if position + 1 < length:
             logits = session.advance(targets[:, position])
+
+
+@dataclass(frozen=True)
+class ForcedInformation:
+    """Per document and position ``[G, T]`` (NaN past a document's end), at τ = 1: the
+    entropy of the model's distribution, the surprisal of the true next token, and the
+    surprisal of the most likely token (what greedy decoding would pick there)."""
+
+    entropy: np.ndarray
+    surprisal: np.ndarray
+    best_surprisal: np.ndarray
+
+
+def forced_information(source: LogitSource, documents: list[Document]) -> ForcedInformation:
+    """:func:`forced_steps` reduced to entropies and surprisals, with the functions the
+    teacher-forced analysis uses (:mod:`sampler.analysis.teacher_forced`)."""
+    length = max(len(d.targets) for d in documents)
+    out = [np.full((len(documents), length), np.nan) for _ in range(3)]
+    rows = np.arange(len(documents))
+    for position, logits, targets, active in forced_steps(source, documents):
+        log_probs = log_softmax(logits, 1.0)
+        values = (softmax_entropy(logits, 1.0), -log_probs[rows, targets], -log_probs.max(axis=1))
+        for array, value in zip(out, values, strict=True):
+            array[active, position] = value[active]
+    return ForcedInformation(*out)

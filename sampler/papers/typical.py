@@ -1,7 +1,7 @@
 """Human text is "typical": surprisal minus entropy clusters near zero (Meister et al. 2023).
 
-For every token of human text (teacher-forced pydoc prose, :mod:`sampler.papers.texts`, with
-the entropy and log-softmax the teacher-forced analysis uses) the surprisal of the true next token
+For every token of human text (teacher-forced pydoc prose,
+:func:`sampler.papers.texts.forced_information`) the surprisal of the true next token
 minus the entropy of the model's distribution there, at τ = 1; and the same quantity, under the
 model's own distribution (``surprisal_base - entropy_base``), along the generations of several
 samplers (logged runs). Findings: the human mean lies near zero (within ±0.5 nat), and at the
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from sampler.entropy import softmax_entropy
 from sampler.papers.generations import logged_run, prompts_for, step_matrix
 from sampler.papers.intervals import difference_estimate, ratio_estimate
 from sampler.papers.records import (
@@ -27,8 +26,7 @@ from sampler.papers.records import (
     verdict_below,
     verdict_within,
 )
-from sampler.papers.texts import HUMAN_TEXT, Document, forced_steps, human_documents
-from sampler.softmax import log_softmax
+from sampler.papers.texts import HUMAN_TEXT, Document, forced_information, human_documents
 from sampler.sources.base import LogitSource
 
 __all__ = ["EXPERIMENT", "human_deviations"]
@@ -50,16 +48,11 @@ def human_deviations(
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per document, ``surprisal - entropy`` of the true tokens at τ = 1, and
     ``-log p_max - entropy``: the same for the token greedy decoding would have chosen at the
-    same contexts (the entropy and log-softmax are the teacher-forced analysis' own)."""
-    human = [[] for _ in documents]
-    greedy = [[] for _ in documents]
-    for _, logits, targets, active in forced_steps(source, documents):
-        entropy = softmax_entropy(logits, 1.0)
-        log_probs = log_softmax(logits, 1.0)
-        for row in np.flatnonzero(active):
-            human[row].append(-log_probs[row, targets[row]] - entropy[row])
-            greedy[row].append(-log_probs[row].max() - entropy[row])
-    return [np.array(v) for v in human], [np.array(v) for v in greedy]
+    same contexts."""
+    forced = forced_information(source, documents)
+    human = forced.surprisal - forced.entropy
+    greedy = forced.best_surprisal - forced.entropy
+    return [r[~np.isnan(r)] for r in human], [r[~np.isnan(r)] for r in greedy]
 
 
 def _figure(series: dict[str, np.ndarray]) -> Figure:
