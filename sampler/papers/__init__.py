@@ -75,7 +75,7 @@ def run_experiment(name: str, options: Options) -> Ran:
         raise InvalidInputError(f"report folder {str(folder)!r} is a file: name a folder")
     if options.scale < 1:
         raise InvalidInputError(f"--scale {options.scale} is invalid: use an integer >= 1")
-    open_run_log(options.db, create=True)  # a bad run log fails before the model loads
+    open_run_log(options.db, create=True).close()  # a bad run log fails before the model loads
     load_before, wall, cpu = _load(), time.perf_counter(), time.process_time()
     source = options.source
     if source is None:

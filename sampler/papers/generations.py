@@ -87,12 +87,12 @@ def logged_run(
         seed=options.seed,
         **settings,
     )
-    store = open_run_log(options.db, create=True)
-    run_id = start_run("generate", config, store, source)
-    shown = ", ".join(f"{k}={v}" for k, v in settings.items()) or "no filter"
-    options.progress(f"run {run_id}: {len(config.rows())} rows, {shown}")
-    run_rows("generate", config, store, run_id, source)
-    return run_id, store.completions(run_id)
+    with open_run_log(options.db, create=True) as store:
+        run_id = start_run("generate", config, store, source)
+        shown = ", ".join(f"{k}={v}" for k, v in settings.items()) or "no filter"
+        options.progress(f"run {run_id}: {len(config.rows())} rows, {shown}")
+        run_rows("generate", config, store, run_id, source)
+        return run_id, store.completions(run_id)
 
 
 def step_matrix(completions: Sequence[dict[str, Any]], column: str, length: int) -> np.ndarray:
