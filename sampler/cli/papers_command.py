@@ -24,7 +24,7 @@ def _listing() -> str:
 
 
 @cli.command()
-@click.argument("name", required=False, metavar="NAME")
+@click.argument("name", required=False, metavar="[NAME]")
 @click.option("--list", "show_list", is_flag=True, help="List the experiments and exit.")
 @click.option(
     "--scale",
