@@ -3,9 +3,10 @@
 :func:`joint_law` chains a law's conditionals into the exact probability of every sequence of
 ``length`` tokens likely enough to be tested; :func:`output_law_test` runs speculative sampling
 from one context many times and tests the sequences it emits against that law with Pearson's
-chi-square (:mod:`sampler.report.chi_square`). The cells are chosen from the target law alone
-(every sequence expected at least 5 times; the rest pooled), never from the counts, so a
-correct sampler fails at the test's nominal rate and no more.
+chi-square (:mod:`sampler.analysis.chi_square`). The cells are chosen from the target law alone
+(every listed sequence, and one cell for all the others; cells expecting fewer than 5 runs
+are pooled by :func:`sampler.engine.verify.chi_square`, the test ``sampler verify`` runs),
+never from the counts, so a correct sampler fails at the test's nominal rate and no more.
 
 Examples
 --------
@@ -19,13 +20,26 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from sampler.analysis.speculative import Law, SpeculativeRun, speculative_generate
-from sampler.report.chi_square import MIN_EXPECTED, ChiSquare, goodness_of_fit
+from sampler.engine.verify import chi_square
 
-__all__ = ["joint_law", "output_law_test"]
+__all__ = ["LawTest", "joint_law", "output_law_test"]
+
+# Listed sequences are those expected at least this many times (the chi-square rule of thumb).
+MIN_EXPECTED = 5
+
+
+class LawTest(NamedTuple):
+    """Pearson's chi-square of the emitted sequences against the target's joint law."""
+
+    statistic: float
+    p_value: float
+    cells: int  # after pooling
+    runs: int
 
 
 def joint_law(
@@ -56,7 +70,7 @@ def output_law_test(
     length: int,
     runs: int,
     rng: np.random.Generator,
-) -> tuple[ChiSquare, SpeculativeRun]:
+) -> tuple[LawTest, SpeculativeRun]:
     """Run speculative sampling ``runs`` times from ``context`` for ``length`` tokens; test
     the emitted sequences against the target's exact joint law.
 
@@ -71,4 +85,10 @@ def output_law_test(
         total.add(run)
     total.tokens = []  # the sequences are in the counts
     law = joint_law(target, context, length, MIN_EXPECTED / runs)
-    return goodness_of_fit(law, counts), total
+    listed = list(law)
+    # the last cell: every sequence not listed (rarer than MIN_EXPECTED runs each)
+    probabilities = np.array([law[s] for s in listed] + [max(0.0, 1.0 - sum(law.values()))])
+    observed = np.array([counts.get(s, 0) for s in listed], dtype=np.float64)
+    observed = np.append(observed, runs - observed.sum())
+    statistic, p_value, cells = chi_square(observed, probabilities)
+    return LawTest(statistic, p_value, cells, runs), total
