@@ -32,6 +32,9 @@ EXPERIMENTS: dict[str, str] = {
     "typical": "sampler.papers.typical",
     "holtzman": "sampler.papers.holtzman",
     "entropy-drift": "sampler.papers.entropy_drift",
+    "min-p": "sampler.papers.min_p",
+    "mirostat": "sampler.papers.mirostat",
+    "speculative": "sampler.papers.speculative",
 }
 
 
