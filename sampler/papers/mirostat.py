@@ -1,17 +1,15 @@
 """Basu et al. (2021): mirostat holds a target surprise; fixed truncation drifts.
 
-Open-ended prompts are continued at temperature 1 by top-k 20, top-p 0.9 and mirostat v2 (the
-version llama.cpp and most servers run; the stage table has v1 and v2) at several targets τ
-(bits), each a logged run. Per step two surprisals of the drawn token are read from the run
-log (:class:`~sampler.engine.stats.StepStats`), both in bits: under the sampler's own final
-law (``surprisal``: what mirostat steers, ``s = -log2 q(x)`` under its cut and renormalised
-law, as llama.cpp computes it) and under the model itself (``surprisal_base``: the paper's
-cross-entropy, the same measure for every sampler). Prompts are the clusters.
-
-Findings: mirostat's own surprise after a warm-up lies within :data:`BAND` bits of each target;
-between an early and a late window the fixed rules' model surprise moves (boredom when it
-falls, confusion when it rises) while mirostat's own surprise stays within the band; and
-across generations, repetition falls as mean surprise rises (Basu et al.'s Figure 5).
+Open-ended prompts are continued at τ = 1 by top-k 20, top-p 0.9 and mirostat v2 (what
+llama.cpp and most servers run; the stage table has v1 and v2) at several targets (bits), each
+a logged run. Per step, two surprisals of the drawn token in bits, from the run log: under the
+sampler's own final law (``surprisal``: what mirostat steers, ``s = -log2 q(x)`` under its cut
+and renormalised law, as llama.cpp computes it) and under the model (``surprisal_base``: the
+paper's cross-entropy, one measure for every sampler). Prompts are the clusters. Findings:
+mirostat's own surprise after a warm-up lies within :data:`BAND` bits of each target; between
+an early and a late window the fixed rules' model surprise moves (boredom if it falls,
+confusion if it rises) while mirostat's own stays within the band; repetition falls as mean
+surprise rises (Basu et al.'s Figure 5).
 
 Examples
 --------
@@ -53,6 +51,7 @@ BAND = 0.5  # bits: "holds the target" means within this of it (stated before th
 TOKENS = 128
 EARLY, LATE = (16, 48), (96, 128)  # windows of positions; mirostat's μ settles by 16
 _LN2 = math.log(2)
+UNCUT_MASS = 0.9999  # a step keeping this much of the model's mass cut (almost) nothing
 
 
 def samplers() -> dict[str, dict[str, Any]]:
@@ -90,6 +89,13 @@ def correlation(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray
 def verdict_nonzero(estimate: Estimate) -> Verdict:
     """The claim "it moves" (either way): an interval off zero reproduces it."""
     return "reproduced" if estimate.low > 0 or estimate.high < 0 else "not significant"
+
+
+def _uncut(completions: Sequence[dict]) -> np.ndarray:
+    """``[rows, T]``: 1 where the step kept all but 0.01 % of the model's mass, NaN past
+    a row's end."""
+    mass = step_matrix(completions, "kept_mass", TOKENS)
+    return np.where(np.isnan(mass), np.nan, (mass >= UNCUT_MASS).astype(np.float64))
 
 
 def _bits(completions: Sequence[dict], column: str) -> np.ndarray:
@@ -200,34 +206,39 @@ def _figures(data: dict[str, dict[str, np.ndarray]]) -> list[Figure]:
 
 
 def _table(data: dict[str, dict[str, np.ndarray]]) -> Table:
-    rows = []
-    for name, values in data.items():
-        early = np.nanmean(values["base"][:, EARLY[0] : EARLY[1]])
-        late = np.nanmean(values["base"][:, LATE[0] : LATE[1]])
-        rows.append(
-            (
-                name,
-                f"{np.nanmean(values['own']):.2f}",
-                f"{early:.2f}",
-                f"{late:.2f}",
-                f"{np.nanmean(values['rep']):.3f}",
-                f"{(~np.isnan(values['own'])).sum(axis=1).mean():.1f}",
-            )
+    def mean(values: np.ndarray, window: tuple[int, int] = (0, TOKENS)) -> str:
+        return f"{np.nanmean(values[:, window[0] : window[1]]):.2f}"
+
+    rows = tuple(
+        (
+            name,
+            mean(values["own"]),
+            mean(values["own"], EARLY),
+            mean(values["own"], LATE),
+            mean(values["base"], EARLY),
+            mean(values["base"], LATE),
+            f"{np.nanmean(values['rep']):.3f}",
+            f"{np.nanmean(values['uncut']):.1%}",
         )
+        for name, values in data.items()
+    )
     header = (
         "sampler",
         "own surprise",
-        "model surprise early",
-        "model surprise late",
+        "own, early",
+        "own, late",
+        "model surprise, early",
+        "model surprise, late",
         "seq-rep-4",
-        "mean length",
+        "steps that cut nothing",
     )
-    return Table(
-        "Means over all generations (bits)",
-        header,
-        tuple(rows),
-        f"early = positions {EARLY[0]}-{EARLY[1] - 1}, late = {LATE[0]}-{LATE[1] - 1}",
+    note = (
+        f"Bits; early = positions {EARLY[0]}-{EARLY[1] - 1}, late = {LATE[0]}-{LATE[1] - 1}. "
+        "A step cuts nothing when the tokens it keeps hold all but 0.01 % of the model's "
+        "mass: there mirostat cannot raise the surprise further (it only cuts), so a "
+        "target above the model's own surprise at τ = 1 is out of its reach."
     )
+    return Table("Means over all generations", header, rows, note)
 
 
 def run(options: Options, source: LogitSource) -> Outcome:
@@ -240,6 +251,7 @@ def run(options: Options, source: LogitSource) -> Outcome:
             "own": _bits(rows, "surprisal"),
             "base": _bits(rows, "surprisal_base"),
             "rep": np.array([seq_rep_n(r["token_ids"], 4) for r in rows]),
+            "uncut": _uncut(rows),
         }
     prompt_of = np.repeat(np.arange(len(prompts)), samples)
     rng = np.random.default_rng(options.seed)

@@ -234,6 +234,10 @@ def run(options: Options, source: LogitSource) -> Outcome:
         f"same token for every id; {encoding}. "
         "The torch weights are the GGUF's Q4_1 weights dequantised: the two backends differ "
         "by llama.cpp's quantised activations and kernel rounding, not by the weights.",
+        "The accept/reject rule and the residual max(p − q, 0) are Leviathan et al.'s "
+        "(Algorithm 1) and Chen et al.'s (2023, arXiv 2302.01318, speculative sampling); "
+        "both prove the output follows the target and that a draft is accepted with "
+        "probability Σ min(p, q).",
         "Acceptance here is per drafted token. A round drafts its tokens one at a time and "
         "checks each before the next is drafted; the law of every check is that of drafting "
         "all k first (a check uses nothing after its draft), and a simulator need not compute "
