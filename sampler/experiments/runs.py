@@ -187,6 +187,7 @@ def run_rows(
             max_new_tokens=config.max_new_tokens,
             stop=config.stop,
             chat=chat,
+            ban_phrases=config.ban_phrases,
             on_step=on_step,
             on_finish=save,
         )
