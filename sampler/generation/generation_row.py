@@ -103,7 +103,8 @@ def summary_line(completion: Completion, seed: int | None) -> str:
     """One line about a finished row: τ, sample, length, why it stopped, mean entropy, seed."""
     steps = completion.steps
     entropy = sum(s["entropy_final"] for s in steps) / max(len(steps), 1)
-    rewinds = "" if completion.rewinds is None else f"{len(completion.rewinds)} rewinds · "
+    count = len(completion.rewinds or ())
+    rewinds = "" if completion.rewinds is None else f"{count} rewind{'s' * (count != 1)} · "
     return (
         f"τ={completion.row.params.temperature:g} · sample {completion.row.sample} · "
         f"{len(completion.token_ids)} tokens · {completion.finish_reason} · {rewinds}"
