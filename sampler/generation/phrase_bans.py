@@ -85,7 +85,7 @@ def check_phrases(phrases: Sequence[str], origin: str = "ban phrase") -> tuple[s
     return tuple(phrases)
 
 
-def read_phrase_file(path: str | Path) -> list[str]:
+def read_phrase_file(path: str | Path) -> tuple[str, ...]:
     """Phrases from a file, one a line, exactly as written (the line end removed); blank
     lines are skipped."""
     file = Path(path)
@@ -97,7 +97,7 @@ def read_phrase_file(path: str | Path) -> list[str]:
     phrases = [line for line in lines if line.strip()]
     if not phrases:
         raise InvalidInputError(f"banned phrases file {str(file)!r} has no phrases")
-    return check_phrases(phrases, origin=f"{file}: phrase")  # type: ignore[return-value]
+    return check_phrases(phrases, origin=f"{file}: phrase")
 
 
 def _token_count(source: LogitSource, text: str) -> int:
