@@ -71,3 +71,21 @@ def test_torch_rows_rewind_to_what_a_fresh_prefill_gives(tiny_model_dir):
         tokens, rewinds, finish = kobold_reference(source, row.prompt, row.params, phrases, 30)
         assert (completion.token_ids, completion.rewinds) == (tokens, rewinds)
         assert completion.finish_reason == finish
+
+
+def test_smollm2_rows_sharing_a_prompt_rewind_into_it():
+    """A phrase at the first generated token: the rewound rows drop the prompt's last cell,
+    which they share with each other (llama_memory_seq_cp), and decode it again."""
+    from conftest import import_llama_cpp_or_skip
+
+    import_llama_cpp_or_skip()
+    from sampler.sources import load_source
+
+    source = load_source("smollm2-135m-gguf")
+    rows = [GenerationRow(SEA, SamplingParams(temperature=tau, seed=4)) for tau in (0.0, 0.3)]
+    batch = generate(source, rows, max_new_tokens=8, ban_phrases=["the sea"])
+    for row, together in zip(rows, batch, strict=True):
+        assert together.rewinds[0]["position"] == 0
+        assert "the sea" not in together.text.lower()
+        (alone,) = generate(source, [row], max_new_tokens=8, ban_phrases=["the sea"])
+        assert (alone.token_ids, alone.rewinds) == (together.token_ids, together.rewinds)
