@@ -16,6 +16,8 @@ from sampler.cli.experiment_output import (
 from sampler.cli.options import (
     COUNT,
     JSON_OPTION,
+    ban_phrase_options,
+    banned_phrases,
     cache_option,
     db_option,
     dtype_option,
@@ -77,6 +79,7 @@ def _given(ctx: click.Context, name: str) -> bool:
 )
 @click.option("--batch-size", type=COUNT, help="Rows per batch (memory bound).")
 @sampling_options
+@ban_phrase_options
 @click.option("--resume", "resume_id", metavar="RUN", help="Finish an interrupted run (any kind).")
 @ray_options
 @all_columns_option
@@ -88,6 +91,8 @@ def sweep(
     ctx: click.Context,
     config_path: str | None,
     prompts_file: str | None,
+    ban_phrase_texts: tuple[str, ...],
+    ban_phrases_file: str | None,
     resume_id: str | None,
     ray_address: str | None,
     actors_per_node: int | None,
@@ -117,6 +122,9 @@ def sweep(
         )
     if "temperatures" in overrides:
         overrides["temperatures"] = parse_temperatures(settings["temperatures"])
+    phrases = banned_phrases(ban_phrase_texts, ban_phrases_file)
+    if phrases is not None:  # the command line's replace the config's, as other keys do
+        overrides["ban_phrases"] = phrases
     if resume_id is not None:
         if overrides or config_path:
             raise InvalidInputError(
@@ -175,6 +183,7 @@ def sweep(
 @seed_option()
 @order_option()
 @sampling_options
+@ban_phrase_options
 @raw_option
 @db_option
 @click.option("--no-log", is_flag=True, help="Do not record the run.")
@@ -189,6 +198,8 @@ def compare(
     max_new_tokens: int,
     seed: int,
     raw: bool,
+    ban_phrase_texts: tuple[str, ...],
+    ban_phrases_file: str | None,
     db: str | None,
     no_log: bool,
     as_json: bool,
@@ -212,6 +223,7 @@ def compare(
         max_new_tokens=max_new_tokens,
         seed=seed,
         raw=raw,
+        ban_phrases=banned_phrases(ban_phrase_texts, ban_phrases_file) or (),
         **settings,
     )
     limits.check_size("compare", config)
@@ -228,6 +240,7 @@ def compare(
         samples,
         max_new_tokens,
         chat=use_chat(source, raw),
+        ban_phrases=config.ban_phrases,
     )
     if store is not None and run_id is not None:
         for index, completion in enumerate([greedy, *(c.completion for c in comparisons)]):

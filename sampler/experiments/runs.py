@@ -193,6 +193,7 @@ def generate_planned(
             max_new_tokens=config.max_new_tokens,
             stop=config.stop,
             chat=chat,
+            ban_phrases=config.ban_phrases,
             on_step=on_step,
             on_finish=finish,
         )

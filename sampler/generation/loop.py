@@ -24,6 +24,7 @@ from sampler.errors import InvalidInputError
 from sampler.generation.generation_row import Completion, GenerationRow
 from sampler.generation.incremental_text import TextCallback, text_state, update_text
 from sampler.generation.logprobs import LogprobRequest, record_step
+from sampler.generation.phrase_bans import PhraseGuard
 from sampler.sources.base import LogitSource, dry_vocabulary
 
 __all__ = ["BatchStep", "batch_rows", "batch_steps", "encode_prompts", "generate"]
@@ -75,6 +76,7 @@ def generate(
     on_finish: Callable[[int, Completion], None] | None = None,
     cache_budget_mb: float | None = DEFAULT_CACHE_BUDGET_MB,
     logprobs: LogprobRequest | None = None,
+    ban_phrases: Sequence[str] = (),
 ) -> list[Completion]:
     """Generate one completion per row, the rows batched.
 
@@ -107,6 +109,9 @@ def generate(
     logprobs
         Record each step's log-probabilities in ``Completion.logprobs``
         (:mod:`sampler.generation.logprobs`); ``None``: not computed.
+    ban_phrases
+        Phrases no row may produce (:mod:`sampler.generation.phrase_bans`): each rewind one
+        caused is in ``Completion.rewinds``.
     """
     if not rows:
         raise InvalidInputError("no rows to generate: give at least one prompt")
@@ -114,7 +119,8 @@ def generate(
     prompt_ids = encode_prompts(source, rows, chat, max_new_tokens)
     completions = [Completion(row, ids) for row, ids in zip(rows, prompt_ids, strict=True)]
     plan = _Plan(
-        max_new_tokens, tuple(stop), on_text, stats, ignore_eos, on_step, on_finish, logprobs
+        max_new_tokens, tuple(stop), on_text, stats, ignore_eos, on_step, on_finish, logprobs,
+        tuple(ban_phrases),
     )
     size = min(
         batch_rows(source, prompt_ids, max_new_tokens, cache_budget_mb),
@@ -199,6 +205,7 @@ class _Plan:
     on_step: Callable[[int, int], None] | None
     on_finish: Callable[[int, Completion], None] | None
     logprobs: LogprobRequest | None = None
+    ban_phrases: tuple[str, ...] = ()
 
 
 def _run_batch(
@@ -227,10 +234,13 @@ def _steps(
     watch_text = bool(plan.stop) or plan.on_text is not None
     live = np.ones(len(rows), dtype=bool)
     filler = min(source.eos_token_ids) if source.eos_token_ids else 0
+    guard = PhraseGuard(source, completions, plan.ban_phrases) if plan.ban_phrases else None
     logits, session = source.start([c.prompt_ids for c in completions])
     for step in range(plan.max_new_tokens):
         history = [c.prompt_ids + c.token_ids for c in completions] if penalised else None
         state = sampler.state  # before the step: what the step's law depends on
+        if guard is not None:  # phrase bans: the row's banned tokens at its position
+            logits = guard.mask(logits, np.flatnonzero(live))
         tokens, step_stats = sampler.step(logits, history=history)
         running = np.flatnonzero(live)
         if plan.logprobs is not None:  # before the rows' ids grow: the step's own history
@@ -246,6 +256,8 @@ def _steps(
                 completion.finish_reason, live[index] = "eos", False
                 continue
             completion.token_ids.append(token)
+            if guard is not None and guard.check(index, step):
+                continue  # rewound to where a banned phrase began
             if watch_text:
                 update_text(source, completion, plan.stop, offset + index, plan.on_text)
                 live[index] = completion.finish_reason != "stop"
@@ -258,7 +270,8 @@ def _steps(
         yield BatchStep(step, logits, state, tokens, running)
         if last:
             break
-        logits = session.advance(np.where(live, tokens, filler))
+        feed = np.where(live, tokens, filler)
+        logits = session.advance(feed if guard is None else guard.feed(session, feed, filler))
 
 
 def _finish(

@@ -87,7 +87,10 @@ def completion_record(completion: FinishedRow, extra: dict[str, Any] | None = No
     extra = dict(extra or {})
     if data.get("logprobs") is not None:  # asked for (generate --logprobs): kept with the row
         extra["logprobs"] = json_safe(data["logprobs"])  # -inf as null, as export writes it
-    return {key: data[key] for key in (*COMPLETION_FIELDS, "steps")} | {"extra": extra}
+    record = {key: data[key] for key in (*COMPLETION_FIELDS, "steps")} | {"extra": extra}
+    if "rewinds" in data:  # phrases were banned (sampler.generation.phrase_bans)
+        record["rewinds"] = data["rewinds"]
+    return record
 
 
 def start_run(

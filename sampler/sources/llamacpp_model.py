@@ -154,6 +154,14 @@ class LlamaCppSession:
                 raise InvalidInputError("llama.cpp could not move a row into a larger context")
         free_old()
 
+    def rewind(self, row: int, position: int) -> None:
+        """Drop row ``row``'s KV cells from ``position`` on (``llama_memory_seq_rm``); the next
+        :meth:`advance` decodes its token at ``position``."""
+        memory = self._llama.llama_get_memory(self._context)
+        if not self._llama.llama_memory_seq_rm(memory, row, position, -1):
+            raise InvalidInputError(f"llama.cpp could not drop row {row}'s cache from {position}")
+        self._positions[row] = position
+
     def advance(self, tokens: np.ndarray) -> np.ndarray:
         """Append one token per row; return the next logits ``[B, V]`` float32."""
         rows = len(self._positions)
@@ -172,6 +180,12 @@ class _Split:
     def __init__(self, parts: list[LlamaCppSession]) -> None:
         self.parts = parts
         self.first_logits = np.concatenate([p.first_logits for p in parts])
+
+    def rewind(self, row: int, position: int) -> None:
+        for part in self.parts:
+            if row < len(part.first_logits):
+                return part.rewind(row, position)
+            row -= len(part.first_logits)
 
     def advance(self, tokens: np.ndarray) -> np.ndarray:
         bounds = np.cumsum([0] + [len(p.first_logits) for p in self.parts])
