@@ -179,3 +179,12 @@ def test_run_experiment_writes_into_the_named_folder_and_logs_its_runs(tmp_path)
     assert {p.parent for p in ran.written} == {tmp_path / "r"}
     logged = {run["id"] for run in open_run_log(options.db, create=False).list_runs()}
     assert set(ran.outcome.runs) <= logged and ran.outcome.runs
+
+
+def test_more_human_text_than_pydoc_holds_is_one_line_naming_what_exists():
+    from sampler.errors import InvalidInputError
+    from sampler.papers.texts import human_documents
+    from sampler.sources import load_source
+
+    with pytest.raises(InvalidInputError, match=r"^only \d+ pydoc topics have 100001 tokens"):
+        human_documents(load_source(SYNTHETIC), 4, 100_000)

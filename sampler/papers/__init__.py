@@ -2,7 +2,7 @@
 
 :data:`EXPERIMENTS` maps a name (``sampler reproduce NAME``) to the module that defines it; the
 module holds ``EXPERIMENT``, an :class:`~sampler.papers.records.Experiment`. Adding one is a
-module and a line here (see /docs/reproductions.md). :func:`run_experiment` loads the model,
+module and a line here (see docs/reproductions.md). :func:`run_experiment` loads the model,
 runs the experiment, times it and writes its report (:mod:`sampler.papers.writer`).
 
 Examples

@@ -11,6 +11,8 @@ generations against the human text at the same positions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from sampler.papers.generations import logged_run, step_matrix
@@ -46,7 +48,7 @@ def thirds(values: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     return tuple(parts)
 
 
-def _drift_gap(first: np.ndarray, second: np.ndarray) -> callable:
+def _drift_gap(first: np.ndarray, second: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """The statistic ``drift(first) - drift(second)``, drift = last third − first third."""
     (a0, a1), (b0, b1) = thirds(first), thirds(second)
     parts = [ratio_of_weights(*p) for p in (a1, a0, b1, b0)]

@@ -13,7 +13,7 @@ Clusters are documents.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -90,7 +90,7 @@ def share_at_size(sizes: np.ndarray, shares: np.ndarray, target: float) -> float
     return float(np.interp(math.log(target), logs, shares[order]))
 
 
-def _matched(counts: CutCounts, rule_name: str) -> callable:
+def _matched(counts: CutCounts, rule_name: str) -> Callable[[np.ndarray], np.ndarray]:
     columns = [i for i, (name, _) in enumerate(counts.settings) if name == rule_name]
     top_p = [i for i, (name, _) in enumerate(counts.settings) if name == MATCH[0]]
     anchor = counts.settings.index(MATCH)
