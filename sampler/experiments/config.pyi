@@ -56,6 +56,8 @@ class RunConfig:
     mirostat_eta: float
     adaptive_target: float
     adaptive_decay: float
+    grammar: str
+    grammar_syntax: str
 
     def __init__(
         self,
@@ -104,6 +106,8 @@ class RunConfig:
         mirostat_eta: float = ...,
         adaptive_target: float = ...,
         adaptive_decay: float = ...,
+        grammar: str = ...,
+        grammar_syntax: str = ...,
     ) -> None: ...
     def params(self, temperature: float) -> SamplingParams: ...
     def rows(self) -> list[GenerationRow]: ...

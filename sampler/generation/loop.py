@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sampler.constraints.matcher import row_constraints
 from sampler.engine.sampling import Sampler
 from sampler.errors import InvalidInputError
 from sampler.generation.generation_row import Completion, GenerationRow
@@ -220,6 +221,7 @@ def _steps(
         row_keys=[row.stream_key() for row in rows],
         stats=plan.stats,
         vocabulary=vocabulary,
+        constraints=row_constraints(source, [row.params for row in rows]),
     )
     penalised = vocabulary is not None or any(
         "penalties" in row.params.active_stages for row in rows

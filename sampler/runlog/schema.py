@@ -136,6 +136,15 @@ CREATE TABLE steps (
         """ALTER TABLE steps ADD COLUMN adaptive_average REAL;
         ALTER TABLE steps ADD COLUMN adapted_target REAL;""",
     ),
+    # what a constraint's mask did at each step (sampler/engine/filters/grammar.py)
+    (
+        "009_grammar_telemetry",
+        """ALTER TABLE steps ADD COLUMN grammar_allowed REAL;
+        ALTER TABLE steps ADD COLUMN grammar_removed_mass REAL;
+        ALTER TABLE steps ADD COLUMN grammar_kl REAL;
+        ALTER TABLE steps ADD COLUMN grammar_top1_illegal REAL;
+        ALTER TABLE steps ADD COLUMN grammar_forced REAL;""",
+    ),
 ]
 
 
