@@ -381,7 +381,9 @@ LATER_STAGES: tuple[StageSpec, ...] = (
                 lambda value: value in SYNTAXES,
                 activates=False,
                 title="Grammar syntax",
-                example="lark",
+                # the grammar's example read as a regular expression is one too, so that the
+                # two examples together (the page's check, tests/test_page_twins.py) are valid
+                example="regex",
             ),
         ),
         "llama.cpp grammar (GBNF, llama_sampler_init_grammar); vLLM structured outputs"
