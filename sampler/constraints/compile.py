@@ -85,10 +85,8 @@ def compiled(syntax: str, text: str) -> str:
         if not isinstance(schema, dict | bool):
             raise InvalidInputError("the JSON schema must be a JSON object (or true/false)")
     try:
-        if syntax == "gbnf":  # strictly: llguidance's "gbnf" would also take a Lark text
-            from llguidance.gbnf_to_lark import gbnf_to_lark
-
-            grammar = llguidance.grammar_from("lark", gbnf_to_lark(text))
+        if syntax == "gbnf":
+            grammar = llguidance.grammar_from("lark", gbnf_as_lark(text))
         else:
             grammar = llguidance.grammar_from(syntax, text)
     except Exception as error:  # the GBNF converter and the JSON compiler raise plain errors
@@ -97,6 +95,29 @@ def compiled(syntax: str, text: str) -> str:
     if problem:
         raise InvalidInputError(f"the {syntax} grammar is invalid: {_reason(problem)}")
     return grammar
+
+
+def gbnf_as_lark(text: str) -> str:
+    """A GBNF grammar as Lark with llama.cpp's meaning: every rule a parser rule.
+
+    llguidance's own converter (``llguidance.gbnf_to_lark``) turns each rule made only of
+    characters into a Lark terminal, which its lexer matches greedily (as long as it can):
+    llama.cpp's ``arithmetic.gbnf``, whose ``ws ::= [ \t\n]*`` may also match the ``"\n"``
+    that ends an equation, can then never end. llama.cpp's grammar is a pushdown automaton over
+    characters, where either reading stays open. Here the converter's parser and resolution
+    run as they are (llguidance 1.9.1's ``GrammarParser`` and ``resolve``), and its terminals are
+    made rules again, so that only single characters and literals are lexemes. Strict: a
+    Lark text given as GBNF is an error (llguidance's ``"gbnf"`` would take it as Lark).
+    """
+    from llguidance import gbnf_to_lark as converter
+
+    rules = converter.GrammarParser().parse(text)
+    converter.resolve(rules)
+    for rule in rules.values():
+        if rule.rule_is_terminal:
+            rule.rule_is_terminal, rule.name = False, rule.name.lower()
+    ordered = sorted(rules.values(), key=lambda rule: rule.order)
+    return "%llguidance {}\n" + "".join(f"{rule}\n" for rule in ordered)
 
 
 def _reason(error: object) -> str:

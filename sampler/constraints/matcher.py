@@ -12,11 +12,20 @@ first token of the forced bytes' canonical tokenization (``be``), while llama.cp
 sampler allows every token that spells a prefix of them (``b`` too). Any such token is legal
 (llguidance consumes it), so it is added back: the mask is then llama.cpp's
 (tests/test_constraint_parity.py).
+
+Special tokens are text, as in llama.cpp, which matches every token by its text: a control
+token such as ``<|im_start|>`` is allowed where its text is (inside a JSON string, say), while
+llguidance would never allow it. Such a token is allowed when the plain tokens that spell its
+text are, and taking it takes them. The source's end tokens are the exception: they end the
+grammar and nothing else. (llama.cpp also ends a grammar with its other end-of-generation
+tokens, e.g. SmolLM2's ``<reponame>``; a row here ends only on the source's EOS tokens, so the
+mask allows only those.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,14 +41,27 @@ class ConstraintVocabulary:
     """A source's vocabulary as the matcher reads it: llguidance's tokenizer, and each token's
     bytes (to find the tokens that spell a prefix of forced bytes)."""
 
-    def __init__(self, tokenizer: Any, vocab_size: int, token_bytes: Sequence[bytes]) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        vocab_size: int,
+        token_bytes: Sequence[bytes],
+        special: dict[int, bytes],
+        ends: frozenset[int],
+    ) -> None:
         self.tokenizer = tokenizer
         self.vocab_size = vocab_size
         self.by_bytes: dict[bytes, list[int]] = {}
         for token, data in enumerate(token_bytes):
-            if data and not data.startswith(b"\xff"):  # llguidance's mark of special tokens
+            if data and token not in special:
                 self.by_bytes.setdefault(data, []).append(token)
         self.longest = max((len(data) for data in self.by_bytes), default=0)
+        # special tokens (not the end ones) as the plain tokens that spell their text
+        self.spelled = {
+            token: tokenizer.tokenize_bytes(text)
+            for token, text in special.items()
+            if text and token not in ends
+        }
 
     def spelling_prefixes(self, forced: bytes) -> list[int]:
         """The tokens whose bytes are a non-empty prefix of ``forced``."""
@@ -61,7 +83,9 @@ def constraint_vocabulary(source: Any) -> ConstraintVocabulary:
         from llguidance.llamacpp import lltokenizer_from_vocab
 
         vocab = source.llama.llama_model_get_vocab(source.model)
-        tokenizer = lltokenizer_from_vocab(vocab, n_vocab=source.vocab_size, eos_token=eos)
+        with warnings.catch_warnings():  # it calls llama_token_get_attr, deprecated, per token
+            warnings.simplefilter("ignore", DeprecationWarning)
+            tokenizer = lltokenizer_from_vocab(vocab, n_vocab=source.vocab_size, eos_token=eos)
     elif hasattr(source, "tokenizer"):
         from llguidance.hf import from_tokenizer
 
@@ -79,12 +103,33 @@ def constraint_vocabulary(source: Any) -> ConstraintVocabulary:
         )
     del llguidance
     pieces = [tokenizer.decode_bytes([token]) for token in range(source.vocab_size)]
-    special = {token for token in range(source.vocab_size) if tokenizer.is_special_token(token)}
-    pieces = [b"\xff" if token in special else data for token, data in enumerate(pieces)]
-    vocabulary = ConstraintVocabulary(tokenizer, source.vocab_size, pieces)
+    special = {
+        token: _special_text(source, token)
+        for token in range(source.vocab_size)
+        if tokenizer.is_special_token(token)
+    }
+    ends = frozenset(_end_tokens(source)) | frozenset(source.eos_token_ids)
+    vocabulary = ConstraintVocabulary(tokenizer, source.vocab_size, pieces, special, ends)
     with contextlib.suppress(AttributeError):  # a slotted source: made again next time
         setattr(source, "_constraint_vocabulary", vocabulary)  # noqa: B010
     return vocabulary
+
+
+def _special_text(source: Any, token: int) -> bytes:
+    """A special token's text as the model writes it (``<|im_start|>``)."""
+    text = getattr(source, "text", None)
+    if hasattr(text, "token_bytes"):  # llama.cpp's own piece, special tokens rendered
+        return text.token_bytes(token)
+    return source.token_label(token).encode("utf-8")
+
+
+def _end_tokens(source: Any) -> list[int]:
+    """llama.cpp's end-of-generation tokens of a GGUF source (none for other sources)."""
+    llama = getattr(source, "llama", None)
+    if llama is None:
+        return []
+    vocab = llama.llama_model_get_vocab(source.model)
+    return [t for t in range(source.vocab_size) if llama.llama_vocab_is_eog(vocab, t)]
 
 
 class RowConstraint:
@@ -121,6 +166,9 @@ class RowConstraint:
         forced = self.matcher.compute_ff_bytes()
         if forced:
             mask[self.vocabulary.spelling_prefixes(forced)] = True
+        for token, spelling in self.vocabulary.spelled.items():
+            if spelling and self.matcher.validate_tokens(spelling) == len(spelling):
+                mask[token] = True
         return mask if mask.any() else self._only_eos(size)
 
     def _only_eos(self, size: int) -> np.ndarray:
@@ -131,7 +179,11 @@ class RowConstraint:
     def advance(self, token: int) -> None:
         """Take ``token`` (drawn from :meth:`allowed`); past the grammar's end it is ignored."""
         if not (self.matcher.is_stopped() or self.matcher.is_error()):
-            self.matcher.consume_token(int(token))
+            spelling = self.vocabulary.spelled.get(int(token))
+            if spelling:
+                self.matcher.consume_tokens(spelling)
+            else:
+                self.matcher.consume_token(int(token))
 
 
 def row_constraints(source: Any, params: Sequence[Any]) -> list[RowConstraint | None] | None:
