@@ -34,7 +34,7 @@ import numpy as np
 from sampler.constraints.compile import compiled, import_llguidance
 from sampler.errors import InvalidInputError
 
-__all__ = ["RowConstraint", "constraint_vocabulary", "row_constraints"]
+__all__ = ["RowConstraint", "constraint_state", "constraint_vocabulary", "row_constraints"]
 
 
 class ConstraintVocabulary:
@@ -196,3 +196,13 @@ def row_constraints(source: Any, params: Sequence[Any]) -> list[RowConstraint | 
         RowConstraint(vocabulary, p.grammar_syntax, p.grammar) if p.grammar else None
         for p in params
     ]
+
+
+def constraint_state(source: Any, params: Any) -> dict[str, np.ndarray] | None:
+    """The sampler state of one row's first step: ``{"grammar_matcher": [fresh matcher]}``
+    when ``params`` has a constraint (for :func:`~sampler.engine.sampling.distribution`),
+    else ``None``."""
+    from sampler.engine.state import matcher_array
+
+    matchers = row_constraints(source, [params])
+    return None if matchers is None else {"grammar_matcher": matcher_array(matchers)}
