@@ -115,3 +115,18 @@ def test_a_sweep_takes_the_grammar_from_its_toml_and_the_flag_overrides_it(tmp_p
             logged = store.get_run(run["id"])
             texts.append((logged["config"]["grammar_syntax"], logged["config"]["grammar"]))
     assert sorted(texts) == [("gbnf", 'root ::= "yes" | "no"'), ("regex", "maybe")]
+
+
+def test_the_grammar_config_runs_and_its_report_shows_the_mask(tmp_path, gguf):
+    config = Path(__file__).parent.parent / "configs" / "grammar.toml"
+    db = str(tmp_path / "log.db")
+    result = run_cli("sweep", "--config", str(config), "--samples", "1", "--db", db)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "report"
+    with RunStore(db) as store:
+        run_id = store.get_run("latest")["id"]
+        texts = [row["text"] for row in store.completions(run_id, with_steps=False)]
+    assert all(len(text) == 10 and text[4] == text[7] == "-" for text in texts), texts
+    result = run_cli("report", run_id, "--format", "md", "--out", str(out), "--db", db)
+    assert result.exit_code == 0, result.output
+    assert (out / "grammar.png").is_file() and "grammar.png" in (out / "report.md").read_text()
