@@ -25,6 +25,11 @@ from sampler.messages import check_text
 
 __all__ = ["compiled", "grammar_syntax_of", "import_llguidance", "read_constraint_file"]
 
+# Whitespace between JSON tokens as llama.cpp's JSON schemas allow it (SPACE_RULE in
+# common/json-schema-to-grammar.cpp: nothing, a space, or one or two newlines and up to 20
+# spaces or tabs). llguidance's default allows any run of whitespace, in which a model at a
+# high temperature can wander until max_new_tokens. A schema's own "x-guidance" overrides it.
+JSON_WHITESPACE = r"(?: |\n{1,2}[ \t]{0,20})?"
 # the longest grammar text a constraint may hold (a run log stores it in every row's params)
 MAX_GRAMMAR_CHARS = 100_000
 
@@ -87,6 +92,10 @@ def compiled(syntax: str, text: str) -> str:
     try:
         if syntax == "gbnf":
             grammar = llguidance.grammar_from("lark", gbnf_as_lark(text))
+        elif syntax == "json_schema":
+            grammar = llguidance.LLMatcher.grammar_from_json_schema(
+                text, defaults={"whitespace_pattern": JSON_WHITESPACE}
+            )
         else:
             grammar = llguidance.grammar_from(syntax, text)
     except Exception as error:  # the GBNF converter and the JSON compiler raise plain errors
