@@ -11,11 +11,11 @@ The chain ``order`` is a preset name or an explicit list of stage names:
 ========== ==================================================================================
 preset     order
 ========== ==================================================================================
-hf         logit_bias, penalties, temperature, top_h, top_k, top_p, min_p, typical_p,
-           epsilon, eta
-llama.cpp  logit_bias, penalties, dry, top_n_sigma, top_k, typical_p, top_p, min_p, xtc,
-           temperature, adaptive_p
-vllm       logit_bias, penalties, temperature, min_p, top_k, top_p
+hf         logit_bias, penalties, grammar, temperature, top_h, top_k, top_p, min_p,
+           typical_p, epsilon, eta
+llama.cpp  grammar, logit_bias, penalties, dry, top_n_sigma, top_k, typical_p, top_p, min_p,
+           xtc, temperature, adaptive_p
+vllm       grammar, logit_bias, penalties, temperature, min_p, top_k, top_p
 ========== ==================================================================================
 
 Adaptive-p always runs last, wherever an order lists it (as llama.cpp's common sampling adds
