@@ -24,7 +24,7 @@ from conftest import import_llama_cpp_or_skip
 from test_llamacpp_samplers import TOKEN_DATA
 
 from sampler import SamplingParams
-from sampler.constraints.matcher import RowConstraint, constraint_vocabulary
+from sampler.engine.constraints.matcher import RowConstraint, constraint_vocabulary
 from sampler.generation.generation_row import GenerationRow
 from sampler.generation.loop import generate
 

@@ -14,7 +14,7 @@ import pytest
 from scipy.special import logsumexp
 
 from sampler import Sampler, SamplingParams, distribution
-from sampler.constraints.compile import compiled, grammar_syntax_of
+from sampler.engine.constraints.compile import compiled, grammar_syntax_of
 from sampler.engine.state import matcher_array
 from sampler.errors import InvalidInputError
 
@@ -152,7 +152,7 @@ def test_a_grammar_file_s_syntax_by_extension_then_content(path, text, syntax):
 
 
 def test_the_matcher_walks_a_grammar_to_its_end_on_the_model_s_vocabulary(gguf):
-    from sampler.constraints.matcher import RowConstraint, constraint_vocabulary
+    from sampler.engine.constraints.matcher import RowConstraint, constraint_vocabulary
 
     vocabulary = constraint_vocabulary(gguf)
     walk = RowConstraint(vocabulary, "regex", "(yes|no)")

@@ -118,7 +118,7 @@ GRAMMAR_MASK = [10, 12, 20, 21, *range(100, 600)]
 
 
 class FixedMask:
-    """A matcher (sampler.constraints.matcher.RowConstraint's interface) that allows
+    """A matcher (sampler.engine.constraints.matcher.RowConstraint's interface) that allows
     :data:`GRAMMAR_MASK` whatever it is given."""
 
     def allowed(self) -> np.ndarray:

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sampler.analysis.divergence_laws import law_divergence, log_entropy, log_law
-from sampler.constraints import shown_value
-from sampler.constraints.matcher import row_constraints
+from sampler.engine.constraints import shown_value
+from sampler.engine.constraints.matcher import row_constraints
 from sampler.engine.params import SamplingParams
 from sampler.engine.presets import PRESETS
 from sampler.engine.stages import switched_on

@@ -4,7 +4,7 @@
 
 A grammar file is GBNF or Lark: ``.gbnf`` and ``.lark`` say which; any other name is GBNF when
 its text has a ``::=`` rule and Lark otherwise
-(:func:`~sampler.constraints.compile.grammar_syntax_of`); ``--grammar-syntax`` says it
+(:func:`~sampler.engine.constraints.compile.grammar_syntax_of`); ``--grammar-syntax`` says it
 outright. At most one of the three sources may be given.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from sampler.constraints import SYNTAXES
+from sampler.engine.constraints import SYNTAXES
 from sampler.errors import InvalidInputError
 
 __all__ = ["constraint_options"]
@@ -75,7 +75,7 @@ def _constraint(
     grammar_syntax_flag: str | None,
 ) -> tuple[str, str] | None:
     """``(text, syntax)`` of the one constraint given, checked (a one-line error otherwise)."""
-    from sampler.constraints.compile import compiled, grammar_syntax_of, read_constraint_file
+    from sampler.engine.constraints.compile import compiled, grammar_syntax_of, read_constraint_file
 
     sources = [
         flag

@@ -57,7 +57,7 @@ def check_fits(rows: Any, source: Any, chat: bool, max_new_tokens: int) -> None:
     """Refuse what only the loaded source can judge: a ``logit_bias`` token outside its
     vocabulary, a constraint on a source without a vocabulary the matcher can read, prompts
     that do not fit its context with ``max_new_tokens``."""
-    from sampler.constraints.matcher import row_constraints
+    from sampler.engine.constraints.matcher import row_constraints
     from sampler.generation.loop import encode_prompts
 
     for row in rows:

@@ -121,7 +121,7 @@ class _RowSettings:
         _check_int("min_tokens_to_keep", self.min_tokens_to_keep, 1, "an integer >= 1")
         object.__setattr__(self, "order", _checked_order(self.order))
         if self.grammar:  # compiled once per (syntax, text): a bad grammar fails here
-            from sampler.constraints.compile import compiled
+            from sampler.engine.constraints.compile import compiled
 
             compiled(self.grammar_syntax, self.grammar)
         if self.mirostat:

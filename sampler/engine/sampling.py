@@ -153,7 +153,7 @@ class Sampler:
         in them.
     constraints
         Per row, the matcher of its grammar
-        (:func:`sampler.constraints.matcher.row_constraints`), ``None`` where it has none; it
+        (:func:`sampler.engine.constraints.matcher.row_constraints`), ``None`` where it has none; it
         takes each drawn token.
     """
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sampler.constraints import SYNTAXES
+from sampler.engine.constraints import SYNTAXES
 from sampler.engine.filters import (
     adaptive_p,
     grammar,

@@ -1,8 +1,8 @@
 """What stateful stages carry from one step to the next, per row: mirostat's target surprise μ,
 adaptive-p's running sums ``S`` and ``W`` (its average of chosen probabilities is ``S/W``), and
 a constrained row's matcher (``grammar_matcher``: an object array holding a
-:class:`~sampler.constraints.matcher.RowConstraint` per row, ``None`` where there is none; each
-takes the row's drawn token after the step).
+:class:`~sampler.engine.constraints.matcher.RowConstraint` per row, ``None`` where there is
+none; each takes the row's drawn token after the step).
 
 The sampler holds it: it starts fresh with each row (``μ = 2τ``, as llama.cpp's
 ``mirostat_v2`` init and reset; ``S = target / (1 − decay)``, ``W = 1 / (1 − decay)``, as

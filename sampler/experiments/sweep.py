@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from sampler.constraints.matcher import constraint_state
+from sampler.engine.constraints.matcher import constraint_state
 from sampler.engine.sampling import distribution
 from sampler.generation.generation_row import GenerationRow
 from sampler.sources.base import LogitSource, dry_vocabulary

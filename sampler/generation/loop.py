@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sampler.constraints.matcher import row_constraints
+from sampler.engine.constraints.matcher import row_constraints
 from sampler.engine.sampling import Sampler
 from sampler.errors import InvalidInputError
 from sampler.generation.generation_row import Completion, GenerationRow

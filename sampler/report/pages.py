@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sampler.constraints import shown_value
+from sampler.engine.constraints import shown_value
 from sampler.engine.stages import switched_on
 from sampler.errors import InvalidInputError
 from sampler.files import atomic_writer, make_folder

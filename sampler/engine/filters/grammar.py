@@ -1,7 +1,7 @@
 """The constraint stage: the tokens a grammar does not allow next are dropped (``-inf``).
 
 Each row with a constraint has its matcher in the sampler's state
-(``rows.state["grammar_matcher"]``, a :class:`~sampler.constraints.matcher.RowConstraint`,
+(``rows.state["grammar_matcher"]``, a :class:`~sampler.engine.constraints.matcher.RowConstraint`,
 advanced by the sampler after each draw, see :mod:`sampler.engine.state`); this stage only
 reads it. Where the stage sits in the chain is the row's ``order`` (the presets put it where
 each peer applies its mask, :mod:`sampler.engine.presets`).

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sampler.constraints import SYNTAXES
+from sampler.engine.constraints import SYNTAXES
 from sampler.errors import InvalidInputError
 from sampler.messages import check_text
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from sampler.constraints.compile import compiled, import_llguidance
+from sampler.engine.constraints.compile import compiled, import_llguidance
 from sampler.errors import InvalidInputError
 
 __all__ = ["RowConstraint", "constraint_state", "constraint_vocabulary", "row_constraints"]
