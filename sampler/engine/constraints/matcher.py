@@ -58,7 +58,7 @@ class ConstraintVocabulary:
         self.longest = max((len(data) for data in self.by_bytes), default=0)
         # special tokens (not the end ones) as the plain tokens that spell their text
         self.spelled = {
-            token: tokenizer.tokenize_bytes(text)
+            token: tokenizer.greedy_tokenize(text.decode("utf-8", "replace"))
             for token, text in special.items()
             if text and token not in ends
         }
