@@ -138,7 +138,7 @@ CREATE TABLE steps (
     ),
     # what a constraint's mask did at each step (sampler/engine/filters/grammar.py)
     (
-        "009_grammar_telemetry",
+        "010_grammar_telemetry",
         """ALTER TABLE steps ADD COLUMN grammar_allowed REAL;
         ALTER TABLE steps ADD COLUMN grammar_removed_mass REAL;
         ALTER TABLE steps ADD COLUMN grammar_kl REAL;
