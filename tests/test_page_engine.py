@@ -19,6 +19,7 @@ import pytest
 
 from sampler.cheatsheet import cheat_sheet
 from sampler.engine.filters.dry import dry_repeats
+from sampler.engine.filters.grammar import GRAMMAR_NOTES
 from sampler.engine.params import SamplingParams
 from sampler.engine.sampling import Sampler, distribution
 from sampler.serve.page import ENGINE_SCRIPTS, _source, engine_config, step_view
@@ -135,24 +136,31 @@ def in_page(page, row, cases, context):
     return answers
 
 
-def check_against_library(row, history, cases, answers, vocabulary=None):
-    """Each answer of the page equals the library's distribution and StepStats."""
+def check_against_library(row, history, cases, answers, vocabulary=None, state_of=None):
+    """Each answer of the page equals the library's distribution and StepStats; ``state_of``
+    gives a case's sampler state (a grammar's matcher), or ``None``."""
     for settings, answer in zip(cases, answers, strict=True):
         params = SamplingParams(**settings)
-        expected = distribution(row, params, history=[history], vocabulary=vocabulary)
+        state = None if state_of is None else state_of(settings)
+        expected = distribution(
+            row, params, history=[history], vocabulary=vocabulary, state=state
+        )
         difference = np.abs(answer["probs"].astype(np.float64) - expected).max()
         assert difference <= TOLERANCE, (settings, difference)
         if "xtc_probability" in settings:
             continue  # a Sampler step draws XTC's coin; the page's statistics hold it back
         seeded = SamplingParams(**settings, seed=0)
-        _, stats = Sampler([seeded], vocabulary=vocabulary).step(row[None], history=[history])
+        sampler = Sampler([seeded], vocabulary=vocabulary, state=state)
+        _, stats = sampler.step(row[None], history=[history])
         python = stats.row(0)
         for name in STAT_FIELDS:
             tolerance = TOLERANCE * max(1.0, abs(python[name]))
             assert abs(answer["stats"][name] - python[name]) <= tolerance, (settings, name)
         assert answer["stats"]["kept_tokens"] == python["kept_tokens"], settings
         assert answer["stats"]["base_argmax"] == python["base_argmax"], settings
-        for name in ("temperature_chosen", "mirostat_mu", "dry_match", "dry_penalty"):
+        for name in (
+            "temperature_chosen", "mirostat_mu", "dry_match", "dry_penalty", *GRAMMAR_NOTES
+        ):
             if name in python:
                 assert answer["notes"][name] == pytest.approx(python[name], rel=TOLERANCE), name
 

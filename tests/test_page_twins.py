@@ -23,6 +23,7 @@ from sampler.engine.params import PRESETS, SamplingParams
 from sampler.engine.sampling import distribution
 from sampler.engine.settings import Setting, Slider, StageSpec, between
 from sampler.engine.stages import BY_NAME, STAGE_NAMES, STAGES
+from sampler.engine.state import matcher_array
 from sampler.errors import InvalidInputError
 from sampler.serve import page as page_module
 from sampler.serve.api import _repeats
@@ -109,11 +110,43 @@ def _page_answers(page, cases, row, history, context_of) -> list[dict]:
     return [a for case in cases for a in in_page(page, row, [_as_json(case)], context_of(case))]
 
 
+# The tokens a grammar allows at the test step: the head's 10, 20, 21 and 12 (not 11, the
+# second likeliest) and a stretch of the tail. The page cannot run a grammar's matcher (it is
+# llguidance, over a model's vocabulary): the server sends it this mask (context.grammar), and
+# the library's stage reads it from a matcher that allows exactly these tokens.
+GRAMMAR_MASK = [10, 12, 20, 21, *range(100, 600)]
+
+
+class FixedMask:
+    """A matcher (sampler.engine.constraints.matcher.RowConstraint's interface) that allows
+    :data:`GRAMMAR_MASK` whatever it is given."""
+
+    def allowed(self) -> np.ndarray:
+        mask = np.zeros(3000, dtype=bool)
+        mask[GRAMMAR_MASK] = True
+        return mask
+
+    def advance(self, token: int) -> None:
+        pass
+
+    def copy(self) -> FixedMask:
+        return self
+
+
+def _library_state(case: dict) -> dict | None:
+    """The sampler state a case needs: a matcher where it switches the grammar on."""
+    if not case.get("grammar"):
+        return None
+    return {"grammar_matcher": matcher_array([FixedMask()])}
+
+
 def _server_context(row, history, vocabulary):
     def context_of(case: dict) -> dict:
-        # DRY's repeats come from the server, as api.next_token computes them
+        # DRY's repeats come from the server, as api.next_token computes them; so does the
+        # grammar's mask
         repeats = _repeats(SamplingParams(**case), history, vocabulary)
-        return {"history": history, "dry": step_view(Labels(), row, history, repeats)["dry"]}
+        context = {"history": history, "dry": step_view(Labels(), row, history, repeats)["dry"]}
+        return context | ({"grammar": GRAMMAR_MASK} if case.get("grammar") else {})
 
     return context_of
 
@@ -124,11 +157,12 @@ def test_every_stage_of_the_table_has_its_twin_in_the_page(engine_page, vocabula
     cases = _cases(BY_NAME[stage])
     context_of = _server_context(row, history, vocabulary)
     answers = _page_answers(engine_page, cases, row, history, context_of)
-    check_against_library(row, history, cases, answers, vocabulary)
+    check_against_library(row, history, cases, answers, vocabulary, _library_state)
     switched_on = SamplingParams(**cases[0])
     off = SamplingParams(order=cases[0]["order"])
+    state = _library_state(cases[0])
     moved = np.abs(
-        distribution(row, switched_on, history=[history], vocabulary=vocabulary)
+        distribution(row, switched_on, history=[history], vocabulary=vocabulary, state=state)
         - distribution(row, off, history=[history])
     ).max()
     assert moved >= MOVES, f"{stage}'s examples barely act on the test row: the check is void"

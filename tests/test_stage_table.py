@@ -62,6 +62,8 @@ OUT_OF_RANGE = {
     "top_h": 1.5,
     "adaptive_target": -1.5,
     "adaptive_decay": 0.995,
+    "grammar": 5,
+    "grammar_syntax": "xml",
 }
 SAMPLING_COMMANDS = ("generate", "sweep", "compare", "chain")
 
@@ -147,7 +149,7 @@ def test_switching_a_setting_on_activates_its_stage_and_reaches_the_rows(name):
     rows = RowParams.from_params([SamplingParams(), params])
     if setting.kind is dict:
         assert rows[name] == ({}, value)
-    elif setting.kind is tuple:
+    elif setting.kind in (tuple, str):
         assert rows[name] == (setting.off, value)
     else:
         assert rows[name].tolist() == [setting.off, value]

@@ -26,7 +26,7 @@ RUN_FIELDS = [
     "mode", "raw", "stop", "ban_phrases", "batch_size", "stream",
 ]  # fmt: skip
 # The table's kinds as a stub writes them (a dict or tuple says what it holds).
-KIND_PREFIX = {int: "int", float: "float", dict: "dict[", tuple: "tuple["}
+KIND_PREFIX = {int: "int", float: "float", dict: "dict[", tuple: "tuple[", str: "str"}
 
 
 def _declared(stub: Path, name: str) -> dict[str, str]:

@@ -27,9 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from sampler.analysis.divergence_laws import law_divergence, log_entropy, log_law
+from sampler.engine.constraints import shown_value
+from sampler.engine.constraints.matcher import row_constraints
 from sampler.engine.params import SamplingParams
 from sampler.engine.presets import PRESETS
 from sampler.engine.stages import switched_on
+from sampler.engine.state import matcher_array
 from sampler.errors import InvalidInputError
 from sampler.sources.base import LogitSource, dry_vocabulary
 
@@ -124,22 +127,42 @@ def _laws(sides: Sequence[Side], targets: Sequence[int]) -> Iterator[np.ndarray]
             raise InvalidInputError("the context is empty: teacher forcing needs a first token")
         logits, session = sides[members[0]].source.start([list(context)])
         runs.append([members, list(context), logits, session])
+    # a constrained side's matcher follows the forced text (None on a free side)
+    matchers = [(row_constraints(side.source, [side.params]) or [None])[0] for side in sides]
     for position, token in enumerate(targets):
         laws = np.empty((len(sides), sides[0].source.vocab_size))
         for members, history, logits, _ in runs:
             # the source's own logits (float32 for a model): the law a draw there follows
             source, params = sides[members[0]].source, [sides[m].params for m in members]
+            held = [matchers[m] for m in members]
             laws[members] = log_law(
                 np.repeat(logits[:1], len(members), axis=0),
                 params,
                 history=[history] * len(members),
                 vocabulary=dry_vocabulary(source, params),
+                state=None if not any(held) else {"grammar_matcher": matcher_array(held)},
             )
         yield laws
+        _follow(sides, matchers, position, int(token))
         if position + 1 < len(targets):
             for run in runs:
                 run[1] = [*run[1], int(token)]
                 run[2] = run[3].advance(np.array([token]))
+
+
+def _follow(sides: Sequence[Side], matchers: list, position: int, token: int) -> None:
+    """Each constrained side's matcher takes the forced ``token``; a token its grammar does not
+    allow is an error (the side's law is defined only along text its grammar allows)."""
+    for side, matcher in zip(sides, matchers, strict=True):
+        if matcher is None:
+            continue
+        if not matcher.allowed()[token]:
+            label = side.source.token_label(token)
+            raise InvalidInputError(
+                f"the text leaves side {side.name}'s grammar at token {position} ({label!r}): "
+                "a constrained law is defined only along text the grammar allows"
+            )
+        matcher.advance(token)
 
 
 def divergences(
@@ -214,7 +237,7 @@ def describe(params: SamplingParams) -> str:
     parts = [f"order={named[0] if named else ','.join(params.order)}"]
     parts.append(f"temperature={params.temperature:g}")
     parts += [
-        f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+        f"{name}={value:g}" if isinstance(value, float) else f"{name}={shown_value(name, value)}"
         for name, value in switched_on(params.settings()).items()
     ]
     if params.mode != "sample":

@@ -21,7 +21,8 @@ p's first token has probability e^-1000 (0 in any float), q's is 1/2; q drops th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,9 +40,11 @@ def _final_log_probs(
     history: History,
     coin: float,
     vocabulary: TokenTexts | None,
+    state: Mapping[str, Any] | None = None,
 ) -> np.ndarray:
     """``[B, V]`` float64 log-softmax of each row's final logits, XTC's coin fixed."""
-    raw, _, groups = final_groups(logits, params, history, {"xtc_coin": coin}, vocabulary)
+    given = {**(state or {}), "xtc_coin": coin}
+    raw, _, groups = final_groups(logits, params, history, given, vocabulary)
     final = np.empty(raw.shape, dtype=np.float64)
     for group in groups:
         final[group.members] = group.final.to_dense_logits()
@@ -55,6 +58,7 @@ def log_law(
     params: Sequence[SamplingParams],
     history: History = None,
     vocabulary: TokenTexts | None = None,
+    state: Mapping[str, Any] | None = None,
 ) -> np.ndarray:
     """The log-probabilities ``[B, V]`` (float64) of the law each row's draw follows.
 
@@ -69,12 +73,14 @@ def log_law(
         One :class:`SamplingParams` per row.
     history, vocabulary
         Per row, the token ids the penalties see; the token texts DRY needs.
+    state
+        Per row, the sampler state the chain reads (a grammar's matcher, ``grammar_matcher``).
     """
-    fired = _final_log_probs(logits, params, history, 0, vocabulary)
+    fired = _final_log_probs(logits, params, history, 0, vocabulary, state)
     chance = xtc_chance(list(params))
     if not chance.any():
         return fired
-    held = _final_log_probs(logits, params, history, 1, vocabulary)
+    held = _final_log_probs(logits, params, history, 1, vocabulary, state)
     with np.errstate(divide="ignore"):  # log 0 where the coin never (or always) fires
         return np.logaddexp(
             np.log(chance)[:, None] + fired, np.log1p(-chance)[:, None] + held

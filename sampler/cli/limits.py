@@ -55,7 +55,9 @@ def check_size(kind: str, config: Any) -> None:
 
 def check_fits(rows: Any, source: Any, chat: bool, max_new_tokens: int) -> None:
     """Refuse what only the loaded source can judge: a ``logit_bias`` token outside its
-    vocabulary, prompts that do not fit its context with ``max_new_tokens``."""
+    vocabulary, a constraint on a source without a vocabulary the matcher can read, prompts
+    that do not fit its context with ``max_new_tokens``."""
+    from sampler.engine.constraints.matcher import row_constraints
     from sampler.generation.loop import encode_prompts
 
     for row in rows:
@@ -65,5 +67,6 @@ def check_fits(rows: Any, source: Any, chat: bool, max_new_tokens: int) -> None:
                 f"logit_bias token {min(outside)} is outside the vocabulary of "
                 f"{source.name} (ids 0..{source.vocab_size - 1})"
             )
+    row_constraints(source, list({row.params: None for row in rows}))
     distinct = list({row.prompt: row for row in rows}.values())
     encode_prompts(source, distinct, chat, max_new_tokens)

@@ -289,11 +289,17 @@ def _setting_option(setting: Setting) -> Callable[[Callable[..., Any]], Callable
 
 
 def sampling_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """A flag for every stage setting of the stage table, and ``--mode`` (neutral defaults).
+    """A flag for every stage setting of the stage table (the constraint's as
+    :func:`~sampler.cli.constraint_options.constraint_options`), and ``--mode`` (neutral
+    defaults).
 
     They reach the command as keyword arguments named like ``SamplingParams`` fields.
     """
-    options = [_setting_option(s) for s in SETTINGS.values() if s.flag]
+    from sampler.cli.constraint_options import constraint_options
+
+    # the constraint's two settings (kind str) come from their own flags: --grammar FILE, ...
+    options = [_setting_option(s) for s in SETTINGS.values() if s.flag and s.kind is not str]
+    options.append(constraint_options)
     options.append(
         click.option("--mode", type=click.Choice(MODES), default="sample", show_default=True)
     )

@@ -83,8 +83,17 @@ def as_state(state: Mapping[str, ArrayLike] | None, rows: RowParams) -> dict[str
         ),
     }
     for name, value in (state or {}).items():
+        if name == "grammar_matcher":  # the sampler's matchers (objects), passed as they are
+            if len(value) != len(rows):
+                raise InvalidInputError(
+                    f"state['grammar_matcher'] has {len(value)} entries for {len(rows)} rows"
+                )
+            checked[name] = value
+            continue
         if name not in rules:
-            raise InvalidInputError(f"state key {name!r} is unknown: use {', '.join(rules)}")
+            raise InvalidInputError(
+                f"state key {name!r} is unknown: use {', '.join(rules)}, grammar_matcher"
+            )
         values = np.asarray(value, dtype=np.float64).reshape(-1)
         if values.size == 1:
             values = np.full(len(rows), values[0])

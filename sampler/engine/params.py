@@ -11,11 +11,11 @@ The chain ``order`` is a preset name or an explicit list of stage names:
 ========== ==================================================================================
 preset     order
 ========== ==================================================================================
-hf         logit_bias, penalties, temperature, top_h, top_k, top_p, min_p, typical_p,
-           epsilon, eta
-llama.cpp  logit_bias, penalties, dry, top_n_sigma, top_k, typical_p, top_p, min_p, xtc,
-           temperature, adaptive_p
-vllm       logit_bias, penalties, temperature, min_p, top_k, top_p
+hf         logit_bias, penalties, grammar, temperature, top_h, top_k, top_p, min_p,
+           typical_p, epsilon, eta
+llama.cpp  grammar, logit_bias, penalties, dry, top_n_sigma, top_k, typical_p, top_p, min_p,
+           xtc, temperature, adaptive_p
+vllm       grammar, logit_bias, penalties, temperature, min_p, top_k, top_p
 ========== ==================================================================================
 
 Adaptive-p always runs last, wherever an order lists it (as llama.cpp's common sampling adds
@@ -61,8 +61,9 @@ MODES = ("sample", "greedy", "hardmax")
 # With mirostat on, the chain is these stages (those the order has) and then mirostat: as in
 # llama.cpp's common sampling, mirostat replaces every truncation stage. llama.cpp (since its
 # PR #10803) also drops the penalties there; they stay here, so that a penalty a user sets
-# acts (set them off for llama.cpp's chain exactly).
-MIROSTAT_CHAIN = ("logit_bias", "penalties", "temperature")
+# acts (set them off for llama.cpp's chain exactly). A grammar stays too (llama.cpp applies
+# its grammar beside any chain, mirostat's included).
+MIROSTAT_CHAIN = ("grammar", "logit_bias", "penalties", "temperature")
 Mode = Literal["sample", "greedy", "hardmax"]
 
 
@@ -119,6 +120,10 @@ class _RowSettings:
             _check_int("seed", self.seed, 0, "None or an integer >= 0")
         _check_int("min_tokens_to_keep", self.min_tokens_to_keep, 1, "an integer >= 1")
         object.__setattr__(self, "order", _checked_order(self.order))
+        if self.grammar:  # compiled once per (syntax, text): a bad grammar fails here
+            from sampler.engine.constraints.compile import compiled
+
+            compiled(self.grammar_syntax, self.grammar)
         if self.mirostat:
             beside = [s for s in self.active_stages if s not in (*MIROSTAT_CHAIN, "mirostat")]
             if self.dynatemp_range:

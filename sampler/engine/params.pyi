@@ -55,6 +55,8 @@ class SamplingParams:
     mirostat_eta: float
     adaptive_target: float
     adaptive_decay: float
+    grammar: str
+    grammar_syntax: str
     mode: str
     seed: int | None
     order: str | Sequence[str]
@@ -95,6 +97,8 @@ class SamplingParams:
         mirostat_eta: float = ...,
         adaptive_target: float = ...,
         adaptive_decay: float = ...,
+        grammar: str = ...,
+        grammar_syntax: str = ...,
         mode: str = ...,
         seed: int | None = ...,
         order: str | Sequence[str] = ...,

@@ -9,10 +9,14 @@ __all__ = ["PRESETS", "RANKED_TIES", "ranks_ties"]
 
 PRESETS: dict[str, tuple[str, ...]] = {
     # transformers' generate(): processors (bias, repetition penalty), then the warpers in the
-    # order _get_logits_processor appends them (top-H right after temperature, 5.x).
+    # order _get_logits_processor appends them (top-H right after temperature, 5.x). A grammar
+    # is a logits_processor the user passes (transformers has none of its own; outlines,
+    # transformers-cfg and llguidance.hf supply one): _get_logits_processor merges those after
+    # its own processors and before the warpers.
     "hf": (
         "logit_bias",
         "penalties",
+        "grammar",
         "temperature",
         "top_h",
         "top_k",
@@ -26,7 +30,13 @@ PRESETS: dict[str, tuple[str, ...]] = {
     # top-n-sigma, top-k, typical, top-p, min-p, XTC, temperature; logit bias is put in front
     # by common_sampler_init (common/sampling.cpp), and adaptive-p, wherever it is listed, at
     # the very end in place of the final draw (common/sampling.cpp, use_adaptive_p, 00efb3e1).
+    # The grammar is not in llama.cpp's chain: common_sampler_sample draws from the chain, and
+    # only when that token breaks the grammar draws again with the grammar applied first, then
+    # the whole chain (its grammar_first mode always does that). The grammar stage stands
+    # first here: llama.cpp's law when the chain's own draw is legal or grammar_first is set;
+    # docs/constraints.md gives the law of its rejection path, which no place in a chain has.
     "llama.cpp": (
+        "grammar",
         "logit_bias",
         "penalties",
         "dry",
@@ -40,8 +50,10 @@ PRESETS: dict[str, tuple[str, ...]] = {
         "adaptive_p",
     ),
     # vLLM v1 Sampler: logits processors (bias), penalties, temperature, min-p, top-k/top-p.
-    # (Neither top-H nor adaptive-p is a vLLM sampling parameter.)
-    "vllm": ("logit_bias", "penalties", "temperature", "min_p", "top_k", "top_p"),
+    # (Neither top-H nor adaptive-p is a vLLM sampling parameter.) The structured-output
+    # bitmask (xgrammar, llguidance) is applied to the logits before the Sampler runs
+    # (gpu_model_runner: apply_grammar_bitmask, then self.sampler).
+    "vllm": ("grammar", "logit_bias", "penalties", "temperature", "min_p", "top_k", "top_p"),
     # text-generation-webui's default sampler_priority (modules/presets.py, default_preset(),
     # the version with the portable mode; the source index gives no commit for it): the
     # repetition/presence/frequency penalties, DRY, top-n-σ, temperature, (dynamic

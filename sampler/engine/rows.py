@@ -58,6 +58,8 @@ class RowParams:
                 values[name] = tuple(dict(item) for item in column)
             elif setting.kind is tuple:
                 values[name] = tuple(tuple(item) for item in column)
+            elif setting.kind is str:
+                values[name] = tuple(column)
             else:
                 values[name] = np.array(column, dtype=np.int64 if setting.kind is int else float)
             active[name] = np.array([not setting.is_off(item) for item in column], dtype=bool)

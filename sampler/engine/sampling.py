@@ -37,7 +37,7 @@ from sampler.engine.inputs import History, as_batch, as_history, as_params, as_s
 from sampler.engine.parallel import map_parallel, slices
 from sampler.engine.params import SamplingParams
 from sampler.engine.rows import RowParams
-from sampler.engine.state import next_state
+from sampler.engine.state import copy_state, matcher_array, next_state
 from sampler.engine.stats import StepStats, step_stats
 from sampler.errors import InvalidInputError
 
@@ -151,6 +151,10 @@ class Sampler:
         The model's token texts (``sampler.sources.base.token_texts(source)``): DRY finds
         its sequence breakers
         in them.
+    constraints
+        Per row, the matcher of its grammar
+        (:func:`sampler.engine.constraints.matcher.row_constraints`), ``None`` where it has none; it
+        takes each drawn token.
     """
 
     def __init__(
@@ -160,6 +164,7 @@ class Sampler:
         stats: bool = True,
         state: Mapping[str, ArrayLike] | None = None,
         vocabulary: TokenTexts | None = None,
+        constraints: Sequence[object | None] | None = None,
     ) -> None:
         self._shared = params if isinstance(params, SamplingParams) else None
         if self._shared is None:
@@ -174,6 +179,7 @@ class Sampler:
         self._state: dict[str, np.ndarray] = {}
         self._given_state = state
         self._vocabulary = vocabulary
+        self._constraints = None if constraints is None else matcher_array(list(constraints))
         self._work_width = -1
         self._work_items: list[tuple[tuple[str, ...], np.ndarray, bool]] = []
 
@@ -191,6 +197,10 @@ class Sampler:
         self._params = params
         self._rows = RowParams.from_params(params).with_vocabulary(self._vocabulary)
         self._state = as_state(self._given_state, self._rows)
+        if self._constraints is not None:
+            if len(self._constraints) != batch:
+                raise InvalidInputError(f"{len(self._constraints)} constraints for {batch} rows")
+            self._state["grammar_matcher"] = self._constraints
         self._coin_rows = self._rows.on("xtc_probability")
         self._streams = [
             np.random.Generator(
@@ -283,7 +293,7 @@ class Sampler:
         for (_, members, _), (chosen, probability, prior, stats) in done:
             tokens[members], probabilities[members], priors[members] = chosen, probability, prior
             parts.append((members, stats))
-        self._state = next_state(self._state, self._rows, probabilities, priors)
+        self._state = next_state(self._state, self._rows, probabilities, priors, tokens)
         if not self.stats:
             return tokens, None
         return tokens, StepStats.concatenate(parts, raw.shape[0])
@@ -300,4 +310,4 @@ class Sampler:
                     "its first step: give one SamplingParams per row"
                 )
             self._setup(len(self._params))
-        return {name: value.copy() for name, value in self._state.items()}
+        return copy_state(self._state)

@@ -119,8 +119,10 @@ class Slider:
 class Setting:
     """One field of a stage: its type, its "off" value, what is allowed, and its help text.
 
-    ``kind`` is ``int``, ``float``, ``dict`` (the ``{token id: bias}`` of logit bias) or
-    ``tuple`` (strings: DRY's sequence breakers).
+    ``kind`` is ``int``, ``float``, ``dict`` (the ``{token id: bias}`` of logit bias),
+    ``tuple`` (strings: DRY's sequence breakers) or ``str`` (a constraint's grammar and its
+    syntax: the command line takes them as ``--grammar FILE``, ``--json-schema FILE`` and
+    ``--regex R``, :func:`sampler.cli.options.constraint_options`).
     ``allowed`` is both the rule shown in errors and help, and (for numbers) checked by
     ``valid`` (for a tuple, ``valid`` gets the whole tuple). A setting with
     ``activates=False`` only modifies its stage (how far the penalties look back) and never
@@ -161,6 +163,14 @@ class Setting:
                     f"{self.name} has {len(strings)} strings: allowed {self.allowed}"
                 )
             return strings
+        if self.kind is str:
+            if not isinstance(value, str):
+                raise InvalidInputError(
+                    f"{self.name}={shown(value)} must be a string: {self.allowed}"
+                )
+            if not self.valid(value):
+                raise self._out_of_range(value)
+            return check_text(self.name, value)
         if self.name == "temperature":
             return check_temperature(value)
         if self.kind is int:

@@ -1,6 +1,7 @@
 """The stage table's later rows: transformers' information-based truncations (typical,
-epsilon, eta, top-H) and the samplers from llama.cpp and text-generation-webui beyond
-transformers' warpers (smoothing, top-a, tail-free, top-n-σ, XTC, mirostat, adaptive-p).
+epsilon, eta, top-H), the samplers from llama.cpp and text-generation-webui beyond
+transformers' warpers (smoothing, top-a, tail-free, top-n-σ, XTC, mirostat, adaptive-p), and
+the constraint (a grammar's token mask).
 
 :data:`sampler.engine.stages.STAGES` lists these after its own rows, in this order; the table
 is one table, kept in two files so that each stays short. See that module for what a row holds
@@ -12,7 +13,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sampler.engine.filters import adaptive_p, information, mirostat, shaping, truncation, xtc
+from sampler.engine.constraints import SYNTAXES
+from sampler.engine.filters import (
+    adaptive_p,
+    grammar,
+    information,
+    mirostat,
+    shaping,
+    truncation,
+    xtc,
+)
 from sampler.engine.settings import Setting, Slider, StageSpec, between
 
 __all__ = ["LATER_STAGES"]
@@ -346,6 +356,44 @@ LATER_STAGES: tuple[StageSpec, ...] = (
         summary=(
             "Favours tokens whose probability is close to a target, and moves that target so"
             " the probabilities of the tokens actually picked average out to it."
+        ),
+    ),
+    StageSpec(
+        "grammar",
+        grammar.grammar,
+        (
+            Setting(
+                "grammar",
+                str,
+                "",
+                "a grammar's text in grammar_syntax (empty = off)",
+                "Constrain the text to this grammar: each step only the tokens it allows.",
+                title="Grammar (constraint)",
+                example='root ::= "yes" | "no"',
+            ),
+            Setting(
+                "grammar_syntax",
+                str,
+                "gbnf",
+                f"one of {', '.join(SYNTAXES)}",
+                "The grammar's syntax: GBNF (llama.cpp), Lark, a regular expression or a JSON"
+                " schema.",
+                lambda value: value in SYNTAXES,
+                activates=False,
+                title="Grammar syntax",
+                # the grammar's example read as a regular expression is one too, so that the
+                # two examples together (the page's check, tests/test_page_twins.py) are valid
+                example="regex",
+            ),
+        ),
+        "llama.cpp grammar (GBNF, llama_sampler_init_grammar); vLLM structured outputs"
+        " (xgrammar, llguidance); transformers logits processors; matcher: llguidance",
+        title="Grammar (constrained decoding)",
+        group="advanced",
+        summary=(
+            "Allows, at each step, only the tokens that keep the text inside a grammar (a JSON"
+            " schema, a regular expression, GBNF or Lark), and shows how much of the model's"
+            " probability that removes."
         ),
     ),
 )

@@ -1,5 +1,8 @@
 """What stateful stages carry from one step to the next, per row: mirostat's target surprise μ,
-and adaptive-p's running sums ``S`` and ``W`` (its average of chosen probabilities is ``S/W``).
+adaptive-p's running sums ``S`` and ``W`` (its average of chosen probabilities is ``S/W``), and
+a constrained row's matcher (``grammar_matcher``: an object array holding a
+:class:`~sampler.engine.constraints.matcher.RowConstraint` per row, ``None`` where there is
+none; each takes the row's drawn token after the step).
 
 The sampler holds it: it starts fresh with each row (``μ = 2τ``, as llama.cpp's
 ``mirostat_v2`` init and reset; ``S = target / (1 − decay)``, ``W = 1 / (1 − decay)``, as
@@ -18,7 +21,7 @@ import numpy as np
 from sampler.engine.filters.adaptive_p import initial_adaptive_state
 from sampler.engine.rows import RowParams
 
-__all__ = ["initial_state", "next_state"]
+__all__ = ["copy_state", "initial_state", "matcher_array", "next_state"]
 
 _STATE_NAMES = ("mirostat_mu", "adaptive_p_sum", "adaptive_p_weight")
 
@@ -48,6 +51,7 @@ def next_state(
     rows: RowParams,
     chosen_probability: np.ndarray,
     chosen_prior: np.ndarray | None = None,
+    tokens: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The state after a step that drew, per row, a token of probability ``chosen_probability``
     under the final (cut and renormalised) distribution, and of probability ``chosen_prior``
@@ -56,8 +60,42 @@ def next_state(
     Mirostat: ``μ ← μ - η (-log2 q - τ)`` (llama.cpp, ``llama_sampler_mirostat_v2_apply``; a
     greedy row has ``q = 1``, so its μ grows by ``η τ`` a step, as in llama.cpp).
     Adaptive-p: ``S ← p + decay·S``, ``W ← 1 + decay·W`` (llama.cpp,
-    ``llama_sampler_adaptive_p_accept``).
+    ``llama_sampler_adaptive_p_accept``). A matcher takes the row's drawn token (``tokens``),
+    in place: the state's matchers are the sampler's own (:attr:`Sampler.state` hands out
+    copies).
     """
+    matchers = state.get("grammar_matcher")
+    if matchers is not None and tokens is not None:
+        for row, matcher in enumerate(matchers):
+            if matcher is not None:
+                matcher.advance(int(tokens[row]))
+    kept = {} if matchers is None else {"grammar_matcher": matchers}
+    return {**_numbers(state, rows, chosen_probability, chosen_prior), **kept}
+
+
+def copy_state(state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """An independent copy of ``state`` (each matcher copied at its point)."""
+    copied = {name: value.copy() for name, value in state.items()}
+    if "grammar_matcher" in copied:
+        copied["grammar_matcher"] = matcher_array(
+            [None if m is None else m.copy() for m in state["grammar_matcher"]]
+        )
+    return copied
+
+
+def matcher_array(matchers: list) -> np.ndarray:
+    """``matchers`` (objects or ``None``) as a 1-D object array, one per row."""
+    array = np.empty(len(matchers), dtype=object)
+    array[:] = matchers
+    return array
+
+
+def _numbers(
+    state: Mapping[str, np.ndarray],
+    rows: RowParams,
+    chosen_probability: np.ndarray,
+    chosen_prior: np.ndarray | None,
+) -> dict[str, np.ndarray]:
     on = rows.on("mirostat")
     adaptive = rows.on("adaptive_p")
     if not (on.any() or adaptive.any()):  # nothing moves: skip the arithmetic (batch 1 cost)

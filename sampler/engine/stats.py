@@ -19,7 +19,9 @@ Definitions (nats throughout):
   0) and ``xtc_removed``, whether XTC's coin fired and how many tokens it removed;
   ``dry_match`` and ``dry_penalty``, the longest repeat DRY found a continuation of and the
   largest penalty it subtracted; ``adaptive_average`` and ``adapted_target``, adaptive-p's
-  running average of chosen probabilities before the step and the target it aimed at there.
+  running average of chosen probabilities before the step and the target it aimed at there;
+  ``grammar_allowed``, ``grammar_removed_mass``, ``grammar_kl``, ``grammar_top1_illegal`` and
+  ``grammar_forced``, what a constraint's mask did (:mod:`sampler.engine.filters.grammar`).
 
 Each full-vocabulary quantity costs one exponential pass; the final distribution's weights
 are shared with the draw, and nothing is computed twice when stages leave logits unchanged.
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sampler.engine.candidates import overflow_is_infinite
+from sampler.engine.filters.grammar import GRAMMAR_NOTES
 from sampler.engine.final_distribution import FinalDistribution
 from sampler.entropy import (
     entropy_from_weights,
@@ -57,6 +60,7 @@ TELEMETRY = (
     "dry_penalty",
     "adaptive_average",
     "adapted_target",
+    *GRAMMAR_NOTES,
 )
 
 
@@ -82,6 +86,11 @@ class StepStats:
     dry_penalty: np.ndarray
     adaptive_average: np.ndarray
     adapted_target: np.ndarray
+    grammar_allowed: np.ndarray
+    grammar_removed_mass: np.ndarray
+    grammar_kl: np.ndarray
+    grammar_top1_illegal: np.ndarray
+    grammar_forced: np.ndarray
 
     def row(self, index: int) -> dict[str, float]:
         """One row's statistics as plain numbers; telemetry only where its stage was on."""

@@ -57,6 +57,8 @@ class RunConfig:
     mirostat_eta: float
     adaptive_target: float
     adaptive_decay: float
+    grammar: str
+    grammar_syntax: str
 
     def __init__(
         self,
@@ -106,6 +108,8 @@ class RunConfig:
         mirostat_eta: float = ...,
         adaptive_target: float = ...,
         adaptive_decay: float = ...,
+        grammar: str = ...,
+        grammar_syntax: str = ...,
     ) -> None: ...
     def params(self, temperature: float) -> SamplingParams: ...
     def rows(self) -> list[GenerationRow]: ...

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from sampler.engine.constraints.matcher import constraint_state
 from sampler.engine.sampling import distribution
 from sampler.generation.generation_row import GenerationRow
 from sampler.sources.base import LogitSource, dry_vocabulary
@@ -41,12 +42,14 @@ def first_step_tops(
             prompt_ids[row.prompt] = source.encode(row.prompt, chat)
             logits, _ = source.start([prompt_ids[row.prompt]])
             logits_by_prompt[row.prompt] = logits[0]
-        # the prompt is the history penalties and DRY see at a row's first step
+        # the prompt is the history penalties and DRY see at a row's first step; a grammar
+        # is at its start
         probs = distribution(
             logits_by_prompt[row.prompt],
             row.params,
             history=[prompt_ids[row.prompt]],
             vocabulary=vocabulary,
+            state=constraint_state(source, row.params),
         )
         best = np.argsort(-probs, kind="stable")[:top]
         tops[key] = [

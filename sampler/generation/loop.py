@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sampler.engine.constraints.matcher import row_constraints
 from sampler.engine.sampling import Sampler
 from sampler.errors import InvalidInputError
 from sampler.generation.generation_row import Completion, GenerationRow
@@ -227,6 +228,7 @@ def _steps(
         row_keys=[row.stream_key() for row in rows],
         stats=plan.stats,
         vocabulary=vocabulary,
+        constraints=row_constraints(source, [row.params for row in rows]),
     )
     penalised = vocabulary is not None or any(
         "penalties" in row.params.active_stages for row in rows

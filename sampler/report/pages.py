@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from sampler.engine.constraints import shown_value
 from sampler.engine.stages import switched_on
 from sampler.errors import InvalidInputError
 from sampler.files import atomic_writer, make_folder
@@ -57,7 +58,7 @@ figcaption { color: #666; font-size: .9em; } .note { color: #666; font-size: .9e
 
 def _filters(config: dict[str, Any]) -> str:
     """The stage settings a run switched on (those at their "off" value change nothing)."""
-    chosen = [f"{name}={value}" for name, value in switched_on(config).items()]
+    chosen = [f"{name}={shown_value(name, value)}" for name, value in switched_on(config).items()]
     return ", ".join(chosen) or "none"
 
 

@@ -1,7 +1,8 @@
 """Plots of what adaptive and stateful stages did, drawn only for runs where they were on:
 mirostat's μ over the steps, the temperature dynamic temperature chose against entropy, how
 often XTC fired and what it removed, DRY's repeats and penalties over the steps, adaptive-p's
-running average of chosen probabilities and the target it aimed at.
+running average of chosen probabilities and the target it aimed at, and the probability a
+grammar's mask removed at each step.
 
 Each figure reads the steps' telemetry (``StepStats.TELEMETRY``), which is absent from a step
 where its stage was off, so a run without these stages gets none of these plots.
@@ -22,6 +23,7 @@ __all__ = [
     "adaptive_p_traces",
     "chosen_temperature_vs_entropy",
     "dry_traces",
+    "grammar_traces",
     "mirostat_traces",
     "telemetry_figures",
     "xtc_bars",
@@ -33,6 +35,7 @@ TELEMETRY_PLOTS = {
     "xtc.png": "How often XTC fired, and how many tokens it removed",
     "dry.png": "DRY: the longest repeat a candidate would extend, and the penalty",
     "adaptive_p.png": "Adaptive-p: its average of chosen probabilities and its target per step",
+    "grammar.png": "The grammar's mask: the model's probability it removed, and forced steps",
 }
 
 
@@ -171,6 +174,33 @@ def adaptive_p_traces(completions: Sequence[dict[str, Any]]) -> Any:
     )
 
 
+def grammar_traces(completions: Sequence[dict[str, Any]]) -> Any:
+    """Per step, by temperature, the mean over rows of the probability the grammar's mask
+    removed (solid) and the share of rows whose step was forced, one legal token (dotted)."""
+    by_temperature: dict[float, dict[int, list[tuple[float, float]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for row in completions:
+        for index, step in enumerate(row["steps"]):
+            if "grammar_removed_mass" in step:
+                pair = (step["grammar_removed_mass"], step.get("grammar_forced", 0.0))
+                by_temperature[row["temperature"]][index].append(pair)
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(7.5, 4.5))
+    for index, (temperature, by_step) in enumerate(sorted(by_temperature.items())):
+        colour = plt.get_cmap("tab10")(index % 10)
+        steps = sorted(by_step)
+        removed = [np.mean([m for m, _ in by_step[i]]) for i in steps]
+        forced = [np.mean([f for _, f in by_step[i]]) for i in steps]
+        x = np.array(steps) + 1
+        axes.plot(x, removed, color=colour, linewidth=2, label=f"τ = {temperature:g}: removed")
+        axes.plot(x, forced, color=colour, linestyle=":", label=f"τ = {temperature:g}: forced")
+    axes.set_ylim(-0.02, 1.02)
+    return finish(
+        figure, axes, "generation step", "probability / share of rows", "The grammar's mask"
+    )
+
+
 def telemetry_figures(completions: Sequence[dict[str, Any]]) -> dict[str, Callable[[], Any]]:
     """File name → figure maker, for the stages this run used."""
     figures: dict[str, Callable[[], Any]] = {}
@@ -184,4 +214,6 @@ def telemetry_figures(completions: Sequence[dict[str, Any]]) -> dict[str, Callab
         figures["dry.png"] = lambda: dry_traces(completions)
     if _has(completions, "adaptive_average"):
         figures["adaptive_p.png"] = lambda: adaptive_p_traces(completions)
+    if _has(completions, "grammar_removed_mass"):
+        figures["grammar.png"] = lambda: grammar_traces(completions)
     return figures

@@ -139,6 +139,15 @@ CREATE TABLE steps (
     # Each rewind a banned phrase caused (a JSON list of {step, phrase, position, token,
     # dropped}); NULL where no phrase was banned, and for every row logged before.
     ("009_phrase_ban_rewinds", "ALTER TABLE completions ADD COLUMN rewinds TEXT;"),
+    # what a constraint's mask did at each step (sampler/engine/filters/grammar.py)
+    (
+        "010_grammar_telemetry",
+        """ALTER TABLE steps ADD COLUMN grammar_allowed REAL;
+        ALTER TABLE steps ADD COLUMN grammar_removed_mass REAL;
+        ALTER TABLE steps ADD COLUMN grammar_kl REAL;
+        ALTER TABLE steps ADD COLUMN grammar_top1_illegal REAL;
+        ALTER TABLE steps ADD COLUMN grammar_forced REAL;""",
+    ),
 ]
 
 

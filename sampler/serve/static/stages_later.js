@@ -1,5 +1,5 @@
 // The later stages' twins (sampler/engine/filters: xtc, mirostat, top-H in information.py,
-// adaptive-p), in the page's engine: as stages.js, each a function (c, row, context) on a chain
+// adaptive-p, grammar), in the page's engine: as stages.js, each a function (c, row, context) on a chain
 // state (view.js); stages.js adds them to its table of twins.
 "use strict";
 
@@ -122,5 +122,32 @@ const SamplerLaterStages = (() => {
     // p falls along the old order, so the new logits rise to the target, then fall
     if (!isSorted(c.order, c.x)) c.order = resortBent(c.order, c.x);
   }
-  return { xtc, mirostat, top_h: topH, adaptive_p: adaptiveP };
+  // The constraint (filters/grammar.py). The page cannot run a grammar's matcher itself (it is
+  // llguidance, over the model's vocabulary): the server sends the step's mask, the tokens the
+  // grammar allows, as context.grammar (token ids), and this twin applies it and reports what
+  // the library's stage reports, over the logits it receives.
+  function grammar(c, row, context) {
+    if (!row.on.grammar) return;
+    if (!Array.isArray(context.grammar)) {
+      throw new Error("a grammar's mask comes from the server (context.grammar): none was sent");
+    }
+    const legal = new Uint8Array(c.x.length);
+    for (const t of context.grammar) if (t < c.x.length) legal[t] = 1;
+    let peak = NEG, top = -1;
+    for (let i = 0; i < c.x.length; i++) if (c.x[i] > peak) { peak = c.x[i]; top = i; }
+    let total = 0, kept = 0;
+    for (let i = 0; i < c.x.length; i++) {
+      if (c.x[i] === NEG) continue;
+      const w = Math.exp(c.x[i] - peak);
+      total += w; if (legal[i]) kept += w;
+    }
+    c.notes.grammar_allowed = context.grammar.length;
+    c.notes.grammar_kl = Math.log(total) - Math.log(kept);
+    c.notes.grammar_removed_mass = 1 - kept / total;
+    c.notes.grammar_top1_illegal = legal[top] ? 0 : 1;
+    c.notes.grammar_forced = context.grammar.length === 1 ? 1 : 0;
+    for (let i = 0; i < c.x.length; i++) if (!legal[i]) c.x[i] = NEG;
+  }
+
+  return { xtc, mirostat, top_h: topH, adaptive_p: adaptiveP, grammar };
 })();
