@@ -114,7 +114,8 @@ def generate(
     prompt_ids = encode_prompts(source, rows, chat, max_new_tokens)
     completions = [Completion(row, ids) for row, ids in zip(rows, prompt_ids, strict=True)]
     plan = _Plan(
-        max_new_tokens, tuple(stop), on_text, stats, ignore_eos, on_step, on_finish, logprobs
+        max_new_tokens, tuple(stop), on_text, stats, ignore_eos, on_step, on_finish, logprobs,
+        borrow_logits=True,
     )
     size = min(
         batch_rows(source, prompt_ids, max_new_tokens, cache_budget_mb),
@@ -199,6 +200,9 @@ class _Plan:
     on_step: Callable[[int, int], None] | None
     on_finish: Callable[[int, Completion], None] | None
     logprobs: LogprobRequest | None = None
+    # Read each step's logits in the source's own buffer (``advance_view``), which the next
+    # step overwrites: only where no step outlives the next (generate drops each at once).
+    borrow_logits: bool = False
 
 
 def _run_batch(
@@ -228,6 +232,8 @@ def _steps(
     live = np.ones(len(rows), dtype=bool)
     filler = min(source.eos_token_ids) if source.eos_token_ids else 0
     logits, session = source.start([c.prompt_ids for c in completions])
+    advance = getattr(session, "advance_view", session.advance)
+    advance = advance if plan.borrow_logits else session.advance
     for step in range(plan.max_new_tokens):
         history = [c.prompt_ids + c.token_ids for c in completions] if penalised else None
         state = sampler.state  # before the step: what the step's law depends on
@@ -258,7 +264,7 @@ def _steps(
         yield BatchStep(step, logits, state, tokens, running)
         if last:
             break
-        logits = session.advance(np.where(live, tokens, filler))
+        logits = advance(np.where(live, tokens, filler))
 
 
 def _finish(
