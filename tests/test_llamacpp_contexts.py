@@ -144,10 +144,10 @@ def test_borrowed_logits_give_the_copied_logits_numbers(gguf, temperatures):
     """generate reads llama.cpp's buffer in place; batch_steps copies it: same numbers."""
     rows = [GenerationRow(PROMPTS[1], SamplingParams(temperature=t, seed=3))
             for t in temperatures]
-    borrowed = generate(gguf, rows, max_new_tokens=24, ignore_eos=True)
+    borrowed = generate(gguf, rows, max_new_tokens=12, ignore_eos=True)
     ids = gguf.encode(PROMPTS[1], chat=True)
     copied = [Completion(row, list(ids)) for row in rows]
-    steps = list(batch_steps(gguf, copied, 24))
+    steps = list(batch_steps(gguf, copied, 12))
     assert _generation(borrowed)[0][0]  # tokens were made
     # EOS may end a batch_steps row (it does not ignore EOS): compare up to the shorter
     for (tokens, stats), (other_tokens, other_stats) in zip(
