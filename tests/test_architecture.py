@@ -27,9 +27,13 @@ ALLOWED = {
     "experiments": {TOP, "engine", "sources", "generation", "runlog"},
     "report": {TOP, "engine", "generation", "runlog", "plots"},
     "serve": {TOP, "engine", "sources", "generation", "runlog"},
+    "papers": {
+        TOP, "engine", "sources", "generation", "analysis", "runlog", "experiments", "report",
+        "plots",
+    },
     "cli": {
         TOP, "engine", "interop", "sources", "generation", "analysis", "runlog", "experiments",
-        "report", "plots", "serve",
+        "report", "plots", "serve", "papers",
     },
 }
 

@@ -1,5 +1,6 @@
 """`import sampler` and the numpy-only paths must not pull in torch or transformers, nor the
-data extra (pandas, pyarrow), which only DataFrames and `export --format parquet` use."""
+data extra (pandas, pyarrow), which only DataFrames and `export --format parquet` use, nor ray,
+which only `sweep --ray` uses."""
 
 import subprocess
 import sys
@@ -10,7 +11,7 @@ def test_core_import_is_light():
         "import sys, sampler, sampler.cheatsheet, sampler.cli, sampler.runlog\n"
         "import sampler.runlog.store, sampler.runlog.export\n"
         "sampler.softmax([1.0, 2.0])\n"
-        "heavy = ('torch', 'transformers', 'matplotlib', 'pandas', 'pyarrow')\n"
+        "heavy = ('torch', 'transformers', 'matplotlib', 'pandas', 'pyarrow', 'ray')\n"
         "heavy = [m for m in heavy if m in sys.modules]\n"
         "print(','.join(heavy))"
     )
@@ -28,7 +29,7 @@ def test_commands_without_a_torch_model_never_import_torch(tmp_path):
         "    cli.main(args=sys.argv[1:], prog_name='sampler')\n"
         "except SystemExit as end:\n"
         "    code = end.code\n"
-        "heavy = ('torch', 'transformers', 'pandas', 'pyarrow')\n"
+        "heavy = ('torch', 'transformers', 'pandas', 'pyarrow', 'ray')\n"
         "heavy = [m for m in heavy if m in sys.modules]\n"
         "print(f'EXIT={code} HEAVY=' + ','.join(heavy), file=sys.stderr)\n"
     )

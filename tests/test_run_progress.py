@@ -70,3 +70,22 @@ def test_a_stopped_live_line_ends_with_a_line_break_and_no_done_line():
     progress.stop()
     progress.finish()  # after stop: nothing more
     assert out.getvalue().endswith("\n") and "done" not in out.getvalue()
+
+
+def test_a_cluster_run_shows_rows_per_second_on_every_line():
+    # rows arrive one by one from many actors: 4 rows stored 2 s apart, 8 tokens each
+    clock, out = Clock(), io.StringIO()
+    progress = RunProgress(6, 2, 32, out, live=False, min_seconds=5, max_seconds=60,
+                           clock=clock, rows_rate=True)
+    for _ in range(4):
+        clock.now += 2
+        progress.step(0, 8)
+        progress.row()
+    progress.finish()
+    lines = out.getvalue().splitlines()
+    # a tenth is due at every row's tokens (8 of 32), a line at the first 5 s after the start:
+    # at 6 s, the third row's tokens counted before the row itself, so 2 rows stored now (the
+    # 2 stored before this start are not this run's rate): 2 / 6 s = 0.33
+    assert lines[0] == "rows 4/6 · tokens 24/32 (75%) · 4.0 tokens/s · 0:06 · 0.33 rows/s"
+    # the final line says the rate once, at its end: 4 rows in 8 s
+    assert lines[-1] == "done: rows 6/6 · tokens 32/32 (100%) · 4.0 tokens/s · 0:08 · 0.50 rows/s"

@@ -23,7 +23,7 @@ CONFIG_STUB = ROOT / "sampler" / "experiments" / "config.pyi"
 ROW_FIELDS = ["mode", "seed", "order", "min_tokens_to_keep"]
 RUN_FIELDS = [
     "model", "dtype", "prompts", "temperatures", "samples", "max_new_tokens", "seed", "order",
-    "mode", "raw", "stop", "batch_size", "stream",
+    "mode", "raw", "stop", "ban_phrases", "batch_size", "stream",
 ]  # fmt: skip
 # The table's kinds as a stub writes them (a dict or tuple says what it holds).
 KIND_PREFIX = {int: "int", float: "float", dict: "dict[", tuple: "tuple["}

@@ -135,6 +135,7 @@ from sampler.cli import (  # noqa: E402, F401
     explore_command,
     math_commands,
     model_commands,
+    papers_command,
     runlog_commands,
     serve_command,
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -17,6 +16,8 @@ from sampler.cli.experiment_output import (
 from sampler.cli.options import (
     COUNT,
     JSON_OPTION,
+    ban_phrase_options,
+    banned_phrases,
     cache_option,
     db_option,
     dtype_option,
@@ -32,8 +33,14 @@ from sampler.cli.options import (
     seed_option,
     temperature_option,
 )
+from sampler.cli.sweep_run import (
+    ray_options,
+    ray_settings,
+    resume_on_ray,
+    run_with_progress,
+    sweep_on_ray,
+)
 from sampler.errors import InvalidInputError
-from sampler.experiments.progress import RunProgress
 from sampler.sources import DEFAULT_MODEL
 
 
@@ -72,7 +79,9 @@ def _given(ctx: click.Context, name: str) -> bool:
 )
 @click.option("--batch-size", type=COUNT, help="Rows per batch (memory bound).")
 @sampling_options
+@ban_phrase_options
 @click.option("--resume", "resume_id", metavar="RUN", help="Finish an interrupted run (any kind).")
+@ray_options
 @all_columns_option
 @JSON_OPTION
 @db_option
@@ -82,7 +91,12 @@ def sweep(
     ctx: click.Context,
     config_path: str | None,
     prompts_file: str | None,
+    ban_phrase_texts: tuple[str, ...],
+    ban_phrases_file: str | None,
     resume_id: str | None,
+    ray_address: str | None,
+    actors_per_node: int | None,
+    threads_per_actor: int | None,
     all_columns: bool,
     as_json: bool,
     db: str | None,
@@ -90,9 +104,9 @@ def sweep(
     **settings: Any,
 ) -> None:
     """Generate at many temperatures in one batch, log every row, print the table and texts."""
+    from sampler.experiments.cluster import split_executor
     from sampler.experiments.config import RunConfig, load_config, read_prompts
     from sampler.experiments.runs import (
-        missing_rows,
         planned_rows,
         resume_config,
         run_kind,
@@ -108,6 +122,9 @@ def sweep(
         )
     if "temperatures" in overrides:
         overrides["temperatures"] = parse_temperatures(settings["temperatures"])
+    phrases = banned_phrases(ban_phrase_texts, ban_phrases_file)
+    if phrases is not None:  # the command line's replace the config's, as other keys do
+        overrides["ban_phrases"] = phrases
     if resume_id is not None:
         if overrides or config_path:
             raise InvalidInputError(
@@ -116,6 +133,9 @@ def sweep(
         store = open_store(db, create=False)
         run = store.get_run(resume_id)
         run_kind(run["kind"])  # before loading a model for a run this sampler cannot plan
+        on_ray = ray_settings(ray_address, actors_per_node, threads_per_actor)
+        if on_ray is not None:
+            return resume_on_ray(store, run, on_ray, cache_dir, all_columns, as_json)
         saved = run["config"]
         source = load_model(
             saved.get("model", DEFAULT_MODEL), cache_dir, saved.get("dtype", "float32")
@@ -123,9 +143,18 @@ def sweep(
         kind, run_id = run["kind"], run["id"]
         config = resume_config(store, run_id, source)
     else:
-        data = load_config(config_path) if config_path else {}
-        config = RunConfig.from_dict(data | overrides, origin=config_path or "options")
+        origin = config_path or "options"
+        from_config, data = split_executor(load_config(config_path) if config_path else {}, origin)
+        on_ray = ray_settings(ray_address, actors_per_node, threads_per_actor, from_config)
+        config = RunConfig.from_dict(data | overrides, origin=origin)
         limits.check_size("sweep", config)
+        if on_ray is not None:
+
+            def check(source: Any) -> None:  # on an actor, where the model is loaded
+                rows = planned_rows("sweep", config)
+                limits.check_fits(rows, source, use_chat(source, config.raw), config.max_new_tokens)
+
+            return sweep_on_ray(config, on_ray, db, cache_dir, check, all_columns, as_json)
         store = open_store(db)  # after the config is checked: a bad one creates no run log
         source = load_model(config.model, cache_dir, config.dtype)
         kind = "sweep"
@@ -133,20 +162,12 @@ def sweep(
             planned_rows(kind, config), source, use_chat(source, config.raw), config.max_new_tokens
         )
         run_id = start_run(kind, config, store, source)
-    rows = len(planned_rows(kind, config))
-    todo = len(missing_rows(kind, config, store, run_id))
-    click.echo(
-        f"run {run_id} ({kind}): {rows} rows ({rows - todo} already done) × up to "
-        f"{config.max_new_tokens} tokens, model {source.name}",
-        err=True,
+    run_with_progress(
+        kind, config, store, run_id, source.name,
+        lambda progress: run_rows(
+            kind, config, store, run_id, source, on_step=progress.step, on_row=progress.row
+        ),
     )
-    progress = RunProgress(rows, rows - todo, todo * config.max_new_tokens, sys.stderr)
-    try:
-        run_rows(kind, config, store, run_id, source, on_step=progress.step, on_row=progress.row)
-    except BaseException:  # Ctrl-C, a full disk: the error line starts on a line of its own
-        progress.stop()
-        raise
-    progress.finish()
     print_results(store, run_id, source, all_columns, as_json)
 
 
@@ -162,6 +183,7 @@ def sweep(
 @seed_option()
 @order_option()
 @sampling_options
+@ban_phrase_options
 @raw_option
 @db_option
 @click.option("--no-log", is_flag=True, help="Do not record the run.")
@@ -176,6 +198,8 @@ def compare(
     max_new_tokens: int,
     seed: int,
     raw: bool,
+    ban_phrase_texts: tuple[str, ...],
+    ban_phrases_file: str | None,
     db: str | None,
     no_log: bool,
     as_json: bool,
@@ -199,6 +223,7 @@ def compare(
         max_new_tokens=max_new_tokens,
         seed=seed,
         raw=raw,
+        ban_phrases=banned_phrases(ban_phrase_texts, ban_phrases_file) or (),
         **settings,
     )
     limits.check_size("compare", config)
@@ -215,6 +240,7 @@ def compare(
         samples,
         max_new_tokens,
         chat=use_chat(source, raw),
+        ban_phrases=config.ban_phrases,
     )
     if store is not None and run_id is not None:
         for index, completion in enumerate([greedy, *(c.completion for c in comparisons)]):

@@ -45,6 +45,7 @@ from sampler.json_values import to_json
 @options.order_option()
 @click.option("--max-new-tokens", type=options.COUNT, default=64, show_default=True)
 @click.option("--stop", "stops", multiple=True, metavar="TEXT", help="Stop string (repeatable).")
+@options.ban_phrase_options
 @options.seed_option()
 @options.raw_option
 @JSON_OPTION
@@ -76,6 +77,8 @@ def generate(
     order: str,
     max_new_tokens: int,
     stops: tuple[str, ...],
+    ban_phrase_texts: tuple[str, ...],
+    ban_phrases_file: str | None,
     seed: int,
     raw: bool,
     as_json: bool,
@@ -110,6 +113,7 @@ def generate(
         order=order,
         raw=raw,
         stop=stops,
+        ban_phrases=options.banned_phrases(ban_phrase_texts, ban_phrases_file) or (),
         mode=mode,
         **settings,
     )
@@ -134,6 +138,7 @@ def generate(
         on_text=(lambda _row, text: click.echo(text, nl=False)) if stream else None,
         on_finish=log,
         logprobs=logprobs,
+        ban_phrases=config.ban_phrases,
     )
     if store is not None:
         store.finish_run(run_id)

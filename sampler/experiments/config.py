@@ -27,6 +27,7 @@ from sampler.engine.params import DEFAULT_ORDER, SamplingParams, setting_fields
 from sampler.engine.stages import SETTINGS
 from sampler.errors import InvalidInputError
 from sampler.generation.generation_row import STREAM_KEYS, GenerationRow
+from sampler.generation.phrase_bans import check_phrases
 from sampler.messages import check_text
 from sampler.softmax import check_temperatures
 from sampler.sources import DEFAULT_MODEL, DTYPES
@@ -61,6 +62,7 @@ class _Run:
             raise InvalidInputError(
                 f"stream={self.stream!r} is unknown: use one of {', '.join(STREAM_KEYS)}"
             )
+        check_phrases(self.ban_phrases)
         for temperature in self.temperatures:
             self.params(temperature)  # SamplingParams checks every stage setting
 
@@ -114,6 +116,8 @@ _EXPERIMENT_FIELDS: list[tuple[str, type, Any]] = [
     ("mode", str, field(default="sample")),
     ("raw", bool, field(default=False)),
     ("stop", tuple, field(default=())),
+    # phrases no row may produce (sampler.generation.phrase_bans)
+    ("ban_phrases", tuple, field(default=())),
     ("batch_size", int, field(default=64)),
     # how rows' random streams are keyed: "prompt" = (seed, prompt, sample); "sample" = (seed,
     # sample), the 0.1.0 keying that runs logged then keep (migration 004_stream_keys)

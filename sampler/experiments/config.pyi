@@ -23,6 +23,7 @@ class RunConfig:
     mode: str
     raw: bool
     stop: tuple[str, ...]
+    ban_phrases: tuple
     batch_size: int
     stream: str
     logit_bias: dict[int, float]
@@ -71,6 +72,7 @@ class RunConfig:
         mode: str = ...,
         raw: bool = ...,
         stop: tuple[str, ...] = ...,
+        ban_phrases: tuple = ...,
         batch_size: int = ...,
         stream: str = ...,
         logit_bias: dict[int, float] = ...,

@@ -40,6 +40,9 @@ class RunProgress:
         budget).
     clock
         Seconds, monotonic (tests give their own).
+    rows_rate
+        Show rows per second in every line, not only the last: a run on a cluster, whose rows
+        arrive from many actors one by one, counts its progress in rows.
 
     Call :meth:`step` as the generation loop's ``on_step``, :meth:`row` when a row is stored,
     and :meth:`finish` once at the end.
@@ -55,6 +58,7 @@ class RunProgress:
         min_seconds: float = 5.0,
         max_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        rows_rate: bool = False,
     ) -> None:
         self.rows_total, self.rows_done, self.rows_at_start = rows_total, rows_done, rows_done
         self.token_budget, self.tokens = token_budget, 0
@@ -65,16 +69,23 @@ class RunProgress:
         self.next_tenth = 1
         self.finished = False
         self.shown_width = 0
+        self.rows_rate = rows_rate
 
     def line(self) -> str:
         """``rows 16/80 · tokens 512/2560 (20 %) · 45 tokens/s · 0:11`` as of now."""
         elapsed = self.clock() - self.started
         share = self.tokens / self.token_budget if self.token_budget else 1.0
         rate = self.tokens / elapsed if elapsed > 0 else 0.0
-        return (
+        text = (
             f"rows {self.rows_done}/{self.rows_total} · tokens {self.tokens}/{self.token_budget} "
             f"({share:.0%}) · {rate:.1f} tokens/s · {_clock_text(elapsed)}"
         )
+        if self.rows_rate and not self.finished:  # the final line says it once, at its end
+            text += f" · {self._rows_per_second(elapsed):.2f} rows/s"
+        return text
+
+    def _rows_per_second(self, elapsed: float) -> float:
+        return (self.rows_done - self.rows_at_start) / elapsed if elapsed > 0 else 0.0
 
     def step(self, _step: int, running: int) -> None:
         """One step of the loop in which ``running`` rows each drew a token."""
@@ -92,8 +103,7 @@ class RunProgress:
             return
         self.finished = True
         elapsed = self.clock() - self.started
-        rows_now = self.rows_done - self.rows_at_start
-        rows_rate = f" · {rows_now / elapsed:.2f} rows/s" if elapsed > 0 else ""
+        rows_rate = f" · {self._rows_per_second(elapsed):.2f} rows/s" if elapsed > 0 else ""
         text = f"done: {self.line()}{rows_rate}"
         self._write(self._redraw(text) + "\n" if self.live else text + "\n")
 

@@ -38,6 +38,7 @@ __all__ = [
     "RUN_KINDS",
     "RunKind",
     "compare_plan",
+    "generate_planned",
     "missing_rows",
     "planned_rows",
     "resume_config",
@@ -98,10 +99,20 @@ def planned_rows(kind: str, config: RunConfig) -> list[GenerationRow]:
     return run_kind(kind).plan(config)
 
 
-def start_run(kind: str, config: RunConfig, store: RunStore, source: LogitSource) -> str:
-    """Record a new run of ``kind`` (config, model, fingerprint, versions); return its id."""
+def start_run(
+    kind: str,
+    config: RunConfig,
+    store: RunStore,
+    source: recording.Model,
+    versions: dict[str, str] | None = None,
+) -> str:
+    """Record a new run of ``kind`` (config, model, fingerprint, versions); return its id.
+
+    ``versions``: those of the processes that generate the rows (a Ray cluster's nodes), if
+    not this one's.
+    """
     total = len(planned_rows(kind, config))
-    return recording.start_run(store, kind, source, config.to_dict(), total)
+    return recording.start_run(store, kind, source, config.to_dict(), total, versions)
 
 
 def save_row(
@@ -152,6 +163,42 @@ def missing_rows(kind: str, config: RunConfig, store: RunStore, run_id: str) -> 
     return [index for index in range(len(planned_rows(kind, config))) if index not in done]
 
 
+def generate_planned(
+    kind: str,
+    config: RunConfig,
+    source: LogitSource,
+    rows: Sequence[GenerationRow],
+    on_finish: Callable[[int, Completion, dict | None], None],
+    on_step: Callable[[int, int], None] | None = None,
+) -> None:
+    """Generate ``rows`` (planned rows of a run of ``kind``) in batches of ``config.batch_size``.
+
+    ``on_finish(position in rows, completion, extra)`` gets each row as it ends, with what the
+    kind stores besides it (``None``: nothing). One function for a local run and for each
+    share of a run on a Ray cluster (:mod:`sampler.experiments.cluster`), so both generate
+    and record a row the same way.
+    """
+    chat = use_chat(source, config.raw)
+    extras = run_kind(kind).extras
+    extra_of = None if extras is None else extras(source, rows, chat)
+    for start in range(0, len(rows), config.batch_size):
+
+        def finish(position: int, completion: Completion, start: int = start) -> None:
+            extra = None if extra_of is None else extra_of(completion.row)
+            on_finish(start + position, completion, extra)
+
+        generate(
+            source,
+            rows[start : start + config.batch_size],
+            max_new_tokens=config.max_new_tokens,
+            stop=config.stop,
+            chat=chat,
+            ban_phrases=config.ban_phrases,
+            on_step=on_step,
+            on_finish=finish,
+        )
+
+
 def run_rows(
     kind: str,
     config: RunConfig,
@@ -169,26 +216,12 @@ def run_rows(
     """
     rows = planned_rows(kind, config)
     todo = missing_rows(kind, config, store, run_id)
-    chat = use_chat(source, config.raw)
-    extras = run_kind(kind).extras
-    extra_of = None if extras is None else extras(source, [rows[i] for i in todo], chat)
-    for start in range(0, len(todo), config.batch_size):
-        chunk = todo[start : start + config.batch_size]
 
-        def save(position: int, completion: Completion, chunk: list[int] = chunk) -> None:
-            extra = None if extra_of is None else extra_of(completion.row)
-            save_row(store, run_id, rows, chunk[position], completion, extra)
-            if on_row is not None:
-                on_row()
+    def save(position: int, completion: Completion, extra: dict | None) -> None:
+        save_row(store, run_id, rows, todo[position], completion, extra)
+        if on_row is not None:
+            on_row()
 
-        generate(
-            source,
-            [rows[i] for i in chunk],
-            max_new_tokens=config.max_new_tokens,
-            stop=config.stop,
-            chat=chat,
-            on_step=on_step,
-            on_finish=save,
-        )
+    generate_planned(kind, config, source, [rows[i] for i in todo], save, on_step)
     store.finish_run(run_id)
     return len(todo)

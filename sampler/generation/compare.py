@@ -71,10 +71,14 @@ def compare(
     samples: int,
     max_new_tokens: int,
     chat: bool | None = None,
+    ban_phrases: Sequence[str] = (),
 ) -> tuple[Completion, list[SampleComparison]]:
-    """Run greedy and ``samples`` sampled rows in one batch and compare each with greedy."""
+    """Run greedy and ``samples`` sampled rows in one batch and compare each with greedy
+    (both under the same ``ban_phrases``)."""
     rows = compare_rows(prompt, params, samples)
-    greedy, *sampled = generate(source, rows, max_new_tokens=max_new_tokens, chat=chat)
+    greedy, *sampled = generate(
+        source, rows, max_new_tokens=max_new_tokens, chat=chat, ban_phrases=ban_phrases
+    )
     return greedy, [_against(greedy, completion, source) for completion in sampled]
 
 

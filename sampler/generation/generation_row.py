@@ -69,6 +69,9 @@ class Completion:
     steps: list[dict[str, float]] = field(default_factory=list)
     # per-token log-probabilities, only when asked for (sampler.generation.logprobs)
     logprobs: dict | None = None
+    # each rewind a banned phrase caused, only when phrases are banned
+    # (sampler.generation.phrase_bans)
+    rewinds: list[dict] | None = None
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (params as their fields)."""
@@ -91,6 +94,8 @@ class Completion:
         }
         if self.logprobs is not None:
             data["logprobs"] = self.logprobs
+        if self.rewinds is not None:
+            data["rewinds"] = self.rewinds
         return data
 
 
@@ -98,8 +103,10 @@ def summary_line(completion: Completion, seed: int | None) -> str:
     """One line about a finished row: τ, sample, length, why it stopped, mean entropy, seed."""
     steps = completion.steps
     entropy = sum(s["entropy_final"] for s in steps) / max(len(steps), 1)
+    count = len(completion.rewinds or ())
+    rewinds = "" if completion.rewinds is None else f"{count} rewind{'s' * (count != 1)} · "
     return (
         f"τ={completion.row.params.temperature:g} · sample {completion.row.sample} · "
-        f"{len(completion.token_ids)} tokens · {completion.finish_reason} · "
+        f"{len(completion.token_ids)} tokens · {completion.finish_reason} · {rewinds}"
         f"mean entropy {entropy:.3f} nats · seed {seed}"
     )

@@ -73,6 +73,9 @@ def update_text(
     completion.text = text
     # Text that may be the start of a stop string is held back until the next tokens tell.
     end = len(text) if cut is not None else len(text) - _stop_prefix(text, stop)
+    held = completion.__dict__.get("_held_tokens")  # phrase bans may still rewind these
+    if held and cut is None:
+        end = min(end, len(text) - len(source.decode(ids[-held:])))
     if on_text is not None and end > state.emitted:
         on_text(index, text[state.emitted : end])
         state.emitted = end

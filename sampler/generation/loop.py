@@ -24,6 +24,7 @@ from sampler.errors import InvalidInputError
 from sampler.generation.generation_row import Completion, GenerationRow
 from sampler.generation.incremental_text import TextCallback, text_state, update_text
 from sampler.generation.logprobs import LogprobRequest, record_step
+from sampler.generation.phrase_bans import PhraseGuard
 from sampler.sources.base import LogitSource, dry_vocabulary
 
 __all__ = ["BatchStep", "batch_rows", "batch_steps", "encode_prompts", "generate"]
@@ -75,6 +76,7 @@ def generate(
     on_finish: Callable[[int, Completion], None] | None = None,
     cache_budget_mb: float | None = DEFAULT_CACHE_BUDGET_MB,
     logprobs: LogprobRequest | None = None,
+    ban_phrases: Sequence[str] = (),
 ) -> list[Completion]:
     """Generate one completion per row, the rows batched.
 
@@ -107,6 +109,9 @@ def generate(
     logprobs
         Record each step's log-probabilities in ``Completion.logprobs``
         (:mod:`sampler.generation.logprobs`); ``None``: not computed.
+    ban_phrases
+        Phrases no row may produce (:mod:`sampler.generation.phrase_bans`): each rewind one
+        caused is in ``Completion.rewinds``.
     """
     if not rows:
         raise InvalidInputError("no rows to generate: give at least one prompt")
@@ -115,7 +120,7 @@ def generate(
     completions = [Completion(row, ids) for row, ids in zip(rows, prompt_ids, strict=True)]
     plan = _Plan(
         max_new_tokens, tuple(stop), on_text, stats, ignore_eos, on_step, on_finish, logprobs,
-        borrow_logits=True,
+        tuple(ban_phrases), borrow_logits=True,
     )
     size = min(
         batch_rows(source, prompt_ids, max_new_tokens, cache_budget_mb),
@@ -200,9 +205,8 @@ class _Plan:
     on_step: Callable[[int, int], None] | None
     on_finish: Callable[[int, Completion], None] | None
     logprobs: LogprobRequest | None = None
-    # Read each step's logits in the source's own buffer (``advance_view``), which the next
-    # step overwrites: only where no step outlives the next (generate drops each at once).
-    borrow_logits: bool = False
+    ban_phrases: tuple[str, ...] = ()
+    borrow_logits: bool = False  # read logits in place (advance_view): generate drops each step
 
 
 def _run_batch(
@@ -231,12 +235,15 @@ def _steps(
     watch_text = bool(plan.stop) or plan.on_text is not None
     live = np.ones(len(rows), dtype=bool)
     filler = min(source.eos_token_ids) if source.eos_token_ids else 0
+    guard = PhraseGuard(source, completions, plan.ban_phrases) if plan.ban_phrases else None
     logits, session = source.start([c.prompt_ids for c in completions])
-    advance = getattr(session, "advance_view", session.advance)
-    advance = advance if plan.borrow_logits else session.advance
+    borrow = plan.borrow_logits and guard is None and hasattr(session, "advance_view")
+    advance = session.advance_view if borrow else session.advance
     for step in range(plan.max_new_tokens):
         history = [c.prompt_ids + c.token_ids for c in completions] if penalised else None
         state = sampler.state  # before the step: what the step's law depends on
+        if guard is not None:  # phrase bans: the row's banned tokens at its position
+            logits = guard.mask(logits, np.flatnonzero(live))
         tokens, step_stats = sampler.step(logits, history=history)
         running = np.flatnonzero(live)
         if plan.logprobs is not None:  # before the rows' ids grow: the step's own history
@@ -252,6 +259,8 @@ def _steps(
                 completion.finish_reason, live[index] = "eos", False
                 continue
             completion.token_ids.append(token)
+            if guard is not None and guard.check(index, step):
+                continue  # rewound to where a banned phrase began
             if watch_text:
                 update_text(source, completion, plan.stop, offset + index, plan.on_text)
                 live[index] = completion.finish_reason != "stop"
@@ -264,7 +273,8 @@ def _steps(
         yield BatchStep(step, logits, state, tokens, running)
         if last:
             break
-        logits = advance(np.where(live, tokens, filler))
+        feed = np.where(live, tokens, filler)
+        logits = advance(feed if guard is None else guard.feed(session, feed, filler))
 
 
 def _finish(

@@ -56,6 +56,7 @@ def completion_rows(run_id: str, row_index: int, completion: dict) -> tuple[dict
             "token_ids": dumps([int(t) for t in c["token_ids"]]),
             "prompt_tokens": _opt(int, c["prompt_tokens"]),
             "extra": dumps(c.get("extra") or {}),
+            "rewinds": None if c.get("rewinds") is None else dumps(c["rewinds"]),
         }
     )
     steps = [
@@ -101,6 +102,8 @@ def decode_completion(path: Path, row: sqlite3.Row) -> dict:
         "token_ids": token_ids,
     }
     record["extra"] = _json(path, row["extra"], f"{where} extra", dict) if row["extra"] else {}
+    if row["rewinds"] is not None:  # phrases were banned (migration 009)
+        record["rewinds"] = _json(path, row["rewinds"], f"{where} rewinds", list)
     return record
 
 

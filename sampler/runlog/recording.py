@@ -87,17 +87,31 @@ def completion_record(completion: FinishedRow, extra: dict[str, Any] | None = No
     extra = dict(extra or {})
     if data.get("logprobs") is not None:  # asked for (generate --logprobs): kept with the row
         extra["logprobs"] = json_safe(data["logprobs"])  # -inf as null, as export writes it
-    return {key: data[key] for key in (*COMPLETION_FIELDS, "steps")} | {"extra": extra}
+    record = {key: data[key] for key in (*COMPLETION_FIELDS, "steps")} | {"extra": extra}
+    if "rewinds" in data:  # phrases were banned (sampler.generation.phrase_bans)
+        record["rewinds"] = data["rewinds"]
+    return record
 
 
-def start_run(store: RunStore, kind: str, model: Model, config: dict, total_rows: int) -> str:
-    """Record a new, ``running`` run of ``kind`` (model, fingerprint, versions); return its id."""
+def start_run(
+    store: RunStore,
+    kind: str,
+    model: Model,
+    config: dict,
+    total_rows: int,
+    versions: dict[str, str] | None = None,
+) -> str:
+    """Record a new, ``running`` run of ``kind`` (model, fingerprint, versions); return its id.
+
+    ``versions`` default to :func:`package_versions` of this process; a run whose rows are
+    generated elsewhere (on a Ray cluster's nodes) records theirs.
+    """
     return store.create_run(
         kind=kind,
         model=model.name,
         fingerprint=model.fingerprint,
         config=config,
-        versions=package_versions(),
+        versions=package_versions() if versions is None else versions,
         total_rows=total_rows,
     )
 

@@ -44,7 +44,7 @@ TABLE_COLUMNS = {
         "id", "created_at", "kind", "model", "fingerprint", "config", "versions", "total_rows",
         "status",
     ),
-    "completions": ("run_id", "row_index", *COMPLETION_FIELDS, "extra"),
+    "completions": ("run_id", "row_index", *COMPLETION_FIELDS, "extra", "rewinds"),
     "steps": ("run_id", "row_index", "step", "token", *STEP_STATS, "base_argmax"),
 }
 _RUN_KINDS = """
@@ -136,6 +136,9 @@ CREATE TABLE steps (
         """ALTER TABLE steps ADD COLUMN adaptive_average REAL;
         ALTER TABLE steps ADD COLUMN adapted_target REAL;""",
     ),
+    # Each rewind a banned phrase caused (a JSON list of {step, phrase, position, token,
+    # dropped}); NULL where no phrase was banned, and for every row logged before.
+    ("009_phrase_ban_rewinds", "ALTER TABLE completions ADD COLUMN rewinds TEXT;"),
 ]
 
 

@@ -21,6 +21,13 @@ class Session(Protocol):
         """Append one token per row (``[B]`` ints); return the next logits ``[B, V]`` float32."""
         ...
 
+    def rewind(self, row: int, position: int) -> None:
+        """Forget row ``row``'s positions from ``position`` on (its KV cache there); the next
+        :meth:`advance` gives that row the token at ``position`` again. A ``position`` of -1
+        (an empty prompt, every token dropped) returns the row to its start. Used by phrase
+        bans (:mod:`sampler.generation.phrase_bans`)."""
+        ...
+
 
 class LogitSource(Protocol):
     """Turns token sequences into next-token logits.

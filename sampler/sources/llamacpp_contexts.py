@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
 import queue
 import weakref
 from collections.abc import Sequence
@@ -47,8 +46,11 @@ IDLE_CONTEXT_BYTES = 64 * 2**20
 
 
 def threads() -> int:
-    """The cores this process may run on (llama.cpp's thread count here)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """llama.cpp's thread count: the engine's rule, the process's cores or SAMPLER_THREADS
+    (a Ray actor's share of a node)."""
+    from sampler.engine.parallel import cores
+
+    return cores()
 
 
 def context_params(llama: Any, n_ctx: int, n_seq: int, n_batch: int) -> Any:

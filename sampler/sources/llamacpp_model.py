@@ -118,6 +118,13 @@ class LlamaCppSession:
                 raise InvalidInputError("llama.cpp could not move a row into a larger context")
         give_back_old()
 
+    def rewind(self, row: int, position: int) -> None:
+        """Drop row ``row``'s KV cells from ``position`` on (``llama_memory_seq_rm``); the next
+        :meth:`advance` decodes its token at ``position``."""
+        if not self._llama.llama_memory_seq_rm(self._context.memory, row, position, -1):
+            raise InvalidInputError(f"llama.cpp could not drop row {row}'s cache from {position}")
+        self._positions[row] = position
+
     def advance_view(self, tokens: np.ndarray) -> np.ndarray:
         """:meth:`advance`'s logits as a read-only view of llama.cpp's buffer, which the next
         ``advance`` overwrites: for a caller done with them by then (no copy made)."""
@@ -140,6 +147,12 @@ class _Split:
     def __init__(self, parts: list[LlamaCppSession]) -> None:
         self.parts = parts
         self.first_logits = np.concatenate([p.first_logits for p in parts])
+
+    def rewind(self, row: int, position: int) -> None:
+        for part in self.parts:
+            if row < len(part.first_logits):
+                return part.rewind(row, position)
+            row -= len(part.first_logits)
 
     def advance(self, tokens: np.ndarray) -> np.ndarray:
         bounds = np.cumsum([0] + [len(p.first_logits) for p in self.parts])

@@ -259,6 +259,13 @@ class SyntheticSession:
     def __init__(self, source: SyntheticSource, previous: np.ndarray) -> None:
         self._source = source
         self._previous = previous
+        self._restart: set[int] = set()
+
+    def rewind(self, row: int, position: int) -> None:
+        """Nothing is cached: the next token fed is the whole context, unless every token was
+        dropped from an empty prompt (``position`` -1), which returns the row to the start."""
+        if position < 0:
+            self._restart.add(row)
 
     def advance(self, tokens: np.ndarray) -> np.ndarray:
         """Append one token per row (``[B]`` ints); return the next logits ``[B, V]`` float32."""
@@ -271,4 +278,7 @@ class SyntheticSession:
         self._previous = np.array(
             [self._source._check_id(t, "token id") for t in ids.tolist()], dtype=np.int64
         )
+        for row in self._restart:
+            self._previous[row] = _START
+        self._restart.clear()
         return self._source._logits_after(self._previous)

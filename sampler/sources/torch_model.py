@@ -143,6 +143,15 @@ class HFSession:
         )
         return out.logits[:, -1, :].float().numpy()
 
+    def rewind(self, row: int, position: int) -> None:
+        """Mask out row ``row``'s cache cells from ``position`` on, as left padding is (the
+        cache is one rectangle for every row); the next :meth:`advance` feeds its token at
+        ``position`` into a new cell."""
+        cells = self.mask[row].nonzero().flatten()
+        self.mask[row, cells[max(position, 0) :]] = 0
+        self.next_position[row] = max(position, 0)
+        self.padded = True
+
     def advance(self, tokens: np.ndarray) -> np.ndarray:
         """Append one token per row; return the next logits ``[B, V]``."""
         ids = torch.as_tensor(np.asarray(tokens, dtype=np.int64))[:, None]
