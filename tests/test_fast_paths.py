@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 import pytest
-from generation_cases import CASES, ENGINE_CASES, FIXTURE, run, run_engine
+from generation_cases import CASES, ENGINE_CASES, FIXTURE, hard_rows, run, run_engine
 
 import sampler.engine.sampling as sampling
 from sampler import Sampler, SamplingParams
@@ -113,3 +113,25 @@ def test_a_stage_that_is_off_leaves_the_candidates_as_they_were():
     for spec in STAGES:
         if spec.name != "temperature":
             assert spec.function(candidates, rows) is candidates, spec.name
+
+
+@pytest.mark.parametrize("params", [
+    [SamplingParams(temperature=0.0)] * 7,
+    [SamplingParams(temperature=0.7, seed=1)] * 7,
+    [SamplingParams(temperature=t, seed=2) for t in (0.0, 0.7, 1.0, 2.5, 0.3, 1.0, 0.05)],
+], ids=["greedy", "sampled", "mixed"])
+def test_logits_read_in_place_give_the_numbers_of_a_copy(params):
+    """The GGUF loop reads llama.cpp's logit buffer in place (read-only, at its alignment)
+    instead of a copy: the engine must neither write into its input nor depend on where
+    it lies in memory. Each offset shifts the rows by 4 bytes within 64."""
+    rows = hard_rows("float32")
+    owned = Sampler(params, row_keys=[(i,) for i in range(7)]).step(rows)
+    for offset in range(16):
+        buffer = np.empty(rows.size + 16, dtype=np.float32)
+        view = buffer[offset : offset + rows.size].reshape(rows.shape)
+        view[...] = rows
+        view.flags.writeable = False
+        tokens, stats = Sampler(params, row_keys=[(i,) for i in range(7)]).step(view)
+        assert tokens.tolist() == owned[0].tolist()
+        assert _same([stats.row(i) for i in range(7)], [owned[1].row(i) for i in range(7)])
+        assert np.array_equal(view, rows)

@@ -121,7 +121,7 @@ def generate(
     completions = [Completion(row, ids) for row, ids in zip(rows, prompt_ids, strict=True)]
     plan = _Plan(
         max_new_tokens, tuple(stop), on_text, stats, ignore_eos, on_step, on_finish, logprobs,
-        tuple(ban_phrases),
+        tuple(ban_phrases), borrow_logits=True,
     )
     size = min(
         batch_rows(source, prompt_ids, max_new_tokens, cache_budget_mb),
@@ -207,6 +207,7 @@ class _Plan:
     on_finish: Callable[[int, Completion], None] | None
     logprobs: LogprobRequest | None = None
     ban_phrases: tuple[str, ...] = ()
+    borrow_logits: bool = False  # read logits in place (advance_view): generate drops each step
 
 
 def _run_batch(
@@ -238,6 +239,8 @@ def _steps(
     filler = min(source.eos_token_ids) if source.eos_token_ids else 0
     guard = PhraseGuard(source, completions, plan.ban_phrases) if plan.ban_phrases else None
     logits, session = source.start([c.prompt_ids for c in completions])
+    borrow = plan.borrow_logits and guard is None and hasattr(session, "advance_view")
+    advance = session.advance_view if borrow else session.advance
     for step in range(plan.max_new_tokens):
         history = [c.prompt_ids + c.token_ids for c in completions] if penalised else None
         state = sampler.state  # before the step: what the step's law depends on
@@ -273,7 +276,7 @@ def _steps(
         if last:
             break
         feed = np.where(live, tokens, filler)
-        logits = session.advance(feed if guard is None else guard.feed(session, feed, filler))
+        logits = advance(feed if guard is None else guard.feed(session, feed, filler))
 
 
 def _finish(

@@ -1,10 +1,13 @@
 """A GGUF model run by llama.cpp as a logit source: logits only, our engine samples.
 
 Through llama-cpp-python's low-level API: one context per batch with ``n_seq_max`` rows and a
-unified KV cache, each distinct prompt prefilled once and copied to every row that uses it
-(``llama_memory_seq_cp``), then one ``llama_decode`` per step with one token per row. The
-logits llama.cpp writes are copied out before the next decode overwrites them. Nothing here
-imports torch or transformers: tokens and the chat template come from the GGUF file.
+unified KV cache (kept by the source for its next batch, cleared in between:
+:mod:`sampler.sources.llamacpp_contexts`), each distinct prompt prefilled once and copied to
+every row that uses it (``llama_memory_seq_cp``), then one ``llama_decode`` per step with one
+token per row. ``advance`` copies the logits llama.cpp writes out before the next decode
+overwrites them; ``advance_view`` lends them in place to a caller done with them by then.
+Nothing here imports torch or transformers: tokens and the chat template come from the GGUF
+file.
 """
 
 from __future__ import annotations
@@ -19,21 +22,22 @@ import numpy as np
 
 from sampler.errors import InvalidInputError
 from sampler.sources.gguf_path import check_gguf_file
+from sampler.sources.llamacpp_contexts import UBATCH, ContextPool, context_params, threads
 from sampler.sources.llamacpp_text import GGUFText
 
-__all__ = ["LlamaCppSession", "LlamaCppSource", "import_llama_cpp", "load_gguf_source"]
+__all__ = [
+    "LlamaCppSession",
+    "LlamaCppSource",
+    "context_params",
+    "import_llama_cpp",
+    "load_gguf_source",
+]
 
 INSTALL_HINT = "pip install -e '.[llamacpp]'"
 # llama.cpp's LLAMA_MAX_SEQ: a context holds at most this many sequences.
 MAX_SEQUENCES = 256
-# Tokens llama.cpp computes in one pass (it splits a larger batch into passes of this size).
-# With flash attention on, a pass of 64 tokens or more takes another attention kernel on the
-# CPU, whose rounding differs: a row's logits in a step of 64+ rows moved by up to 0.55 from
-# the row alone (measured on the native and the generic build alike), so a row's tokens
-# depended on its batch. Passes of at most 32 keep every row bit-identical to the row alone
-# (tests/test_llamacpp_source.py checks 80 rows), at the cost of one more pass per 32 rows.
-UBATCH = 32
 _quiet_log: Any = None  # the no-op log callback; kept alive as long as llama.cpp may call it
+_threads = threads  # the name scripts/bench_generate.py imported
 
 
 def import_llama_cpp() -> Any:
@@ -52,31 +56,13 @@ def import_llama_cpp() -> Any:
     return llama_cpp
 
 
-def _threads() -> int:
-    # the engine's rule: the process's cores, or SAMPLER_THREADS (a Ray actor's share of a node)
-    from sampler.engine.parallel import cores
-
-    return cores()
-
-
-def context_params(llama: Any, n_ctx: int, n_seq: int, n_batch: int) -> Any:
-    """The settings of every context this source makes (the parity tests reuse them)."""
-    params = llama.llama_context_default_params()
-    params.n_ctx = n_ctx
-    params.n_batch = n_batch
-    params.n_ubatch = min(n_batch, UBATCH)
-    params.n_seq_max = n_seq
-    params.kv_unified = True  # one pool of cells: a shared prompt is stored once
-    params.n_threads = params.n_threads_batch = _threads()
-    params.no_perf = True
-    return params
-
-
 class LlamaCppSession:
     """Up to :data:`MAX_SEQUENCES` rows extended together in one llama.cpp context.
 
     The context holds every row's prompt and ``reserve`` more tokens per row; when the rows
-    outgrow it, their KV state is copied whole into a context twice as large.
+    outgrow it, their KV state is copied whole into a context twice as large. The context
+    comes from the source's :class:`~sampler.sources.llamacpp_contexts.ContextPool` and goes
+    back to it when the session is collected.
     """
 
     reserve = 128  # tokens per row a fresh context leaves room for beyond the prompts
@@ -90,56 +76,35 @@ class LlamaCppSession:
             distinct.setdefault(tuple(int(t) for t in prompt), []).append(row)
         self._positions = np.array([len(p) for p in prompts], dtype=np.int64)
         self._used = sum(len(p) for p in distinct)  # cells: a shared prompt is stored once
-        self._batch_size = max(rows, *(len(p) for p in distinct))
+        longest = max(rows, *(len(p) for p in distinct))
+        # Past one pass, a whole number of passes: llama.cpp splits a batch into passes of
+        # UBATCH tokens whatever its size, and prompts of other lengths can then share a kept
+        # context (ContextPool: same pass size, a batch at least as large).
+        self._batch_size = longest if longest <= UBATCH else -(-longest // UBATCH) * UBATCH
         self._new_context(self._used + rows * self.reserve)
-        self._batch = self._llama.llama_batch_init(self._batch_size, 0, 1)
-        weakref.finalize(self, self._llama.llama_batch_free, self._batch)
-        memory = self._llama.llama_get_memory(self._context)
+        memory = self._context.memory
         self.first_logits = np.empty((rows, source.vocab_size), dtype=np.float32)
         for prompt, users in distinct.items():
             self._decode([(token, index, users[0]) for index, token in enumerate(prompt)], False)
-            self.first_logits[users] = self._logits(1)[0]
+            self.first_logits[users] = self._context.logits(1)[0]
             for row in users[1:]:
                 self._llama.llama_memory_seq_cp(memory, users[0], row, -1, -1)
 
     def _new_context(self, cells: int) -> None:
         n_ctx = -(-cells // self.page) * self.page
-        params = context_params(self._llama, n_ctx, len(self._positions), self._batch_size)
-        context = self._llama.llama_init_from_model(self._source.model, params)
-        if not context:
-            raise InvalidInputError(
-                f"llama.cpp cannot make a context of {n_ctx} tokens for "
-                f"{len(self._positions)} rows (out of memory?): use fewer rows or tokens"
-            )
-        self._context = context
-        # Freed once: by _grow when it is replaced, else when the session is collected.
-        self._free_context = weakref.finalize(self, self._llama.llama_free, context)
+        contexts = self._source.contexts
+        self._context = contexts.take(n_ctx, len(self._positions), self._batch_size)
+        # Given back once: by _grow when it is replaced, else when the session is collected.
+        self._give_back = weakref.finalize(self, contexts.give_back, self._context)
 
     def _decode(self, entries: Sequence[tuple[int, int, int]], every: bool) -> None:
         """Decode ``(token, position, sequence)`` entries, with logits for ``every`` entry
         (a step) or for the last one only (a prefill)."""
-        batch = self._batch
-        last = len(entries) - 1
-        for i, (token, position, sequence) in enumerate(entries):
-            batch.token[i] = token
-            batch.pos[i] = position
-            batch.n_seq_id[i] = 1
-            batch.seq_id[i][0] = sequence
-            batch.logits[i] = every or i == last
-        batch.n_tokens = len(entries)
-        status = self._llama.llama_decode(self._context, batch)
-        if status != 0:
-            raise InvalidInputError(f"llama.cpp failed to decode a batch (llama_decode={status})")
-
-    def _logits(self, rows: int) -> np.ndarray:
-        # A view of llama.cpp's buffer, which the next decode overwrites: copy it.
-        pointer = self._llama.llama_get_logits(self._context)
-        shape = (rows, self._source.vocab_size)
-        return np.ctypeslib.as_array(pointer, shape=shape).copy()
+        self._context.decode(entries, every)
 
     def _grow(self) -> None:
         """Move every row's KV state into a context twice as large (exact: a copy of it)."""
-        llama, old, free_old = self._llama, self._context, self._free_context
+        llama, old, give_back_old = self._llama, self._context.pointer, self._give_back
         states = []
         for row in range(len(self._positions)):
             size = llama.llama_state_seq_get_size(old, row)
@@ -147,31 +112,33 @@ class LlamaCppSession:
             llama.llama_state_seq_get_data(old, buffer, size, row)
             states.append((buffer, size))
         self._used = int(self._positions.sum())  # copied rows no longer share their prompts
-        capacity = llama.llama_n_ctx(old)
-        self._new_context(max(2 * capacity, self._used + 2 * len(states)))
+        self._new_context(max(2 * self._context.cells, self._used + 2 * len(states)))
         for row, (buffer, size) in enumerate(states):
-            if llama.llama_state_seq_set_data(self._context, buffer, size, row) != size:
+            if llama.llama_state_seq_set_data(self._context.pointer, buffer, size, row) != size:
                 raise InvalidInputError("llama.cpp could not move a row into a larger context")
-        free_old()
+        give_back_old()
 
     def rewind(self, row: int, position: int) -> None:
         """Drop row ``row``'s KV cells from ``position`` on (``llama_memory_seq_rm``); the next
         :meth:`advance` decodes its token at ``position``."""
-        memory = self._llama.llama_get_memory(self._context)
-        if not self._llama.llama_memory_seq_rm(memory, row, position, -1):
+        if not self._llama.llama_memory_seq_rm(self._context.memory, row, position, -1):
             raise InvalidInputError(f"llama.cpp could not drop row {row}'s cache from {position}")
         self._positions[row] = position
 
-    def advance(self, tokens: np.ndarray) -> np.ndarray:
-        """Append one token per row; return the next logits ``[B, V]`` float32."""
+    def advance_view(self, tokens: np.ndarray) -> np.ndarray:
+        """:meth:`advance`'s logits as a read-only view of llama.cpp's buffer, which the next
+        ``advance`` overwrites: for a caller done with them by then (no copy made)."""
         rows = len(self._positions)
-        if self._used + rows > self._llama.llama_n_ctx(self._context):
+        if self._used + rows > self._context.cells:
             self._grow()
-        ids = np.asarray(tokens, dtype=np.int64)
-        self._decode([(int(ids[r]), int(self._positions[r]), r) for r in range(rows)], True)
+        self._context.step(tokens, self._positions)
         self._positions += 1
         self._used += rows
-        return self._logits(rows)
+        return self._context.logits(rows)
+
+    def advance(self, tokens: np.ndarray) -> np.ndarray:
+        """Append one token per row; return the next logits ``[B, V]`` float32 (a copy)."""
+        return self.advance_view(tokens).copy()
 
 
 class _Split:
@@ -231,6 +198,7 @@ class LlamaCppSource:
             * head_dim
             * 2
         )
+        self.contexts = ContextPool(llama, model, self.vocab_size, self.cache_bytes_per_token)
 
     def encode(self, prompt: str, chat: bool) -> list[int]:
         """Token ids of ``prompt``; with ``chat``, as one user turn of the chat template."""
