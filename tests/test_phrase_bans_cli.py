@@ -150,3 +150,26 @@ def test_resume_takes_no_phrases(tmp_path):
     result = run_cli("sweep", "--resume", "latest", "--ban-phrase", "kobe",
                      "--db", str(tmp_path / "log.db"))
     one_error_line(result, "--resume takes the run's own settings")
+
+
+@pytest.mark.parametrize("command", ["generate", "compare", "sweep"])
+def test_bans_beside_a_grammar_are_one_error_line_and_record_nothing(tmp_path, command):
+    # a rewind would leave the grammar's matcher past the dropped tokens: refused up front
+    db = tmp_path / "log.db"
+    result = run_cli(command, "--model", SHARP, "--prompt", "kalo", "--max-new-tokens", "5",
+                     "--db", str(db), "--ban-phrase", "tagi", "--regex", "[a-z ]+")
+    one_error_line(result, "cannot be combined with a grammar constraint")
+    assert not db.exists()
+
+
+def test_the_library_refuses_bans_beside_a_grammar_too():
+    from sampler.engine.params import SamplingParams
+    from sampler.errors import InvalidInputError
+    from sampler.generation.generation_row import GenerationRow
+    from sampler.generation.loop import generate
+    from sampler.sources import load_source
+
+    params = SamplingParams(temperature=0.0, grammar="[a-z ]+", grammar_syntax="regex")
+    with pytest.raises(InvalidInputError, match="cannot be combined with a grammar"):
+        generate(load_source(SHARP), [GenerationRow("kalo", params, 0)], max_new_tokens=3,
+                 ban_phrases=["tagi"])

@@ -25,7 +25,7 @@ from sampler.errors import InvalidInputError
 from sampler.generation.generation_row import Completion, GenerationRow
 from sampler.generation.incremental_text import TextCallback, text_state, update_text
 from sampler.generation.logprobs import LogprobRequest, record_step
-from sampler.generation.phrase_bans import PhraseGuard
+from sampler.generation.phrase_bans import PhraseGuard, check_bans_beside
 from sampler.sources.base import LogitSource, dry_vocabulary
 
 __all__ = ["BatchStep", "batch_rows", "batch_steps", "encode_prompts", "generate"]
@@ -223,6 +223,7 @@ def _steps(
 ) -> Iterator[BatchStep]:
     """The loop of one batch, yielding after each step (before the model is called again)."""
     rows = [c.row for c in completions]
+    check_bans_beside(plan.ban_phrases, [row.params for row in rows])
     vocabulary = dry_vocabulary(source, [row.params for row in rows])
     sampler = Sampler(
         [row.params for row in rows],

@@ -85,6 +85,17 @@ def check_phrases(phrases: Sequence[str], origin: str = "ban phrase") -> tuple[s
     return tuple(phrases)
 
 
+def check_bans_beside(phrases: Sequence[str], params: Sequence[Any]) -> None:
+    """Refuse banned phrases beside a grammar constraint: a rewind takes tokens back, and the
+    constraint's matcher (which has consumed them) is not rolled back with the row."""
+    if phrases and any(getattr(p, "grammar", None) for p in params):
+        raise InvalidInputError(
+            "banned phrases cannot be combined with a grammar constraint (--grammar, "
+            "--json-schema, --regex): a rewind would leave the grammar's state past the "
+            "dropped tokens; use one or the other"
+        )
+
+
 def read_phrase_file(path: str | Path) -> tuple[str, ...]:
     """Phrases from a file, one a line, exactly as written (the line end removed); blank
     lines are skipped."""
