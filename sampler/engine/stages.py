@@ -31,6 +31,7 @@ from sampler.engine.filters import dry, shaping, truncation
 from sampler.engine.filters.dry_breakers import breakers_allowed
 from sampler.engine.settings import GROUPS, Setting, Slider, StageSpec, between
 from sampler.engine.stages_later import LATER_STAGES
+from sampler.engine.stages_stateful import STATEFUL_STAGES
 from sampler.softmax import TEMPERATURE_RULE
 
 __all__ = ["BY_NAME", "SETTINGS", "STAGES", "STAGE_NAMES", "switched_on", "table_json"]
@@ -310,6 +311,7 @@ STAGES: tuple[StageSpec, ...] = (
         ),
     ),
     *LATER_STAGES,
+    *STATEFUL_STAGES,
 )
 STAGE_NAMES = tuple(spec.name for spec in STAGES)
 BY_NAME: dict[str, StageSpec] = {spec.name: spec for spec in STAGES}
