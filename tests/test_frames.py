@@ -179,3 +179,27 @@ def test_a_run_id_cannot_place_files_outside_the_folder(tmp_path):
     assert sorted(p.name for p in (tmp_path / "a" / "b" / "out").iterdir()) == [
         "evil-completions.parquet", "evil-steps.parquet"]
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b"]
+
+
+def test_readmes_notebook_example_plots_the_logged_entropy_per_temperature(tmp_path, monkeypatch):
+    # the five lines README shows, run as written on the default run log ($SAMPLER_DB here)
+    import re
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert len(blocks) == 1 and len(blocks[0].strip().splitlines()) == 5
+    db = tmp_path / "notebook.db"
+    monkeypatch.setenv("SAMPLER_DB", str(db))
+    sweep(db)
+    scope: dict = {}
+    exec(blocks[0], scope)
+    plotted = scope["by_row"].groupby("temperature")["entropy_final"].mean()
+    logged = read_sql(db, "SELECT c.temperature AS t, AVG(s.entropy_final) AS h FROM steps s "
+                          "JOIN completions c ON c.run_id = s.run_id AND c.row_index = s.row_index "
+                          "GROUP BY c.temperature ORDER BY c.temperature")
+    assert [row["t"] for row in logged] == list(plotted.index)
+    # two float64 means of the same few dozen values, summed in another order: ~n ulps apart
+    assert [row["h"] for row in logged] == pytest.approx(list(plotted.values), rel=1e-12)

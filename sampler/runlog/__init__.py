@@ -2,7 +2,8 @@
 
 A run as pandas DataFrames (the ``data`` extra): ``completions_frame``, ``steps_frame`` and
 ``iter_step_frames`` of :mod:`sampler.runlog.frames`, also importable from here; pandas and
-pyarrow load only when one of them is first used.
+pyarrow load only when one of them is first used. ``RunStore`` and ``default_db_path`` (where
+the commands log) are importable from here too, for a notebook's first line.
 """
 
 from typing import Any
@@ -16,4 +17,12 @@ def __getattr__(name: str) -> Any:
         from sampler.runlog import frames
 
         return getattr(frames, name)
+    if name == "RunStore":
+        from sampler.runlog.store import RunStore
+
+        return RunStore
+    if name == "default_db_path":
+        from sampler.runlog.location import default_db_path
+
+        return default_db_path
     raise AttributeError(f"module 'sampler.runlog' has no attribute {name!r}")
