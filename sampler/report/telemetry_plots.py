@@ -147,25 +147,36 @@ def dry_traces(completions: Sequence[dict[str, Any]]) -> Any:
     return figure
 
 
-def adaptive_p_traces(completions: Sequence[dict[str, Any]]) -> Any:
-    """Per step, by temperature, the mean over rows of adaptive-p's running average of chosen
-    probabilities (solid) and of the target it aimed at (dashed)."""
+def _mean_pairs_per_step(
+    completions: Sequence[dict[str, Any]], key: str, second: str
+) -> list[tuple[float, np.ndarray, list[float], list[float]]]:
+    """Per temperature (ascending): the steps (1-based) where rows logged ``key``, and the mean
+    over those rows of ``key`` and of ``second`` (0 where a step lacks it) at each step."""
     by_temperature: dict[float, dict[int, list[tuple[float, float]]]] = defaultdict(
         lambda: defaultdict(list)
     )
     for row in completions:
         for index, step in enumerate(row["steps"]):
-            if "adaptive_average" in step:
-                pair = (step["adaptive_average"], step["adapted_target"])
+            if key in step:
+                pair = (step[key], step.get(second, 0.0))
                 by_temperature[row["temperature"]][index].append(pair)
+    traces = []
+    for temperature, by_step in sorted(by_temperature.items()):
+        steps = sorted(by_step)
+        first = [float(np.mean([a for a, _ in by_step[i]])) for i in steps]
+        other = [float(np.mean([b for _, b in by_step[i]])) for i in steps]
+        traces.append((temperature, np.array(steps) + 1, first, other))
+    return traces
+
+
+def adaptive_p_traces(completions: Sequence[dict[str, Any]]) -> Any:
+    """Per step, by temperature, the mean over rows of adaptive-p's running average of chosen
+    probabilities (solid) and of the target it aimed at (dashed)."""
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(7.5, 4.5))
-    for index, (temperature, by_step) in enumerate(sorted(by_temperature.items())):
+    traces = _mean_pairs_per_step(completions, "adaptive_average", "adapted_target")
+    for index, (temperature, x, average, target) in enumerate(traces):
         colour = plt.get_cmap("tab10")(index % 10)
-        steps = sorted(by_step)
-        average = [np.mean([a for a, _ in by_step[i]]) for i in steps]
-        target = [np.mean([t for _, t in by_step[i]]) for i in steps]
-        x = np.array(steps) + 1
         axes.plot(x, average, color=colour, linewidth=2, label=f"τ = {temperature:g}: average")
         axes.plot(x, target, color=colour, linestyle="--", label=f"τ = {temperature:g}: target")
     # the target moves against the average: 2·target − average, held within [0, 1]
@@ -177,22 +188,11 @@ def adaptive_p_traces(completions: Sequence[dict[str, Any]]) -> Any:
 def grammar_traces(completions: Sequence[dict[str, Any]]) -> Any:
     """Per step, by temperature, the mean over rows of the probability the grammar's mask
     removed (solid) and the share of rows whose step was forced, one legal token (dotted)."""
-    by_temperature: dict[float, dict[int, list[tuple[float, float]]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
-    for row in completions:
-        for index, step in enumerate(row["steps"]):
-            if "grammar_removed_mass" in step:
-                pair = (step["grammar_removed_mass"], step.get("grammar_forced", 0.0))
-                by_temperature[row["temperature"]][index].append(pair)
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(7.5, 4.5))
-    for index, (temperature, by_step) in enumerate(sorted(by_temperature.items())):
+    traces = _mean_pairs_per_step(completions, "grammar_removed_mass", "grammar_forced")
+    for index, (temperature, x, removed, forced) in enumerate(traces):
         colour = plt.get_cmap("tab10")(index % 10)
-        steps = sorted(by_step)
-        removed = [np.mean([m for m, _ in by_step[i]]) for i in steps]
-        forced = [np.mean([f for _, f in by_step[i]]) for i in steps]
-        x = np.array(steps) + 1
         axes.plot(x, removed, color=colour, linewidth=2, label=f"τ = {temperature:g}: removed")
         axes.plot(x, forced, color=colour, linestyle=":", label=f"τ = {temperature:g}: forced")
     axes.set_ylim(-0.02, 1.02)
