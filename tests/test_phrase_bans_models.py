@@ -33,7 +33,12 @@ def test_smollm2_greedy_leaves_its_path_exactly_where_the_banned_phrase_began():
     source = load_source("smollm2-135m-gguf")
     row = GenerationRow(SEA, SamplingParams(temperature=0.0))
     (free,) = generate(source, [row], max_new_tokens=40)
-    phrase = "A Testament To"  # greedy writes "..., a testament to the unending beauty ..."
+    # greedy's text depends on the llama.cpp build (its kernels differ by CPU): ban three of
+    # the words this build's greedy wrote, from a third of the way in
+    text = free.text
+    start = text.index(" ", len(text) // 3) + 1
+    end = text.index(" ", text.index(" ", text.index(" ", start) + 1) + 1)
+    phrase = text[start:end].upper()  # matched in any case
     assert phrase.lower() in free.text.lower()
     begins = where_a_phrase_begins(source, free.token_ids, phrase)
     (banned,) = generate(source, [row], max_new_tokens=40, ban_phrases=[phrase])
@@ -49,7 +54,7 @@ def test_smollm2_greedy_leaves_its_path_exactly_where_the_banned_phrase_began():
     rows.append(GenerationRow("List three colours.", SamplingParams(temperature=1.0, seed=2)))
     phrases = [phrase, "teeming", "vast"]
     batch = generate(source, rows, max_new_tokens=40, ban_phrases=phrases)
-    assert sum(len(c.rewinds) for c in batch) >= 2
+    assert batch[0].rewinds  # the greedy row writes the phrase; the others may too
     for row, together in zip(rows, batch, strict=True):
         (alone,) = generate(source, [row], max_new_tokens=40, ban_phrases=phrases)
         assert (alone.token_ids, alone.rewinds) == (together.token_ids, together.rewinds)
@@ -83,9 +88,15 @@ def test_smollm2_rows_sharing_a_prompt_rewind_into_it():
 
     source = load_source("smollm2-135m-gguf")
     rows = [GenerationRow(SEA, SamplingParams(temperature=tau, seed=4)) for tau in (0.0, 0.3)]
-    batch = generate(source, rows, max_new_tokens=8, ban_phrases=["the sea"])
-    for row, together in zip(rows, batch, strict=True):
-        assert together.rewinds[0]["position"] == 0
-        assert "the sea" not in together.text.lower()
-        (alone,) = generate(source, [row], max_new_tokens=8, ban_phrases=["the sea"])
+    free = generate(source, rows, max_new_tokens=8)
+    # the first two words greedy writes on this build (its text depends on the llama.cpp build)
+    phrase = " ".join(free[0].text.split()[:2]).lower()
+    batch = generate(source, rows, max_new_tokens=8, ban_phrases=[phrase])
+    starts = [c.text.lower().startswith(phrase) for c in free]
+    assert starts[0]
+    for row, together, started in zip(rows, batch, starts, strict=True):
+        if started:  # the phrase begins at the first generated token
+            assert together.rewinds[0]["position"] == 0
+        assert phrase not in together.text.lower()
+        (alone,) = generate(source, [row], max_new_tokens=8, ban_phrases=[phrase])
         assert (alone.token_ids, alone.rewinds) == (together.token_ids, together.rewinds)
