@@ -171,3 +171,22 @@ def test_import_sampler_does_not_import_llguidance():
     code = "import sys, sampler, sampler.cli; print('llguidance' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_state_after_written_tokens_is_the_grammar_s_point_there(gguf):
+    import re
+
+    from sampler.engine.constraints.matcher import constraint_state
+
+    params = SamplingParams(grammar="[0-9]{4}-[0-9]{2}", grammar_syntax="regex")
+    written = gguf.text.tokenize("2024", add_special=False)
+    matcher = constraint_state(gguf, params, written)["grammar_matcher"][0]
+    # the oracle: Python's own regex on the written text plus each allowed token's text
+    pattern = re.compile(r"[0-9]{4}-[0-9]{2}")
+    for token in np.flatnonzero(matcher.allowed()):
+        text = "2024" + gguf.token_label(int(token))
+        assert any(pattern.fullmatch(text + tail) for tail in ("", "0", "00")), text
+    assert matcher.allowed()[gguf.text.tokenize("-", add_special=False)[0]]
+    illegal = gguf.text.tokenize("x", add_special=False)
+    with pytest.raises(InvalidInputError, match=r"at position 4 of the written tokens"):
+        constraint_state(gguf, params, [*written, *illegal])

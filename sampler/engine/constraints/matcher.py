@@ -198,11 +198,27 @@ def row_constraints(source: Any, params: Sequence[Any]) -> list[RowConstraint | 
     ]
 
 
-def constraint_state(source: Any, params: Any) -> dict[str, np.ndarray] | None:
-    """The sampler state of one row's first step: ``{"grammar_matcher": [fresh matcher]}``
-    when ``params`` has a constraint (for :func:`~sampler.engine.sampling.distribution`),
-    else ``None``."""
+def constraint_state(
+    source: Any, params: Any, written: Sequence[int] = ()
+) -> dict[str, np.ndarray] | None:
+    """The sampler state of one row's step: ``{"grammar_matcher": [matcher]}`` when ``params``
+    has a constraint (for :func:`~sampler.engine.sampling.distribution`), else ``None``.
+
+    The matcher has taken ``written``, the tokens the row wrote under its grammar before this
+    step (none: the first step); a token the grammar did not allow where it was written gets a
+    one-line error naming it and its position.
+    """
     from sampler.engine.state import matcher_array
 
     matchers = row_constraints(source, [params])
-    return None if matchers is None else {"grammar_matcher": matcher_array(matchers)}
+    if matchers is None:
+        return None
+    matcher = matchers[0]
+    for position, token in enumerate(written):
+        if not matcher.allowed()[int(token)]:
+            raise InvalidInputError(
+                f"token {int(token)} ({source.token_label(int(token))!r}) at position "
+                f"{position} of the written tokens is not allowed by the grammar there"
+            )
+        matcher.advance(int(token))
+    return {"grammar_matcher": matcher_array(matchers)}
