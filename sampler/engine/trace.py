@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike
 from sampler.engine.candidates import Candidates, overflow_is_infinite
 from sampler.engine.chain import check_tokens_left
 from sampler.engine.final_distribution import FinalDistribution
-from sampler.engine.inputs import as_batch, as_history
+from sampler.engine.inputs import as_batch, as_history, as_state
 from sampler.engine.params import SamplingParams
 from sampler.engine.rows import RowParams
 from sampler.engine.stages import BY_NAME
@@ -53,12 +53,15 @@ def trace_chain(
     params: SamplingParams,
     history: Sequence[int] | None = None,
     vocabulary: Any = None,
+    state: Any = None,
 ) -> list[StageTrace]:
     """Run ``params``' chain on one row of logits and record the distribution after each stage.
 
     Active stages are listed (temperature always; a neutral stage changes nothing), framed by
     ``input`` (the raw softmax) and ``final`` (what a draw uses, including greedy/hardmax).
-    ``vocabulary``: the model's token texts, which DRY needs for its sequence breakers.
+    ``vocabulary``: the model's token texts, which DRY needs for its sequence breakers;
+    ``state``: the row's sampler state (:func:`~sampler.engine.sampling.distribution`'s), e.g.
+    a grammar's matcher at this step (the page's next-token trace).
     """
     raw, _, _ = as_batch(logits)
     if raw.shape[0] != 1:
@@ -68,6 +71,7 @@ def trace_chain(
         .with_history(as_history(None if history is None else [history], 1, raw.shape[1]))
         .with_vocabulary(vocabulary)
     )
+    rows = rows.with_state(as_state(state, rows))
     base = softmax(raw[0])
     steps = [_record("input", raw[0], base)]
     candidates = Candidates.dense(raw)

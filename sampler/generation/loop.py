@@ -173,6 +173,7 @@ def batch_steps(
     on_text: TextCallback | None = None,
     stats: bool = True,
     logprobs: LogprobRequest | None = None,
+    written: Sequence[int] = (),
 ) -> Iterator[BatchStep]:
     """Extend ``completions`` (rows with their prompt ids, nothing generated yet) as ONE batch,
     yielding a :class:`BatchStep` after every step: :func:`generate`'s loop, one step at a time.
@@ -180,7 +181,9 @@ def batch_steps(
     A row's prompt ids may go beyond its prompt's text (tokens forced after it); its tokens
     depend on its ids, params and stream key only, as in :func:`generate`. The model is called
     when the generator is advanced (the prefill on the first ``next``, one step on each next
-    one), never between, so a caller can take a lock per ``next``. Closing the generator stops
+    one), never between, so a caller can take a lock per ``next``. ``written``: the tokens
+    forced after the prompt that the rows wrote under their grammars (a branch of the page),
+    which each row's matcher takes first (checked legal by the caller). Closing the generator stops
     the batch between two steps and drops its session (KV cache).
 
     Raises :class:`~sampler.errors.InvalidInputError` for ``max_new_tokens`` below 1 or a row
@@ -192,7 +195,8 @@ def batch_steps(
         raise InvalidInputError("no rows to generate: give at least one prompt")
     for completion in completions:
         _check_context(source, completion.prompt_ids, max_new_tokens)
-    plan = _Plan(max_new_tokens, (), on_text, stats, False, None, None, logprobs)
+    plan = _Plan(max_new_tokens, (), on_text, stats, False, None, None, logprobs,
+                 written=tuple(int(t) for t in written))
     return _steps(source, list(completions), 0, plan)
 
 
@@ -208,6 +212,7 @@ class _Plan:
     logprobs: LogprobRequest | None = None
     ban_phrases: tuple[str, ...] = ()
     borrow_logits: bool = False  # read logits in place (advance_view): generate drops each step
+    written: tuple[int, ...] = ()  # forced tokens each row's matcher takes first
 
 
 def _run_batch(
@@ -225,12 +230,16 @@ def _steps(
     rows = [c.row for c in completions]
     check_bans_beside(plan.ban_phrases, [row.params for row in rows])
     vocabulary = dry_vocabulary(source, [row.params for row in rows])
+    constraints = row_constraints(source, [row.params for row in rows])
+    for matcher in [m for m in constraints or () if m is not None]:
+        for token in plan.written:
+            matcher.advance(token)
     sampler = Sampler(
         [row.params for row in rows],
         row_keys=[row.stream_key() for row in rows],
         stats=plan.stats,
         vocabulary=vocabulary,
-        constraints=row_constraints(source, [row.params for row in rows]),
+        constraints=constraints,
     )
     penalised = vocabulary is not None or any(
         "penalties" in row.params.active_stages for row in rows

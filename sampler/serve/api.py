@@ -23,11 +23,13 @@ import numpy as np
 from sampler.engine.filters.dry import dry_repeats
 from sampler.engine.params import SamplingParams
 from sampler.engine.sampling import Sampler, distribution
+from sampler.engine.state import copy_state
 from sampler.engine.trace import trace_chain
 from sampler.errors import InvalidInputError
 from sampler.json_values import json_safe
 from sampler.json_values import to_json as dump_json
 from sampler.messages import check_text, shown
+from sampler.serve.grammar_mask import grammar_step
 from sampler.serve.page import step_view
 from sampler.softmax import softmax
 from sampler.sources.base import LogitSource, dry_vocabulary, use_chat
@@ -159,7 +161,9 @@ def next_token(source: LogitSource, body: Any) -> dict[str, Any]:
     show and, when DRY is on, its repeats (:func:`sampler.serve.page.step_view`); the top
     tokens with their base and final probabilities; one draw with the request's seed and its
     :class:`~sampler.engine.stats.StepStats`; and the stage-by-stage trace (kept tokens,
-    entropy, kept mass per stage).
+    entropy, kept mass per stage). With a grammar in the settings, all of it is constrained:
+    its matcher has taken the forced tokens (the text written after the prompt), and
+    ``grammar`` is the step's mask (:mod:`sampler.serve.grammar_mask`) for the page's twin.
     """
     body = prompt_request(body, _REQUEST_KEYS)
     params = params_from(body.get("settings"))
@@ -168,15 +172,23 @@ def next_token(source: LogitSource, body: Any) -> dict[str, Any]:
         raise InvalidInputError(f"seed must be an integer >= 0, got {seed!r}")
     top = checked_int("top", body.get("top", 20), 1, LIMITS["top"])
     ids = prompt_ids(source, body)
+    # a grammar's matcher after the forced tokens (written under it): a 400 before the model
+    state, mask = grammar_step(source, params, body.get("forced", []))
     logits, _ = source.start([ids])
     row = np.asarray(logits[0], dtype=np.float32)
     vocabulary = dry_vocabulary(source, [params])
-    final = distribution(row, params, history=[ids], vocabulary=vocabulary).astype(np.float64)
+    final = distribution(row, params, history=[ids], vocabulary=vocabulary, state=state).astype(
+        np.float64
+    )
     base = softmax(row.astype(np.float64))
     order = np.argsort(-final, kind="stable")[:top]
     seeded = SamplingParams(**{**{f: getattr(params, f) for f in _PARAM_FIELDS}, "seed": seed})
-    tokens, stats = Sampler([seeded], vocabulary=vocabulary).step(row[None, :], history=[ids])
-    trace = trace_chain(row, params, ids, vocabulary)
+    trace = trace_chain(row, params, ids, vocabulary, state=state)
+    # the draw advances its matcher: the sampler gets a copy
+    drawer = Sampler(
+        [seeded], vocabulary=vocabulary, state=None if state is None else copy_state(state)
+    )
+    tokens, stats = drawer.step(row[None, :], history=[ids])
     return {
         "model": source.name,
         "prompt_tokens": len(ids),
@@ -198,11 +210,17 @@ def next_token(source: LogitSource, body: Any) -> dict[str, Any]:
         },
         "stats": stats.row(0) if stats is not None else {},
         "trace": [
-            {"stage": s.stage, "kept_tokens": s.kept_tokens, "entropy": s.entropy,
-             "kept_mass": s.kept_mass}
+            {
+                "stage": s.stage,
+                "kept_tokens": s.kept_tokens,
+                "entropy": s.entropy,
+                "kept_mass": s.kept_mass,
+            }
             for s in trace
         ],
         "stages": list(params.stages),
+        # the tokens the grammar allows at this step (None without one): grammar_mask.py
+        "grammar": mask,
     }
 
 

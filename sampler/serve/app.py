@@ -4,7 +4,7 @@ Why Starlette: a small, established ASGI toolkit (the core FastAPI builds on) wi
 responses for what comes next (token streaming), and nothing this API does not use; uvicorn
 serves it. Security, as the issue asks: the app answers only requests whose Host header names
 the address it is bound to (a page of another site cannot reach it through DNS rebinding),
-bodies over 64 kB are refused, one model call runs at a time and a request that waits too long
+bodies over 256 kB are refused, one model call runs at a time and a request that waits too long
 gets 429, and no endpoint takes a path: the run log is the one named on the command line.
 
 Generations (``POST /api/generate``, a server-sent event stream, and ``POST /api/runs``, which

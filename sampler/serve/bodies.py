@@ -20,7 +20,10 @@ from sampler.messages import shown
 
 __all__ = ["MAX_BODY_BYTES", "MAX_DEPTH", "BodyTooLargeError", "query_int", "read_json"]
 
-MAX_BODY_BYTES = 64 * 1024
+# the longest prompt (20,000 characters) beside the longest grammar (100,000,
+# compile.MAX_GRAMMAR_CHARS) of plain text, with room for the settings: a grammar a line too
+# long then gets the library's one-line error, not the body's
+MAX_BODY_BYTES = 256 * 1024
 MAX_DEPTH = 32
 
 

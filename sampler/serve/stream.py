@@ -52,6 +52,7 @@ from sampler.generation.logprobs import LogprobRequest
 from sampler.generation.loop import BatchStep, batch_steps
 from sampler.serve import api
 from sampler.serve.api import shown_value as shown
+from sampler.serve.grammar_mask import check_written
 from sampler.serve.token_labels import shown_label
 from sampler.softmax import softmax
 from sampler.sources.base import LogitSource, dry_vocabulary, use_chat
@@ -119,6 +120,7 @@ def prepare(source: LogitSource, body: Any) -> Generation:
     top = _bounded(body, "top", 0, LIMITS["top"])
     # the prompt, chat and forced tokens checked and encoded as /api/next-token does
     ids = api.prompt_ids(source, body)
+    check_written(source, [params for params, _ in rows], body.get("forced", []))
     completions = [
         Completion(GenerationRow(prompt, params, sample), list(ids)) for params, sample in rows
     ]
@@ -153,7 +155,7 @@ class Generation:
         self._pending = [""] * len(completions)
         # checks the context now (a 400 before any event); the model is called only on next()
         self._steps = batch_steps(
-            source, completions, max_new_tokens, on_text=self._text, logprobs=logprobs
+            source, completions, max_new_tokens, self._text, logprobs=logprobs, written=forced
         )
         # XTC's coin can drop greedy's argmax, so a greedy row with XTC is no reference path
         self.greedy_row = next(
