@@ -3,7 +3,10 @@
 A text is generated from a prompt (greedy unless told otherwise); every step's logits row is
 embedded with its history, token labels, DRY's repeats (the text's breakers and window) and
 mirostat's μ, so the page recomputes any setting at any step with no server: the file makes
-no network request at all (its Content-Security-Policy has ``connect-src 'none'``).
+no network request at all (its Content-Security-Policy has ``connect-src 'none'``). A text
+written under a grammar (``--grammar``) embeds each step's mask too (at most 8 kB a step,
+:mod:`sampler.serve.grammar_mask`), so its bars show what the grammar forbade; the page keeps
+that grammar read-only (another one would need the model).
 
 Examples
 --------
@@ -26,6 +29,7 @@ from sampler.engine.params import SamplingParams
 from sampler.errors import InvalidInputError
 from sampler.generation.generation_row import Completion, GenerationRow
 from sampler.generation.loop import batch_steps
+from sampler.serve.grammar_mask import mask_json
 from sampler.serve.page import page_html, step_view
 from sampler.serve.token_labels import shown_label
 from sampler.sources.base import LogitSource, token_texts, use_chat
@@ -78,9 +82,11 @@ def explore_page(
         mu = step.state.get("mirostat_mu")
         total, weight = step.state.get("adaptive_p_sum"), step.state.get("adaptive_p_weight")
         average = None if total is None or weight is None else total[0] / weight[0]
+        matchers = step.state.get("grammar_matcher")  # the grammar before this step's draw
+        mask = None if matchers is None else mask_json(matchers[0].allowed())
         embedded.append(
             {
-                "view": step_view(source, step.logits[0], history, repeats),
+                "view": {**step_view(source, step.logits[0], history, repeats), "grammar": mask},
                 # mirostat's μ and adaptive-p's average before this step, which the text was
                 # drawn with
                 "mirostat_mu": _number_or_none(mu),

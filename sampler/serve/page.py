@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from sampler.cheatsheet import CHEAT_SHEET_LOGITS, CHEAT_SHEET_TEMPERATURES
+from sampler.engine.constraints import SYNTAXES
 from sampler.engine.params import DEFAULT_ORDER, MIROSTAT_CHAIN, MODES, PRESETS, SamplingParams
 from sampler.engine.presets import RANKED_TIES
 from sampler.engine.settings import Setting, Slider, StageSpec, between
@@ -74,6 +75,15 @@ MODE_WORDS = {
     "help": "sample: draw the token at random from the final distribution; greedy: take the "
     "likeliest (lowest id on ties); hardmax: draw among the tied likeliest (τ → 0).",
 }
+# The string settings whose values are a closed list, as the page's choice offers them (the
+# library's own list), and those values in words (tests/test_page_grammar.py: each is allowed).
+CHOICES = {"grammar_syntax": SYNTAXES}
+CHOICE_WORDS = {
+    "gbnf": "GBNF (llama.cpp)",
+    "lark": "Lark",
+    "regex": "regular expression",
+    "json_schema": "JSON schema",
+}
 # The server page's first prompt: SmolLM2-135M-Instruct's next token after it (chat template,
 # τ = 1) is spread but sensible: entropy 3.02 nats (4.36 bits), "There" 0.21, "One" 0.17,
 # "The" 0.14, "Once" 0.10, "I" 0.07, "A" 0.05; so top-p, min-p or a lower τ visibly changes
@@ -86,6 +96,7 @@ _SCRIPTS = (
     *ENGINE_SCRIPTS,
     "page.js",
     "settings.js",
+    "grammar.js",
     "cheatsheet.js",
     "tokens.js",
     "bars.js",
@@ -104,7 +115,8 @@ def engine_config() -> dict[str, Any]:
     """What the page reads of the library: the stage table (:func:`table_json`: stages,
     settings, sliders), the row's own ``min_tokens_to_keep``, the presets, the presets whose
     cuts rank ties (``presets.RANKED_TIES``: exact counts, float32 thresholds), the modes, and
-    per preset the settings the library refuses there (greyed out in the page)."""
+    per preset the settings the library refuses there (greyed out in the page); the values of
+    the string settings that are a closed list (the grammar's syntax), with their words."""
     return {
         **table_json(),
         "row_settings": [MIN_TOKENS_TO_KEEP.as_json(stage=None)],
@@ -115,6 +127,8 @@ def engine_config() -> dict[str, Any]:
         "modes": list(MODES),
         "mode_words": MODE_WORDS,
         "unusable": _unusable(),
+        "choices": {name: list(values) for name, values in CHOICES.items()},
+        "choice_words": CHOICE_WORDS,
     }
 
 

@@ -23,9 +23,13 @@ function barsBranch() {
   return DATA.mode === "server" && typeof session !== "undefined" && session.selection !== null;
 }
 
-function barRow(token, base, final, branches) {
+// A token the grammar forbids (grammar.js) is struck through and marked ⊘ (not by colour
+// alone), said so to a screen reader, and cannot be branched on.
+function barRow(token, base, final, branches, banned) {
   const row = document.createElement("div");
-  row.className = "bar-row" + (final === 0 ? " cut" : "") + (token === view.chosen ? " chosen" : "");
+  row.className = "bar-row" + (final === 0 ? " cut" : "") + (token === view.chosen ? " chosen" : "") +
+    (banned ? " forbidden" : "");
+  branches = branches && !banned;
   row.dataset.token = token;
   row.dataset.final = final;
   row.setAttribute("role", "button");
@@ -35,6 +39,13 @@ function barRow(token, base, final, branches) {
   name.className = "label";
   name.append(...tokenNodes(label(token)));
   name.title = shown;
+  if (banned) {
+    const mark = document.createElement("span");
+    mark.className = "mark";
+    mark.setAttribute("aria-hidden", "true");
+    mark.textContent = "⊘";
+    name.prepend(mark);
+  }
   const track = document.createElement("span");
   track.className = "track";
   track.setAttribute("aria-hidden", "true");
@@ -51,20 +62,22 @@ function barRow(token, base, final, branches) {
   // the row's accessible name is its text: what the numbers are, and what Enter does
   const said = document.createElement("span");
   said.className = "sr-only";
-  said.textContent = ": model p → final p" + (final === 0 ? ", cut" : "") +
+  said.textContent = ": model p → final p" + (banned ? ", forbidden by the grammar" : "") +
+    (final === 0 && !banned ? ", cut" : "") +
     (token === view.chosen ? ", the drawn token" : "") + (branches ? "; Enter branches here" : "");
   row.append(name, track, nums, said);
   return row;
 }
 
-function renderBars(result) {
+function renderBars(result, settings) {
   const box = $("bars");
   const old = [...box.children];
   const focused = old.indexOf(document.activeElement);
   const stop = Math.max(0, focused >= 0 ? focused : old.findIndex((row) => row.tabIndex === 0));
   const branches = barsBranch();
   const rows = shownTokens(result.probs).map((token) => barRow(token,
-    view.step.weights[token] / view.step.total, result.probs[token], branches));
+    view.step.weights[token] / view.step.total, result.probs[token], branches,
+    forbidden(token, settings)));
   rows.forEach((row, i) => { row.tabIndex = i === Math.min(stop, rows.length - 1) ? 0 : -1; });
   box.replaceChildren(...rows);
   // a re-render (a slider moved, a step opened) keeps the keyboard's place in the bars

@@ -8,6 +8,8 @@ function changed() {
   clearTimeout(fragmentTimer);
   fragmentTimer = setTimeout(writeFragment, 150);
   if (DATA.mode === "server" && view.step && needsRefetch()) reloadView();
+  // a new grammar (not a slider) needs the server's mask, asked once the typing rests
+  if (DATA.mode === "server" && grammarStale()) fetchGrammarSoon();
 }
 
 function needsRefetch() {
@@ -38,6 +40,8 @@ function readFragment() {
     else if (key === "chat") $("chat").checked = value === "1";
     else if (key === "cs") $("cs-logits").value = value;
     else if (key === "cst") $("cs-temperature").value = value;
+    // offline, the grammar is the file's own (its masks are embedded): a link cannot change it
+    else if (DATA.mode !== "server" && TEXT_SETTING_NAMES.has(key)) continue;
     else if (!["tab", "step", "forced"].includes(key)) setSetting(key, value);
   }
   return params;

@@ -167,7 +167,7 @@ function openStep(column, index) {
   for (const [name, value] of Object.entries(column.request)) {
     if (!skip.has(name)) setSetting(name, value);
   }
-  for (const { name, off } of SLIDERS) {
+  for (const { name, off } of [...SLIDERS, ...TEXT_SETTINGS]) {
     if (!(name in column.request)) setSetting(name, off);
   }
   session.selection = { column, index };
@@ -183,6 +183,11 @@ function branch(token) {
   const selection = session.selection;
   if (!selection || session.controller) return null;
   const { column, index } = selection;
+  if (forbidden(token, currentSettings())) {  // the server would refuse it too (rows[0]: ...)
+    showError(`token ${token} (${visibleText(label(token))}) is not allowed by the grammar at ` +
+      "this step: branch on a token it allows (not marked ⊘)");
+    return null;
+  }
   const forced = [...column.forced, ...column.tokens.slice(0, index), token];
   const maxNew = Math.max(1, column.maxNew - index - 1);
   const row = { ...column.request };

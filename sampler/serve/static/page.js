@@ -76,6 +76,7 @@ function setSetting(name, value) {
     if ([...$(name).options].some((option) => option.value === value)) $(name).value = value;
     return;
   }
+  if (setTextSetting(name, value)) return;  // the grammar's box (grammar.js)
   const number = $(`set-${name}`);
   if (!number || value === "" || Number.isNaN(Number(value))) return;
   number.value = value;
@@ -98,7 +99,7 @@ function currentSettings() {
     if (!usable || $(`set-${name}`).value === "") continue;
     if (value !== off) out[name] = value;
   }
-  return out;
+  return { ...out, ...textSettings(unusable) };
 }
 
 // --- the view ---------------------------------------------------------------------------
@@ -123,7 +124,10 @@ function showStep(stepView, context, title, chosen) {
   view.step = SamplerEngine.prepare(decodeRow(stepView.logits_float32_b64));
   warmUp(view.step);
   view.labels = stepView.labels;
-  view.context = { ...context, history: stepView.history, dry: stepView.dry };
+  // the grammar's mask at this step (grammar.js), as the engine's twin of the stage takes it
+  const grammar = decodeMask(stepView.grammar);
+  view.context = { ...context, history: stepView.history, dry: stepView.dry, grammar };
+  view.legal = legalTokens(grammar, view.step.raw.length);
   view.title = title;
   view.chosen = chosen;
   $("step-title").textContent = title;
@@ -155,13 +159,19 @@ function recompute() {
   if (problem) return;
   const started = performance.now();
   const settings = currentSettings();
+  if (grammarStale(settings)) {  // the mask is another grammar's: the server is asked
+    $("chain-line").textContent = "the grammar changed: the bars wait for the server's mask " +
+      "of it (a grammar it refuses says why above)";
+    return;
+  }
   const row = SamplerEngine.rowOf(settings);
   const active = row.stages.filter((name) => row.on[name] || name === "mirostat");
   $("chain-line").textContent = `chain: ${row.stages.join(" → ")}; acting: ` +
     (active.length ? active.join(" → ") : "none (the model's own distribution)");
   const result = SamplerEngine.evaluate(view.step, settings, view.context);
   renderReadout(result);
-  renderBars(result);
+  showGrammarParts(row.on.grammar && row.stages.includes("grammar"));
+  renderBars(result, settings);
   const ms = performance.now() - started;
   $("recompute-ms").textContent = `${ms.toFixed(2)} ms (engine ${result.ms.toFixed(2)} ms)`;
   $("recompute-ms").dataset.ms = ms;
@@ -174,6 +184,10 @@ function renderReadout(result) {
   }
   for (const cell of document.querySelectorAll("[data-bits]")) {
     cell.textContent = fmt(result.stats[cell.dataset.bits] / Math.LN2);
+  }
+  for (const cell of document.querySelectorAll("[data-note]")) {  // the grammar's telemetry
+    const value = result.notes[cell.dataset.note];
+    cell.textContent = fmt(cell.dataset.unit === "bits" ? value / Math.LN2 : value);
   }
   const notes = Object.entries(result.notes).map(([k, v]) => `${k} ${fmt(v, 4)}`);
   if (result.xtcChance > 0) notes.push(`XTC fires with p ${result.xtcChance}: final p is the mixture`);

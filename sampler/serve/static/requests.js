@@ -20,6 +20,7 @@ async function loadNextToken(forced = [], title = "next token after the prompt",
       prompt: $("prompt").value, chat: $("chat").checked, forced, settings, top: 20,
     });
     showError("");
+    view.grammarKey = grammarKey(settings);  // the grammar the answer's mask is for
     showStep(answer, extra.context || {}, `${title} (${answer.prompt_tokens} tokens in)`, extra.chosen);
     view.request = { forced, title, extra: { ...extra, keepSelection: true } };
     writeFragment();

@@ -124,13 +124,14 @@ function buildSettingsPanel() {
     details.append(summary, element("p", "note group-summary", group.summary));
     if (DATA.engine.mode_words.group === group.name) details.append(modeRow());
     const blocks = new Map();
-    for (const setting of SLIDERS.filter((s) => groupOf(s) === group.name)) {
+    // the sliders, then the string settings' boxes (grammar.js: the grammar's text, syntax)
+    for (const setting of [...SLIDERS, ...TEXT_SETTINGS].filter((s) => groupOf(s) === group.name)) {
       const key = setting.stage || "";
       if (!blocks.has(key)) {
         blocks.set(key, stageBlock(stages[setting.stage]));
         details.append(blocks.get(key));
       }
-      blocks.get(key).append(settingRow(setting));
+      blocks.get(key).append(setting.slider ? settingRow(setting) : textSettingRow(setting));
     }
     box.append(details);
   }
@@ -141,6 +142,9 @@ function openActiveGroups() {
   for (const { name, off } of SLIDERS) {
     const value = $(`set-${name}`).value;
     if (value !== "" && Number(value) !== off) $(`set-${name}`).closest("details").open = true;
+  }
+  for (const { name, off } of TEXT_SETTINGS) {
+    if ($(`set-${name}`).value !== off) $(`set-${name}`).closest("details").open = true;
   }
 }
 
@@ -167,15 +171,25 @@ const READOUT_NOTES = {
     "nothing was cut; 0.6 means the cut tokens held 40 % of it together.",
   top1_prob: "The probability of the likeliest token in the final distribution: near 1 the " +
     "next token is all but fixed; lower means a real choice.",
+  grammar_allowed: "How many tokens of the whole vocabulary the grammar allows at this " +
+    "step (the server's mask): the bars mark every other token ⊘ forbidden.",
+  grammar_removed_mass: "How much probability the grammar took away: the share of the " +
+    "distribution it received (after the stages before it) on forbidden tokens.",
+  grammar_kl: "KL(constrained ‖ received) = −log(allowed mass): how far the grammar moved the " +
+    "distribution it received; 0 when it forbids nothing the model wanted.",
+  grammar_top1_illegal: "1 when the likeliest token the grammar received is forbidden (the " +
+    "model wanted to leave the grammar here), else 0.",
+  grammar_forced: "1 when the grammar allows exactly one token (the next token is forced, " +
+    "whatever the sliders say), else 0.",
   "recompute-ms": "How long this page took to recompute the distribution over the whole " +
     "vocabulary after the last change, in this browser (the server is not asked).",
 };
 
 function buildReadoutNotes() {
   for (const row of $("readout").querySelectorAll("tr")) {
-    const cell = row.querySelector("[data-stat], #recompute-ms");
+    const cell = row.querySelector("[data-stat], [data-note], #recompute-ms");
     if (!cell) continue;
-    const key = cell.dataset.stat || cell.id;
+    const key = cell.dataset.stat || cell.dataset.note || cell.id;
     const name = row.cells[0].textContent;
     const button = element("button", "explain-toggle", "?");
     button.type = "button";

@@ -21,6 +21,7 @@ function showOfflineStep(index) {
   const title = `step ${index + 1} of ${DATA.steps.length}` +
     (step.token === null ? "" : `: the text went on with ${visibleText(step.label)}`);
   const context = stateContext(step);
+  view.grammarKey = grammarKey(DATA.settings || {});  // the file's masks are its grammar's
   showStep(step.view, context, `${title} (the bars are this step's; branching needs the server)`,
     step.token);
   writeFragment();
