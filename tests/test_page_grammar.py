@@ -101,7 +101,8 @@ def test_the_law_draw_stats_and_trace_are_the_constrained_ones(gguf, texts):
     # the oracle: the chain without the grammar on the logits with the forbidden ones at -inf
     # (the hf order puts the grammar before temperature and top-k, which it then precedes)
     masked = np.where(mask, row, -np.inf).astype(np.float32)
-    law = distribution(masked, SamplingParams(temperature=0.8, top_k=40), history=[answer["history"]])
+    params = SamplingParams(temperature=0.8, top_k=40)
+    law = distribution(masked, params, history=[answer["history"]])
     for item in answer["top"]:
         assert item["final_p"] == pytest.approx(float(law[item["token"]]), abs=1e-6)
     assert mask[answer["draw"]["token"]]
@@ -139,8 +140,8 @@ def test_the_mask_encodings_round_trip_and_the_shorter_one_is_sent():
 @pytest.mark.parametrize(
     ("settings", "forced_text", "message"),
     [
-        ({"grammar": "[0-9]+", "grammar_syntax": "perl"},
-         "", "grammar_syntax='perl' is out of range: allowed one of gbnf, lark, regex, json_schema"),
+        ({"grammar": "[0-9]+", "grammar_syntax": "perl"}, "",
+         "grammar_syntax='perl' is out of range: allowed one of gbnf, lark, regex, json_schema"),
         ({"grammar": "[0-9]+(", "grammar_syntax": "regex"}, "", "the regex grammar is invalid: "),
         ({"grammar": "root ::= missing", "grammar_syntax": "gbnf"}, "",
          "the gbnf grammar is invalid: Rule 'missing' not found"),
