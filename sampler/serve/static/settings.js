@@ -124,8 +124,9 @@ function buildSettingsPanel() {
     details.append(summary, element("p", "note group-summary", group.summary));
     if (DATA.engine.mode_words.group === group.name) details.append(modeRow());
     const blocks = new Map();
-    // the sliders, then the string settings' boxes (grammar.js: the grammar's text, syntax)
-    for (const setting of [...SLIDERS, ...TEXT_SETTINGS].filter((s) => groupOf(s) === group.name)) {
+    // the string settings' boxes first (grammar.js: the grammar's text and syntax, the group's
+    // largest control), then the sliders
+    for (const setting of [...TEXT_SETTINGS, ...SLIDERS].filter((s) => groupOf(s) === group.name)) {
       const key = setting.stage || "";
       if (!blocks.has(key)) {
         blocks.set(key, stageBlock(stages[setting.stage]));
