@@ -79,7 +79,7 @@ MODE_WORDS = {
 # library's own list), and those values in words (tests/test_page_grammar.py: each is allowed).
 CHOICES = {"grammar_syntax": SYNTAXES}
 CHOICE_WORDS = {
-    "gbnf": "GBNF (llama.cpp)",
+    "gbnf": "GBNF",
     "lark": "Lark",
     "regex": "regular expression",
     "json_schema": "JSON schema",
