@@ -33,6 +33,7 @@ class ModelRow:
     prompt_ids: list[int]
     written_ids: list[int]
     logits: np.ndarray  # [V] float32, the source's own row
+    chat: bool  # the prompt went through the model's chat template
 
     @property
     def history(self) -> list[int]:
@@ -69,18 +70,19 @@ def model_row(source: Any, prompt: str, written: str = "", chat: bool = True) ->
         )
     logits, _ = source.start([prompt_ids + written_ids])
     row = np.array(logits[0], dtype=np.float32)  # a copy: the session may reuse its buffer
-    return ModelRow(source.name, prompt, written, prompt_ids, written_ids, row)
+    return ModelRow(source.name, prompt, written, prompt_ids, written_ids, row, chat)
 
 
 def trace_step(source: Any, row: ModelRow, params: SamplingParams) -> list[StageTrace]:
     """``params``' chain on the row, each stage recorded: the penalties see
     :attr:`ModelRow.history`, and a grammar's matcher has taken the written tokens (one that
     the grammar does not allow where it stands is a one-line error)."""
-    from sampler.engine.constraints.matcher import constraint_state
+    from sampler.engine.constraints.matcher import constraint_state, constraint_vocabulary
     from sampler.sources.base import dry_vocabulary
 
     state = None
     if params.grammar:
+        constraint_vocabulary(source)  # a source without one: its own error, not the text's
         try:
             state = constraint_state(source, params, written=row.written_ids)
         except InvalidInputError as error:  # which text: the user gave text, not tokens

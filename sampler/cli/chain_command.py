@@ -124,7 +124,8 @@ def chain(
     if prompt is not None:
         constraint = constraint_flag(click.get_current_context().params)
         model_chain(
-            model or DEFAULT_MODEL, prompt, written or "", raw, top or DEFAULT_TOP, cache_dir,
+            model or DEFAULT_MODEL, prompt, written or "", raw,
+            DEFAULT_TOP if top is None else top, cache_dir,
             params_by_order, settings_line(params_by_order[orders[0]], constraint), plot_path,
             as_json,
         )

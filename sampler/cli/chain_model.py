@@ -138,7 +138,8 @@ def escaped(label: str, width: int = LABEL_WIDTH) -> str:
 
 def _heading(row: Any, vocab_size: int) -> str:
     return (
-        f"model {row.model} · prompt {row.prompt!r} ({len(row.prompt_ids)} tokens) · written "
+        f"model {row.model} · prompt {row.prompt!r} ({len(row.prompt_ids)} tokens"
+        f"{', chat template' if row.chat else ''}) · written "
         f"{row.written!r} ({len(row.written_ids)} tokens) · vocabulary {vocab_size:,}"
     )
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sampler.analysis.model_step import before_after
-from sampler.engine.trace import StageTrace
+from sampler.analysis.model_step import StageTrace, before_after
 from sampler.plots.figures import check_figure_path, printable_label, pyplot, save_figure
 
 __all__ = ["plot_step"]
