@@ -80,12 +80,12 @@ def plot_step(
         axes.text(x - width / 2, p + 0.015 * top, "✗", ha="center", va="bottom",
                   color="tab:red", fontsize=11, fontweight="bold")
     names = [_plain(printable_label(label)) for label in labels]
-    short = max(len(name) for name in names) <= SHORT_LABEL  # reads level, no tilt needed
-    axes.set_xticks(
-        positions, names, rotation=0 if short else 60, ha="center" if short else "right",
-        fontfamily="monospace", fontsize=11 if short else 9,
-    )
-    for tick, cut in zip(axes.get_xticklabels(), dropped, strict=True):
+    axes.set_xticks(positions, names, fontfamily="monospace", fontsize=10)
+    for tick, name, cut in zip(axes.get_xticklabels(), names, dropped, strict=True):
+        if len(name) > SHORT_LABEL:  # a short label reads best level, a long one tilted
+            tick.set_rotation(60)
+            tick.set_horizontalalignment("right")
+            tick.set_rotation_mode("anchor")
         if cut:
             tick.set_color("tab:red")
     axes.set_xlim(-0.7, len(ids) - 0.3)
