@@ -130,6 +130,7 @@ def main() -> None:
 
 # Registering the commands needs `cli` above.
 from sampler.cli import (  # noqa: E402, F401
+    chain_command,
     divergence_command,
     experiment_commands,
     explore_command,

@@ -1,8 +1,7 @@
-"""Commands on logits alone (numpy only): softmax cheat sheet, chain trace, verification."""
+"""Commands on logits alone (numpy only): softmax cheat sheet, verification (the chain trace:
+:mod:`sampler.cli.chain_command`)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import click
 
@@ -11,14 +10,9 @@ from sampler.cli.options import (
     COUNT,
     JSON_OPTION,
     parse_logit,
-    parse_temperature,
     parse_temperatures,
-    sampling_options,
     seed_option,
-    temperature_option,
 )
-from sampler.engine.params import DEFAULT_ORDER
-from sampler.engine.presets import PRESETS
 from sampler.errors import InvalidInputError
 from sampler.json_values import to_json
 
@@ -126,115 +120,3 @@ def verify(draws: int, seed: int, alpha: float, cases: tuple[str, ...], as_json:
     else:
         click.echo(format_results(results, alpha))
     return 1 if failed else 0
-
-
-@cli.command(context_settings={"ignore_unknown_options": True})
-@click.argument("logits", nargs=-1)
-@click.option("--labels", metavar="A,B,C", help="Comma-separated token names, one per logit.")
-@click.option(
-    "--history",
-    metavar="A,B,A",
-    help="Tokens seen before (labels), for the penalties and DRY. DRY's vocabulary is the "
-    "labels: a label that contains a sequence breaker is one.",
-)
-@temperature_option()
-@sampling_options
-@click.option(
-    "--order",
-    default=DEFAULT_ORDER,
-    show_default=True,
-    metavar="PRESET|a,b,c|all",
-    help=f"{', '.join(PRESETS)}, a comma-separated stage list, or all: every preset.",
-)
-@JSON_OPTION
-def chain(
-    logits: tuple[str, ...],
-    labels: str | None,
-    history: str | None,
-    temperature_text: str,
-    order: str,
-    as_json: bool,
-    **filters: float | int | str,
-) -> None:
-    """Show what each stage of a sampling chain does to one row of LOGITS.
-
-    With no LOGITS it uses the cheat sheet's 3.0 1.0 0.2. Example, the peers' orders on
-    the same settings: sampler chain 3 2.5 1 0.2 -t 2 --min-p 0.2 --top-k 3 --order all
-    """
-    from dataclasses import asdict
-
-    from sampler.cheatsheet import CHEAT_SHEET_LABELS, CHEAT_SHEET_LOGITS, default_labels
-    from sampler.engine.params import SamplingParams
-    from sampler.engine.trace import format_trace, trace_chain
-
-    values = [parse_logit(text) for text in logits] or list(CHEAT_SHEET_LOGITS)
-    names = (
-        labels.split(",")
-        if labels
-        else (default_labels(len(values)) if logits else list(CHEAT_SHEET_LABELS))
-    )
-    if len(names) != len(values):
-        raise InvalidInputError(
-            f"{len(names)} labels given for {len(values)} logits: give exactly one label per logit"
-        )
-    orders = list(PRESETS) if order == "all" else [order]
-    seen = _history(history, names)
-    traces, chains = {}, {}
-    for name in orders:
-        stages: str | list[str] = name if name in PRESETS else name.split(",")
-        params = SamplingParams(
-            temperature=parse_temperature(temperature_text), order=stages, **filters
-        )
-        traces[name] = trace_chain(values, params, seen, vocabulary=_label_vocabulary(names))
-        chains[name] = params.stages
-    if as_json:
-        click.echo(
-            to_json(
-                {
-                    "labels": names,
-                    "chains": {
-                        name: [asdict(step) for step in steps] for name, steps in traces.items()
-                    },
-                }
-            )
-        )
-        return
-    for index, (name, steps) in enumerate(traces.items()):
-        # the chain the row runs: mirostat replaces the order's truncation stages
-        stages_text = " → ".join(chains[name])
-        click.echo(
-            ("\n" if index else "") + format_trace(steps, names, f"order {name}: {stages_text}")
-        )
-    if {"penalties", "dry"} & set(params.active_stages) and not seen:
-        click.echo(
-            "\n(the penalties and DRY act on tokens seen before: give them with --history, "
-            "e.g. --history " + ",".join(names[:2] * 2) + ")"
-        )
-    if filters.get("xtc_probability"):
-        click.echo(
-            f"\n(XTC is shown with its coin fired; it fires on a step with probability "
-            f"{filters['xtc_probability']:g})"
-        )
-
-
-def _history(text: str | None, names: list[str]) -> list[int]:
-    """``--history A,B,A``: the token ids of labels ``names``, in order."""
-    if not text:
-        return []
-    ids = {name: index for index, name in enumerate(names)}
-    unknown = [item for item in text.split(",") if item not in ids]
-    if unknown:
-        raise InvalidInputError(
-            f"--history token {unknown[0]!r} is not a label: use the labels "
-            f"{', '.join(names)} (comma-separated, e.g. --history {names[0]},{names[-1]})"
-        )
-    return [ids[item] for item in text.split(",")]
-
-
-def _label_vocabulary(names: list[str]) -> Any:
-    """The labels as DRY's vocabulary: token ``i``'s text is its label, and a text tokenizes
-    to the label it equals (else to nothing)."""
-    from sampler.engine.filters.dry import TokenTexts
-
-    ids = {name.encode("utf-8"): index for index, name in enumerate(names)}
-    return TokenTexts(list(ids), lambda data: [ids[data]] if data in ids else [])

@@ -166,6 +166,24 @@ def generate(
                 ("\n" if index else "") + f"── {summary}" + (f" · {prompt!r}" if prompt else "")
             )
             click.echo(completion.text)
+    _grammar_line(completions, run_id, db, stream)
+
+
+def _grammar_line(
+    completions: list[Any], run_id: str | None, db: str | None, stream: bool
+) -> None:
+    """Under a grammar, what its mask removed (the run's report draws it per step)."""
+    import shlex
+
+    from sampler.report.grammar_summary import grammar_summary
+
+    line = grammar_summary(c.steps for c in completions)
+    if line is None:
+        return
+    if run_id is not None:
+        where = "" if db is None else f" --db {shlex.quote(db)}"
+        line += f"; per step: sampler report {run_id}{where} --format md (grammar.png)"
+    click.echo(("" if stream else "\n") + line, err=stream)
 
 
 @cli.command()

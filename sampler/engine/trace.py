@@ -12,8 +12,8 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,8 @@ class StageTrace:
     entropy: float  # nats
     kept_tokens: int
     kept_mass: float  # base (τ = 1, unfiltered) probability of the kept tokens
+    # what the stage reported (Candidates.notes, e.g. the grammar's grammar_removed_mass)
+    notes: dict[str, float] = field(default_factory=dict)
 
 
 @overflow_is_infinite
@@ -53,15 +55,17 @@ def trace_chain(
     params: SamplingParams,
     history: Sequence[int] | None = None,
     vocabulary: Any = None,
-    state: Any = None,
+    state: Mapping[str, Any] | None = None,
 ) -> list[StageTrace]:
     """Run ``params``' chain on one row of logits and record the distribution after each stage.
 
     Active stages are listed (temperature always; a neutral stage changes nothing), framed by
     ``input`` (the raw softmax) and ``final`` (what a draw uses, including greedy/hardmax).
-    ``vocabulary``: the model's token texts, which DRY needs for its sequence breakers;
+    ``vocabulary``: the model's token texts, which DRY needs for its sequence breakers.
     ``state``: the row's sampler state (:func:`~sampler.engine.sampling.distribution`'s), e.g.
-    a grammar's matcher at this step (the page's next-token trace).
+    ``{"grammar_matcher": ...}`` from
+    :func:`~sampler.engine.constraints.matcher.constraint_state` for a constrained row; each
+    stage's notes (the grammar's telemetry) are in its :attr:`StageTrace.notes`.
     """
     raw, _, _ = as_batch(logits)
     if raw.shape[0] != 1:
@@ -71,7 +75,8 @@ def trace_chain(
         .with_history(as_history(None if history is None else [history], 1, raw.shape[1]))
         .with_vocabulary(vocabulary)
     )
-    rows = rows.with_state(as_state(state, rows))
+    if state is not None:
+        rows = rows.with_state(as_state(state, rows))
     base = softmax(raw[0])
     steps = [_record("input", raw[0], base)]
     candidates = Candidates.dense(raw)
@@ -79,15 +84,28 @@ def trace_chain(
         candidates = BY_NAME[name].function(candidates, rows)
         check_tokens_left(candidates, rows, name)
         if name in params.active_stages:
-            steps.append(_record(name, candidates.to_dense()[0], base))
+            notes = _row_notes(candidates.notes)
+            steps.append(_record(name, candidates.to_dense()[0], base, notes=notes))
+        candidates = replace(candidates, notes={})  # a stage's notes are its own
     final = FinalDistribution.from_candidates(candidates, rows)
     support = final.scatter(final.support(), False)[0]
     steps.append(_record("final", np.where(support, raw[0], -np.inf), base, final.to_dense()[0]))
     return steps
 
 
+def _row_notes(notes: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """The one row's per-row notes as numbers (NaN ones, a stage's "off", left out; ``[B, N]``
+    notes are the sampler's working arrays, not telemetry)."""
+    values = {name: float(value[0]) for name, value in notes.items() if np.ndim(value) == 1}
+    return {name: value for name, value in values.items() if not np.isnan(value)}
+
+
 def _record(
-    stage: str, logits: np.ndarray, base: np.ndarray, probs: np.ndarray | None = None
+    stage: str,
+    logits: np.ndarray,
+    base: np.ndarray,
+    probs: np.ndarray | None = None,
+    notes: dict[str, float] | None = None,
 ) -> StageTrace:
     kept = np.isfinite(logits)
     if probs is None:
@@ -105,6 +123,7 @@ def _record(
         entropy=entropy,
         kept_tokens=int(kept.sum()),
         kept_mass=float(base[kept].sum()),
+        notes=notes or {},
     )
 
 
