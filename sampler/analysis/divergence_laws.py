@@ -29,6 +29,7 @@ import numpy as np
 from sampler.engine.filters.dry import TokenTexts
 from sampler.engine.inputs import History
 from sampler.engine.params import SamplingParams
+from sampler.engine.resample import resampled_rows
 from sampler.engine.sampling import final_groups, xtc_chance
 
 __all__ = ["law_divergence", "log_entropy", "log_law"]
@@ -63,7 +64,9 @@ def log_law(
     """The log-probabilities ``[B, V]`` (float64) of the law each row's draw follows.
 
     As :func:`sampler.engine.sampling.distribution`, in logs: ``-inf`` exactly where the chain
-    dropped a token; with XTC, the mixture over its coin, ``log(c p_fired + (1 - c) p_held)``.
+    dropped a token; with XTC, the mixture over its coin, ``log(c p_fired + (1 - c) p_held)``;
+    where a row resamples its grammar as llama.cpp does, llama.cpp's mixture
+    (:mod:`sampler.engine.resample`).
 
     Parameters
     ----------
@@ -76,6 +79,24 @@ def log_law(
     state
         Per row, the sampler state the chain reads (a grammar's matcher, ``grammar_matcher``).
     """
+    law = _coin_log_law(logits, params, history, vocabulary, state)
+
+    def coin_log_law(rows_params: list[SamplingParams]) -> np.ndarray:
+        return _coin_log_law(logits, rows_params, history, vocabulary, state)
+
+    rows, resampled = resampled_rows(coin_log_law, params, state, law)
+    law[rows] = resampled
+    return law
+
+
+def _coin_log_law(
+    logits: np.ndarray,
+    params: Sequence[SamplingParams],
+    history: History,
+    vocabulary: TokenTexts | None,
+    state: Mapping[str, Any] | None,
+) -> np.ndarray:
+    """Each row's log-law with its mask where its order puts it; with XTC, over its coin."""
     fired = _final_log_probs(logits, params, history, 0, vocabulary, state)
     chance = xtc_chance(list(params))
     if not chance.any():

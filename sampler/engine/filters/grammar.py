@@ -13,7 +13,9 @@ the stage is first): ``grammar_allowed``, how many tokens of the vocabulary the 
 restricted to the allowed tokens and renormalised), from log-sum-exps in float64 so that a
 mass of 1e-30 still gives its logarithm; ``grammar_top1_illegal``, 1 when the received
 distribution's likeliest token (lowest id on ties) is not allowed; ``grammar_forced``, 1 when
-exactly one token is allowed.
+exactly one token is allowed. A row that resamples as llama.cpp does
+(:mod:`sampler.engine.resample`) also reports :data:`RESAMPLED_NOTE`, ``grammar_resampled``: 1
+when the chain's token without the mask was illegal and the token was drawn again after it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from sampler.errors import InvalidInputError
 if TYPE_CHECKING:
     from sampler.engine.rows import RowParams
 
-__all__ = ["GRAMMAR_NOTES", "grammar"]
+__all__ = ["GRAMMAR_NOTES", "RESAMPLED_NOTE", "grammar"]
 
 GRAMMAR_NOTES = (
     "grammar_allowed",
@@ -37,6 +39,8 @@ GRAMMAR_NOTES = (
     "grammar_top1_illegal",
     "grammar_forced",
 )
+# set by the sampler, not the stage: whether the step drew twice (sampler.engine.resample)
+RESAMPLED_NOTE = "grammar_resampled"
 
 
 def grammar(candidates: Candidates, rows: RowParams) -> Candidates:
