@@ -156,8 +156,10 @@ def resampled_draw(
     law = resampled_log_law(_log_softmax(first.final), _log_softmax(second.final), legal)
     mixture = FinalDistribution.from_candidates(Candidates.dense(law), first.rows)
     telemetry = {**_notes_of_the_drawing_pass(first, second, accepted), **first.rows.state}
+    # greedy and hardmax rows keep only their maxima, compacted: the token's column there
+    columns = chosen if mixture.ids is None else np.argmax(mixture.ids == chosen[:, None], axis=1)
     stats = step_stats(
-        first.raw, peak[members], first.tempered, mixture, chosen, chosen, telemetry
+        first.raw, peak[members], first.tempered, mixture, columns, chosen, telemetry
     )
     return ResampledDraw(chosen, probability, prior, stats)
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from sampler.cheatsheet import CHEAT_SHEET_LOGITS, CHEAT_SHEET_TEMPERATURES
 from sampler.engine.params import DEFAULT_ORDER, MIROSTAT_CHAIN, MODES, PRESETS, SamplingParams
-from sampler.engine.presets import RANKED_TIES
+from sampler.engine.presets import RANKED_TIES, RESAMPLING
 from sampler.engine.settings import Setting, Slider, StageSpec, between
 from sampler.engine.stages import STAGES, table_json
 from sampler.errors import InvalidInputError
@@ -103,7 +103,8 @@ _STYLES = ("page.css", "settings.css")
 def engine_config() -> dict[str, Any]:
     """What the page reads of the library: the stage table (:func:`table_json`: stages,
     settings, sliders), the row's own ``min_tokens_to_keep``, the presets, the presets whose
-    cuts rank ties (``presets.RANKED_TIES``: exact counts, float32 thresholds), the modes, and
+    cuts rank ties (``presets.RANKED_TIES``: exact counts, float32 thresholds), those whose
+    grammar resamples by default (``presets.RESAMPLING``), the modes, and
     per preset the settings the library refuses there (greyed out in the page)."""
     return {
         **table_json(),
@@ -111,6 +112,7 @@ def engine_config() -> dict[str, Any]:
         "presets": {name: list(order) for name, order in PRESETS.items()},
         "default_order": DEFAULT_ORDER,
         "ranked_ties": sorted(RANKED_TIES),
+        "resampling": sorted(RESAMPLING),
         "mirostat_chain": list(MIROSTAT_CHAIN),
         "modes": list(MODES),
         "mode_words": MODE_WORDS,
