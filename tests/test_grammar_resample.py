@@ -296,8 +296,16 @@ def test_the_page_engine_gives_the_resampling_law_and_its_statistics(browser):
 # --- bad input --------------------------------------------------------------------------------
 
 
+def test_resampling_without_a_matcher_is_the_grammar_s_one_line_error():
+    params = SamplingParams(grammar=GRAMMAR, order="llama.cpp", seed=0)
+    with pytest.raises(InvalidInputError, match="needs the model's vocabulary"):
+        Sampler([params]).step(_row()[None])
+    with pytest.raises(InvalidInputError, match="needs the model's vocabulary"):
+        distribution(_row(), params)
+
+
 def test_mirostat_beside_resampling_is_one_line():
-    with pytest.raises(InvalidInputError, match="mirostat=2 is on.*grammar_mode='mask'"):
+    with pytest.raises(InvalidInputError, match=r"mirostat=2 is on.*grammar_mode='mask'"):
         SamplingParams(grammar=GRAMMAR, mirostat=2, order="llama.cpp")
     SamplingParams(grammar=GRAMMAR, mirostat=2, order="llama.cpp", grammar_mode="mask")
 

@@ -35,7 +35,7 @@ import numpy as np
 from sampler.engine.candidates import Candidates
 from sampler.engine.chain import GroupResult, run_group
 from sampler.engine.filters.adaptive_p import chosen_prior
-from sampler.engine.filters.grammar import RESAMPLED_NOTE
+from sampler.engine.filters.grammar import RESAMPLED_NOTE, row_matchers
 from sampler.engine.final_distribution import FinalDistribution
 from sampler.engine.params import SamplingParams
 from sampler.engine.rows import RowParams
@@ -58,7 +58,7 @@ def without_mask(params: SamplingParams) -> SamplingParams:
 
 def legal_masks(state: Mapping[str, Any] | None, rows: np.ndarray) -> np.ndarray:
     """``[len(rows), V]`` bool: the tokens each row's matcher allows now."""
-    matchers = (state or {}).get("grammar_matcher")
+    matchers = row_matchers(state or {}, rows)
     return np.stack([matchers[row].allowed() for row in rows])
 
 
