@@ -6,8 +6,8 @@ its C API) leaves on the raw logits, ``r`` what it leaves after llama.cpp's own 
 sampler, and the test combines them as ``common_sampler_sample`` does (a transcription,
 below); :func:`sampler.distribution` must give the same law. The draws are checked against
 that exact law by a chi-square test; greedy against masked greedy; a row alone against the
-same row in a batch; adaptive-p's state against the pass that drew. Bad input: one line,
-exit 2.
+same row in a batch; adaptive-p's state against the pass that drew. The page's twin and the
+bad input paths: tests/test_grammar_resample_inputs.py.
 """
 
 import ctypes
@@ -17,16 +17,12 @@ import numpy as np
 import pytest
 from conftest import import_llama_cpp_or_skip
 from scipy import stats as scipy_stats
-from test_bad_input import one_error_line, run_cli
-from test_llamacpp_samplers import TOKEN_DATA
 
 from sampler import Sampler, SamplingParams, distribution
 from sampler.engine.state import matcher_array
-from sampler.errors import InvalidInputError
 
 GRAMMAR = 'root ::= "a"'  # switches the stage on; the matchers below decide the mask
 GRAMMARS = Path(__file__).parent / "fixtures" / "grammars"
-SYNTHETIC = "synthetic:markov?vocab=50&seed=1"
 
 
 class MaskOf:
@@ -69,6 +65,8 @@ TOP_K, TOP_P, TAU = 40, 0.95, 0.8
 def _llama_pass(row, grammar, llama):
     """``[V]`` float64: the law llama.cpp's chain top-k → top-p → temperature leaves on
     ``row`` (its ``dist`` sampler's, without the draw), after ``grammar`` when given."""
+    from test_llamacpp_samplers import TOKEN_DATA  # imports llama-cpp-python (or skips)
+
     data = np.zeros(len(row), dtype=TOKEN_DATA)
     data["id"], data["logit"] = np.arange(len(row)), row
     candidates = llama.llama_token_data_array(
@@ -252,90 +250,3 @@ def test_adaptive_p_takes_the_prior_of_the_pass_that_drew():
     )
     expected = received[tokens[0]] + 0.9 * before["adaptive_p_sum"][0]
     assert sampler.state["adaptive_p_sum"][0] == pytest.approx(expected, rel=1e-6)
-
-
-# --- the page's twin -------------------------------------------------------------------------
-
-PAGE_CASES = [
-    {"grammar": GRAMMAR, "order": "llama.cpp", "top_k": 3},
-    {"grammar": GRAMMAR, "order": "llama.cpp", "top_p": 0.5, "temperature": 0.7},
-    {"grammar": GRAMMAR, "order": "llama.cpp", "min_p": 0.3, "temperature": 1.4},
-    {"grammar": GRAMMAR, "order": "llama.cpp", "top_k": 4, "xtc_probability": 0.5,
-     "xtc_threshold": 0.1},
-    {"grammar": GRAMMAR, "order": "llama.cpp", "top_k": 3, "temperature": 0},
-    {"grammar": GRAMMAR, "order": "llama.cpp", "top_k": 3, "mode": "hardmax"},
-    {"grammar": GRAMMAR, "order": "vllm", "top_k": 3, "grammar_mode": "resample"},
-    {"grammar": GRAMMAR, "order": "llama.cpp", "top_k": 3, "grammar_mode": "mask"},
-]
-
-
-def test_the_page_engine_gives_the_resampling_law_and_its_statistics(browser):
-    from test_page_engine import check_against_library, in_page, open_engine
-    from test_page_twins import GRAMMAR_MASK, FixedMask, _row
-
-    from sampler.serve.page import engine_config
-
-    row, history = _row()
-    page = open_engine(browser, engine_config())
-    try:
-        answers = in_page(page, row, PAGE_CASES, {"history": history, "grammar": GRAMMAR_MASK})
-    finally:
-        page.close()
-    check_against_library(
-        row, history, PAGE_CASES, answers,
-        state_of=lambda case: {"grammar_matcher": matcher_array([FixedMask()])},
-    )
-    # the cases are not void: resampling moves the law away from masking first there
-    state = {"grammar_matcher": matcher_array([FixedMask()])}
-    first = SamplingParams(**PAGE_CASES[0])
-    masked = SamplingParams(**{**PAGE_CASES[0], "grammar_mode": "mask"})
-    moved = np.abs(distribution(row, first, state=state) - distribution(row, masked, state=state))
-    assert moved.max() > 0.05
-
-
-# --- bad input --------------------------------------------------------------------------------
-
-
-def test_resampling_without_a_matcher_is_the_grammar_s_one_line_error():
-    params = SamplingParams(grammar=GRAMMAR, order="llama.cpp", seed=0)
-    with pytest.raises(InvalidInputError, match="needs the model's vocabulary"):
-        Sampler([params]).step(_row()[None])
-    with pytest.raises(InvalidInputError, match="needs the model's vocabulary"):
-        distribution(_row(), params)
-
-
-def test_mirostat_beside_resampling_is_one_line():
-    with pytest.raises(InvalidInputError, match=r"mirostat=2 is on.*grammar_mode='mask'"):
-        SamplingParams(grammar=GRAMMAR, mirostat=2, order="llama.cpp")
-    SamplingParams(grammar=GRAMMAR, mirostat=2, order="llama.cpp", grammar_mode="mask")
-
-
-@pytest.mark.parametrize(
-    ("args", "fragments"),
-    [
-        (["generate", "--prompt", "kalo", "--grammar-mode", "resample"],
-         ["grammar_mode='resample'", "needs a grammar"]),
-        (["compare", "--prompt", "kalo", "--grammar-mode", "mask"],
-         ["grammar_mode='mask'", "needs a grammar"]),
-        (["chain", "--grammar-mode", "resample", "1", "2"], ["needs a grammar"]),
-        (["generate", "--prompt", "kalo", "--grammar-mode", "first"],
-         ["'first' is not one of"]),
-        (["generate", "--prompt", "kalo", "--regex", "a+", "--order", "llama.cpp",
-          "--mirostat", "2"], ["mirostat=2 is on", "grammar_mode='mask'"]),
-    ],
-)
-def test_a_grammar_mode_without_a_grammar_or_beside_mirostat_is_one_line(tmp_path, args,
-                                                                          fragments):
-    db = tmp_path / "log.db"
-    extra = [] if args[0] == "chain" else ["--model", SYNTHETIC, "--db", str(db)]
-    one_error_line(run_cli(*args, *extra), *fragments)
-    assert not db.exists()
-
-
-def test_a_grammar_mode_without_a_grammar_in_a_config_is_one_line(tmp_path):
-    config = tmp_path / "run.toml"
-    config.write_text('prompts = ["kalo"]\ngrammar_mode = "resample"\n', encoding="utf-8")
-    db = tmp_path / "log.db"
-    result = run_cli("sweep", "--config", str(config), "--model", SYNTHETIC, "--db", str(db))
-    one_error_line(result, "run.toml", "needs a grammar")
-    assert not db.exists()
