@@ -64,6 +64,7 @@ OUT_OF_RANGE = {
     "adaptive_decay": 0.995,
     "grammar": 5,
     "grammar_syntax": "xml",
+    "grammar_mode": "first",
 }
 SAMPLING_COMMANDS = ("generate", "sweep", "compare", "chain")
 
@@ -183,7 +184,12 @@ def test_every_flag_setting_is_a_sweep_key_and_round_trips(name):
     order = next(
         (p for p in ("webui", "hf", "llama.cpp") if stage in PRESETS[p]), "webui"
     )
-    config = RunConfig.from_dict({name: toml_value, "order": order}, origin="test.toml")
+    # a chosen grammar_mode needs a grammar in a config (one line otherwise, as on the command
+    # line): the grammar's example beside it
+    beside = {"grammar": SWITCHED_ON["grammar"]} if name == "grammar_mode" else {}
+    config = RunConfig.from_dict(
+        {name: toml_value, "order": order, **beside}, origin="test.toml"
+    )
     assert getattr(config, name) == value
     assert getattr(config.rows()[0].params, name) == value
     again = RunConfig.from_dict(config.to_dict(), origin="stored run")

@@ -28,29 +28,10 @@ import numpy as np
 
 from sampler.engine.filters.dry import TokenTexts
 from sampler.engine.inputs import History
+from sampler.engine.logprobs import step_log_probs
 from sampler.engine.params import SamplingParams
-from sampler.engine.sampling import final_groups, xtc_chance
 
 __all__ = ["law_divergence", "log_entropy", "log_law"]
-
-
-def _final_log_probs(
-    logits: np.ndarray,
-    params: Sequence[SamplingParams],
-    history: History,
-    coin: float,
-    vocabulary: TokenTexts | None,
-    state: Mapping[str, Any] | None = None,
-) -> np.ndarray:
-    """``[B, V]`` float64 log-softmax of each row's final logits, XTC's coin fixed."""
-    given = {**(state or {}), "xtc_coin": coin}
-    raw, _, groups = final_groups(logits, params, history, given, vocabulary)
-    final = np.empty(raw.shape, dtype=np.float64)
-    for group in groups:
-        final[group.members] = group.final.to_dense_logits()
-    peak = final.max(axis=1, keepdims=True)  # finite: every row keeps a token
-    shifted = final - peak
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 def log_law(
@@ -63,7 +44,9 @@ def log_law(
     """The log-probabilities ``[B, V]`` (float64) of the law each row's draw follows.
 
     As :func:`sampler.engine.sampling.distribution`, in logs: ``-inf`` exactly where the chain
-    dropped a token; with XTC, the mixture over its coin, ``log(c p_fired + (1 - c) p_held)``.
+    dropped a token; with XTC, the mixture over its coin, ``log(c p_fired + (1 - c) p_held)``;
+    where a row resamples its grammar as llama.cpp does, llama.cpp's mixture
+    (:mod:`sampler.engine.resample`).
 
     Parameters
     ----------
@@ -76,15 +59,7 @@ def log_law(
     state
         Per row, the sampler state the chain reads (a grammar's matcher, ``grammar_matcher``).
     """
-    fired = _final_log_probs(logits, params, history, 0, vocabulary, state)
-    chance = xtc_chance(list(params))
-    if not chance.any():
-        return fired
-    held = _final_log_probs(logits, params, history, 1, vocabulary, state)
-    with np.errstate(divide="ignore"):  # log 0 where the coin never (or always) fires
-        return np.logaddexp(
-            np.log(chance)[:, None] + fired, np.log1p(-chance)[:, None] + held
-        )
+    return step_log_probs(logits, params, history, state, vocabulary)[1]
 
 
 def log_entropy(log_p: np.ndarray) -> np.ndarray:

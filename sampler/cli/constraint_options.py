@@ -5,7 +5,10 @@
 A grammar file is GBNF or Lark: ``.gbnf`` and ``.lark`` say which; any other name is GBNF when
 its text has a ``::=`` rule and Lark otherwise
 (:func:`~sampler.engine.constraints.compile.grammar_syntax_of`); ``--grammar-syntax`` says it
-outright. At most one of the three sources may be given.
+outright. At most one of the three sources may be given. ``--grammar-mode`` says how a
+grammar's mask meets the chain (the setting ``grammar_mode``: ``auto``, ``mask`` or
+``resample``, :mod:`sampler.engine.resample`); it needs a grammar (one of the three, or a
+sweep config's).
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ import click
 from click.core import ParameterSource
 
 from sampler.engine.constraints import SYNTAXES
+from sampler.engine.presets import GRAMMAR_MODES, check_mode_has_grammar
 from sampler.errors import InvalidInputError
 
 __all__ = ["constraint_options"]
 
 _FLAGS = ("grammar_file", "json_schema_file", "regex", "grammar_syntax_flag")
+_MODE_FLAG = "grammar_mode_flag"
 
 
 def constraint_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -33,12 +38,18 @@ def constraint_options(command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def with_constraint(*args: Any, **kwargs: Any) -> Any:
         given = {name: kwargs.pop(name) for name in _FLAGS}
+        mode = kwargs.pop(_MODE_FLAG)
         constraint = _constraint(**given)
+        ctx = click.get_current_context()
         if constraint is not None:
-            ctx = click.get_current_context()
             kwargs["grammar"], kwargs["grammar_syntax"] = constraint
             for name in ("grammar", "grammar_syntax"):
                 ctx.set_parameter_source(name, ParameterSource.COMMANDLINE)
+        if mode is not None:
+            if constraint is None and kwargs.get("config_path") is None:
+                check_mode_has_grammar("", mode)  # a sweep's config may hold the grammar
+            kwargs["grammar_mode"] = mode
+            ctx.set_parameter_source("grammar_mode", ParameterSource.COMMANDLINE)
         return command(*args, **kwargs)
 
     flags = [
@@ -62,6 +73,15 @@ def constraint_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="Constrain the text to JSON valid under this JSON schema file.",
         ),
         click.option("--regex", metavar="R", help="Constrain the text to a regular expression."),
+        click.option(
+            "--grammar-mode",
+            _MODE_FLAG,
+            type=click.Choice(GRAMMAR_MODES),
+            help="How the grammar's mask meets the chain: mask (first, as transformers and "
+            "vLLM), resample (as llama.cpp: draw without it, and only when that token is "
+            "illegal, draw again after it) or auto (resample under --order llama.cpp, mask "
+            "elsewhere; the default).",
+        ),
     ]
     for flag in reversed(flags):
         with_constraint = flag(with_constraint)

@@ -28,11 +28,12 @@ _SHAPING = tuple(name for name, spec in BY_NAME.items() if spec.shaping and not 
 
 
 def chain_groups(params: list[SamplingParams]) -> list[tuple[tuple[str, ...], np.ndarray]]:
-    """Rows that share a chain order, so each group runs its chain once, batched."""
-    by_order: dict[tuple[str, ...], list[int]] = {}
+    """Rows that share a chain order, so each group runs its chain once, batched; rows that
+    resample a grammar (:attr:`SamplingParams.resamples`) apart from those that do not."""
+    by_order: dict[tuple[tuple[str, ...], bool], list[int]] = {}
     for row, item in enumerate(params):
-        by_order.setdefault(item.stages, []).append(row)
-    return [(order, np.array(rows)) for order, rows in by_order.items()]
+        by_order.setdefault((item.stages, item.resamples), []).append(row)
+    return [(order, np.array(rows)) for (order, _), rows in by_order.items()]
 
 
 def _group_inputs(

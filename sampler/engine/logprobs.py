@@ -31,6 +31,7 @@ from numpy.typing import ArrayLike
 from sampler.engine.filters.dry import TokenTexts
 from sampler.engine.inputs import History, as_params
 from sampler.engine.params import SamplingParams
+from sampler.engine.resample import resampled_rows
 from sampler.engine.sampling import final_groups, xtc_chance
 
 __all__ = ["log_softmax", "step_log_probs", "top_tokens"]
@@ -57,8 +58,26 @@ def step_log_probs(
     :func:`~sampler.engine.sampling.distribution` takes them).
     """
     raw_logits = np.atleast_2d(np.asarray(logits))
-    raw = log_softmax(raw_logits)
     given = {} if state is None else dict(state)
+
+    def coin_law(rows_params: list[SamplingParams]) -> np.ndarray:
+        return _coin_log_law(raw_logits, rows_params, history, given, vocabulary)
+
+    processed = coin_law(as_params(list(params), raw_logits.shape[0]))
+    # a row resampling its grammar as llama.cpp does: llama.cpp's mixture (engine.resample)
+    rows, resampled = resampled_rows(coin_law, params, given, processed)
+    processed[rows] = resampled
+    return log_softmax(raw_logits), processed
+
+
+def _coin_log_law(
+    raw_logits: np.ndarray,
+    params: Sequence[SamplingParams],
+    history: History,
+    given: Mapping[str, ArrayLike],
+    vocabulary: TokenTexts | None,
+) -> np.ndarray:
+    """Each row's log-law with its mask where its order puts it; with XTC, over its coin."""
     processed = _final_log_probs(raw_logits, params, history, given | {"xtc_coin": 0}, vocabulary)
     chance = xtc_chance(as_params(list(params), raw_logits.shape[0]))
     if chance.any():
@@ -66,7 +85,7 @@ def step_log_probs(
         with np.errstate(divide="ignore"):  # log(0) where XTC is off: that part weighs nothing
             fired, kept = np.log(chance)[:, None], np.log1p(-chance)[:, None]
         processed = np.logaddexp(fired + processed, kept + held)
-    return raw, processed
+    return processed
 
 
 def _final_log_probs(

@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from dataclasses import field, make_dataclass
 from typing import Any, Literal
 
-from sampler.engine.presets import PRESETS
+from sampler.engine.presets import PRESETS, resamples_by_default
 from sampler.engine.stages import SETTINGS, STAGE_NAMES, STAGES
 from sampler.errors import InvalidInputError
 from sampler.messages import shown
@@ -134,6 +134,16 @@ class _RowSettings:
                     "replaces the truncation stages and dynamic temperature (as in llama.cpp); "
                     "switch one of them off"
                 )
+        if self.mirostat and self.resamples:
+            # llama_sampler_mirostat_apply and _v2_apply (src/llama-sampler.cpp) move μ inside
+            # apply: common_sampler_sample's second pass truncates with a μ the rejected token
+            # already moved, so the second draw's law depends on that token (not modelled)
+            default = " (the llama.cpp preset's default)" if self.grammar_mode == "auto" else ""
+            raise InvalidInputError(
+                f"grammar_mode={self.grammar_mode!r} resamples{default} but mirostat="
+                f"{self.mirostat} is on: llama.cpp moves mirostat's μ in both passes, the "
+                "rejected draw's too, which sampler does not model; set grammar_mode='mask'"
+            )
         unused = [s for s in self.active_stages if s not in self.stages]
         if unused:
             raise InvalidInputError(
@@ -155,6 +165,19 @@ class _RowSettings:
             return (*(name for name in self.order if name in MIROSTAT_CHAIN), "mirostat")
         chain = tuple(name for name in self.order if name not in ("mirostat", "adaptive_p"))
         return (*chain, "adaptive_p") if "adaptive_p" in self.order else chain
+
+    @property
+    def resamples(self) -> bool:
+        """Whether this row draws a constrained token as llama.cpp's common sampler does: from
+        the chain without the grammar, and only when that token is illegal, again from the
+        chain with it (:mod:`sampler.engine.resample`). True with a grammar and
+        ``grammar_mode="resample"``, or ``"auto"`` under a preset of
+        :data:`~sampler.engine.presets.RESAMPLING` (llama.cpp's)."""
+        if not self.grammar:
+            return False
+        if self.grammar_mode == "auto":
+            return resamples_by_default(self.order)
+        return self.grammar_mode == "resample"
 
     @property
     def is_greedy(self) -> bool:

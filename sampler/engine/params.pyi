@@ -57,6 +57,7 @@ class SamplingParams:
     adaptive_decay: float
     grammar: str
     grammar_syntax: str
+    grammar_mode: str
     mode: str
     seed: int | None
     order: str | Sequence[str]
@@ -99,6 +100,7 @@ class SamplingParams:
         adaptive_decay: float = ...,
         grammar: str = ...,
         grammar_syntax: str = ...,
+        grammar_mode: str = ...,
         mode: str = ...,
         seed: int | None = ...,
         order: str | Sequence[str] = ...,
@@ -107,6 +109,8 @@ class SamplingParams:
     def __hash__(self) -> int: ...
     @property
     def stages(self) -> tuple[str, ...]: ...
+    @property
+    def resamples(self) -> bool: ...
     @property
     def is_greedy(self) -> bool: ...
     @property

@@ -5,7 +5,17 @@ Each comment names the peer's source; ``sampler chain --order all`` shows them s
 
 from __future__ import annotations
 
-__all__ = ["PRESETS", "RANKED_TIES", "ranks_ties"]
+from sampler.errors import InvalidInputError
+
+__all__ = [
+    "GRAMMAR_MODES",
+    "PRESETS",
+    "RANKED_TIES",
+    "RESAMPLING",
+    "check_mode_has_grammar",
+    "ranks_ties",
+    "resamples_by_default",
+]
 
 PRESETS: dict[str, tuple[str, ...]] = {
     # transformers' generate(): processors (bias, repetition penalty), then the warpers in the
@@ -30,11 +40,13 @@ PRESETS: dict[str, tuple[str, ...]] = {
     # top-n-sigma, top-k, typical, top-p, min-p, XTC, temperature; logit bias is put in front
     # by common_sampler_init (common/sampling.cpp), and adaptive-p, wherever it is listed, at
     # the very end in place of the final draw (common/sampling.cpp, use_adaptive_p, 00efb3e1).
-    # The grammar is not in llama.cpp's chain: common_sampler_sample draws from the chain, and
-    # only when that token breaks the grammar draws again with the grammar applied first, then
-    # the whole chain (its grammar_first mode always does that). The grammar stage stands
-    # first here: llama.cpp's law when the chain's own draw is legal or grammar_first is set;
-    # docs/constraints.md gives the law of its rejection path, which no place in a chain has.
+    # The grammar is not in llama.cpp's chain: common_sampler_sample (common/sampling.cpp)
+    # runs the chain without it and draws; only when that token breaks the grammar does it
+    # reset the logits, apply the grammar, run the whole chain again and draw again
+    # (grammar_first=false, what llama-cli and llama-server pass). The grammar stage stands
+    # first here: the law of that second pass, and of grammar_first=true. Under this preset
+    # grammar_mode "auto" is "resample" (:data:`RESAMPLING`), which draws as llama.cpp does;
+    # docs/constraints.md gives the law.
     "llama.cpp": (
         "grammar",
         "logit_bias",
@@ -95,3 +107,31 @@ def ranks_ties(order: tuple[str, ...]) -> bool:
     """Whether a chain ``order`` takes the ranked tie rule: it is a preset of :data:`RANKED_TIES`
     (an explicit list of stages equal to that preset's counts as the preset)."""
     return any(order == PRESETS[name] for name in RANKED_TIES)
+
+
+# The presets whose peer draws a constrained token by llama.cpp's common sampler: the chain
+# without the grammar first, and only when its token is illegal, the chain after the grammar
+# (common/sampling.cpp, common_sampler_sample with grammar_first=false). A row's
+# ``grammar_mode="auto"`` resamples there and masks first everywhere else (transformers'
+# logits processors and vLLM's bitmask mask before the warpers: sampler.engine.resample).
+RESAMPLING = frozenset({"llama.cpp"})
+# A row's grammar_mode: "mask" (the mask where the order puts it), "resample" (llama.cpp's
+# draw) or "auto" (resample under a preset of RESAMPLING, mask elsewhere).
+GRAMMAR_MODES = ("auto", "mask", "resample")
+
+
+def resamples_by_default(order: tuple[str, ...]) -> bool:
+    """Whether a chain ``order`` resamples under ``grammar_mode="auto"``: it is a preset of
+    :data:`RESAMPLING` (an explicit list of stages equal to that preset's counts as it)."""
+    return any(order == PRESETS[name] for name in RESAMPLING)
+
+
+def check_mode_has_grammar(grammar: str, grammar_mode: str) -> None:
+    """Refuse a ``grammar_mode`` chosen (not ``"auto"``) for a row without a grammar, where it
+    would silently do nothing: what the command line and a run's config check (the library
+    lets it be, as it lets ``grammar_syntax`` be)."""
+    if grammar_mode != "auto" and not grammar:
+        raise InvalidInputError(
+            f"grammar_mode={grammar_mode!r} (--grammar-mode) needs a grammar: give --grammar, "
+            "--json-schema or --regex (grammar = ... in a config), or leave it out"
+        )

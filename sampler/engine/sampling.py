@@ -10,7 +10,9 @@ One step, for every group of rows that share a chain order:
    from the row's own random stream (greedy rows take the lowest-id maximum);
 5. optionally compute :class:`~sampler.engine.stats.StepStats`.
 
-(Greedy rows with no other stage on take a shortcut to the same numbers: engine.greedy.)
+(Greedy rows with no other stage on take a shortcut to the same numbers: engine.greedy. Rows
+that resample a grammar as llama.cpp does run the chain twice and may draw twice:
+engine.resample.)
 
 Examples
 --------
@@ -29,105 +31,22 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sampler.engine.chain import GroupResult, chain_groups, run_group, run_groups
+from sampler.engine.chain import chain_groups, run_group
 from sampler.engine.filters.adaptive_p import chosen_prior
 from sampler.engine.filters.dry import TokenTexts
 from sampler.engine.greedy import greedy_only, greedy_step
 from sampler.engine.inputs import History, as_batch, as_history, as_params, as_state
+from sampler.engine.law import distribution, final_groups, xtc_chance
 from sampler.engine.parallel import map_parallel, slices
 from sampler.engine.params import SamplingParams
+from sampler.engine.resample import resampled_draw
 from sampler.engine.rows import RowParams
 from sampler.engine.state import copy_state, matcher_array, next_state
 from sampler.engine.stats import StepStats, step_stats
 from sampler.errors import InvalidInputError
 
-__all__ = ["Sampler", "distribution", "xtc_chance"]
-
-
-def distribution(
-    logits: ArrayLike,
-    params: SamplingParams | Sequence[SamplingParams],
-    history: History = None,
-    state: Mapping[str, ArrayLike] | None = None,
-    vocabulary: TokenTexts | None = None,
-) -> np.ndarray:
-    """The exact distribution a draw uses, over the whole vocabulary.
-
-    Parameters
-    ----------
-    logits
-        ``[V]`` or ``[B, V]``.
-    params
-        One :class:`SamplingParams` for every row, or one per row.
-    history
-        Per row, the token ids the penalties look at (prompt and generated tokens).
-    state
-        Per row, what stateful stages carry (``{"mirostat_mu": [B]}``, adaptive-p's
-        ``"adaptive_p_sum"`` and ``"adaptive_p_weight"``, e.g. a :attr:`Sampler.state`);
-        default: each row's initial state (μ = 2τ; adaptive-p's average at its target). With
-        ``"xtc_coin"`` (one number in [0, 1] per row), the distribution given that coin;
-        without it, the mixture over XTC's coin, which is what a draw follows.
-    vocabulary
-        The model's token texts, for DRY's sequence breakers
-        (``sampler.sources.base.token_texts(source)``).
-
-    Returns
-    -------
-    numpy.ndarray
-        Probabilities of the same shape as ``logits``. Greedy rows are one-hot on the first
-        maximum; hardmax rows split the mass evenly between tied maxima.
-
-    Examples
-    --------
-    >>> distribution([3.0, 1.0, 0.2], SamplingParams(top_k=2)).round(4).tolist()
-    [0.8808, 0.1192, 0.0]
-    """
-    given = {} if state is None else dict(state)
-    if "xtc_coin" in given:
-        return _dense(*final_groups(logits, params, history, given, vocabulary))
-    # The law of a draw with XTC is a mixture: its coin fires with probability xtc_probability.
-    # A coin of 0 fires on every XTC row, a coin of 1 only where the probability is 1.
-    raw, single, fired = final_groups(
-        logits, params, history, {**given, "xtc_coin": 0}, vocabulary
-    )
-    out = _dense(raw, single, fired)
-    chance = xtc_chance(as_params(params, raw.shape[0]))
-    if chance.any():
-        held = _dense(*final_groups(logits, params, history, {**given, "xtc_coin": 1}, vocabulary))
-        out = (chance * out.T + (1 - chance) * held.T).T.astype(out.dtype)
-    return out
-
-
-def _dense(raw: np.ndarray, single: bool, groups: list[GroupResult]) -> np.ndarray:
-    out = np.empty_like(raw)
-    for group in groups:
-        out[group.members] = group.final.to_dense()
-    return out[0] if single else out
-
-
-def xtc_chance(params: list[SamplingParams]) -> np.ndarray:
-    """Per row, the chance XTC fires at a step (0 where it is off)."""
-    from sampler.engine.filters.xtc import xtc_rows
-
-    rows = RowParams.from_params(params)
-    return np.where(xtc_rows(rows), rows["xtc_probability"], 0.0)
-
-
-def final_groups(
-    logits: ArrayLike,
-    params: SamplingParams | Sequence[SamplingParams],
-    history: History = None,
-    state: Mapping[str, ArrayLike] | None = None,
-    vocabulary: TokenTexts | None = None,
-) -> tuple[np.ndarray, bool, list[GroupResult]]:
-    """Validate, run every row's chain; ``(raw [B, V], single row given, groups)``."""
-    raw, single, _ = as_batch(logits)
-    all_params = as_params(params, raw.shape[0])
-    rows = RowParams.from_params(all_params).with_vocabulary(vocabulary)
-    rows = rows.with_history(as_history(history, raw.shape[0], raw.shape[1])).with_state(
-        as_state(state, rows)
-    )
-    return raw, single, list(run_groups(raw, all_params, rows))
+# distribution and its helpers live in sampler.engine.law; importable from here as before
+__all__ = ["Sampler", "distribution", "final_groups", "xtc_chance"]
 
 
 class Sampler:
@@ -202,6 +121,7 @@ class Sampler:
                 raise InvalidInputError(f"{len(self._constraints)} constraints for {batch} rows")
             self._state["grammar_matcher"] = self._constraints
         self._coin_rows = self._rows.on("xtc_probability")
+        self._resampling = np.array([p.resamples for p in params], dtype=bool)
         self._streams = [
             np.random.Generator(
                 np.random.PCG64(np.random.SeedSequence(None if p.seed is None else [p.seed, *key]))
@@ -247,19 +167,23 @@ class Sampler:
             )
         history_rows = as_history(history, raw.shape[0], raw.shape[1])
         # Every row consumes one number per step, greedy or not, so streams stay aligned; a
-        # row with XTC first draws its coin for the step.
-        coins, uniforms = np.full(raw.shape[0], np.nan), np.empty(raw.shape[0])
+        # row with XTC first draws its coin for the step. A row that resamples then takes its
+        # second pass's [coin and] number, every step, whether it draws again or not: so its
+        # stream's use depends on its settings alone, never on the draw.
+        coins, uniforms = np.full((2, raw.shape[0]), np.nan), np.full((2, raw.shape[0]), np.nan)
         for row, stream in enumerate(self._streams):
-            if self._coin_rows[row]:
-                coins[row] = stream.random()
-            uniforms[row] = stream.random()
+            for number in range(1 + self._resampling[row]):
+                if self._coin_rows[row]:
+                    coins[number, row] = stream.random()
+                uniforms[number, row] = stream.random()
         work = self._work(raw.shape[1])
         fast = [item for item in work if item[2]]
         general = [item for item in work if not item[2]]
         if general:
             rows = self._rows.with_history(history_rows).with_state(
-                {**self._state, "xtc_coin": coins}
+                {**self._state, "xtc_coin": coins[0]}
             )
+            second_rows = rows.with_state({**rows.state, "xtc_coin": coins[1]})
 
         def run(item: tuple[tuple[str, ...], np.ndarray, bool]) -> tuple:
             stages, members, greedy = item
@@ -267,8 +191,13 @@ class Sampler:
                 part = raw if len(members) == len(raw) else raw[members]
                 chosen, stats = greedy_step(part, peak[members], {}, self.stats)
                 return chosen, np.ones(len(members)), np.full(len(members), np.nan), stats
+            if self._resampling[members[0]]:  # chain_groups sets resampling rows apart
+                draw = resampled_draw(
+                    raw, rows, second_rows, stages, members, uniforms, peak, self.stats
+                )
+                return draw.tokens, draw.probability, draw.prior, draw.stats
             group = run_group(raw, rows, stages, members)
-            columns = group.final.draw(uniforms[group.members])
+            columns = group.final.draw(uniforms[0, group.members])
             chosen = group.final.token_ids(columns)
             probability = group.final.chosen_probability(columns)
             prior = chosen_prior(group.notes, chosen)

@@ -12,6 +12,7 @@ from typing import Any
 
 from sampler.engine.constraints import SYNTAXES
 from sampler.engine.filters import adaptive_p, grammar, mirostat
+from sampler.engine.presets import GRAMMAR_MODES
 from sampler.engine.settings import Setting, Slider, StageSpec, between
 
 __all__ = ["STATEFUL_STAGES"]
@@ -138,6 +139,19 @@ STATEFUL_STAGES: tuple[StageSpec, ...] = (
                 # the grammar's example read as a regular expression is one too, so that the
                 # two examples together (the page's check, tests/test_page_twins.py) are valid
                 example="regex",
+            ),
+            Setting(
+                "grammar_mode",
+                str,
+                "auto",
+                f"one of {', '.join(GRAMMAR_MODES)}",
+                "Where the mask acts: mask (first, as transformers and vLLM), resample (as"
+                " llama.cpp: draw without it, and only if that token is illegal, draw again"
+                " after it) or auto (resample under the llama.cpp preset, mask elsewhere).",
+                lambda value: value in GRAMMAR_MODES,
+                activates=False,
+                title="Grammar mode",
+                example="resample",
             ),
         ),
         "llama.cpp grammar (GBNF, llama_sampler_init_grammar); vLLM structured outputs"

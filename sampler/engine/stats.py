@@ -21,7 +21,10 @@ Definitions (nats throughout):
   largest penalty it subtracted; ``adaptive_average`` and ``adapted_target``, adaptive-p's
   running average of chosen probabilities before the step and the target it aimed at there;
   ``grammar_allowed``, ``grammar_removed_mass``, ``grammar_kl``, ``grammar_top1_illegal`` and
-  ``grammar_forced``, what a constraint's mask did (:mod:`sampler.engine.filters.grammar`).
+  ``grammar_forced``, what a constraint's mask did (:mod:`sampler.engine.filters.grammar`);
+  ``grammar_resampled``, 1 where a row that resamples as llama.cpp does drew its token again
+  after the mask (:mod:`sampler.engine.resample`; the other statistics of such a row are of
+  the mixture law its token follows).
 
 Each full-vocabulary quantity costs one exponential pass; the final distribution's weights
 are shared with the draw, and nothing is computed twice when stages leave logits unchanged.
@@ -36,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sampler.engine.candidates import overflow_is_infinite
-from sampler.engine.filters.grammar import GRAMMAR_NOTES
+from sampler.engine.filters.grammar import GRAMMAR_NOTES, RESAMPLED_NOTE
 from sampler.engine.final_distribution import FinalDistribution
 from sampler.entropy import (
     entropy_from_weights,
@@ -61,6 +64,7 @@ TELEMETRY = (
     "adaptive_average",
     "adapted_target",
     *GRAMMAR_NOTES,
+    RESAMPLED_NOTE,
 )
 
 
@@ -91,6 +95,7 @@ class StepStats:
     grammar_kl: np.ndarray
     grammar_top1_illegal: np.ndarray
     grammar_forced: np.ndarray
+    grammar_resampled: np.ndarray
 
     def row(self, index: int) -> dict[str, float]:
         """One row's statistics as plain numbers; telemetry only where its stage was on."""

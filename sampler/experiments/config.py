@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sampler.engine.params import DEFAULT_ORDER, SamplingParams, setting_fields
+from sampler.engine.presets import check_mode_has_grammar
 from sampler.engine.stages import SETTINGS
 from sampler.errors import InvalidInputError
 from sampler.generation.generation_row import STREAM_KEYS, GenerationRow
@@ -62,6 +63,7 @@ class _Run:
             raise InvalidInputError(
                 f"stream={self.stream!r} is unknown: use one of {', '.join(STREAM_KEYS)}"
             )
+        check_mode_has_grammar(self.grammar, self.grammar_mode)
         check_phrases(self.ban_phrases)
         check_bans_beside(self.ban_phrases, [self.params(tau) for tau in self.temperatures])
 

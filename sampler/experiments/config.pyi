@@ -59,6 +59,7 @@ class RunConfig:
     adaptive_decay: float
     grammar: str
     grammar_syntax: str
+    grammar_mode: str
 
     def __init__(
         self,
@@ -110,6 +111,7 @@ class RunConfig:
         adaptive_decay: float = ...,
         grammar: str = ...,
         grammar_syntax: str = ...,
+        grammar_mode: str = ...,
     ) -> None: ...
     def params(self, temperature: float) -> SamplingParams: ...
     def rows(self) -> list[GenerationRow]: ...

@@ -148,6 +148,9 @@ CREATE TABLE steps (
         ALTER TABLE steps ADD COLUMN grammar_top1_illegal REAL;
         ALTER TABLE steps ADD COLUMN grammar_forced REAL;""",
     ),
+    # 1 where a row resampling as llama.cpp does drew again after the mask
+    # (sampler/engine/resample.py); NULL elsewhere and for every step logged before
+    ("011_grammar_resampled", "ALTER TABLE steps ADD COLUMN grammar_resampled REAL;"),
 ]
 
 

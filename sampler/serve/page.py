@@ -33,7 +33,7 @@ import numpy as np
 from sampler.cheatsheet import CHEAT_SHEET_LOGITS, CHEAT_SHEET_TEMPERATURES
 from sampler.engine.constraints import SYNTAXES
 from sampler.engine.params import DEFAULT_ORDER, MIROSTAT_CHAIN, MODES, PRESETS, SamplingParams
-from sampler.engine.presets import RANKED_TIES
+from sampler.engine.presets import GRAMMAR_MODES, RANKED_TIES, RESAMPLING
 from sampler.engine.settings import Setting, Slider, StageSpec, between
 from sampler.engine.stages import STAGES, table_json
 from sampler.errors import InvalidInputError
@@ -77,12 +77,15 @@ MODE_WORDS = {
 }
 # The string settings whose values are a closed list, as the page's choice offers them (the
 # library's own list), and those values in words (tests/test_page_grammar.py: each is allowed).
-CHOICES = {"grammar_syntax": SYNTAXES}
+CHOICES = {"grammar_syntax": SYNTAXES, "grammar_mode": GRAMMAR_MODES}
 CHOICE_WORDS = {
     "gbnf": "GBNF",
     "lark": "Lark",
     "regex": "regular expression",
     "json_schema": "JSON schema",
+    "auto": "as the order's peer",
+    "mask": "mask first",
+    "resample": "draw, then redraw if illegal",
 }
 # The server page's first prompt: SmolLM2-135M-Instruct's next token after it (chat template,
 # τ = 1) is spread but sensible: entropy 3.02 nats (4.36 bits), "There" 0.21, "One" 0.17,
@@ -114,15 +117,17 @@ _STYLES = ("page.css", "settings.css")
 def engine_config() -> dict[str, Any]:
     """What the page reads of the library: the stage table (:func:`table_json`: stages,
     settings, sliders), the row's own ``min_tokens_to_keep``, the presets, the presets whose
-    cuts rank ties (``presets.RANKED_TIES``: exact counts, float32 thresholds), the modes, and
-    per preset the settings the library refuses there (greyed out in the page); the values of
-    the string settings that are a closed list (the grammar's syntax), with their words."""
+    cuts rank ties (``presets.RANKED_TIES``: exact counts, float32 thresholds), those whose
+    grammar resamples by default (``presets.RESAMPLING``), the modes, and per preset the
+    settings the library refuses there (greyed out in the page); the values of the string
+    settings that are a closed list (the grammar's syntax), with their words."""
     return {
         **table_json(),
         "row_settings": [MIN_TOKENS_TO_KEEP.as_json(stage=None)],
         "presets": {name: list(order) for name, order in PRESETS.items()},
         "default_order": DEFAULT_ORDER,
         "ranked_ties": sorted(RANKED_TIES),
+        "resampling": sorted(RESAMPLING),
         "mirostat_chain": list(MIROSTAT_CHAIN),
         "modes": list(MODES),
         "mode_words": MODE_WORDS,

@@ -13,12 +13,15 @@ the stage is first): ``grammar_allowed``, how many tokens of the vocabulary the 
 restricted to the allowed tokens and renormalised), from log-sum-exps in float64 so that a
 mass of 1e-30 still gives its logarithm; ``grammar_top1_illegal``, 1 when the received
 distribution's likeliest token (lowest id on ties) is not allowed; ``grammar_forced``, 1 when
-exactly one token is allowed.
+exactly one token is allowed. A row that resamples as llama.cpp does
+(:mod:`sampler.engine.resample`) also reports :data:`RESAMPLED_NOTE`, ``grammar_resampled``: 1
+when the chain's token without the mask was illegal and the token was drawn again after it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,7 +31,7 @@ from sampler.errors import InvalidInputError
 if TYPE_CHECKING:
     from sampler.engine.rows import RowParams
 
-__all__ = ["GRAMMAR_NOTES", "grammar"]
+__all__ = ["GRAMMAR_NOTES", "RESAMPLED_NOTE", "grammar", "row_matchers"]
 
 GRAMMAR_NOTES = (
     "grammar_allowed",
@@ -37,6 +40,8 @@ GRAMMAR_NOTES = (
     "grammar_top1_illegal",
     "grammar_forced",
 )
+# set by the sampler, not the stage: whether the step drew twice (sampler.engine.resample)
+RESAMPLED_NOTE = "grammar_resampled"
 
 
 def grammar(candidates: Candidates, rows: RowParams) -> Candidates:
@@ -44,12 +49,7 @@ def grammar(candidates: Candidates, rows: RowParams) -> Candidates:
     on = rows.on("grammar")
     if not on.any():
         return candidates
-    matchers = rows.state.get("grammar_matcher")
-    if matchers is None or any(matchers[row] is None for row in np.flatnonzero(on)):
-        raise InvalidInputError(
-            "a grammar needs the model's vocabulary: use it with a model "
-            "(sampler generate/compare/sweep --grammar), not on bare logits"
-        )
+    matchers = row_matchers(rows.state, np.flatnonzero(on))
     logits = candidates.logits.copy()
     notes = {name: np.full(len(on), np.nan) for name in GRAMMAR_NOTES}
     for row in np.flatnonzero(on):
@@ -66,6 +66,17 @@ def grammar(candidates: Candidates, rows: RowParams) -> Candidates:
         logits[row, ~legal] = -np.inf
     masked = candidates.with_logits(logits)
     return Candidates(masked.logits, masked.ids, masked.vocab_size, notes, masked.array_size)
+
+
+def row_matchers(state: Mapping[str, Any], rows: np.ndarray) -> np.ndarray:
+    """The state's matchers (``grammar_matcher``), checked to hold one for each of ``rows``."""
+    matchers = state.get("grammar_matcher")
+    if matchers is None or any(matchers[row] is None for row in rows):
+        raise InvalidInputError(
+            "a grammar needs the model's vocabulary: use it with a model "
+            "(sampler generate/compare/sweep --grammar), not on bare logits"
+        )
+    return matchers
 
 
 def _log_sum_exp(values: np.ndarray) -> float:

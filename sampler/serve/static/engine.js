@@ -59,8 +59,12 @@ const SamplerEngine = (() => {
         ...(order.includes("adaptive_p") ? ["adaptive_p"] : [])];
     // as presets.ranks_ties: a preset whose cuts keep llama.cpp's exact counts (or its list)
     const ranked = config.ranked_ties.some((name) => sameList(order, config.presets[name]));
+    // as SamplingParams.resamples: grammar_mode "auto" resamples under llama.cpp's preset
+    const resamples = on.grammar && (values.grammar_mode === "resample"
+      || (values.grammar_mode === "auto"
+        && config.resampling.some((name) => sameList(order, config.presets[name]))));
     return { values, on, greedy, hardmax, minKeep: given.min_tokens_to_keep || 1, stages,
-      ranked };
+      ranked, resamples };
   }
 
   function sameList(a, b) {
@@ -150,9 +154,34 @@ const SamplerEngine = (() => {
     }
     const shaped = row.stages.filter((n) => shaping.includes(n));
     const tempered = runChain(step, row, context, [...shaped, "temperature"], "tempered").x;
-    const stats = statsOf(step, chain, final, row, tempered);
-    return { probs, stats, notes: chain.notes, kept: final.weights, xtcChance,
-      ms: performance.now() - started };
+    const result = { probs, stats: statsOf(step, chain, final, row, tempered),
+      notes: chain.notes, kept: final.weights, xtcChance };
+    if (row.resamples) Object.assign(result, resampled(step, given, context, probs, tempered));
+    result.ms = performance.now() - started;
+    return result;
+  }
+
+  // llama.cpp's grammar resampling (sampler/engine/resample.py): the row draws from its chain
+  // without the mask (law q) and, only when that token is illegal, again from its chain with
+  // the mask (law r, ``second``): P = q·[legal] + (Σ_illegal q)·r. Its probabilities, kept
+  // tokens and statistics are P's.
+  function resampled(step, given, context, second, tempered) {
+    const r = buffer(step, "resample-r");
+    r.set(second);  // evaluating q reuses the buffers r is in
+    const q = evaluate(step, { ...given, grammar: "" }, context).probs;
+    const legal = new Uint8Array(q.length);
+    for (const t of context.grammar) if (t < q.length) legal[t] = 1;
+    let rejected = 0;
+    for (let i = 0; i < q.length; i++) if (!legal[i]) rejected += q[i];
+    const probs = buffer(step, "resample-p"), x = buffer(step, "resample-x");
+    for (let i = 0; i < q.length; i++) {
+      probs[i] = (legal[i] ? q[i] : 0) + rejected * r[i];
+      x[i] = probs[i] > 0 ? Math.log(probs[i]) : NEG;
+    }
+    const row = rowOf(given);
+    const mixture = { x, order: sortedOrder(x), size: x.length, notes: {} };
+    const final = finalOf(step, mixture, row, "resample");
+    return { probs, kept: final.weights, stats: statsOf(step, mixture, final, row, tempered) };
   }
 
   function statsOf(step, chain, final, row, tempered) {
