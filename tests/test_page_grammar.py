@@ -195,7 +195,11 @@ def test_explore_embeds_each_step_s_mask(gguf, texts):
 def test_the_syntax_choice_is_the_library_s_list_and_each_choice_is_accepted():
     config = engine_config()
     assert config["choices"]["grammar_syntax"] == ["gbnf", "lark", "regex", "json_schema"]
-    assert set(CHOICE_WORDS) == set(CHOICES["grammar_syntax"])
+    assert config["choices"]["grammar_mode"] == ["auto", "mask", "resample"]
+    # every choice has its words, and no words are left over from a value no longer offered
+    assert set(CHOICE_WORDS) == {value for values in CHOICES.values() for value in values}
+    for mode in CHOICES["grammar_mode"]:
+        SamplingParams(grammar="a", grammar_syntax="regex", grammar_mode=mode)
     for syntax, example in zip(CHOICES["grammar_syntax"],
                                ['root ::= "a"', 'start: "a"', "a", "{}"], strict=True):
         SamplingParams(grammar=example, grammar_syntax=syntax)
