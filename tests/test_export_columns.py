@@ -231,3 +231,17 @@ def test_a_run_logged_before_the_migrations_exports_as_before(old_run_log):
         assert [(x["row_index"], x["text"], x["token_ids"]) for x in lines] == completions[run]
         assert not any({"rewinds", "logprobs"} & set(line) for line in lines)
         assert not any(set(GRAMMAR) & set(step) for line in lines for step in line["steps"])
+
+
+def test_parquet_completions_have_the_rewinds_and_logprobs_as_stored(banned_run, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    result = run_cli("export", "latest", "--db", banned_run, "--format", "parquet",
+                     "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    (path,) = (tmp_path / "out").glob("*-completions.parquet")
+    table = pq.read_table(path).to_pylist()
+    stored = query(banned_run, "SELECT row_index, rewinds, json_extract(extra, '$.logprobs') "
+                               "FROM completions ORDER BY row_index")
+    assert [(r["row_index"], json.loads(r["rewinds"]), json.loads(r["extra_logprobs"]))
+            for r in table] == [(row, json.loads(rewinds), json.loads(logprobs))
+                                for row, rewinds, logprobs in stored]
