@@ -146,6 +146,7 @@ def test_the_penalty_and_its_exponent_clamp():
     assert penalties[2] == pytest.approx(0.8 * 1.75)
     long = [0, 1, 2] * 120
     penalties, match = dry_penalties(long, restarts, 1.0, 3.0, 2, -1)
+    # 3^80 as a float64 power: within an ulp or two; approx's 1e-6 absorbs it
     assert match == len(long) - 3 and penalties[0] == pytest.approx(3.0**80, rel=1e-6)
     assert dry_penalties([0, 1, 3, 0, 1], restarts, 0.8, 1.75, 2, -1)[0] == {}  # breaker
 
