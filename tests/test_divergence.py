@@ -38,6 +38,26 @@ def run_cli(*args: str):
     return CliRunner().invoke(cli, list(args))
 
 
+def scaled_error(x, *taus: float) -> float:
+    """δ: how far a side's x / τ can be from the float64 oracle's. The sources give float32
+    logits (≤ u|x| off, u = 2^-24) and the division may round in float32 too (≤ u|x|/τ).
+
+    A log-probability y - log Z then moves by ≤ 2δ and a probability by ≤ 2δ p, so TV moves
+    by ≤ 2δ, KL(p ‖ q) by ≤ 2δ (max|log p/q| + 2) and an entropy by ≤ 2δ (max|log p| + 1).
+    """
+    return 2 * 2.0**-24 * float(np.abs(np.asarray(x, dtype=np.float64)).max()) / min(taus)
+
+
+def kl_bound(delta: float, p: np.ndarray, q: np.ndarray) -> float:
+    """The bound on KL(p ‖ q) that :func:`scaled_error` states, over p's support."""
+    kept = p > 0
+    return 2 * delta * (float(np.abs(np.log(p[kept] / q[kept])).max()) + 2)
+
+
+def entropy_bound(delta: float, p: np.ndarray) -> float:
+    return 2 * delta * (float(np.abs(np.log(p[p > 0])).max()) + 1)
+
+
 def tv(p: np.ndarray, q: np.ndarray) -> float:
     return 0.5 * float(np.abs(p - q).sum())
 
@@ -54,14 +74,17 @@ def test_kl_tv_entropy_match_scipy_with_full_supports():
         source, "A B C", SamplingParams(temperature=0.7), SamplingParams(temperature=1.3)
     )
     p, q = scipy.special.softmax(x / 0.7), scipy.special.softmax(x / 1.3)
+    delta = scaled_error(x, 0.7, 1.3)
     assert len(result.labels) == 2  # the first token is context only
     for i in range(2):  # fixed logits: every position has the same laws
-        assert result.kl_ab[i] == pytest.approx(kl(p, q), rel=1e-5)
-        assert result.kl_ba[i] == pytest.approx(kl(q, p), rel=1e-5)
-        assert result.tv[i] == pytest.approx(tv(p, q), abs=1e-6)
-        assert result.same_token[i] == pytest.approx(1 - tv(p, q), abs=1e-6)
-        assert result.entropy_a[i] == pytest.approx(scipy.stats.entropy(p), rel=1e-5)
-        assert result.entropy_b[i] == pytest.approx(scipy.stats.entropy(q), rel=1e-5)
+        assert result.kl_ab[i] == pytest.approx(kl(p, q), abs=kl_bound(delta, p, q))
+        assert result.kl_ba[i] == pytest.approx(kl(q, p), abs=kl_bound(delta, q, p))
+        assert result.tv[i] == pytest.approx(tv(p, q), abs=2 * delta)
+        assert result.same_token[i] == pytest.approx(1 - tv(p, q), abs=2 * delta)
+        assert result.entropy_a[i] == pytest.approx(
+            scipy.stats.entropy(p), abs=entropy_bound(delta, p))
+        assert result.entropy_b[i] == pytest.approx(
+            scipy.stats.entropy(q), abs=entropy_bound(delta, q))
         assert (result.kept_a[i], result.kept_b[i], result.kept_differ[i]) == (5, 5, False)
 
 
@@ -72,9 +95,10 @@ def test_a_truncated_side_has_infinite_kl_one_way_and_it_is_kept_in_the_mean():
     p = np.where(np.arange(5) < 2, np.exp(x), 0) / np.exp(x[:2]).sum()  # the two largest
     q = scipy.special.softmax(x)
     assert math.isinf(kl(q, p))  # the oracle agrees this direction is infinite
-    assert result.kl_ab == pytest.approx([kl(p, q)] * 3, rel=1e-5)
+    delta = scaled_error(x, 1.0)
+    assert result.kl_ab == pytest.approx([kl(p, q)] * 3, abs=kl_bound(delta, p, q))
     assert np.isinf(result.kl_ba).all()
-    assert result.tv == pytest.approx([tv(p, q)] * 3, abs=1e-6)
+    assert result.tv == pytest.approx([tv(p, q)] * 3, abs=2 * delta)
     means = result.means()
     assert math.isinf(means["kl_ba"]) and means["infinite_kl_ba"] == 3
     assert means["infinite_kl_ab"] == 0 and means["kept_differ_count"] == 3
@@ -105,8 +129,9 @@ def test_penalties_see_the_prompt_and_the_forced_tokens():
         seen = np.isin(np.arange(x.size), history)
         y = np.where(seen, np.where(x > 0, x / penalty, x * penalty), x)
         p, q = scipy.special.softmax(x), scipy.special.softmax(y)
-        assert result.tv[i] == pytest.approx(tv(p, q), abs=1e-6)
-        assert result.kl_ab[i] == pytest.approx(kl(p, q), rel=1e-4, abs=1e-9)
+        delta = scaled_error(x, 1 / penalty)  # the penalty scales a logit by up to 1.8
+        assert result.tv[i] == pytest.approx(tv(p, q), abs=2 * delta)
+        assert result.kl_ab[i] == pytest.approx(kl(p, q), abs=kl_bound(delta, p, q))
 
 
 def test_xtc_is_compared_by_its_law_the_mixture_over_its_coin():
@@ -117,8 +142,9 @@ def test_xtc_is_compared_by_its_law_the_mixture_over_its_coin():
     p = scipy.special.softmax([3, 1, 0.2])  # A and B reach 0.1: A, the likelier, goes
     fired = np.array([0, p[1], p[2]]) / (p[1] + p[2])
     q = 0.5 * fired + 0.5 * p
-    assert result.tv[0] == pytest.approx(tv(p, q), abs=1e-6)
-    assert result.kl_ab[0] == pytest.approx(kl(p, q), rel=1e-5)
+    delta = scaled_error([3, 1, 0.2], 1.0)  # the mixture of two such laws moves by ≤ 2δ too
+    assert result.tv[0] == pytest.approx(tv(p, q), abs=2 * delta)
+    assert result.kl_ab[0] == pytest.approx(kl(p, q), abs=kl_bound(delta, p, q))
     assert not result.kept_differ[0]  # the mixture keeps every token
 
 
@@ -142,15 +168,16 @@ def test_order_all_on_readmes_chain_row():
     pairs = {(pair["a"], pair["b"]): pair for pair in data["pairs"]}
     assert len(pairs) == 6
     hf, llama = hand_chain_laws()
+    delta = scaled_error([3, 2.5, 1, 0.2], 1.0)
     pair = pairs["hf", "llama.cpp"]
     assert pair["kept_differ"] == [True, True] and pair["kept_a"] == [3, 3]
     assert pair["kept_b"] == [2, 2] and pair["kl_ab"] == ["inf", "inf"]
-    assert pair["tv"] == pytest.approx([tv(hf, llama)] * 2, abs=1e-6)
-    assert pair["tv"][0] == pytest.approx(hf[2], abs=1e-6)  # TV is the mass llama.cpp drops
-    assert pair["kl_ba"] == pytest.approx([kl(llama, hf)] * 2, rel=1e-5)
+    assert pair["tv"] == pytest.approx([tv(hf, llama)] * 2, abs=2 * delta)
+    assert pair["tv"][0] == pytest.approx(hf[2], abs=2 * delta)  # the mass llama.cpp drops
+    assert pair["kl_ba"] == pytest.approx([kl(llama, hf)] * 2, abs=kl_bound(delta, llama, hf))
     assert pair["mean"]["kl_ab"] == "inf" and pair["infinite_kl_ab"] == 2
     assert pair["kept_differ_count"] == 2
-    assert pair["mean"]["same_token"] == pytest.approx(1 - tv(hf, llama), abs=1e-6)
+    assert pair["mean"]["same_token"] == pytest.approx(1 - tv(hf, llama), abs=2 * delta)
     assert pairs["hf", "vllm"]["tv"] == [0.0, 0.0]
     assert pairs["hf", "vllm"]["kept_differ"] == [False, False]
     table = run_cli("divergence", "--model", CHAIN_ROW, "--text", "A B C", "-t", "2",
@@ -178,9 +205,10 @@ def test_single_pair_json_parses_and_vs_sets_side_b():
     p = np.r_[scipy.special.softmax([3, 2.5]), 0, 0]
     uniform = np.array([0.5, 0.5, 0, 0])  # τ = ∞ after llama.cpp's top-k: uniform over two
     assert pair["b"] == "order=llama.cpp temperature=inf top_k=2"
-    assert pair["tv"] == pytest.approx([tv(p, uniform)] * 2, abs=1e-6)
-    assert pair["kl_ab"] == pytest.approx([kl(p, uniform)] * 2, rel=1e-5)
-    assert pair["same_token"] == pytest.approx([1 - tv(p, uniform)] * 2, abs=1e-6)
+    delta = scaled_error([3, 2.5], 1.0)  # the uniform side is exact
+    assert pair["tv"] == pytest.approx([tv(p, uniform)] * 2, abs=2 * delta)
+    assert pair["kl_ab"] == pytest.approx([kl(p, uniform)] * 2, abs=kl_bound(delta, p, uniform))
+    assert pair["same_token"] == pytest.approx([1 - tv(p, uniform)] * 2, abs=2 * delta)
 
 
 def test_a_logged_row_is_forced_after_its_prompt(tmp_path):
@@ -197,7 +225,7 @@ def test_a_logged_row_is_forced_after_its_prompt(tmp_path):
     p, q = scipy.special.softmax(x), scipy.special.softmax(x / 0.5)
     data = json.loads(out.stdout)
     assert len(data["tokens"]) == 4  # every generated token is scored, the first after the prompt
-    assert data["pairs"][0]["tv"][0] == pytest.approx(tv(p, q), abs=1e-6)
+    assert data["pairs"][0]["tv"][0] == pytest.approx(tv(p, q), abs=2 * scaled_error(x, 0.5))
     one_error_line(run_cli("divergence", "--model", MARKOV, "--run", "latest", "--row", "5",
                            "--db", db, "--vs", "top_k=2"), "--row 5 is out of range")
 
@@ -223,8 +251,9 @@ def test_two_models_over_one_vocabulary_compare_their_own_logits():
     assert out.exit_code == 0, out.output
     p, q = scipy.special.softmax([3, 2.5, 1, 0.2]), scipy.special.softmax([1, 2, 3, 4])
     pair = json.loads(out.stdout)["pairs"][0]
-    assert pair["kl_ab"][0] == pytest.approx(kl(p, q), rel=1e-5)
-    assert pair["kl_ba"][0] == pytest.approx(kl(q, p), rel=1e-5)
+    delta = scaled_error([3, 2.5, 1, 0.2, 1, 2, 3, 4], 1.0)  # both models' float32 logits
+    assert pair["kl_ab"][0] == pytest.approx(kl(p, q), abs=kl_bound(delta, p, q))
+    assert pair["kl_ba"][0] == pytest.approx(kl(q, p), abs=kl_bound(delta, q, p))
 
 
 def test_mirostat_is_refused_in_one_line():
@@ -315,6 +344,9 @@ def test_order_all_on_the_real_model_matches_laws_built_by_hand(gguf):
         hf = masked_law(x, top & (hot >= 0.1 * hot.max()), 2.0)
         cold = masked_law(x, top, 1.0)  # llama.cpp: top-k, min-p on the τ = 1 law, τ last
         llama = masked_law(x, top & (cold >= 0.1 * cold.max()), 2.0)
-        assert hf_llama.tv[i] == pytest.approx(tv(hf, llama), abs=1e-5)
+        # the oracle reads the same float32 logits: 2δ covers the engine's float32 division
+        # by τ, and a float32 sum over the ≤ 20 kept tokens rounds by ≤ (20 + 2) u more
+        bound = 2 * scaled_error(x, 1.0) + 22 * 2.0**-24
+        assert hf_llama.tv[i] == pytest.approx(tv(hf, llama), abs=bound)
         assert hf_llama.kept_a[i] == (hf > 0).sum() and hf_llama.kept_b[i] == (llama > 0).sum()
         assert bool(hf_llama.kept_differ[i]) == bool(((hf > 0) != (llama > 0)).any())

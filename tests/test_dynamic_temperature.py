@@ -48,6 +48,9 @@ def test_matches_the_closed_form(tau, spread, exponent):
     for x in rows():
         params = SamplingParams(temperature=tau, dynatemp_range=spread,
                                 dynatemp_exponent=exponent, order="llama.cpp")
+        # float64 both sides: the entropy picking τ' sums 300 terms (≤ 304 u (1 + max|log p|)
+        # ≈ 7e-13), which moves τ' ≥ 0.3 here by less and each x/τ' (|x| ≤ 17) by ≲ 2e-11:
+        # a probability by ≲ 4e-11
         np.testing.assert_allclose(distribution(x, params), closed_form(x, tau, spread, exponent),
                                    atol=1e-10)
 
@@ -85,6 +88,8 @@ def test_matches_llamacpp_temp_ext(tau, spread, exponent):
         theirs = peer_logits(lib, x32, [lib.llama_sampler_init_temp_ext(tau, spread, exponent)])
         params = SamplingParams(temperature=tau, dynatemp_range=spread,
                                 dynatemp_exponent=exponent, order="llama.cpp")
+        # llama.cpp picks τ' from a float32 entropy of 300 terms (rounding growing as √n u:
+        # ~1e-6 relative) and divides in float32: y moves by ~1e-6 |y|, p by p |Δy| ≤ 1e-6 / e
         np.testing.assert_allclose(distribution(x32, params), scipy.special.softmax(theirs),
                                    atol=1e-6)
 
@@ -96,6 +101,7 @@ def test_after_top_k_it_counts_the_tokens_left_as_llamacpp_does():
                                   lib.llama_sampler_init_temp_ext(0.9, 0.6, 1.5)])
     params = SamplingParams(temperature=0.9, dynatemp_range=0.6, dynatemp_exponent=1.5,
                             top_k=20, order="llama.cpp")
+    # as above, over the 20 tokens top-k leaves
     np.testing.assert_allclose(distribution(x, params), scipy.special.softmax(theirs), atol=1e-6)
 
 
@@ -112,6 +118,8 @@ def test_entropy_temp_reports_the_chosen_temperature():
     x = rows()[0]
     params = SamplingParams(temperature=0.8, dynatemp_range=0.5, order="llama.cpp", seed=0)
     _, stats = Sampler(params).step(x[None, :])
+    # float64: the probabilities move by ≲ 4e-11 (above), the entropy by that times
+    # (1 + max|log p|) ≲ 30 over 300 terms
     assert stats.entropy_temp[0] == pytest.approx(
         scipy.stats.entropy(closed_form(x, 0.8, 0.5, 1.0)), abs=1e-9
     )
@@ -128,6 +136,7 @@ def test_step_statistics_report_the_temperature_it_chose(tau, spread, exponent):
         h = scipy.stats.entropy(scipy.special.softmax(x))
         low, high = max(0.0, tau - spread), tau + spread
         chosen = low + (high - low) * (h / math.log(len(x))) ** exponent
+        # τ' from a float64 entropy of 300 terms: ≲ 1e-12 relative (above)
         assert stats.temperature_chosen[row] == pytest.approx(chosen, rel=1e-9)
     assert np.isnan(stats.temperature_chosen[-1])  # no dynamic temperature on that row
     assert "temperature_chosen" not in stats.row(len(batch))

@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("torch")
 
 from conftest import hf_greedy
+from test_generation_hf import assert_batch_changes_statistics_only_through_logits
 
 from sampler import SamplingParams
 from sampler.generation.generation_row import GenerationRow
@@ -53,10 +54,10 @@ def test_temperatures_share_one_batch_and_keep_their_distributions(smollm2):
         for tau in (0.3, 1.0, 1.6)
     ]
     together = generate(smollm2, rows, max_new_tokens=6)
-    for row, batched in zip(rows, together, strict=True):
-        (alone,) = generate(smollm2, [row], max_new_tokens=6)
-        assert batched.token_ids == alone.token_ids
-        for mine, theirs in zip(batched.steps, alone.steps, strict=True):
-            assert mine["entropy_final"] == pytest.approx(theirs["entropy_final"], abs=1e-3)
+    alone = [generate(smollm2, [row], max_new_tokens=6)[0] for row in rows]
+    # a batch of 3 rows runs other float32 kernels than one row: bounded by the logits' gap
+    assert_batch_changes_statistics_only_through_logits(
+        smollm2, together, alone, ("entropy_base", "entropy_final", "surprisal")
+    )
     first = [c.steps[0]["entropy_temp"] for c in together]
     assert first[0] < first[1] < first[2]

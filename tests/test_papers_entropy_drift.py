@@ -31,6 +31,7 @@ def test_a_tiny_run_matches_the_logged_steps_and_the_forced_text(tmp_path, monke
     pure = store.completions(outcome.runs[0])
     early = [s["entropy_final"] for c in pure for s in c["steps"] if s["step"] < 4]
     late = [s["entropy_final"] for c in pure for s in c["steps"] if 8 <= s["step"] < 12]
+    # means of the logged float64 entropies (≤ log 300 ≈ 5.7) in another order: ≲ n u · 5.7
     assert drift.value == pytest.approx(np.mean(late) - np.mean(early), abs=1e-9)
     losses = []
     for document in human_documents(source, 3, 4 + 12):
@@ -41,6 +42,7 @@ def test_a_tiny_run_matches_the_logged_steps_and_the_forced_text(tmp_path, monke
             if position >= 8:
                 losses.append(np.logaddexp.reduce(x) - x[token])
             logits = session.advance(np.array([token]))
+    # the losses: a float64 log-sum-exp of 300 float32 logits on both sides, ≲ 300 u · |x|
     assert above.value == pytest.approx(np.mean(late) - np.mean(losses), abs=1e-9)
     assert drift.clusters == 3 and drift.few_clusters
     assert all(len(c["steps"]) == 12 for c in pure)  # no EOS here: every position counts

@@ -32,6 +32,7 @@ def test_the_log_perplexity_difference_is_the_difference_of_pooled_means(tmp_pat
         steps = [s for c in completions if c["temperature"] == tau for s in c["steps"]]
         return sum(s["surprisal_base"] for s in steps) / len(steps)
 
+    # float64 means of the logged surprisals in another order: ulps
     assert estimate.value == pytest.approx(pooled(1.5) - pooled(0.5), abs=1e-12)
     assert estimate.clusters == 3 and estimate.few_clusters
     assert estimate.value > 0  # hotter text is less likely under the model

@@ -35,6 +35,7 @@ def test_running_mean_is_the_mean_so_far():
             if np.isnan(values[row, t]):
                 assert np.isnan(out[row, t])
             else:
+                # a running float64 mean against numpy's: ulps (approx's default absorbs them)
                 assert out[row, t] == pytest.approx(seen[~np.isnan(seen)].mean())
 
 
@@ -51,6 +52,7 @@ def test_weighted_correlation_is_pearsons():
     x, y = rng.normal(size=20), rng.normal(size=20)
     weights = np.vstack([np.ones(20), rng.integers(0, 3, 20)])
     out = correlation(x, y, weights)
+    # the same Pearson r by two float64 formulas over 20 points: ulps (approx's default)
     assert out[0] == pytest.approx(np.corrcoef(x, y)[0, 1])
     repeat = weights[1].astype(int)  # integer weights = rows repeated that often
     assert out[1] == pytest.approx(np.corrcoef(np.repeat(x, repeat), np.repeat(y, repeat))[0, 1])

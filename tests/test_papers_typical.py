@@ -34,6 +34,8 @@ def test_human_deviations_match_surprisal_minus_entropy_per_document():
             expected_human.append(-np.log(p[token]) - entropy)
             expected_greedy.append(-np.log(p.max()) - entropy)
             logits = session.advance(np.array([token]))
+        # float64 from the same float32 logits on both sides: sums of the vocabulary's terms
+        # (≤ 300 u · max|log p|), well under 1e-9
         np.testing.assert_allclose(human[g], expected_human, atol=1e-9)
         np.testing.assert_allclose(greedy[g], expected_greedy, atol=1e-9)
         assert (greedy[g] <= human[g] + 1e-12).all()  # greedy's token is the least surprising

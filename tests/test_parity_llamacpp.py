@@ -239,6 +239,7 @@ def test_top_n_sigma_uses_the_population_std():
     params = SamplingParams(top_n_sigma=2.0, order="llama.cpp")
     ours = distribution(logits, params)
     assert np.flatnonzero(ours).tolist() == [0, 1]
+    # four float64 logits on both sides: a few ulps of numbers ≤ 1
     np.testing.assert_allclose(ours, llamacpp_reference(logits, [], params), atol=1e-12)
 
 
@@ -249,6 +250,7 @@ def test_top_n_sigma_kept_set_does_not_depend_on_temperature():
     for temperature in (0.25, 0.8, 1.0, 3.0):
         params = SamplingParams(top_n_sigma=1.0, temperature=temperature, order="llama.cpp")
         probs = distribution(logits, params)
+        # float64 logits on both sides: sums of ≤ 1000 terms round by ≤ 1000 u ≈ 1e-13
         np.testing.assert_allclose(probs, llamacpp_reference(logits, [], params), atol=1e-9)
         kept.append(np.flatnonzero(probs).tolist())
         # Temperature-first order: the kept set is still the same (max and σ both scale).
@@ -276,6 +278,7 @@ def test_min_p_kept_set_depends_on_temperature_under_vllm_order_only():
         llama = distribution(logits, params)
         assert np.flatnonzero(llama).tolist() == [0, 1]
         kept = np.exp(logits[:2] / temperature)
+        # two float64 terms and a division: a few ulps
         np.testing.assert_allclose(llama[:2], kept / kept.sum(), rtol=1e-12)
         np.testing.assert_allclose(llama, llamacpp_reference(logits, [], params), atol=1e-12)
 
@@ -295,6 +298,7 @@ def test_typical_after_top_n_sigma_ignores_the_masked_tokens():
     cur = _temperature(_typical(cur, params.typical_p, 1), params.temperature)
     expected = np.zeros(len(logits))
     expected[[t for t, _ in cur]] = _softmax([x for _, x in cur])
+    # float64 on both sides, a sum over fewer than 40 kept tokens: ulps of 1
     np.testing.assert_allclose(distribution(logits, params), expected, atol=1e-12)
 
 

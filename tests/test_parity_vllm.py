@@ -277,6 +277,7 @@ def test_one_history_counts_for_all_three_penalties():
     history = penalty_history(LOGITS[1000], HISTORY_SEED)[0]
     params = SamplingParams(**PENALTIES, order="vllm")
     ours = distribution(logits, params, history=[history])
+    # float64 logits (parity_logits) on both sides: sums of 1000 terms, ≤ 1000 u ≈ 1e-13
     np.testing.assert_allclose(ours, vllm_reference(logits, history, history, params), atol=1e-9)
     np.testing.assert_allclose(ours, vllm_reference(logits, [], history, params), atol=1e-9)
     prompt_only = vllm_reference(logits, history, [], params)

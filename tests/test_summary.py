@@ -192,6 +192,7 @@ def test_summarize_matches_hand_computed_columns():
     for row in summary:
         expected = hand[row["temperature"]]
         for key in CHECKED_KEYS:
+            # float64 sums of a few dozen values in another order: ≲ n u relative
             assert row[key] == pytest.approx(expected[key], rel=1e-12, abs=1e-12), key
 
 
@@ -220,6 +221,7 @@ def test_intervals_below_8_prompts_are_t_intervals_of_the_ratio():
     for row in summarize(completions):
         for key in ("entropy_final", "length"):
             expected = _hand_t_interval(completions, row["temperature"], key)
+            # as above, and both use scipy's t quantile
             assert row[f"{key}_ci"] == pytest.approx(expected, rel=1e-12, abs=1e-12), key
 
 

@@ -58,6 +58,7 @@ def test_trace_ends_in_the_closed_form_and_only_shrinks(order):
         # Each stage's distribution is softmax of the kept logits over the τ applied so far.
         probs = np.zeros(len(x))
         probs[kept] = scipy.special.softmax(x[kept] / tau)
+        # float64 softmax of ≤ 3 kept logits on both sides: a few ulps of numbers ≤ 1
         np.testing.assert_allclose(step.probs, probs, atol=1e-12, err_msg=stage)
         assert step.entropy == pytest.approx(scipy.stats.entropy(probs), abs=1e-12), stage
         assert step.kept_tokens == len(kept), stage
@@ -70,6 +71,7 @@ def test_trace_ends_in_the_closed_form_and_only_shrinks(order):
     # README's and docs/engine.md's `sampler chain` tables print these finals (rounded to 4 places).
     readme = {"hf": [0.4658, 0.3628, 0.1714, 0], "llama.cpp": [0.5622, 0.4378, 0, 0]}
     readme["vllm"] = readme["hf"]
+    # the tables print 4 decimals: half a unit of the last
     np.testing.assert_allclose(steps[-1].probs, readme[order], atol=5e-5)
     np.testing.assert_allclose(steps[-1].probs, distribution(LOGITS, params), atol=1e-12)
 

@@ -107,6 +107,12 @@ def mirostat_findings(
 ) -> list[Finding]:
     """Findings from each sampler's ``{"own": [rows, T], "base": [rows, T], "rep": [rows]}``."""
     findings = []
+
+    def late_minus_early(bits: np.ndarray) -> Estimate:
+        # one helper for both drifts: the same windows, bootstrap and units
+        early, late = (window_sums(bits, prompt_of, prompts, w) for w in (EARLY, LATE))
+        return difference_estimate(early, late, rng, "bits")
+
     for target in TARGETS:
         own = data[f"mirostat τ={target:g}"]["own"]
         held = ratio_estimate(
@@ -121,13 +127,7 @@ def mirostat_findings(
             )
         )
     for name in FIXED:
-        base = data[name]["base"]
-        drift = difference_estimate(
-            window_sums(base, prompt_of, prompts, EARLY),
-            window_sums(base, prompt_of, prompts, LATE),
-            rng,
-            "bits",
-        )
+        drift = late_minus_early(data[name]["base"])
         findings.append(
             Finding(
                 f"{name}: model surprise in positions {LATE[0]}-{LATE[1] - 1} minus "
@@ -137,13 +137,7 @@ def mirostat_findings(
             )
         )
     for target in TARGETS:
-        own = data[f"mirostat τ={target:g}"]["own"]
-        drift = difference_estimate(
-            window_sums(own, prompt_of, prompts, EARLY),
-            window_sums(own, prompt_of, prompts, LATE),
-            rng,
-            "bits",
-        )
+        drift = late_minus_early(data[f"mirostat τ={target:g}"]["own"])
         findings.append(
             Finding(
                 f"mirostat v2 τ={target:g}: the same drift of its own surprise (the claim "

@@ -18,7 +18,14 @@ from sampler.errors import InvalidInputError
 from sampler.runlog.connection import damaged
 from sampler.runlog.schema import COMPLETION_FIELDS, STEP_STATS
 
-__all__ = ["completion_rows", "decode_completion", "decode_run", "decode_step", "dumps"]
+__all__ = [
+    "completion_rows",
+    "decode_completion",
+    "decode_extra_and_rewinds",
+    "decode_run",
+    "decode_step",
+    "dumps",
+]
 
 
 def dumps(value: Any) -> str:
@@ -101,10 +108,24 @@ def decode_completion(path: Path, row: sqlite3.Row) -> dict:
         "params": _json(path, row["params"], f"{where} params", dict),
         "token_ids": token_ids,
     }
-    record["extra"] = _json(path, row["extra"], f"{where} extra", dict) if row["extra"] else {}
-    if row["rewinds"] is not None:  # phrases were banned (migration 009)
-        record["rewinds"] = _json(path, row["rewinds"], f"{where} rewinds", list)
+    extra, rewinds = decode_extra_and_rewinds(path, row)
+    record["extra"] = extra
+    if rewinds is not None:
+        record["rewinds"] = rewinds
     return record
+
+
+def decode_extra_and_rewinds(path: Path, row: sqlite3.Row) -> tuple[dict, list[dict] | None]:
+    """A stored completion's ``extra`` (``{}`` when none) and ``rewinds`` (``None``: no phrase
+    was banned, or the row was logged before migration 009)."""
+    where = f"row {row['row_index']} of run {row['run_id']}:"
+    extra = _json(path, row["extra"], f"{where} extra", dict) if row["extra"] else {}
+    if row["rewinds"] is None:
+        return extra, None
+    rewinds = _json(path, row["rewinds"], f"{where} rewinds", list)
+    if not all(isinstance(r, dict) and type(r.get("dropped")) is int for r in rewinds):
+        raise damaged(path, f"{where} rewinds {json.dumps(rewinds)[:40]} are not all rewinds")
+    return extra, rewinds
 
 
 def decode_step(path: Path, row: sqlite3.Row) -> dict:

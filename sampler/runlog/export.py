@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import csv
+import math
+import sqlite3
+from pathlib import Path
 from typing import TextIO
 
 from sampler.errors import InvalidInputError
 from sampler.json_values import to_json
+from sampler.runlog.codec import decode_extra_and_rewinds
+from sampler.runlog.connection import damaged
 from sampler.runlog.schema import CSV_COLUMNS, CSV_OF_COMPLETION, CSV_OF_STEP, EXPORT_FORMATS
 from sampler.runlog.store import RunStore
 
@@ -19,8 +24,11 @@ def export_run(store: RunStore, run_id: str, fmt: str, stream: TextIO) -> int:
     Returns the number of records written.
 
     ``jsonl``: one completion a line, steps included, and ``logprobs`` when the run recorded
-    them (``generate --logprobs``; the same object ``generate --json`` printed). ``csv``: a
-    header, then one line a step (:data:`~sampler.runlog.schema.CSV_COLUMNS`).
+    them (``generate --logprobs``; the same object ``generate --json`` printed), ``rewinds``
+    when phrases were banned. ``csv``: a header, then one line a step
+    (:data:`~sampler.runlog.schema.CSV_COLUMNS`): the row's columns, the step's, then the row's
+    rewind count and dropped tokens and the step token's raw and processed log-probabilities,
+    each empty where the run did not record it (every run logged before these existed).
     """
     if fmt not in EXPORT_FORMATS:
         raise InvalidInputError(
@@ -39,10 +47,35 @@ def export_run(store: RunStore, run_id: str, fmt: str, stream: TextIO) -> int:
         return count
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    columns = ", ".join(
-        [*(f"c.{name}" for name in CSV_OF_COMPLETION), *(f"s.{name}" for name in CSV_OF_STEP)]
-    )
-    for row in store.rows_for_export(run_id, columns):
-        writer.writerow(tuple(row))
-        count += 1
+    for completion, steps in store.rows_for_export(run_id, CSV_OF_COMPLETION, CSV_OF_STEP):
+        extra, rewinds = decode_extra_and_rewinds(store.path, completion)
+        counts = (
+            (None, None)
+            if rewinds is None
+            else (len(rewinds), sum(rewind["dropped"] for rewind in rewinds))
+        )
+        entries = _logprob_entries(store.path, completion, extra)
+        fixed = tuple(completion[name] for name in CSV_OF_COMPLETION)
+        for step in steps:
+            entry = entries[step["step"]] if step["step"] < len(entries) else {}
+            logprobs = (_logprob(entry, "raw_logprob"), _logprob(entry, "processed_logprob"))
+            writer.writerow((*fixed, *step, *counts, *logprobs))
+            count += 1
     return count
+
+
+def _logprob_entries(path: Path, completion: sqlite3.Row, extra: dict) -> list[dict]:
+    """The row's ``logprobs`` entries, one a step (none: recorded without --logprobs)."""
+    logprobs = extra.get("logprobs", {"content": []})
+    entries = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        where = f"row {completion['row_index']} of run {completion['run_id']}"
+        raise damaged(path, f"{where}: extra's logprobs content is not a list of entries")
+    return entries
+
+
+def _logprob(entry: dict, name: str) -> float | None:
+    """``entry[name]``; a recorded ``null`` is −inf (JSON has no Infinity), so CSV says -inf."""
+    if name not in entry:
+        return None
+    return -math.inf if entry[name] is None else entry[name]

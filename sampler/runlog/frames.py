@@ -4,9 +4,11 @@ Two tables describe a run. *Completions*, one row per generated completion: the 
 index, prompt, sample index, temperature, mode, seed, text, token count, finish reason, prompt
 token count, then every sampling setting of the row (one column each, ``top_k``, ``min_p``, ...)
 and what the run added to the row (``extra_*``: a session's ``divergence_step``, a sweep's
-``first_step_top``). *Steps*, one row per generated token: row index, step, token id, the base
-distribution's argmax and every :class:`~sampler.engine.stats.StepStats` column, the stage
-telemetry included (NaN where the stage was off). The run log stores token ids, not token
+``first_step_top``, ``generate --logprobs``' ``logprobs``; ``rewinds`` where phrases were
+banned, NULL in the rows that banned none). *Steps*, one row per generated token: row index,
+step, token id, the base distribution's argmax and every
+:class:`~sampler.engine.stats.StepStats` column, the stage telemetry included (NaN where the
+stage was off). The run log stores token ids, not token
 texts: a completion's text is in the completions table.
 
 Steps are read in chunks of ``chunk_rows`` (one SQLite cursor, ``fetchmany``), so a large run
@@ -205,6 +207,8 @@ def steps_frame(
 def _completion_record(run_id: str, row: dict) -> dict[str, Any]:
     settings = {k: v for k, v in row["params"].items() if k not in _BASE_COLUMNS}
     extra = {f"extra_{k}": v for k, v in row["extra"].items()}
+    if "rewinds" in row:  # phrases were banned: JSON text, as the run log keeps it
+        extra["rewinds"] = row["rewinds"]
     return {
         "run_id": run_id,
         "row_index": row["row_index"],

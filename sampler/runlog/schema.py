@@ -35,7 +35,12 @@ COMPLETION_FIELDS = (
 )
 CSV_OF_COMPLETION = ("run_id", "row_index", "prompt", "sample", "temperature", "mode")
 CSV_OF_STEP = ("step", "token", *STEP_STATS, "base_argmax")
-CSV_COLUMNS = (*CSV_OF_COMPLETION, *CSV_OF_STEP)
+# Read from JSON a row stores (completions.rewinds, extra's logprobs), after the columns above
+# so that a reader of the older CSV finds every column where it was: a row's rewinds and the
+# tokens they dropped (empty: no phrase banned), the step's token's raw and processed
+# log-probabilities (empty: the run was made without generate --logprobs).
+CSV_OF_ROW_JSON = ("rewinds", "rewound_tokens", "raw_logprob", "processed_logprob")
+CSV_COLUMNS = (*CSV_OF_COMPLETION, *CSV_OF_STEP, *CSV_OF_ROW_JSON)
 EXPORT_FORMATS = ("jsonl", "csv")
 # The columns the migrations give each table and sampler reads: a table or column missing from
 # a migrated run log means the file was changed by hand or damaged.

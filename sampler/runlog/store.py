@@ -285,11 +285,20 @@ class RunStore:
                     ]
                 yield record | {"extra": extra}
 
-    def rows_for_export(self, run_id: str, columns: str) -> Iterator[sqlite3.Row]:
-        """Completion and step columns joined, one row a step, in row and step order."""
-        with self._read():
-            yield from self._conn.execute(
-                f"SELECT {columns} FROM completions c JOIN steps s USING (run_id, row_index) "
-                "WHERE c.run_id = ? ORDER BY c.row_index, s.step",
-                (run_id,),
-            )
+    def rows_for_export(
+        self, run_id: str, completion_columns: Sequence[str], step_columns: Sequence[str]
+    ) -> Iterator[tuple[sqlite3.Row, list[sqlite3.Row]]]:
+        """Each completion with steps (``completion_columns``, ``extra``, ``rewinds``) and its
+        steps' ``step_columns``, in row and step order, one completion at a time."""
+        wanted = ", ".join(dict.fromkeys([*completion_columns, "extra", "rewinds"]))
+        with self._read():  # consistent without a long read transaction: see iter_completions
+            for row in self._conn.execute(
+                f"SELECT {wanted} FROM completions WHERE run_id = ? ORDER BY row_index", (run_id,)
+            ):
+                steps = self._conn.execute(
+                    f"SELECT {', '.join(step_columns)} FROM steps "
+                    "WHERE run_id = ? AND row_index = ? ORDER BY step",
+                    (run_id, row["row_index"]),
+                ).fetchall()
+                if steps:
+                    yield row, steps
