@@ -27,7 +27,7 @@ from sampler.engine.params import DEFAULT_ORDER, SamplingParams, setting_fields
 from sampler.engine.stages import SETTINGS
 from sampler.errors import InvalidInputError
 from sampler.generation.generation_row import STREAM_KEYS, GenerationRow
-from sampler.generation.phrase_bans import check_bans_beside, check_phrases
+from sampler.generation.phrase_bans import check_phrases
 from sampler.messages import check_text
 from sampler.softmax import check_temperatures
 from sampler.sources import DEFAULT_MODEL, DTYPES
@@ -63,7 +63,6 @@ class _Run:
                 f"stream={self.stream!r} is unknown: use one of {', '.join(STREAM_KEYS)}"
             )
         check_phrases(self.ban_phrases)
-        check_bans_beside(self.ban_phrases, [self.params(tau) for tau in self.temperatures])
 
     def params(self, temperature: float) -> SamplingParams:
         """The sampling settings of one temperature's rows."""
