@@ -63,6 +63,8 @@ class _Run:
                 f"stream={self.stream!r} is unknown: use one of {', '.join(STREAM_KEYS)}"
             )
         check_phrases(self.ban_phrases)
+        for tau in self.temperatures:  # a bad setting (a grammar) is named with its file
+            self.params(tau)
 
     def params(self, temperature: float) -> SamplingParams:
         """The sampling settings of one temperature's rows."""
