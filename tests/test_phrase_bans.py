@@ -11,8 +11,10 @@ stream, by its own inverse CDF.
 import numpy as np
 import pytest
 
+from sampler.engine.constraints.matcher import RowConstraint, constraint_vocabulary
 from sampler.engine.params import SamplingParams
 from sampler.engine.sampling import distribution
+from sampler.engine.state import matcher_array
 from sampler.errors import InvalidInputError
 from sampler.generation.generation_row import GenerationRow
 from sampler.generation.loop import generate
@@ -26,20 +28,42 @@ SHARP = "synthetic:markov?vocab=30&sharpness=3&seed=1"
 BOUNDARY = 1e-9
 
 
-def kobold_reference(source, prompt, params, phrases, max_new_tokens):
-    """One row as KoboldCpp runs it: ``(tokens, rewinds, finish_reason)``."""
-    prompt_ids = source.encode(prompt, chat=False)
-    key = GenerationRow(prompt, params).stream_key()
+def kobold_reference(
+    source, prompt, params, phrases, max_new_tokens, chat=False, cached=False, sample=0
+):
+    """One row as KoboldCpp runs it: ``(tokens, rewinds, finish_reason)``.
+
+    The logits of each step are a fresh prefill of the whole context (no cache to rewind), or,
+    with ``cached``, those of the row's own session rewound as KoboldCpp's ``ContextRewind``
+    does (the cache cut after the kept tokens, the last kept token fed again): llama.cpp's
+    prefill and its one-token decode differ in the last bits, enough to move a sampled draw
+    that falls near a boundary of the CDF.
+
+    With a grammar (``params.grammar``), each step's law is the engine's under the mask of a
+    matcher made afresh and walked over the kept tokens after each rewind (never rolled back),
+    and a position's bans apply only while some token the grammar allows there is not banned.
+    """
+    prompt_ids = source.encode(prompt, chat=chat)
+    key = GenerationRow(prompt, params, sample).stream_key()
     stream = np.random.Generator(np.random.PCG64(np.random.SeedSequence([params.seed, *key])))
-    # tokens of the longest phrase alone (the synthetic tokenizer splits on spaces), plus 3
-    window = 3 + max(len(p.lower().split()) for p in phrases)
-    tokens, bans, rewinds = [], {}, []
+    # tokens of the longest phrase alone, lower-cased, plus 3 (KoboldCpp's extra buffer)
+    window = 3 + max(len(_tokenized(source, p.lower())) for p in phrases)
+    tokens, bans, rewinds, matcher = [], {}, [], None
+    if cached:
+        cached_logits, session = source.start([prompt_ids])
     for step in range(max_new_tokens):  # remaining_tokens: one per sampled token, never back
-        logits = source.start([prompt_ids + tokens])[0][0].astype(np.float64)
+        if not cached:
+            cached_logits = source.start([prompt_ids + tokens])[0]
+        logits = cached_logits[0].astype(np.float64)
+        state, legal = None, np.isfinite(logits)
+        if params.grammar:
+            matcher = matcher or fresh_walk(source, params, tokens)
+            state = {"grammar_matcher": matcher_array([matcher.copy()])}
+            legal &= matcher.allowed()
         banned = bans.get(len(tokens), [])
-        if banned and np.isfinite(np.delete(logits, banned)).any():
+        if banned and np.delete(legal, banned).any():
             logits[banned] = -np.inf
-        law = distribution(logits, params).astype(np.float64)
+        law = distribution(logits, params, state=state).astype(np.float64)
         u = stream.random()
         if params.temperature == 0:
             token = int(np.argmax(law))
@@ -51,12 +75,15 @@ def kobold_reference(source, prompt, params, phrases, max_new_tokens):
         if token in source.eos_token_ids:
             return tokens, rewinds, "eos"
         tokens.append(token)
-        delayed = [source.token_label(t).lower() for t in tokens[-window:]]
+        feed = token
+        if matcher is not None:
+            matcher.advance(token)
+        delayed = [_piece(source, t).lower() for t in tokens[-window:]]
         for phrase in phrases:
-            if phrase.lower() not in " ".join(delayed):
+            if phrase.lower() not in "".join(delayed):
                 continue
             taken = 1
-            while phrase.lower() not in " ".join(delayed[-taken:]):
+            while phrase.lower() not in "".join(delayed[-taken:]):
                 taken += 1
             start = len(tokens) - taken
             bans.setdefault(start, []).append(tokens[start])
@@ -65,8 +92,39 @@ def kobold_reference(source, prompt, params, phrases, max_new_tokens):
                  "dropped": taken}
             )
             del tokens[start:]
+            matcher = None
+            if cached:
+                context = prompt_ids + tokens
+                session.rewind(0, len(context) - 1)
+                feed = context[-1]
             break
+        if cached and step < max_new_tokens - 1:
+            cached_logits = session.advance(np.array([feed]))
     return tokens, rewinds, "length"
+
+
+def fresh_walk(source, params, tokens):
+    """A matcher for ``params``' grammar made afresh and given ``tokens``."""
+    matcher = RowConstraint(constraint_vocabulary(source), params.grammar_syntax, params.grammar)
+    for token in tokens:
+        matcher.advance(token)
+    return matcher
+
+
+def _piece(source, token):
+    """A token's text as KoboldCpp's window holds it: llama.cpp's piece; a word and its space
+    for the word-level sources (synthetic, the tiny torch model)."""
+    gguf = getattr(source, "text", None)
+    if hasattr(gguf, "token_bytes"):
+        return gguf.token_bytes(token).decode("utf-8", "replace")
+    return " " + source.token_label(token)
+
+
+def _tokenized(source, text):
+    gguf = getattr(source, "text", None)
+    if hasattr(gguf, "tokenize"):
+        return gguf.tokenize(text, add_special=False)
+    return text.split()
 
 
 def greedy_text(source, prompt, max_new_tokens=30):

@@ -3,6 +3,7 @@ rewinds in --json, the run log and export, and a resumed run drawing what an uni
 one drew."""
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -152,24 +153,27 @@ def test_resume_takes_no_phrases(tmp_path):
     one_error_line(result, "--resume takes the run's own settings")
 
 
+SENTENCE = r"[A-Za-z ,]{1,90}\."
+
+
 @pytest.mark.parametrize("command", ["generate", "compare", "sweep"])
-def test_bans_beside_a_grammar_are_one_error_line_and_record_nothing(tmp_path, command):
-    # a rewind would leave the grammar's matcher past the dropped tokens: refused up front
+def test_bans_beside_a_grammar_give_rows_that_keep_both(tmp_path, gguf, command):
     db = tmp_path / "log.db"
-    result = run_cli(command, "--model", SHARP, "--prompt", "kalo", "--max-new-tokens", "5",
-                     "--db", str(db), "--ban-phrase", "tagi", "--regex", "[a-z ]+")
-    one_error_line(result, "cannot be combined with a grammar constraint")
-    assert not db.exists()
-
-
-def test_the_library_refuses_bans_beside_a_grammar_too():
-    from sampler.engine.params import SamplingParams
-    from sampler.errors import InvalidInputError
-    from sampler.generation.generation_row import GenerationRow
-    from sampler.generation.loop import generate
-    from sampler.sources import load_source
-
-    params = SamplingParams(temperature=0.0, grammar="[a-z ]+", grammar_syntax="regex")
-    with pytest.raises(InvalidInputError, match="cannot be combined with a grammar"):
-        generate(load_source(SHARP), [GenerationRow("kalo", params, 0)], max_new_tokens=3,
-                 ban_phrases=["tagi"])
+    result = run_cli(command, "--model", "smollm2-135m-gguf", "--prompt",
+                     "Write one sentence about the sea.",
+                     *(["--temperatures", "0.8"] if command == "sweep" else ["-t", "0.8"]),
+                     "--max-new-tokens", "24",
+                     "--db", str(db), "--json", "--ban-phrase", "the", "--ban-phrase", "of ",
+                     "--regex", SENTENCE)
+    assert result.exit_code == 0, result.output
+    texts = list(texts_in(json.loads(result.stdout)))
+    assert texts
+    for text in texts:  # no banned phrase, and a prefix of a legal sentence
+        assert "the" not in text.lower() and "of " not in text.lower()
+        assert re.fullmatch(SENTENCE[:-2] + r"(\.)?", text), text
+    with RunStore(db) as store:
+        run = store.get_run("latest")
+        assert run["config"]["ban_phrases"] == ["the", "of "]
+        assert run["config"]["grammar"] == SENTENCE
+        stored = store.completions(run["id"])
+    assert sum(len(c["rewinds"]) for c in stored) >= 1

@@ -1,7 +1,7 @@
 """Draws follow distribution(): chi-square goodness of fit at fixed seeds.
 
 Each case is tested at ALPHA = 1e-4. For a correct sampler and a seed chosen at random, the
-chance that any of the 20 cases is rejected is at most 20 x 1e-4 = 0.2% (Bonferroni); the seeds
+chance that any of the 21 cases is rejected is at most 21 x 1e-4 = 0.21% (Bonferroni); the seeds
 are fixed, so the suite is deterministic. The power checks show the same test does reject
 draws from a slightly wrong distribution.
 """
@@ -43,6 +43,27 @@ def test_the_test_has_power_against_a_slightly_wrong_distribution(wrong_temperat
     wrong = distribution(logits, SamplingParams(temperature=wrong_temperature))
     _, p_value, _ = chi_square(counts, wrong.astype(np.float64))
     assert p_value < ALPHA
+
+
+def test_the_grammar_case_draws_through_the_stage_and_only_its_allowed_tokens():
+    pytest.importorskip("llguidance")
+    from sampler.engine.verify import GRAMMAR_MASK
+
+    name = "grammar mask, top-k 20, τ=0.8"
+    logits, params = CASES[name]
+    counts = sample_counts(logits, params, draws=5000, seed=4)
+    assert counts[~GRAMMAR_MASK].sum() == 0 and (counts > 0).sum() == 20
+    # the oracle: top-k 20 at τ=0.8 over the allowed tokens alone, by hand
+    allowed = np.flatnonzero(GRAMMAR_MASK)
+    kept = allowed[np.argsort(-logits[allowed], kind="stable")[:20]]
+    weights = np.exp((logits[kept] - logits[kept].max()) / 0.8)
+    expected = np.zeros(logits.size)
+    expected[kept] = weights / weights.sum()
+    _, p_value, _ = chi_square(counts, expected)
+    assert p_value > ALPHA
+    # without the mask the same settings draw other tokens: the case has power
+    unmasked = sample_counts(logits, SamplingParams(temperature=0.8, top_k=20), 5000, seed=4)
+    assert chi_square(unmasked, expected)[1] == 0.0
 
 
 def test_a_draw_outside_the_support_fails_outright():

@@ -6,6 +6,11 @@ goodness-of-fit test against ``draws * distribution(logits, params)``. Tokens ar
 order of expected count, into bins expecting at least 5 draws (the usual validity rule). A
 token drawn where the distribution says probability 0 fails the case outright (p = 0).
 
+The grammar case runs the grammar stage as the engine does (a matcher per row in the sampler's
+state, given each drawn token) with a matcher that allows the same tokens at every step
+(:class:`FixedMask`): the cases' logits are synthetic, with no vocabulary for a real grammar.
+It is there when llguidance is installed (a grammar's params compile their grammar).
+
 Examples
 --------
 >>> results = run_cases(draws=2000, seed=0, names=["cheat-sheet τ=1"])
@@ -15,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,12 +29,14 @@ import numpy as np
 from sampler.engine.filters.dry import TokenTexts
 from sampler.engine.params import SamplingParams
 from sampler.engine.sampling import Sampler, distribution
+from sampler.engine.state import matcher_array
 from sampler.errors import InvalidInputError
 
 __all__ = [
     "CASES",
     "MAX_DRAWS",
     "CaseResult",
+    "FixedMask",
     "check_request",
     "chi_square",
     "format_results",
@@ -91,7 +99,41 @@ def _cases() -> dict[str, tuple[np.ndarray, SamplingParams]]:
             normal,
             SamplingParams(dry_multiplier=0.8, dry_allowed_length=1, order="llama.cpp"),
         ),
+        **_grammar_case(normal),
     }
+
+
+class FixedMask:
+    """A grammar matcher allowing the same tokens at every step (the stage reads
+    :meth:`allowed`; the sampler gives it each drawn token, which does not move it)."""
+
+    def __init__(self, allowed: np.ndarray) -> None:
+        self.mask = allowed
+
+    def allowed(self) -> np.ndarray:
+        return self.mask
+
+    def advance(self, token: int) -> None:
+        pass
+
+    def copy(self) -> FixedMask:
+        return self
+
+
+# the grammar case's mask: every third token of its 400 (the stage is first, then top-k)
+GRAMMAR_MASK = np.arange(400) % 3 == 0
+
+
+def _grammar_case(logits: np.ndarray) -> dict[str, tuple[np.ndarray, SamplingParams]]:
+    if importlib.util.find_spec("llguidance") is None:
+        return {}
+    # any valid grammar switches the stage on; the case's FixedMask decides what it allows
+    params = SamplingParams(grammar='root ::= "a"', temperature=0.8, top_k=20, order="llama.cpp")
+    return {"grammar mask, top-k 20, τ=0.8": (logits, params)}
+
+
+def _matchers(params: SamplingParams, rows: int) -> list[FixedMask] | None:
+    return [FixedMask(GRAMMAR_MASK)] * rows if "grammar" in params.active_stages else None
 
 
 CASES = _cases()
@@ -162,9 +204,8 @@ def sample_counts(
     """
     seeded = SamplingParams(**{**_fields(params), "seed": seed})
     history, vocabulary = _dry_context(params, logits.size)
-    sampler = Sampler(
-        seeded, row_keys=[(row,) for row in range(rows)], stats=False, vocabulary=vocabulary
-    )
+    keys, matchers = [(row,) for row in range(rows)], _matchers(params, rows)
+    sampler = Sampler(seeded, keys, stats=False, vocabulary=vocabulary, constraints=matchers)
     batch = np.broadcast_to(logits, (rows, logits.size))
     histories = None if history is None else history * rows
     counts = np.zeros(logits.size, dtype=np.int64)
@@ -216,7 +257,9 @@ def run_cases(
     for name in chosen:
         logits, params = CASES[name]
         history, vocabulary = _dry_context(params, logits.size)
-        probs = distribution(logits, params, history, vocabulary=vocabulary).astype(np.float64)
+        matchers = _matchers(params, 1)
+        state = None if matchers is None else {"grammar_matcher": matcher_array(matchers)}
+        probs = distribution(logits, params, history, state, vocabulary).astype(np.float64)
         counts = sample_counts(logits, params, draws, seed, on_progress=on_progress)
         statistic, p_value, bins = chi_square(counts, probs)
         results.append(

@@ -28,7 +28,7 @@ from sampler.engine.presets import check_mode_has_grammar
 from sampler.engine.stages import SETTINGS
 from sampler.errors import InvalidInputError
 from sampler.generation.generation_row import STREAM_KEYS, GenerationRow
-from sampler.generation.phrase_bans import check_bans_beside, check_phrases
+from sampler.generation.phrase_bans import check_phrases
 from sampler.messages import check_text
 from sampler.softmax import check_temperatures
 from sampler.sources import DEFAULT_MODEL, DTYPES
@@ -65,7 +65,8 @@ class _Run:
             )
         check_mode_has_grammar(self.grammar, self.grammar_mode)
         check_phrases(self.ban_phrases)
-        check_bans_beside(self.ban_phrases, [self.params(tau) for tau in self.temperatures])
+        for tau in self.temperatures:  # a bad setting (a grammar) is named with its file
+            self.params(tau)
 
     def params(self, temperature: float) -> SamplingParams:
         """The sampling settings of one temperature's rows."""

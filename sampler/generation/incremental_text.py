@@ -1,8 +1,8 @@
 """A row's text as it grows: a short decode window per token, stop strings, held-back text.
 
 The generation loop (:mod:`sampler.generation.loop`) calls :func:`update_text` after each
-token of a row when it watches text (stop strings, streaming) and :func:`text_state` at the
-row's end to emit what was held back.
+token of a row when it watches text (stop strings, streaming) and :func:`finish_text` at the
+row's end, which sets its final text and emits what was held back.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sampler.generation.generation_row import Completion
 from sampler.sources.base import LogitSource
 
-__all__ = ["TextCallback", "TextState", "text_state", "update_text"]
+__all__ = ["TextCallback", "TextState", "finish_text", "text_state", "update_text"]
 
 TextCallback = Callable[[int, str], None]
 
@@ -84,3 +84,27 @@ def update_text(
 def _stop_prefix(text: str, stop: Sequence[str]) -> int:
     """Length of the longest end of ``text`` that begins some stop string."""
     return max((k for s in stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
+
+
+def finish_text(
+    source: LogitSource,
+    completion: Completion,
+    text_is_current: bool,
+    index: int,
+    on_finish: Callable[[int, Completion], None] | None,
+) -> None:
+    """At a row's end: its final text (``decode(token_ids)``, or the text cut at its stop
+    string), what was held back given to its ``on_text``, then ``on_finish(index,
+    completion)``. ``text_is_current``: the loop kept the row's text up to date."""
+    if text_is_current:
+        state = text_state(completion)
+        if completion.finish_reason != "stop":
+            # One full decode per row, at its end: the text is exactly decode(token_ids), and
+            # what was held back (a split character, a possible stop string) is streamed now.
+            completion.text = source.decode(completion.token_ids)
+        if state.on_text is not None and len(completion.text) > state.emitted:
+            state.on_text(index, completion.text[state.emitted :])
+    else:
+        completion.text = source.decode(completion.token_ids)
+    if on_finish is not None:
+        on_finish(index, completion)

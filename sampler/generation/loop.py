@@ -23,9 +23,9 @@ from sampler.engine.constraints.matcher import row_constraints
 from sampler.engine.sampling import Sampler
 from sampler.errors import InvalidInputError
 from sampler.generation.generation_row import Completion, GenerationRow
-from sampler.generation.incremental_text import TextCallback, text_state, update_text
+from sampler.generation.incremental_text import TextCallback, finish_text, update_text
 from sampler.generation.logprobs import LogprobRequest, record_step
-from sampler.generation.phrase_bans import PhraseGuard, check_bans_beside
+from sampler.generation.phrase_bans import PhraseGuard
 from sampler.sources.base import LogitSource, dry_vocabulary
 
 __all__ = ["BatchStep", "batch_rows", "batch_steps", "encode_prompts", "generate"]
@@ -228,7 +228,6 @@ def _steps(
 ) -> Iterator[BatchStep]:
     """The loop of one batch, yielding after each step (before the model is called again)."""
     rows = [c.row for c in completions]
-    check_bans_beside(plan.ban_phrases, [row.params for row in rows])
     vocabulary = dry_vocabulary(source, [row.params for row in rows])
     constraints = row_constraints(source, [row.params for row in rows])
     for matcher in [m for m in constraints or () if m is not None]:
@@ -247,7 +246,11 @@ def _steps(
     watch_text = bool(plan.stop) or plan.on_text is not None
     live = np.ones(len(rows), dtype=bool)
     filler = min(source.eos_token_ids) if source.eos_token_ids else 0
-    guard = PhraseGuard(source, completions, plan.ban_phrases) if plan.ban_phrases else None
+    guard = (  # a rewind rolls back the row's matcher: the sampler's own (same objects)
+        PhraseGuard(source, completions, plan.ban_phrases, constraints)
+        if plan.ban_phrases
+        else None
+    )
     logits, session = source.start([c.prompt_ids for c in completions])
     borrow = plan.borrow_logits and guard is None and hasattr(session, "advance_view")
     advance = session.advance_view if borrow else session.advance
@@ -279,7 +282,7 @@ def _steps(
         last = not live.any() or step == plan.max_new_tokens - 1
         for index in running:
             if not live[index] or last:
-                _finish(source, completions[index], watch_text, offset + index, plan.on_finish)
+                finish_text(source, completions[index], watch_text, offset + index, plan.on_finish)
         if plan.on_step is not None:
             plan.on_step(step, len(running))
         yield BatchStep(step, logits, state, tokens, running)
@@ -288,29 +291,3 @@ def _steps(
         feed = np.where(live, tokens, filler)
         logits = advance(feed if guard is None else guard.feed(session, feed, filler))
 
-
-def _finish(
-    source: LogitSource,
-    completion: Completion,
-    text_is_current: bool,
-    index: int,
-    on_finish: Callable[[int, Completion], None] | None,
-) -> None:
-    if not text_is_current:
-        completion.text = source.decode(completion.token_ids)
-        return _report(completion, index, on_finish)
-    state = text_state(completion)
-    if completion.finish_reason != "stop":
-        # One full decode per row, at its end: the text is exactly decode(token_ids), and what
-        # was held back (a split character, a possible stop string) is streamed now.
-        completion.text = source.decode(completion.token_ids)
-    if state.on_text is not None and len(completion.text) > state.emitted:
-        state.on_text(index, completion.text[state.emitted :])
-    _report(completion, index, on_finish)
-
-
-def _report(
-    completion: Completion, index: int, on_finish: Callable[[int, Completion], None] | None
-) -> None:
-    if on_finish is not None:
-        on_finish(index, completion)

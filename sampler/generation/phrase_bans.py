@@ -24,6 +24,14 @@ which no sampler keeps in practice); if every token allowed at a position is ban
 bans are not applied and the row draws as if unbanned (the phrase comes back, is rewound again
 and uses the budget up) rather than stopping the batch.
 
+Beside a grammar constraint, a rewound row's matcher is rolled back by the dropped tokens
+(:meth:`~sampler.engine.constraints.matcher.RowConstraint.rollback`), so its next mask is the
+grammar's after the kept tokens (KoboldCpp does not roll its grammar back: its rewind leaves
+the grammar past the dropped tokens). The bans are applied to the logits before the chain, and
+the grammar's mask in the chain. "Allowed" above then means allowed by the grammar too: when
+every token the grammar allows at a position is banned there, the bans are not applied and the
+row draws from the grammar's mask alone.
+
 The random stream is not rewound: the draw after a rewind takes the row's next uniform. The
 uniform that drew the banned token lay in that token's slice of the CDF; drawing again with it
 would pick a neighbour of the banned token by id, not a draw from the law with the token
@@ -85,17 +93,6 @@ def check_phrases(phrases: Sequence[str], origin: str = "ban phrase") -> tuple[s
     return tuple(phrases)
 
 
-def check_bans_beside(phrases: Sequence[str], params: Sequence[Any]) -> None:
-    """Refuse banned phrases beside a grammar constraint: a rewind takes tokens back, and the
-    constraint's matcher (which has consumed them) is not rolled back with the row."""
-    if phrases and any(getattr(p, "grammar", None) for p in params):
-        raise InvalidInputError(
-            "banned phrases cannot be combined with a grammar constraint (--grammar, "
-            "--json-schema, --regex): a rewind would leave the grammar's state past the "
-            "dropped tokens; use one or the other"
-        )
-
-
 def read_phrase_file(path: str | Path) -> tuple[str, ...]:
     """Phrases from a file, one a line, exactly as written (the line end removed); blank
     lines are skipped."""
@@ -143,14 +140,21 @@ class PhraseGuard:
     """Watches one batch's rows for banned phrases and rewinds them (see the module).
 
     The loop calls :meth:`mask` on each step's logits, :meth:`check` after a row takes a
-    token, and :meth:`feed` on the tokens it is about to give the session.
+    token, and :meth:`feed` on the tokens it is about to give the session. ``constraints``
+    are the rows' grammar matchers, the very objects the sampler advances (``None`` without a
+    grammar): a rewind rolls the row's one back.
     """
 
     def __init__(
-        self, source: LogitSource, completions: Sequence[Completion], phrases: Sequence[str]
+        self,
+        source: LogitSource,
+        completions: Sequence[Completion],
+        phrases: Sequence[str],
+        constraints: Sequence[Any | None] | None = None,
     ) -> None:
         self._source = source
         self._completions = completions
+        self._constraints = constraints or [None] * len(completions)
         self._phrases = [(phrase, phrase.lower()) for phrase in phrases]
         self.window = WINDOW_MARGIN + max(_token_count(source, p) for _, p in self._phrases)
         self._rows = [_RowBans() for _ in completions]
@@ -167,8 +171,12 @@ class PhraseGuard:
             banned = self._rows[index].bans.get(len(self._completions[index].token_ids))
             if not banned:
                 continue
-            row = out[index]
-            if not np.isfinite(np.delete(row, banned)).any():
+            allowed = np.isfinite(out[index])
+            matcher = self._constraints[index]
+            if matcher is not None:
+                allowed &= matcher.allowed()
+            allowed[banned] = False
+            if not allowed.any():
                 continue  # every allowed token is banned: draw unbanned (see the module)
             if out is logits:
                 out = logits.copy()
@@ -203,6 +211,8 @@ class PhraseGuard:
                 }
             )
             _truncate(self._source, completion, start)
+            if self._constraints[index] is not None:
+                self._constraints[index].rollback(taken)
             self._rewound[index] = start
             return True
         return False

@@ -20,6 +20,13 @@ text are, and taking it takes them. The source's end tokens are the exception: t
 grammar and nothing else. (llama.cpp also ends a grammar with its other end-of-generation
 tokens, e.g. SmolLM2's ``<reponame>``; a row here ends only on the source's EOS tokens, so the
 mask allows only those.)
+
+A row rewound by a banned phrase (:mod:`sampler.generation.phrase_bans`) rolls its matcher back
+by the steps it drops (:meth:`RowConstraint.rollback`). Each step's llguidance tokens are kept:
+a spelled special token took several, a step past the grammar's end none. llguidance's own
+``rollback`` takes them back; a grammar it cannot roll back (a Lark lexeme with
+``max_tokens=`` or ``stop=``: llguidance refuses, and its matcher is then in error for good)
+is walked again from its start over the kept tokens instead.
 """
 
 from __future__ import annotations
@@ -147,12 +154,15 @@ class RowConstraint:
                 f"{self.matcher.get_error().splitlines()[0]}"
             )
         self._eos = np.array(sorted(vocabulary.tokenizer.eos_tokens), dtype=np.int64)
+        self._start = self.matcher.deep_copy()  # walked again where rollback is refused
+        self._steps: list[list[int]] = []  # per step taken, the llguidance tokens consumed
 
     def copy(self) -> RowConstraint:
         """An independent copy at the same point (the sampler's state before a step)."""
         twin = object.__new__(RowConstraint)
-        twin.vocabulary, twin._eos = self.vocabulary, self._eos
+        twin.vocabulary, twin._eos, twin._start = self.vocabulary, self._eos, self._start
         twin.matcher = self.matcher.deep_copy()
+        twin._steps = [list(step) for step in self._steps]
         return twin
 
     def allowed(self) -> np.ndarray:
@@ -178,12 +188,32 @@ class RowConstraint:
 
     def advance(self, token: int) -> None:
         """Take ``token`` (drawn from :meth:`allowed`); past the grammar's end it is ignored."""
+        consumed: list[int] = []
         if not (self.matcher.is_stopped() or self.matcher.is_error()):
-            spelling = self.vocabulary.spelled.get(int(token))
-            if spelling:
-                self.matcher.consume_tokens(spelling)
-            else:
-                self.matcher.consume_token(int(token))
+            consumed = self.vocabulary.spelled.get(int(token)) or [int(token)]
+            self.matcher.consume_tokens(consumed)
+        self._steps.append(consumed)
+
+    @property
+    def steps(self) -> int:
+        """How many tokens this matcher has been given (:meth:`advance` calls, net of
+        :meth:`rollback`)."""
+        return len(self._steps)
+
+    def rollback(self, steps: int) -> None:
+        """Take back the last ``steps`` tokens given to :meth:`advance`: the matcher is then
+        where it was before them (its mask that of a fresh matcher given the tokens kept)."""
+        if not 0 <= steps <= len(self._steps):
+            raise ValueError(f"cannot roll back {steps} of {len(self._steps)} steps")
+        if steps == 0:
+            return
+        dropped = self._steps[len(self._steps) - steps :]
+        del self._steps[len(self._steps) - steps :]
+        count = sum(len(step) for step in dropped)
+        if count == 0 or self.matcher.rollback(count):
+            return
+        self.matcher = self._start.deep_copy()  # llguidance refused: walk the kept tokens
+        self.matcher.consume_tokens([t for step in self._steps for t in step])
 
 
 def row_constraints(source: Any, params: Sequence[Any]) -> list[RowConstraint | None] | None:
