@@ -126,6 +126,26 @@ def test_a_row_in_a_batch_of_80_has_its_logits_alone(gguf):
         assert np.array_equal(together[:, row], alone)
 
 
+def test_a_row_rewound_in_a_batch_leaves_the_other_rows_logits_alone(gguf):
+    # Phrase bans rewind one row of a batch (LlamaCppSession.rewind). The others must go on
+    # bit-identical to themselves alone, and the rewound row must equal itself alone on the
+    # history it kept.
+    prompts = [gguf.encode(p, chat=True) for p in PROMPTS[:3]]
+    text = " the sea is calm and blue tonight, and the boats sleep"
+    words = [int(t) for t in gguf.encode(text, False)]
+    _, session = gguf.start(prompts)
+    for token in words[:6]:
+        session.advance(np.array([token] * 3))
+    session.rewind(1, len(prompts[1]) + 2)  # row 1 drops its last four tokens
+    after = session.advance(np.array([words[6], words[2], words[6]]))
+    again = session.advance(np.array([words[7], words[3], words[7]]))
+    for row in (0, 2):
+        alone = _steps(gguf, [prompts[row]], [[t] for t in words[:8]])[:, 0]
+        assert np.array_equal(after[row], alone[7]) and np.array_equal(again[row], alone[8])
+    kept = _steps(gguf, [prompts[1]], [[t] for t in words[:4]])[:, 0]
+    assert np.array_equal(after[1], kept[3]) and np.array_equal(again[1], kept[4])
+
+
 def test_a_session_that_outgrows_its_context_keeps_its_logits(gguf, monkeypatch):
     prompts = [gguf.encode(p, chat=True) for p in PROMPTS[:2]]
     words = gguf.encode(" one two three four five six seven eight nine ten" * 12, False)

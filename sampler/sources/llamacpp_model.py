@@ -34,8 +34,8 @@ __all__ = [
 ]
 
 INSTALL_HINT = "pip install -e '.[llamacpp]'"
-# llama.cpp's LLAMA_MAX_SEQ: a context holds at most this many sequences.
-MAX_SEQUENCES = 256
+# Rows per context: llama.cpp's LLAMA_MAX_SEQ (256 sequences) less the session's spare one.
+MAX_SEQUENCES = 255
 _quiet_log: Any = None  # the no-op log callback; kept alive as long as llama.cpp may call it
 _threads = threads  # the name scripts/bench_generate.py imported
 
@@ -93,7 +93,8 @@ class LlamaCppSession:
     def _new_context(self, cells: int) -> None:
         n_ctx = -(-cells // self.page) * self.page
         contexts = self._source.contexts
-        self._context = contexts.take(n_ctx, len(self._positions), self._batch_size)
+        # one sequence more than rows: the spare keeps a rewound row's dropped cells (rewind)
+        self._context = contexts.take(n_ctx, len(self._positions) + 1, self._batch_size)
         # Given back once: by _grow when it is replaced, else when the session is collected.
         self._give_back = weakref.finalize(self, contexts.give_back, self._context)
 
@@ -121,7 +122,14 @@ class LlamaCppSession:
     def rewind(self, row: int, position: int) -> None:
         """Drop row ``row``'s KV cells from ``position`` on (``llama_memory_seq_rm``); the next
         :meth:`advance` decodes its token at ``position``."""
-        if not self._llama.llama_memory_seq_rm(self._context.memory, row, position, -1):
+        # The dropped cells go to the spare sequence rather than back to the pool: llama.cpp
+        # fills a freed cell first, so another row's next token would land there, before its
+        # own earlier cells, and flash attention's float16 sums over a row's cells in another
+        # order move its logits by up to ~0.5: the row would draw otherwise than alone. The
+        # spare's cells are never attended to (no row is that sequence) and count as used.
+        memory, spare = self._context.memory, len(self._positions)
+        self._llama.llama_memory_seq_cp(memory, row, spare, position, -1)
+        if not self._llama.llama_memory_seq_rm(memory, row, position, -1):
             raise InvalidInputError(f"llama.cpp could not drop row {row}'s cache from {position}")
         self._positions[row] = position
 
