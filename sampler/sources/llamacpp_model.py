@@ -76,7 +76,9 @@ class LlamaCppSession:
             distinct.setdefault(tuple(int(t) for t in prompt), []).append(row)
         self._positions = np.array([len(p) for p in prompts], dtype=np.int64)
         self._used = sum(len(p) for p in distinct)  # cells: a shared prompt is stored once
-        longest = max(rows, *(len(p) for p in distinct))
+        # llama.cpp reserves a pass of one output per sequence, the spare's included, and a
+        # batch must hold that many
+        longest = max(rows + 1, *(len(p) for p in distinct))
         # Past one pass, a whole number of passes: llama.cpp splits a batch into passes of
         # UBATCH tokens whatever its size, and prompts of other lengths can then share a kept
         # context (ContextPool: same pass size, a batch at least as large).
