@@ -18,6 +18,7 @@ import numpy as np
 from sampler.engine.params import SamplingParams
 from sampler.engine.trace import StageTrace, trace_chain
 from sampler.errors import InvalidInputError
+from sampler.sources.base import text_tokens
 
 __all__ = ["ModelRow", "before_after", "model_row", "shown_tokens", "text_tokens", "trace_step"]
 
@@ -40,21 +41,6 @@ class ModelRow:
         """What the penalties and DRY see: the prompt's tokens, then the written ones (as
         ``sampler generate`` gives them)."""
         return self.prompt_ids + self.written_ids
-
-
-def text_tokens(source: Any, text: str) -> list[int]:
-    """The tokens of ``text`` alone, without BOS or chat template: llama.cpp's tokenizer
-    (``add_special=False``) for a GGUF, the tokenizer without special tokens for a
-    transformers model, else the source's plain ``encode``."""
-    if not text:
-        return []
-    gguf = getattr(source, "text", None)
-    if hasattr(gguf, "tokenize"):
-        return list(gguf.tokenize(text, add_special=False))
-    tokenizer = getattr(source, "tokenizer", None)
-    if tokenizer is not None:
-        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-    return list(source.encode(text, chat=False))
 
 
 def model_row(source: Any, prompt: str, written: str = "", chat: bool = True) -> ModelRow:

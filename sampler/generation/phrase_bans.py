@@ -53,7 +53,7 @@ import numpy as np
 from sampler.errors import InvalidInputError
 from sampler.generation.generation_row import Completion
 from sampler.messages import check_text, shown
-from sampler.sources.base import LogitSource
+from sampler.sources.base import LogitSource, text_tokens
 
 __all__ = [
     "MAX_PHRASES",
@@ -108,17 +108,6 @@ def read_phrase_file(path: str | Path) -> tuple[str, ...]:
     return check_phrases(phrases, origin=f"{file}: phrase")
 
 
-def _token_count(source: LogitSource, text: str) -> int:
-    """Tokens of ``text`` alone, without BOS or template (KoboldCpp's TokenizeString)."""
-    gguf = getattr(source, "text", None)
-    if hasattr(gguf, "tokenize"):
-        return len(gguf.tokenize(text, add_special=False))
-    tokenizer = getattr(source, "tokenizer", None)
-    if tokenizer is not None:
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-    return len(source.encode(text, chat=False))
-
-
 def _window_text(source: LogitSource, ids: Sequence[int]) -> str:
     """The text of some tokens: their pieces joined (KoboldCpp's way) where the source has
     them, else its decode."""
@@ -156,7 +145,7 @@ class PhraseGuard:
         self._completions = completions
         self._constraints = constraints or [None] * len(completions)
         self._phrases = [(phrase, phrase.lower()) for phrase in phrases]
-        self.window = WINDOW_MARGIN + max(_token_count(source, p) for _, p in self._phrases)
+        self.window = WINDOW_MARGIN + max(len(text_tokens(source, p)) for _, p in self._phrases)
         self._rows = [_RowBans() for _ in completions]
         self._rewound: dict[int, int] = {}  # row -> tokens it keeps, this step
         for row, completion in zip(self._rows, completions, strict=True):

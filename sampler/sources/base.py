@@ -11,7 +11,7 @@ import numpy as np
 if TYPE_CHECKING:
     from sampler.engine.filters.dry import TokenTexts
 
-__all__ = ["LogitSource", "Session", "dry_vocabulary", "token_texts"]
+__all__ = ["LogitSource", "Session", "dry_vocabulary", "text_tokens", "token_texts"]
 
 
 class Session(Protocol):
@@ -110,3 +110,18 @@ def token_texts(source: LogitSource) -> TokenTexts:
 def use_chat(source: LogitSource, raw: bool) -> bool:
     """Whether prompts go through the chat template: the source's default, unless ``raw``."""
     return source.is_chat and not raw
+
+
+def text_tokens(source: Any, text: str) -> list[int]:
+    """The tokens of ``text`` alone, without BOS or chat template (KoboldCpp's
+    TokenizeString): llama.cpp's tokenizer (``add_special=False``) for a GGUF, the tokenizer
+    without special tokens for a transformers model, else the source's plain ``encode``."""
+    if not text:
+        return []
+    gguf = getattr(source, "text", None)
+    if hasattr(gguf, "tokenize"):
+        return list(gguf.tokenize(text, add_special=False))
+    tokenizer = getattr(source, "tokenizer", None)
+    if tokenizer is not None:
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return list(source.encode(text, chat=False))

@@ -36,12 +36,7 @@ function textSettingRow(setting) {
   }
   box.id = `set-${name}`;
   box.value = setting.off;
-  const help = element("div", "note setting-help", `${setting.help} Allowed: ${setting.allowed}.`);
-  help.id = `help-${name}`;
-  const unused = element("div", "note unused-note", "Not used by this chain order (greyed out).");
-  unused.id = `unused-${name}`;
-  unused.hidden = true;
-  const described = [help.id, unused.id];
+  const { help, unused, described } = settingNotes(setting);
   if (DATA.mode !== "server") {
     const reason = element("div", "note setting-help offline-reason", offlineReason());
     reason.id = `offline-${name}`;

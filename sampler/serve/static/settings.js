@@ -29,6 +29,18 @@ function syncValueText(name) {
   if (range && logScale(name)) range.setAttribute("aria-valuetext", $(`set-${name}`).value || "none");
 }
 
+// A setting's help (what it does, what is allowed) and its greyed-out note, and the ids a
+// control's aria-describedby lists: the same for a slider's row and a text or choice box.
+function settingNotes(setting) {
+  const { name } = setting;
+  const help = element("div", "note setting-help", `${setting.help} Allowed: ${setting.allowed}.`);
+  help.id = `help-${name}`;
+  const unused = element("div", "note unused-note", "Not used by this chain order (greyed out).");
+  unused.id = `unused-${name}`;
+  unused.hidden = true;
+  return { help, unused, described: [help.id, unused.id] };
+}
+
 function settingRow(setting) {
   const { name, slider } = setting;
   const wrap = element("div", "setting");
@@ -45,12 +57,7 @@ function settingRow(setting) {
   number.type = "number";
   number.id = `set-${name}`;
   number.step = "any";
-  const help = element("div", "note setting-help", `${setting.help} Allowed: ${setting.allowed}.`);
-  help.id = `help-${name}`;
-  const unused = element("div", "note unused-note", "Not used by this chain order (greyed out).");
-  unused.id = `unused-${name}`;
-  unused.hidden = true;
-  const described = [help.id, unused.id];
+  const { help, unused, described } = settingNotes(setting);
   if (slider.scale === "log") {
     range.min = 0; range.max = 1000; range.step = 1;
     const scale = element("div", "note scale", `Log scale: ${slider.low} to ${slider.high}, each ` +
