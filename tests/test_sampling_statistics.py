@@ -1,7 +1,7 @@
 """Draws follow distribution(): chi-square goodness of fit at fixed seeds.
 
 Each case is tested at ALPHA = 1e-4. For a correct sampler and a seed chosen at random, the
-chance that any of the 21 cases is rejected is at most 21 x 1e-4 = 0.21% (Bonferroni); the seeds
+chance that any of the 22 cases is rejected is at most 22 x 1e-4 = 0.22% (Bonferroni); the seeds
 are fixed, so the suite is deterministic. The power checks show the same test does reject
 draws from a slightly wrong distribution.
 """
@@ -45,25 +45,33 @@ def test_the_test_has_power_against_a_slightly_wrong_distribution(wrong_temperat
     assert p_value < ALPHA
 
 
-def test_the_grammar_case_draws_through_the_stage_and_only_its_allowed_tokens():
+def _top_k_law(logits: np.ndarray, among: np.ndarray, k: int, tau: float) -> np.ndarray:
+    """Top-k at τ over the tokens ``among`` alone, by hand (0 elsewhere)."""
+    kept = among[np.argsort(-logits[among], kind="stable")[:k]]
+    weights = np.exp((logits[kept] - logits[kept].max()) / tau)
+    law = np.zeros(logits.size)
+    law[kept] = weights / weights.sum()
+    return law
+
+
+def test_the_grammar_cases_draw_through_the_stage_as_each_peer_does():
     pytest.importorskip("llguidance")
     from sampler.engine.verify import GRAMMAR_MASK
 
-    name = "grammar mask, top-k 20, τ=0.8"
-    logits, params = CASES[name]
-    counts = sample_counts(logits, params, draws=5000, seed=4)
-    assert counts[~GRAMMAR_MASK].sum() == 0 and (counts > 0).sum() == 20
-    # the oracle: top-k 20 at τ=0.8 over the allowed tokens alone, by hand
-    allowed = np.flatnonzero(GRAMMAR_MASK)
-    kept = allowed[np.argsort(-logits[allowed], kind="stable")[:20]]
-    weights = np.exp((logits[kept] - logits[kept].max()) / 0.8)
-    expected = np.zeros(logits.size)
-    expected[kept] = weights / weights.sum()
-    _, p_value, _ = chi_square(counts, expected)
-    assert p_value > ALPHA
-    # without the mask the same settings draw other tokens: the case has power
-    unmasked = sample_counts(logits, SamplingParams(temperature=0.8, top_k=20), 5000, seed=4)
-    assert chi_square(unmasked, expected)[1] == 0.0
+    logits, masked = CASES["grammar mask, top-k 20, τ=0.8"]
+    _, resampled = CASES["grammar resample, top-k 20, τ=0.8"]
+    # the oracles, by hand: r = top-k 20 at τ=0.8 over the allowed tokens alone (mask first);
+    # llama.cpp draws from q = the same over every token, and again from r when that token is
+    # illegal, so its law is q on the allowed tokens plus q's illegal mass times r
+    r = _top_k_law(logits, np.flatnonzero(GRAMMAR_MASK), 20, 0.8)
+    q = _top_k_law(logits, np.arange(logits.size), 20, 0.8)
+    mixture = np.where(GRAMMAR_MASK, q, 0.0) + q[~GRAMMAR_MASK].sum() * r
+    assert q[~GRAMMAR_MASK].sum() > 0.3  # the two laws differ: each case has power
+    for params, expected, other in ((masked, r, mixture), (resampled, mixture, r)):
+        counts = sample_counts(logits, params, draws=5000, seed=4)
+        assert counts[~GRAMMAR_MASK].sum() == 0
+        assert chi_square(counts, expected)[1] > ALPHA
+        assert chi_square(counts, other)[1] < ALPHA
 
 
 def test_a_draw_outside_the_support_fails_outright():

@@ -127,9 +127,16 @@ GRAMMAR_MASK = np.arange(400) % 3 == 0
 def _grammar_case(logits: np.ndarray) -> dict[str, tuple[np.ndarray, SamplingParams]]:
     if importlib.util.find_spec("llguidance") is None:
         return {}
-    # any valid grammar switches the stage on; the case's FixedMask decides what it allows
-    params = SamplingParams(grammar='root ::= "a"', temperature=0.8, top_k=20, order="llama.cpp")
-    return {"grammar mask, top-k 20, τ=0.8": (logits, params)}
+    # any valid grammar switches the stage on; the case's FixedMask decides what it allows.
+    # Two draws: the mask first, and llama.cpp's (draw without it, again after it if illegal)
+    grammar = {"grammar": 'root ::= "a"', "temperature": 0.8, "top_k": 20, "order": "llama.cpp"}
+    return {
+        "grammar mask, top-k 20, τ=0.8": (logits, SamplingParams(**grammar, grammar_mode="mask")),
+        "grammar resample, top-k 20, τ=0.8": (
+            logits,
+            SamplingParams(**grammar, grammar_mode="resample"),
+        ),
+    }
 
 
 def _matchers(params: SamplingParams, rows: int) -> list[FixedMask] | None:
