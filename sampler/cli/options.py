@@ -1,15 +1,18 @@
-"""Argument parsing shared by the commands: numbers with clear errors, sampling options."""
+"""The options the commands share (model, seed, temperature, run log, one flag per stage
+setting), with clear errors; the number parsers (:mod:`sampler.cli.parse_numbers`) and the
+phrase-ban flags (:mod:`sampler.cli.ban_phrase_options`) are importable from here as before."""
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import click
 from click.shell_completion import CompletionItem
 
+from sampler.cli.ban_phrase_options import ban_phrase_options, banned_phrases
+from sampler.cli.parse_numbers import parse_logit, parse_temperature, parse_temperatures
 from sampler.engine.defaults import DEFAULT_SEED, DEFAULT_TEMPERATURE, parse_seed
 from sampler.engine.params import DEFAULT_ORDER, MODES
 from sampler.engine.presets import PRESETS
@@ -24,6 +27,8 @@ __all__ = [
     "INT64",
     "INT64_MAX",
     "JSON_OPTION",
+    "ban_phrase_options",
+    "banned_phrases",
     "cache_option",
     "complete_model",
     "db_option",
@@ -191,40 +196,6 @@ def open_store(db: str | None, create: bool = True) -> Any:
     return open_run_log(db, create=create)
 
 
-def parse_logit(text: str) -> float:
-    """One logit from the command line: a finite number or -inf."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise InvalidInputError(
-            f"logit {text!r} is not a number: give numbers such as 3.0 -1.5 2e-3, or -inf"
-        ) from None
-    if math.isnan(value) or value == math.inf:
-        raise InvalidInputError(
-            f"logit {text!r} is not allowed: logits must be finite numbers or -inf (masked)"
-        )
-    return value
-
-
-def parse_temperature(text: str) -> float:
-    """One temperature from the command line, by the one temperature rule."""
-    from sampler.softmax import check_temperature
-
-    return check_temperature(text.strip())
-
-
-def parse_temperatures(texts: str | Sequence[str]) -> list[float]:
-    """Temperatures from the command line: ``"0,0.7,1"``, or repeated ``-t`` values.
-
-    Each is checked by the one temperature rule (:func:`sampler.softmax.check_temperature`),
-    and none may repeat.
-    """
-    from sampler.softmax import check_temperatures
-
-    texts = [texts] if isinstance(texts, str) else texts
-    return check_temperatures([part.strip() for text in texts for part in text.split(",")])
-
-
 def _logit_bias(_ctx: click.Context, _param: click.Parameter, items: tuple[str, ...]) -> dict:
     """``ID=BIAS`` items into ``{id: bias}`` (the stage table checks the values)."""
     bias: dict[int, float] = {}
@@ -306,35 +277,3 @@ def sampling_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         command = option(command)
     return command
-
-
-def ban_phrase_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--ban-phrase TEXT`` (repeatable) and ``--ban-phrases FILE``, reaching the command
-    as ``ban_phrase_texts`` and ``ban_phrases_file``; :func:`banned_phrases` joins them."""
-    command = click.option(
-        "--ban-phrases",
-        "ban_phrases_file",
-        metavar="FILE",
-        help="Banned phrases, one a line (see --ban-phrase).",
-    )(command)
-    return click.option(
-        "--ban-phrase",
-        "ban_phrase_texts",
-        multiple=True,
-        metavar="TEXT",
-        help="A phrase no row may produce (repeatable; any case): completing it rewinds the "
-        "row to where it began and bans that token there (docs/phrase-bans.md).",
-    )(command)
-
-
-def banned_phrases(texts: Sequence[str], file: str | None) -> tuple[str, ...] | None:
-    """The phrases of ``--ban-phrase`` then ``--ban-phrases FILE``, checked; ``None`` when
-    neither was given."""
-    from sampler.generation.phrase_bans import check_phrases, read_phrase_file
-
-    if not texts and file is None:
-        return None
-    phrases = [*check_phrases(texts, origin="--ban-phrase")]
-    if file is not None:
-        phrases += read_phrase_file(file)
-    return check_phrases(phrases)
