@@ -7,9 +7,7 @@ in memory (for a self-contained HTML page).
 
 from __future__ import annotations
 
-import colorsys
 import io
-import math
 import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -22,7 +20,14 @@ from sampler.errors import InvalidInputError
 from sampler.files import atomic_writer
 from sampler.plots.figures import finish, printable_label, pyplot
 from sampler.report.bootstrap import MIN_PROMPTS
+from sampler.report.first_step_plot import first_step_bars
 from sampler.report.telemetry_plots import TELEMETRY_PLOTS, telemetry_figures
+from sampler.report.temperature_axis import (
+    temperature_axis,
+    temperature_colours,
+    temperature_positions,
+    temperature_tick,
+)
 
 __all__ = [
     "PLOT_FILES",
@@ -43,62 +48,13 @@ PLOT_FILES = {
     "distinct_vs_temperature.png": "Distinct n-grams against temperature",
     **TELEMETRY_PLOTS,
 }
-MAX_BAR_TOKENS = 10
-def _plain(text: str) -> str:
-    # Model and user text goes into tick labels and titles: a pair of '$' would turn into
-    # mathtext (and may fail to parse), so every '$' is escaped.
-    return text.replace("$", r"\$")
-
-
-def _temperature_tick(temperature: float) -> str:
-    if temperature == 0:
-        return "0 (greedy)"
-    return "∞ (uniform)" if math.isinf(temperature) else f"{temperature:g}"
-
-
-_LINEAR_AXIS_MAX = 1e6
-
-
-def _positions(temperatures: list[float]) -> list[float]:
-    """x of each temperature: τ itself, and τ = ∞ one mean spacing right of the largest finite τ.
-
-    Above τ = 1e6 (τ may be up to 1.8e308) a linear axis would overflow and crush every other
-    temperature into one point: the temperatures are then evenly spaced in order, labelled.
-    """
-    finite = [t for t in temperatures if math.isfinite(t)]
-    top = max(finite, default=0.0)
-    if top > _LINEAR_AXIS_MAX:
-        ranks = sorted(range(len(temperatures)), key=lambda index: temperatures[index])
-        return [float(ranks.index(index)) for index in range(len(temperatures))]
-    spacing = (top - min(finite, default=0.0)) / max(len(finite) - 1, 1) or 1.0
-    return [t if math.isfinite(t) else top + spacing for t in temperatures]
-
-
-def _temperature_colours(plt: Any, count: int) -> list[tuple[float, float, float]]:
-    """coolwarm from cold to hot, with its pale middle darkened so lines show on white."""
-    colours = []
-    for red, green, blue, _ in plt.get_cmap("coolwarm")(np.linspace(0, 1, count)):
-        hue, lightness, saturation = colorsys.rgb_to_hls(red, green, blue)
-        colours.append(colorsys.hls_to_rgb(hue, min(lightness, 0.6), saturation))
-    return colours
+_positions = temperature_positions  # the name tests/test_bad_output.py imports from here
 
 
 def _require_rows(summary: Sequence[dict[str, Any]]) -> list[float]:
     if not summary:
         raise InvalidInputError("the run summary is empty: a plot needs at least one completion")
     return [row["temperature"] for row in summary]
-
-
-def _temperature_axis(axes: Any, temperatures: list[float]) -> None:
-    positions = _positions(temperatures)
-    axes.set_xticks(
-        positions,
-        [_temperature_tick(t) for t in temperatures],
-        rotation=30 if len(temperatures) > 6 else 0,
-    )
-    axes.set_xlabel("temperature τ")
-    span = max(positions) - min(positions) or 1.0
-    axes.set_xlim(min(positions) - 0.08 * span, max(positions) + 0.08 * span)
 
 
 def _interval_bars(summary: Sequence[dict[str, Any]], key: str) -> np.ndarray:
@@ -124,7 +80,7 @@ def entropy_vs_temperature(summary: Sequence[dict[str, Any]]) -> Any:
     )
     for key, label, colour, marker in series:
         axes.errorbar(
-            _positions(temperatures),
+            temperature_positions(temperatures),
             [row[key] for row in summary],
             yerr=_interval_bars(summary, key),
             label=label,
@@ -133,7 +89,7 @@ def entropy_vs_temperature(summary: Sequence[dict[str, Any]]) -> Any:
             capsize=4,
             linewidth=1.5,
         )
-    _temperature_axis(axes, temperatures)
+    temperature_axis(axes, temperatures)
     fewest = min(row["prompts"] for row in summary)
     title = "Entropy against temperature (95 % intervals over prompts"
     # the report's warning travels with the picture, which may be shown alone
@@ -153,7 +109,7 @@ def entropy_traces(completions: Sequence[dict[str, Any]]) -> Any:
     temperatures = _require_rows([{"temperature": t} for t in sorted(by_temperature)])
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(7.5, 4.5))
-    colours = _temperature_colours(plt, len(temperatures))
+    colours = temperature_colours(plt, len(temperatures))
     for colour, temperature in zip(colours, temperatures, strict=True):
         traces = by_temperature[temperature]
         length = max((len(trace) for trace in traces), default=0)
@@ -165,96 +121,13 @@ def entropy_traces(completions: Sequence[dict[str, Any]]) -> Any:
             means,
             color=colour,
             linewidth=1.6,
-            label=f"τ = {_temperature_tick(temperature)}",
+            label=f"τ = {temperature_tick(temperature)}",
         )
     axes.set_xlabel("generation step")
     axes.set_ylabel("mean entropy of the final distribution (nats)")
     axes.set_title("Entropy per generation step, by temperature")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small", ncols=2 if len(temperatures) > 5 else 1)
-    figure.tight_layout()
-    return figure
-
-
-def _first_step_tops(completions: Sequence[dict[str, Any]]) -> dict[str, dict[float, list]]:
-    tops: dict[str, dict[float, list]] = defaultdict(dict)
-    for row in completions:
-        top = (row.get("extra") or {}).get("first_step_top")
-        if row.get("sample") == 0 and top:
-            tops[row["prompt"]][row["temperature"]] = top
-    return tops
-
-
-def first_step_bars(completions: Sequence[dict[str, Any]], prompt: str | None = None) -> Any:
-    """Grouped bars of one prompt's first-step probabilities, one group per temperature.
-
-    The tokens are the union of each temperature's stored top list, the ``MAX_BAR_TOKENS``
-    with the highest probability at any temperature. A token missing from one temperature's
-    list gets no bar there (its probability is only known to be below that list's last one).
-    ``prompt`` defaults to the first prompt with first-step data; a run without any gives a
-    figure that says so, so a report can still be drawn.
-    """
-    tops = _first_step_tops(completions)
-    plt = pyplot()
-    figure, axes = plt.subplots(figsize=(9, 4.8))
-    if prompt is None and not tops:
-        axes.text(
-            0.5,
-            0.5,
-            "no first-step distribution stored in this run",
-            ha="center",
-            va="center",
-            transform=axes.transAxes,
-        )
-        axes.set_axis_off()
-        axes.set_title("First-step next-token probabilities")
-        return figure
-    if prompt is None:
-        prompt = next(iter(tops))
-    if prompt not in tops:
-        plt.close(figure)
-        known = ", ".join(repr(p[:40]) for p in list(tops)[:5]) or "none"
-        raise InvalidInputError(
-            f"prompt {prompt[:60]!r} has no first-step data in this run; prompts with it: {known}"
-        )
-    by_temperature = dict(sorted(tops[prompt].items()))
-    best: dict[int, float] = {}
-    labels: dict[int, str] = {}
-    for entries in by_temperature.values():
-        for entry in entries:
-            token = int(entry["token"])
-            best[token] = max(best.get(token, 0.0), float(entry["prob"]))
-            labels.setdefault(token, str(entry["label"]))
-    tokens = sorted(best, key=lambda t: (-best[t], t))[:MAX_BAR_TOKENS]
-    positions = np.arange(len(tokens))
-    width = 0.8 / len(by_temperature)
-    colours = _temperature_colours(plt, len(by_temperature))
-    for i, (temperature, entries) in enumerate(by_temperature.items()):
-        probs = {int(e["token"]): float(e["prob"]) for e in entries}
-        heights = [probs.get(token, np.nan) for token in tokens]
-        offset = (i - (len(by_temperature) - 1) / 2) * width
-        axes.bar(
-            positions + offset,
-            heights,
-            width,
-            color=colours[i],
-            label=f"τ = {_temperature_tick(temperature)}",
-        )
-    axes.set_xticks(
-        positions,
-        [_plain(printable_label(labels[t])) for t in tokens],
-        rotation=45,
-        ha="right",
-        rotation_mode="anchor",
-        family="monospace",
-    )
-    axes.set_xlabel("first generated token (␣ = space)")
-    axes.set_ylabel("probability")
-    axes.set_ylim(0, 1.05)
-    shown = " ".join(prompt.split())
-    shown = shown if len(shown) <= 60 else shown[:59] + "…"
-    axes.set_title(_plain(f"First-step probabilities for {shown!r}"))
-    axes.legend(fontsize="small", ncols=2 if len(by_temperature) > 4 else 1)
     figure.tight_layout()
     return figure
 
@@ -267,14 +140,14 @@ def distinct_vs_temperature(summary: Sequence[dict[str, Any]]) -> Any:
     # Distinct-2 and -3 often both sit at 1.0: line styles keep overlapping lines apart.
     for n, marker, style in ((1, "o", "-"), (2, "s", "--"), (3, "^", ":")):
         axes.plot(
-            _positions(temperatures),
+            temperature_positions(temperatures),
             [row[f"distinct_{n}"] for row in summary],
             marker=marker,
             linestyle=style,
             linewidth=1.8,
             label=f"distinct-{n}",
         )
-    _temperature_axis(axes, temperatures)
+    temperature_axis(axes, temperatures)
     axes.set_ylabel("unique / total n-grams")
     axes.set_ylim(0, 1.05)
     axes.set_title("Diversity against temperature")
