@@ -3,9 +3,9 @@
 Every command parses its arguments, calls library functions a user could call from Python,
 and prints. Bad input becomes one line on stderr and exit code 2, never a traceback. The
 commands live in ``math_commands`` (softmax, chain, verify), ``model_commands`` (generate,
-models), ``experiment_commands`` (sweep, compare, analyze) and ``runlog_commands`` (runs,
-export, report); ``options`` holds the parsing they share, including a flag for every setting
-of the stage table.
+models), ``experiment_commands`` (sweep, compare), ``analyze_command`` (analyze) and
+``runlog_commands`` (runs, export, report); ``options`` holds the parsing they share,
+including a flag for every setting of the stage table.
 """
 
 from __future__ import annotations
@@ -130,6 +130,7 @@ def main() -> None:
 
 # Registering the commands needs `cli` above.
 from sampler.cli import (  # noqa: E402, F401
+    analyze_command,
     chain_command,
     divergence_command,
     experiment_commands,
