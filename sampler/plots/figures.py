@@ -13,6 +13,7 @@ __all__ = [
     "FIGURE_FORMATS",
     "check_figure_path",
     "finish",
+    "plain_text",
     "printable_label",
     "pyplot",
     "save_figure",
@@ -21,6 +22,12 @@ __all__ = [
 FIGURE_FORMATS = {".png": "png", ".svg": "svg"}
 MAX_LABEL_CHARS = 16
 _ESCAPES = {" ": "␣", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def plain_text(text: str) -> str:
+    """Text matplotlib shows as it is: model and user text goes into tick labels and titles,
+    where a pair of ``$`` would turn into mathtext (and may fail to parse)."""
+    return text.replace("$", r"\$")
 
 
 def printable_label(label: str, limit: int = MAX_LABEL_CHARS) -> str:

@@ -12,16 +12,17 @@ from pathlib import Path
 import numpy as np
 
 from sampler.analysis.model_step import StageTrace, before_after
-from sampler.plots.figures import check_figure_path, printable_label, pyplot, save_figure
+from sampler.plots.figures import (
+    check_figure_path,
+    plain_text,
+    printable_label,
+    pyplot,
+    save_figure,
+)
 
 __all__ = ["plot_step"]
 
 SHORT_LABEL = 4  # characters: labels this short stand level under their bars
-
-
-def _plain(text: str) -> str:
-    """Text matplotlib shows as it is: ``$`` would start its math mode."""
-    return text.replace("$", r"\$")
 
 
 def _telemetry(step: StageTrace, vocab_size: int) -> str:
@@ -79,7 +80,7 @@ def plot_step(
     for x, p in zip(positions[dropped], p_before[dropped], strict=True):
         axes.text(x - width / 2, p + 0.015 * top, "✗", ha="center", va="bottom",
                   color="tab:red", fontsize=11, fontweight="bold")
-    names = [_plain(printable_label(label)) for label in labels]
+    names = [plain_text(printable_label(label)) for label in labels]
     axes.set_xticks(positions, names, fontfamily="monospace", fontsize=10)
     for tick, name, cut in zip(axes.get_xticklabels(), names, dropped, strict=True):
         if len(name) > SHORT_LABEL:  # a short label reads best level, a long one tilted
@@ -97,7 +98,7 @@ def plot_step(
     subtitle = _telemetry(after, vocab_size) if masked else (
         f"kept {after.kept_tokens:,} of {vocab_size:,} tokens · kept mass {after.kept_mass:.4f}"
     )
-    axes.set_title(_plain(f"{title}\n{subtitle}"), fontsize=10, loc="left")
+    axes.set_title(plain_text(f"{title}\n{subtitle}"), fontsize=10, loc="left")
     figure.tight_layout()
     try:
         return save_figure(figure, target)

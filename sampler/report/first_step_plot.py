@@ -10,18 +10,12 @@ from typing import Any
 import numpy as np
 
 from sampler.errors import InvalidInputError
-from sampler.plots.figures import printable_label, pyplot
+from sampler.plots.figures import plain_text, printable_label, pyplot
 from sampler.report.temperature_axis import temperature_colours, temperature_tick
 
 __all__ = ["MAX_BAR_TOKENS", "first_step_bars"]
 
 MAX_BAR_TOKENS = 10
-
-
-def _plain(text: str) -> str:
-    # Model and user text goes into tick labels and titles: a pair of '$' would turn into
-    # mathtext (and may fail to parse), so every '$' is escaped.
-    return text.replace("$", r"\$")
 
 
 def _first_step_tops(completions: Sequence[dict[str, Any]]) -> dict[str, dict[float, list]]:
@@ -90,7 +84,7 @@ def first_step_bars(completions: Sequence[dict[str, Any]], prompt: str | None = 
         )
     axes.set_xticks(
         positions,
-        [_plain(printable_label(labels[t])) for t in tokens],
+        [plain_text(printable_label(labels[t])) for t in tokens],
         rotation=45,
         ha="right",
         rotation_mode="anchor",
@@ -101,7 +95,7 @@ def first_step_bars(completions: Sequence[dict[str, Any]], prompt: str | None = 
     axes.set_ylim(0, 1.05)
     shown = " ".join(prompt.split())
     shown = shown if len(shown) <= 60 else shown[:59] + "…"
-    axes.set_title(_plain(f"First-step probabilities for {shown!r}"))
+    axes.set_title(plain_text(f"First-step probabilities for {shown!r}"))
     axes.legend(fontsize="small", ncols=2 if len(by_temperature) > 4 else 1)
     figure.tight_layout()
     return figure
