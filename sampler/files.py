@@ -12,7 +12,14 @@ from typing import BinaryIO
 
 from sampler.errors import InvalidInputError
 
-__all__ = ["atomic_writer", "check_writable_folder", "make_folder", "read_only", "safe_file_name"]
+__all__ = [
+    "atomic_writer",
+    "check_writable_folder",
+    "make_folder",
+    "read_lines",
+    "read_only",
+    "safe_file_name",
+]
 
 
 def safe_file_name(name: str, fallback: str = "run") -> str:
@@ -29,6 +36,17 @@ def safe_file_name(name: str, fallback: str = "run") -> str:
     """
     safe = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")[:100]
     return safe or fallback
+
+
+def read_lines(path: str | os.PathLike[str], what: str) -> list[str]:
+    """The lines of UTF-8 text file ``path`` (line ends removed), or a one-line error
+    ``cannot read {what} 'path': reason``."""
+    file = Path(path)
+    try:
+        return file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or "not UTF-8 text"
+        raise InvalidInputError(f"cannot read {what} {str(file)!r}: {reason}") from None
 
 
 def read_only(path: Path) -> bool:

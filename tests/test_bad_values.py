@@ -146,3 +146,17 @@ def test_generate_and_compare_check_the_vocabulary_before_recording(tmp_path, co
                      "--logit-bias", "300=1", "--db", str(db))
     one_error_line(result, "logit_bias token 300", "ids 0..299")
     assert _runs_in(db) == []
+
+
+@pytest.mark.parametrize(("name", "content", "reason"), [
+    ("latin1.txt", "caf\xe9\n".encode("latin-1"), "not UTF-8 text"),
+    ("missing.txt", None, "No such file or directory"),
+])
+def test_an_unreadable_prompts_file_is_one_line(tmp_path, name, content, reason):
+    prompts = tmp_path / name
+    if content is not None:
+        prompts.write_bytes(content)
+    db = tmp_path / "log.db"
+    result = run_cli(*SWEEP[:3], "--prompts", str(prompts), "--db", str(db))
+    one_error_line(result, "cannot read prompts", name, reason)
+    assert _runs_in(db) == []

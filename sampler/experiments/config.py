@@ -27,6 +27,7 @@ from sampler.engine.params import DEFAULT_ORDER, SamplingParams, setting_fields
 from sampler.engine.presets import check_mode_has_grammar
 from sampler.engine.stages import SETTINGS
 from sampler.errors import InvalidInputError
+from sampler.files import read_lines
 from sampler.generation.generation_row import STREAM_KEYS, GenerationRow
 from sampler.generation.phrase_bans import check_phrases
 from sampler.messages import check_text
@@ -198,11 +199,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
 def read_prompts(path: str | Path) -> list[str]:
     """Prompts from a file: one per line, or JSONL lines ``{"prompt": "..."}``; blanks skipped."""
     file = Path(path)
-    try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or "not UTF-8 text"
-        raise InvalidInputError(f"cannot read prompts {str(file)!r}: {reason}") from None
+    lines = read_lines(file, "prompts")
     prompts = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():

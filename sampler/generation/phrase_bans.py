@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from sampler.errors import InvalidInputError
+from sampler.files import read_lines
 from sampler.generation.generation_row import Completion
 from sampler.messages import check_text, shown
 from sampler.sources.base import LogitSource, text_tokens
@@ -97,11 +98,7 @@ def read_phrase_file(path: str | Path) -> tuple[str, ...]:
     """Phrases from a file, one a line, exactly as written (the line end removed); blank
     lines are skipped."""
     file = Path(path)
-    try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or "not UTF-8 text"
-        raise InvalidInputError(f"cannot read banned phrases {str(file)!r}: {reason}") from None
+    lines = read_lines(file, "banned phrases")
     phrases = [line for line in lines if line.strip()]
     if not phrases:
         raise InvalidInputError(f"banned phrases file {str(file)!r} has no phrases")
